@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/jobfile"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+// summary is what `enqueue` reports; its JSON form is part of the contract.
+type summary struct {
+	BatchID         *string    `json:"batch_id"`
+	JobID           string     `json:"job_id,omitempty"`
+	DryRun          bool       `json:"dry_run,omitempty"`
+	Valid           int        `json:"valid"`
+	Enqueued        int        `json:"enqueued"`
+	Duplicate       int        `json:"duplicate"`
+	AlreadyLaunched int        `json:"already_launched"`
+	DeadLettered    int        `json:"dead_lettered"`
+	Invalid         int        `json:"invalid"`
+	Failed          int        `json:"failed"`
+	Errors          []rowError `json:"errors"`
+	ErrorsOmitted   int        `json:"errors_omitted,omitempty"`
+}
+
+type rowError struct {
+	Line   int    `json:"line"`
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// maxReportedErrors bounds the error list, so that memory does not grow with
+// a file of bad rows; the counts stay exact.
+const maxReportedErrors = 1000
+
+func (s *summary) addError(line int, field, reason string) {
+	if len(s.Errors) >= maxReportedErrors {
+		s.ErrorsOmitted++
+		return
+	}
+	s.Errors = append(s.Errors, rowError{Line: line, Field: field, Reason: reason})
+}
+
+func (s *summary) addInvalid(line int, err error) {
+	s.Invalid++
+	var ve *launch.ValidationError
+	if errors.As(err, &ve) {
+		for _, fe := range ve.Errors {
+			s.addError(line, fe.Field, fe.Reason)
+		}
+		return
+	}
+	s.addError(line, "", err.Error())
+}
+
+func (s *summary) count(st queue.Status, line int, id string) {
+	switch st {
+	case queue.Enqueued:
+		s.Enqueued++
+	case queue.Duplicate:
+		s.Duplicate++
+	case queue.AlreadyLaunched:
+		s.AlreadyLaunched++
+	case queue.DeadLettered:
+		s.DeadLettered++
+	case queue.Conflict:
+		s.Invalid++
+		s.addError(line, "id", fmt.Sprintf("job ID %q exists with a different payload", id))
+	}
+}
+
+// ok reports whether every row was enqueued, a duplicate or already launched.
+func (s *summary) ok() bool { return s.Invalid == 0 && s.Failed == 0 && s.DeadLettered == 0 }
+
+func runEnqueue(ctx context.Context, args []string, io stdio) int {
+	f := newFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--json]",
+		`Validates launch jobs and puts them on the launch queue. Without --file, one job
+(a JSON object) is read from stdin. With --file, every row is validated first and
+nothing is enqueued if any row is invalid, unless --skip-invalid. Jobs whose ID is
+already known are reported (duplicate, already launched, dead-lettered), not
+enqueued again. Exit status 0 when every row is enqueued, a duplicate or already
+launched; 1 otherwise.`)
+	file := f.String("file", "", "read jobs from `PATH` (\"-\" for stdin), JSONL or CSV")
+	format := f.String("format", "", "file format, jsonl or csv (default: from the file name, else jsonl)")
+	skipInvalid := f.Bool("skip-invalid", false, "enqueue the valid rows even if some are invalid")
+	dryRun := f.Bool("dry-run", false, "validate only; enqueue nothing")
+	force := f.Bool("force", false, "launch again jobs that already succeeded")
+	asJSON := f.Bool("json", false, "print the summary as JSON")
+	batchName := f.String("batch-name", "", "name of the batch (default: the file name)")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return f.usageError("unexpected argument %q (use --file PATH)", pos[0])
+	}
+	cfg, err := config.Load(config.NeedSID)
+	if err != nil {
+		return fail(io, err)
+	}
+	if *file == "" {
+		if *format == "csv" {
+			return f.usageError("--format csv needs --file")
+		}
+		return enqueueOne(ctx, io, cfg, *dryRun, *force, *asJSON)
+	}
+	fmtName := *format
+	if fmtName == "" {
+		fmtName = "jsonl"
+		if strings.EqualFold(filepath.Ext(*file), ".csv") {
+			fmtName = "csv"
+		}
+	}
+	ff, err := jobfile.ParseFormat(fmtName)
+	if err != nil {
+		return f.usageError("%v", err)
+	}
+	name := *batchName
+	if name == "" {
+		name = filepath.Base(*file)
+		if *file == "-" {
+			name = "stdin"
+		}
+	}
+	r := &fileRun{io: io, cfg: cfg, path: *file, format: ff, skipInvalid: *skipInvalid,
+		dryRun: *dryRun, force: *force, batchName: name}
+	s, err := r.run(ctx)
+	if err != nil {
+		return fail(io, err)
+	}
+	report(io, s, *asJSON)
+	if !s.ok() {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func report(io stdio, s *summary, asJSON bool) {
+	if s.Errors == nil {
+		s.Errors = []rowError{}
+	}
+	if asJSON {
+		printJSON(io.out, s)
+		return
+	}
+	for _, e := range s.Errors {
+		switch {
+		case e.Line > 0 && e.Field != "":
+			fprintf(io.err, "line %d: %s: %s\n", e.Line, e.Field, e.Reason)
+		case e.Line > 0:
+			fprintf(io.err, "line %d: %s\n", e.Line, e.Reason)
+		default:
+			fprintf(io.err, "%s: %s\n", e.Field, e.Reason)
+		}
+	}
+	if s.ErrorsOmitted > 0 {
+		fprintf(io.err, "(%d more errors not shown)\n", s.ErrorsOmitted)
+	}
+	if s.DryRun {
+		fprintf(io.out, "dry run: %d valid, %d invalid; nothing enqueued\n", s.Valid, s.Invalid)
+		return
+	}
+	fprintf(io.out, "enqueued %d, duplicate %d, already launched %d, dead-lettered %d, invalid %d",
+		s.Enqueued, s.Duplicate, s.AlreadyLaunched, s.DeadLettered, s.Invalid)
+	if s.Failed > 0 {
+		fprintf(io.out, ", failed %d", s.Failed)
+	}
+	if s.BatchID != nil {
+		fprintf(io.out, " (batch %s)", *s.BatchID)
+	}
+	if s.JobID != "" {
+		fprintf(io.out, " (job %s)", s.JobID)
+	}
+	fprintf(io.out, "\n")
+	if s.DeadLettered > 0 {
+		fprintf(io.out, "dead-lettered jobs wait for `rcslaunch dlq retry`\n")
+	}
+}
+
+// enqueueOne reads one JSON job from stdin.
+func enqueueOne(ctx context.Context, io stdio, cfg config.Config, dryRun, force, asJSON bool) int {
+	data, err := readAllLimited(io.in, launch.MaxJobBytes)
+	if err != nil {
+		return fail(io, fmt.Errorf("read job from stdin: %w", err))
+	}
+	s := &summary{}
+	job, err := launch.Parse(data)
+	if err != nil {
+		s.addInvalid(0, err)
+		report(io, s, asJSON)
+		return exitFailed
+	}
+	s.Valid = 1
+	job.ID = launch.IDFor(cfg.SID, job)
+	s.JobID = job.ID
+	if dryRun {
+		s.DryRun = true
+		report(io, s, asJSON)
+		return exitOK
+	}
+	a, err := openWith(ctx, cfg)
+	if err != nil {
+		return fail(io, err)
+	}
+	defer a.Close()
+	st, err := a.producer.Enqueue(ctx, job, "", force)
+	if err != nil {
+		s.Failed++
+		s.addError(0, "", err.Error())
+	} else {
+		s.count(st, 0, job.ID)
+	}
+	report(io, s, asJSON)
+	if !s.ok() {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func readAllLimited(r io.Reader, limit int) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("more than %d bytes; a single job must be smaller", limit)
+	}
+	return data, nil
+}
+
+// fileRun is one `enqueue --file` run.
+type fileRun struct {
+	io          stdio
+	cfg         config.Config
+	path        string
+	format      jobfile.Format
+	skipInvalid bool
+	dryRun      bool
+	force       bool
+	batchName   string
+}
+
+// enqueueWorkers overlap Redis round trips; more gains little on a few cores.
+const enqueueWorkers = 8
+
+func (r *fileRun) run(ctx context.Context) (*summary, error) {
+	path, cleanup, err := r.source()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	s := &summary{}
+	rows := -1
+	if !r.skipInvalid || r.dryRun {
+		// First pass: validate everything, so that a bad row stops the
+		// whole file before anything is enqueued.
+		rows = 0
+		err := r.each(path, -1, func(row jobfile.Row) {
+			rows++
+			if row.Err != nil {
+				s.addInvalid(row.Line, row.Err)
+			} else {
+				s.Valid++
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if r.dryRun {
+			s.DryRun = true
+			return s, nil
+		}
+		if s.Invalid > 0 {
+			return s, nil
+		}
+		s.Valid = 0
+	}
+	a, err := openWith(ctx, r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	batch := newBatchID()
+	s.BatchID = &batch
+
+	type item struct {
+		line int
+		job  launch.Job
+	}
+	var mu sync.Mutex
+	work := make(chan item)
+	var wg sync.WaitGroup
+	for i := 0; i < enqueueWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				st, err := a.producer.Enqueue(ctx, it.job, batch, r.force)
+				mu.Lock()
+				if err != nil {
+					s.Failed++
+					s.addError(it.line, "", "not enqueued: "+err.Error())
+				} else {
+					s.count(st, it.line, it.job.ID)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	err = r.each(path, rows, func(row jobfile.Row) {
+		if row.Err != nil {
+			mu.Lock()
+			s.addInvalid(row.Line, row.Err)
+			mu.Unlock()
+			return
+		}
+		row.Job.ID = launch.IDFor(r.cfg.SID, row.Job)
+		mu.Lock()
+		s.Valid++
+		mu.Unlock()
+		select {
+		case work <- item{row.Line, row.Job}:
+		case <-ctx.Done():
+		}
+	})
+	close(work)
+	wg.Wait()
+	sort.SliceStable(s.Errors, func(i, j int) bool { return s.Errors[i].Line < s.Errors[j].Line })
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if err != nil {
+		// Say exactly how far it got; the rows enqueued so far stay enqueued.
+		report(r.io, s, false)
+		return nil, fmt.Errorf("enqueue stopped early: %w", err)
+	}
+	return s, nil
+}
+
+// source returns a path to read twice: the file itself, or stdin spooled to a
+// temporary file (so that validating first does not hold stdin in memory).
+func (r *fileRun) source() (string, func(), error) {
+	if r.path != "-" {
+		if _, err := os.Stat(r.path); err != nil {
+			return "", nil, fmt.Errorf("--file: %w", err)
+		}
+		return r.path, func() {}, nil
+	}
+	tmp, err := os.CreateTemp("", "rcslaunch-stdin-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("spool stdin: %w", err)
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, r.io.in); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("spool stdin: %w", err)
+	}
+	return tmp.Name(), cleanup, nil
+}
+
+// each streams the file's rows to fn, with a progress bar on a terminal.
+// total is the number of rows when known, else -1.
+func (r *fileRun) each(path string, total int, fn func(jobfile.Row)) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("--file: %w", err)
+	}
+	defer fh.Close()
+	rd, err := jobfile.NewReader(fh, r.format)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.path, err)
+	}
+	bar := r.progress(total)
+	defer bar.Finish()
+	for {
+		row, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.path, err)
+		}
+		fn(row)
+		_ = bar.Add(1)
+	}
+}
+
+func (r *fileRun) progress(total int) *progressbar.ProgressBar {
+	desc := "enqueueing"
+	if total < 0 || r.dryRun {
+		desc = "validating"
+	}
+	return progressBar(r.io, int64(total), desc)
+}
+
+// progressBar shows progress on stderr when it is a terminal, and nothing
+// otherwise; total -1 means unknown.
+func progressBar(io stdio, total int64, desc string) *progressbar.ProgressBar {
+	if !isTerminal(io.err) {
+		return progressbar.DefaultSilent(total)
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(io.err),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fprintf(io.err, "\n") }),
+	)
+}
+
+// newBatchID names a batch: sortable by time, unique without coordination.
+func newBatchID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "b_" + time.Now().UTC().Format("20060102T150405") + "_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,291 @@
+package kaleyra
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+// Defaults for Options.
+const (
+	defaultTimeout      = 30 * time.Second
+	defaultRetryCode    = "RCS502"
+	maxIdleConnsPerHost = 64
+	maxSIDLen           = 128
+)
+
+// Options configure a Client.
+type Options struct {
+	// BaseURL is the API base, as returned by BaseURL.
+	BaseURL string
+	// SID is the account SID; it becomes part of the request path.
+	SID string
+	// APIKey is sent in the api-key header.
+	APIKey Secret
+	// Timeout bounds each call, from connecting to reading the whole
+	// answer. Zero means 30s.
+	Timeout time.Duration
+	// RetryCodes are the Kaleyra codes classified as Retryable. Empty means
+	// just RCS502.
+	RetryCodes []string
+	// HTTPClient, when set, is used instead of the default client (in
+	// tests). Whatever its CheckRedirect, redirects are not followed.
+	HTTPClient *http.Client
+}
+
+// Client calls Kaleyra's launch endpoint for one account. It is safe for
+// concurrent use.
+type Client struct {
+	http     *http.Client
+	endpoint string
+	// key is a pointer so that printing a Client with fmt shows an address:
+	// fmt cannot call Secret's methods on an unexported field.
+	key     *Secret
+	timeout time.Duration
+	retry   map[string]bool
+}
+
+// New returns a Client for o after checking it: BaseURL as BaseURL checks
+// an override, SID made of letters, digits, '-' and '_', a non-empty API key
+// without control characters, and retry codes that Kaleyra can send as a
+// failure (matched case-insensitively; never RCS902 or a pseudo-code).
+func New(o Options) (*Client, error) {
+	base, err := checkBaseURL(o.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("kaleyra: base URL: %w", err)
+	}
+	if err := checkSID(o.SID); err != nil {
+		return nil, fmt.Errorf("kaleyra: SID: %w", err)
+	}
+	if err := checkKey(o.APIKey); err != nil {
+		return nil, fmt.Errorf("kaleyra: API key: %w", err)
+	}
+	timeout := o.Timeout
+	switch {
+	case timeout < 0:
+		return nil, fmt.Errorf("kaleyra: timeout %v is negative", timeout)
+	case timeout == 0:
+		timeout = defaultTimeout
+	}
+	retry, err := retrySet(o.RetryCodes)
+	if err != nil {
+		return nil, fmt.Errorf("kaleyra: retry codes: %w", err)
+	}
+	key := o.APIKey
+	return &Client{
+		http:     httpClient(o.HTTPClient),
+		endpoint: base + "/v1/" + o.SID + "/rcs/agent/launch",
+		key:      &key,
+		timeout:  timeout,
+		retry:    retry,
+	}, nil
+}
+
+// checkSID accepts letters, digits, '-' and '_', so that the SID is one
+// path segment that needs no escaping.
+func checkSID(sid string) error {
+	switch {
+	case sid == "":
+		return errors.New("empty")
+	case len(sid) > maxSIDLen:
+		return fmt.Errorf("%d bytes long, more than the %d allowed", len(sid), maxSIDLen)
+	}
+	for _, r := range sid {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("%s must contain only letters, digits, '-' and '_'", quote(sid, 40))
+		}
+	}
+	return nil
+}
+
+// checkKey rejects a key that cannot be sent as a header value. Its errors
+// never include the key.
+func checkKey(key Secret) error {
+	k := key.Reveal()
+	if strings.TrimSpace(k) == "" {
+		return errors.New("empty")
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < ' ' && k[i] != '\t' || k[i] == 0x7f {
+			return errors.New("contains a control character (a stray newline?)")
+		}
+	}
+	return nil
+}
+
+// retrySet turns RetryCodes into a set, refusing codes that cannot come from
+// Kaleyra as a failure: our pseudo-codes (timeouts, transport errors and bad
+// answers are never retried, as the request may have been launched) and the
+// success code.
+func retrySet(codes []string) (map[string]bool, error) {
+	if len(codes) == 0 {
+		codes = []string{defaultRetryCode}
+	}
+	set := make(map[string]bool, len(codes))
+	for _, c := range codes {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		switch {
+		case c == "":
+			return nil, errors.New("empty code in the list")
+		case c == codeCreated:
+			return nil, fmt.Errorf("%s means success and cannot be retried", codeCreated)
+		case !plausibleCode(c):
+			return nil, fmt.Errorf("%s is not a Kaleyra code (our own codes TIMEOUT, TRANSPORT_ERROR, BAD_RESPONSE and THROTTLED are not retry codes)", quote(c, maxCodeLen))
+		}
+		set[c] = true
+	}
+	return set, nil
+}
+
+// httpClient returns the client Launch uses: hc or a pooled default, never
+// following redirects, which would send the api-key header to another URL.
+func httpClient(hc *http.Client) *http.Client {
+	var c http.Client
+	if hc != nil {
+		c = *hc
+	} else {
+		t, ok := http.DefaultTransport.(*http.Transport)
+		if ok {
+			t = t.Clone()
+		} else {
+			t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+		}
+		t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+		c.Transport = t
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// errCallTimeout is the cause of a context ended by Options.Timeout, to tell
+// it from the caller's own deadline.
+var errCallTimeout = errors.New("kaleyra: call timeout")
+
+// How far the request got, as seen by httptrace; zero is "not yet written".
+const (
+	writing     int32 = iota + 1 // headers written, body maybe not yet
+	written                      // the whole request written
+	writeFailed                  // writing failed part way
+)
+
+// Launch submits job to Kaleyra and returns what came of it. The body is
+// exactly job.Body(), without the job's ID. Launch never fails: a timeout, a
+// transport error or an unreadable answer is an Outcome too.
+func (c *Client) Launch(ctx context.Context, job launch.Job) Outcome {
+	start := time.Now()
+	out := c.launch(ctx, job.Body())
+	out.Duration = time.Since(start)
+	c.redact(&out)
+	return out
+}
+
+func (c *Client) launch(ctx context.Context, body []byte) Outcome {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errCallTimeout)
+	defer cancel()
+	var state atomic.Int32
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteHeaders: func() { state.Store(writing) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err != nil {
+				state.Store(writeFailed)
+			} else {
+				state.Store(written)
+			}
+		},
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return Outcome{Class: Terminal, Code: CodeTransport, Message: "building the request: " + err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "rcslaunch")
+	req.Header.Set("api-key", c.key.Reveal())
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// A request still being written when the call failed may yet have
+		// reached Kaleyra whole, so it counts as sent.
+		s := state.Load()
+		sent := s == writing || s == written
+		where := "before the request was sent"
+		if sent {
+			where = "after the request was sent, so the agent may have been launched"
+		}
+		return c.failed(ctx, err, 0, sent, where)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil && resp.StatusCode != http.StatusTooManyRequests {
+		// Only a 2xx answer may mean the launch was created.
+		return c.failed(ctx, err, resp.StatusCode, resp.StatusCode/100 == 2,
+			fmt.Sprintf("while reading the body of an HTTP %d answer", resp.StatusCode))
+	}
+	header, data := c.scrub(resp.Header, data)
+	return ParseResponse(resp.StatusCode, header, data, c.retry)
+}
+
+// failed builds the outcome of a call that got no usable answer.
+func (c *Client) failed(ctx context.Context, err error, status int, uncertain bool, where string) Outcome {
+	code, cause := CodeTransport, "transport error"
+	switch {
+	case errors.Is(context.Cause(ctx), errCallTimeout):
+		code, cause = CodeTimeout, fmt.Sprintf("no answer within the %v call timeout", c.timeout)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		code, cause = CodeTimeout, "the caller's deadline passed"
+	case errors.Is(ctx.Err(), context.Canceled):
+		cause = "cancelled by the caller"
+	case isTimeout(err):
+		code, cause = CodeTimeout, "timed out"
+	}
+	return Outcome{
+		Class:      Terminal,
+		Code:       code,
+		Message:    truncate(cause+" "+where+": "+err.Error(), maxMessage),
+		HTTPStatus: status,
+		Uncertain:  uncertain,
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// scrub replaces the API key wherever a server echoed it into the body or
+// the Location header, before any of it is quoted in a message or kept.
+func (c *Client) scrub(header http.Header, body []byte) (http.Header, []byte) {
+	key := []byte(c.key.Reveal())
+	if bytes.Contains(body, key) {
+		body = bytes.ReplaceAll(body, key, []byte(redacted))
+	}
+	if loc := header.Get("Location"); strings.Contains(loc, string(key)) {
+		header = header.Clone()
+		header.Set("Location", strings.ReplaceAll(loc, string(key), redacted))
+	}
+	return header, body
+}
+
+// redact removes the API key from every string of out, as a last guard for
+// the messages of errors this package does not control.
+func (c *Client) redact(out *Outcome) {
+	key := c.key.Reveal()
+	for _, s := range []*string{&out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID} {
+		if strings.Contains(*s, key) {
+			*s = strings.ReplaceAll(*s, key, redacted)
+		}
+	}
+	if bytes.Contains(out.Raw, []byte(key)) {
+		out.Raw = nil
+	}
+}

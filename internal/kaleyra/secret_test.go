@@ -1,0 +1,75 @@
+package kaleyra_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+)
+
+// testKey is the API key used throughout the tests; it must never show up in
+// anything but the api-key header.
+const testKey = "k3y5ecret0f7e3b8497f58a94e84b671a"
+
+func TestSecretNeverPrinted(t *testing.T) {
+	s := kaleyra.Secret(testKey)
+	type holder struct {
+		Name string
+		Key  kaleyra.Secret
+	}
+	h := holder{"acct", s}
+	var prints []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3s"} {
+		prints = append(prints,
+			fmt.Sprintf(verb, s),
+			fmt.Sprintf(verb, h),
+			fmt.Sprintf(verb, &h),
+			fmt.Sprintf(verb, []kaleyra.Secret{s}),
+			fmt.Sprintf(verb, map[string]kaleyra.Secret{"k": s}),
+		)
+	}
+	prints = append(prints, fmt.Sprint(s), fmt.Sprintln(h), s.String(), s.GoString())
+	for _, v := range []any{s, h, &h, []kaleyra.Secret{s}, map[string]kaleyra.Secret{"k": s}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("json.Marshal(%T): %v", v, err)
+		}
+		prints = append(prints, string(b))
+	}
+	text, _ := s.MarshalText()
+	prints = append(prints, string(text))
+	for _, p := range prints {
+		if strings.Contains(p, testKey) || strings.Contains(p, testKey[:8]) {
+			t.Errorf("printed the key: %s", p)
+		}
+		if !strings.Contains(p, "[redacted]") {
+			t.Errorf("printed %q, want [redacted] in it", p)
+		}
+	}
+	if got, _ := json.Marshal(h); string(got) != `{"Name":"acct","Key":"[redacted]"}` {
+		t.Errorf("json.Marshal = %s", got)
+	}
+	if got := fmt.Sprintf("%q", s); got != `"[redacted]"` {
+		t.Errorf("%%q = %s", got)
+	}
+	if s.Reveal() != testKey {
+		t.Errorf("Reveal() = %q", s.Reveal())
+	}
+}
+
+func TestClientNeverPrintsKey(t *testing.T) {
+	o := kaleyra.Options{BaseURL: "https://rcs-api.in.kaleyra.io", SID: "SID1", APIKey: testKey}
+	c, err := kaleyra.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
+		for _, v := range []any{c, *c, o, &o} {
+			if p := fmt.Sprintf(verb, v); strings.Contains(p, testKey) {
+				t.Errorf("fmt %s of %T printed the key: %s", verb, v, p)
+			}
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxBody is the largest launch request body accepted; a larger one is
+// answered RCS701.
+const maxBody = 1 << 20
+
+// requiredFields are the launch fields Kaleyra requires, as non-empty strings.
+var requiredFields = []string{
+	"optin_description", "trigger_description", "interactions_description",
+	"optout_description", "agent_access_instructions", "agent_no",
+}
+
+// payload is a launch request body, decoded only as far as the simulator
+// needs: it checks what Kaleyra checks and echoes the rest as received.
+type payload struct {
+	launch  map[string]json.RawMessage
+	regions []map[string]json.RawMessage
+	// launchType is launch_type as a number, as Kaleyra echoes it.
+	launchType int64
+	// agentNo is launch.agent_no, when it is a string.
+	agentNo string
+	// jsonProblem, when not empty, makes the request an RCS701, and
+	// problem an RCS904; both are the error_message answered.
+	jsonProblem string
+	problem     string
+}
+
+// parsePayload decodes body. It is lenient like a generic JSON API: unknown
+// fields are ignored and optional ones are not checked.
+func parsePayload(body []byte) payload {
+	var p payload
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		p.jsonProblem = err.Error()
+		return p
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		p.jsonProblem = "request body must be a JSON object"
+		return p
+	}
+	if json.Unmarshal(top["launch"], &p.launch) != nil || p.launch == nil {
+		p.problem = provError(missingFields)
+		return p
+	}
+	_ = json.Unmarshal(p.launch["agent_no"], &p.agentNo)
+	for _, name := range requiredFields {
+		var s string
+		if json.Unmarshal(p.launch[name], &s) != nil || strings.TrimSpace(s) == "" {
+			p.problem = provError(missingFields)
+			return p
+		}
+	}
+	lt, ok := launchType(p.launch["launch_type"])
+	if !ok {
+		p.problem = provError("Invalid launch_type in launch payload")
+		return p
+	}
+	p.launchType = lt
+	if raw, ok := top["regions"]; ok && !isNull(raw) {
+		if json.Unmarshal(raw, &p.regions) != nil {
+			p.problem = provError("Invalid regions in launch payload")
+			return p
+		}
+		for _, r := range p.regions {
+			var s string
+			if json.Unmarshal(r["region"], &s) != nil || strings.TrimSpace(s) == "" {
+				p.problem = provError(missingFields)
+				return p
+			}
+		}
+	}
+	return p
+}
+
+// launchType reads launch_type, which the request carries as a numeric
+// string and the answer as a number. Absent or empty means Kaleyra's
+// documented default, 1.
+func launchType(raw json.RawMessage) (int64, bool) {
+	if raw == nil || isNull(raw) {
+		return 1, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		s = string(raw) // a JSON number
+	}
+	if s == "" {
+		return 1, true
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	return n, err == nil && n >= 0
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// serveLaunch answers POST /v1/{sid}/rcs/agent/launch. Checks come in the
+// order a gateway would make them: method, api-key, content type, JSON,
+// account, payload; a valid request then gets its agent's next scripted
+// step, a random gateway fault, or success.
+func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sid := r.PathValue("sid")
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var p payload
+	if readErr != nil {
+		p.jsonProblem = readProblem(readErr)
+	} else {
+		p = parsePayload(body)
+	}
+
+	call := &Call{At: start, SID: sid, AgentNo: p.agentNo}
+	if readErr == nil && json.Valid(body) {
+		call.Body = json.RawMessage(body)
+	}
+
+	s.mu.Lock()
+	st, detail := s.check(r, sid, &p)
+	if st == "" {
+		st = s.nextLocked(p.agentNo)
+	}
+	call.Code, call.HTTPStatus = string(st), status[st]
+	s.recordLocked(call)
+	delay := s.delayLocked()
+	s.mu.Unlock()
+
+	defer func() {
+		s.mu.Lock()
+		call.Duration = time.Since(start)
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+
+	if !s.sleep(r.Context(), delay) {
+		return // the client went away; nobody is left to answer
+	}
+	s.answer(w, r, st, detail, &p)
+}
+
+// check applies the request checks, returning the failure to answer, with
+// its error_message when it differs from the code's default, or "" for a
+// valid request. s.mu must be held.
+func (s *Server) check(r *http.Request, sid string, p *payload) (Step, string) {
+	if r.Method != http.MethodPost {
+		return stepMethod, ""
+	}
+	if !keyOK(s.cfg.APIKey, r.Header.Get("api-key")) {
+		return stepUnauthorized, ""
+	}
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		return StepInvalidJSON, fmt.Sprintf("Content-Type must be application/json, got %q", ct)
+	}
+	if p.jsonProblem != "" {
+		return StepInvalidJSON, p.jsonProblem
+	}
+	if s.disabled[sid] {
+		return StepDisabled, ""
+	}
+	if p.problem != "" {
+		return StepMissingFields, p.problem
+	}
+	return "", ""
+}
+
+// keyOK reports whether the api-key header got is acceptable. Both keys are
+// hashed first so that the comparison takes the same time whatever their
+// lengths and contents.
+func keyOK(want, got string) bool {
+	if got == "" {
+		return false
+	}
+	if want == "" {
+		return true
+	}
+	w, g := sha256.Sum256([]byte(want)), sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(w[:], g[:]) == 1
+}
+
+// isJSON reports whether a Content-Type header names JSON, in any case and
+// with any parameters.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+func readProblem(err error) string {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)
+	}
+	return "reading request body: " + err.Error()
+}
+
+// nextLocked picks the answer to a valid request: the agent's next scripted
+// step, else a gateway fault with probability FaultRate, else success.
+// s.mu must be held.
+func (s *Server) nextLocked(agentNo string) Step {
+	if q := s.scripts[agentNo]; len(q) > 0 {
+		if len(q) == 1 {
+			delete(s.scripts, agentNo)
+		} else {
+			s.scripts[agentNo] = q[1:]
+		}
+		return q[0]
+	}
+	if s.cfg.FaultRate > 0 && s.rng.Float64() < s.cfg.FaultRate {
+		return StepGateway
+	}
+	return StepSucceed
+}
+
+// recordLocked adds a call to the history and the totals and counts it in
+// flight. s.mu must be held.
+func (s *Server) recordLocked(c *Call) {
+	if len(s.calls) == maxCalls {
+		s.calls[0] = nil
+		s.calls = s.calls[1:]
+	}
+	s.calls = append(s.calls, c)
+	s.ncalls++
+	s.byCode[c.Code]++
+	if c.AgentNo != "" {
+		s.byAgent[c.AgentNo]++
+	}
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+}
+
+// delayLocked is the latency of one answer. s.mu must be held.
+func (s *Server) delayLocked() time.Duration {
+	d := s.cfg.Latency
+	if s.cfg.Jitter > 0 {
+		d += time.Duration(s.rng.Int64N(int64(s.cfg.Jitter) + 1))
+	}
+	return d
+}
+
+// sleep waits d, cut short by server shutdown. It reports false if the
+// client went away first.
+func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stop:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

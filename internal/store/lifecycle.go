@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Create results: what a producer learns about a job ID when it asks for it.
+const (
+	Created         = "created"         // a new record; the job must now be pushed to the queue
+	Conflict        = "conflict"        // the ID exists with a different payload
+	AlreadyLaunched = StateSucceeded    // finished with success; not launched again without force
+	DeadLettered    = StateDeadLettered // waiting in the dead-letter store for `dlq retry`
+	Pending         = StateQueued       // queued: the caller should make sure the task is on the queue
+	InProgress      = "in_progress"     // running or retrying
+)
+
+// NewJob is what a producer knows about a job when it creates its record.
+type NewJob struct {
+	ID      string
+	SID     string
+	AgentNo string
+	Payload []byte // canonical request body
+	Batch   string
+	// Force relaunches a job that already succeeded.
+	Force bool
+}
+
+var createScript = redis.NewScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'sid', ARGV[2], 'agent_no', ARGV[3], 'payload', ARGV[4],
+    'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5], 'batch', ARGV[6], 'generation', 1)
+  return 'created'
+end
+if redis.call('HGET', KEYS[1], 'payload') ~= ARGV[4] then return 'conflict' end
+if state == 'succeeded' and ARGV[7] == '1' then
+  redis.call('HDEL', KEYS[1], 'code', 'message', 'agent_launch_id', 'http_status', 'uncertain', 'response',
+    'finished_at', 'next_run_at', 'max_attempts')
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5], 'batch', ARGV[6])
+  redis.call('HINCRBY', KEYS[1], 'generation', 1)
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+  return 'created'
+end
+if state == 'running' or state == 'retrying' then return 'in_progress' end
+return state
+`)
+
+// Create makes the job's record unless one exists, and says what it found:
+// Created, Conflict, AlreadyLaunched, DeadLettered, Pending or InProgress.
+func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (string, error) {
+	res, err := createScript.Run(ctx, s.rdb, []string{jobKey(j.ID), attemptsKey(j.ID)},
+		j.ID, j.SID, j.AgentNo, j.Payload, ms(now), j.Batch, boolArg(j.Force)).Text()
+	if err != nil {
+		return "", fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return res, nil
+}
+
+var uncreateScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') == 'queued' and redis.call('HGET', KEYS[1], 'generation') == '1'
+   and redis.call('HGET', KEYS[1], 'attempts') == '0' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
+`)
+
+// Uncreate removes a record that Create just made, when the job could not be
+// pushed to the queue, so that the failed row leaves nothing behind.
+func (s *Store) Uncreate(ctx context.Context, id string) error {
+	if err := uncreateScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id)}).Err(); err != nil {
+		return fmt.Errorf("undo create of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// Start results.
+const (
+	Started = StateRunning // go ahead and call Kaleyra
+	// Finished (StateSucceeded or StateDeadLettered) means do not call again.
+)
+
+var startScript = redis.NewScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'id', ARGV[3], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
+    'attempts', 0, 'enqueued_at', ARGV[1], 'generation', 1)
+  state = 'queued'
+end
+if state == 'succeeded' or state == 'dead_lettered' then
+  return {state, tonumber(redis.call('HGET', KEYS[1], 'attempts'))}
+end
+if state == 'running' then
+  local n = redis.call('HGET', KEYS[1], 'attempts')
+  redis.call('RPUSH', KEYS[2], '{"attempt":' .. n .. ',"outcome":"lost","message":"the worker stopped during this call; no answer was recorded","finished_at":"' .. ARGV[7] .. '"}')
+end
+local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1], 'max_attempts', ARGV[2])
+redis.call('HDEL', KEYS[1], 'next_run_at')
+return {'running', n}
+`)
+
+// Start marks the job running for its next attempt, unless it has already
+// finished (which a redelivered task must not launch again). It returns the
+// state (Started, or the finished state) and the attempt number. A job whose
+// record is missing (deleted by hand) is recreated from j, so a task on the
+// queue never runs without a record.
+func (s *Store) Start(ctx context.Context, j NewJob, maxAttempts int, now time.Time) (state string, attempt int, err error) {
+	vals, err := startScript.Run(ctx, s.rdb, []string{jobKey(j.ID), attemptsKey(j.ID)},
+		ms(now), maxAttempts, j.ID, j.SID, j.AgentNo, j.Payload, now.UTC().Format(time.RFC3339Nano)).Slice()
+	if err != nil {
+		return "", 0, fmt.Errorf("start job %s: %w", j.ID, err)
+	}
+	state, _ = vals[0].(string)
+	n, _ := vals[1].(int64)
+	return state, int(n), nil
+}
+
+// Finish kinds: what the worker decided after an attempt.
+const (
+	FinishSucceeded    = StateSucceeded    // success: record, results stream
+	FinishRetrying     = StateRetrying     // will run again at NextRunAt
+	FinishDeadLettered = StateDeadLettered // final failure: record, dead-letter index, results stream
+	FinishDeferred     = "deferred"        // pushed back by Kaleyra (429): runs again, the attempt not counted
+)
+
+// Outcome is the worker's account of one attempt.
+type Outcome struct {
+	Kind          string // one of the Finish kinds
+	Attempt       Attempt
+	AgentLaunchID string
+	Response      json.RawMessage
+	NextRunAt     time.Time
+}
+
+var finishScript = redis.NewScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state == 'succeeded' or state == 'dead_lettered' then return state end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local kind = ARGV[1]
+if kind == 'deferred' then
+  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'next_run_at', ARGV[10], 'updated_at', ARGV[9])
+  return 'queued'
+end
+redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9])
+if kind == 'retrying' then
+  redis.call('HSET', KEYS[1], 'state', 'retrying', 'next_run_at', ARGV[10])
+  return 'retrying'
+end
+redis.call('HSET', KEYS[1], 'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
+redis.call('HDEL', KEYS[1], 'next_run_at')
+local h = redis.call('HMGET', KEYS[1], 'agent_no', 'attempts', 'batch')
+local x = {'XADD', KEYS[3]}
+if tonumber(ARGV[12]) > 0 then
+  table.insert(x, 'MAXLEN'); table.insert(x, '~'); table.insert(x, ARGV[12])
+end
+for _, v in ipairs({'*', 'job_id', ARGV[14], 'agent_no', h[1] or '', 'outcome', kind, 'code', ARGV[3],
+    'message', ARGV[4], 'agent_launch_id', ARGV[5], 'attempts', h[2] or '0', 'finished_at', ARGV[13],
+    'uncertain', ARGV[7], 'batch_id', h[3] or '', 'response', ARGV[8]}) do
+  table.insert(x, v)
+end
+redis.call(unpack(x))
+if kind == 'dead_lettered' then
+  redis.call('ZADD', KEYS[4], ARGV[9], ARGV[14])
+  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[14])
+elseif tonumber(ARGV[11]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[11])
+  redis.call('EXPIRE', KEYS[2], ARGV[11])
+end
+return kind
+`)
+
+// Finish records an attempt's outcome in one atomic step. For a final
+// outcome it also appends the results stream entry and, for a dead letter,
+// indexes it. It returns the job's state afterwards; a job that had already
+// finished is left as it was (and its state returned), so a late or repeated
+// Finish never records a second outcome.
+func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time) (string, error) {
+	entry, err := json.Marshal(o.Attempt)
+	if err != nil {
+		return "", fmt.Errorf("finish job %s: %w", id, err)
+	}
+	var next int64
+	if !o.NextRunAt.IsZero() {
+		next = ms(o.NextRunAt)
+	}
+	a := o.Attempt
+	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters, deadLettersByCode(a.Code)}
+	res, err := finishScript.Run(ctx, s.rdb, keys,
+		o.Kind, entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
+		ms(now), next, int64(s.Retention/time.Second), s.ResultsMaxLen, now.UTC().Format(time.RFC3339Nano), id).Text()
+	if err != nil {
+		return "", fmt.Errorf("finish job %s: %w", id, err)
+	}
+	return res, nil
+}

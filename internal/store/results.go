@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Result is one entry of the results stream: a finished job.
+type Result struct {
+	StreamID      string          `json:"stream_id"`
+	JobID         string          `json:"job_id"`
+	AgentNo       string          `json:"agent_no"`
+	Outcome       string          `json:"outcome"` // succeeded or dead_lettered
+	Code          string          `json:"code"`
+	Message       string          `json:"message"`
+	AgentLaunchID string          `json:"agent_launch_id"`
+	Attempts      int             `json:"attempts"`
+	FinishedAt    string          `json:"finished_at"`
+	Uncertain     bool            `json:"uncertain"`
+	BatchID       string          `json:"batch_id,omitempty"`
+	Response      json.RawMessage `json:"response,omitempty"`
+}
+
+func resultFrom(m redis.XMessage) Result {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	n, _ := strconv.Atoi(str("attempts"))
+	return Result{
+		StreamID:      m.ID,
+		JobID:         str("job_id"),
+		AgentNo:       str("agent_no"),
+		Outcome:       str("outcome"),
+		Code:          str("code"),
+		Message:       str("message"),
+		AgentLaunchID: str("agent_launch_id"),
+		Attempts:      n,
+		FinishedAt:    str("finished_at"),
+		Uncertain:     str("uncertain") == "1",
+		BatchID:       str("batch_id"),
+		Response:      rawOrNil(str("response")),
+	}
+}
+
+// ReadResults returns up to count results after the stream ID after ("0" for
+// the start). With block > 0 it waits that long for new entries when there are
+// none, and returns none (no error) on time-out.
+func (s *Store) ReadResults(ctx context.Context, after string, count int64, block time.Duration) ([]Result, error) {
+	var msgs []redis.XMessage
+	if block <= 0 {
+		start := "(" + after
+		if after == "0" || after == "" {
+			start = "-"
+		}
+		var err error
+		msgs, err = s.rdb.XRangeN(ctx, ResultsStream, start, "+", count).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read results: %w", err)
+		}
+	} else {
+		streams, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{ResultsStream, after}, Count: count, Block: block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read results: %w", err)
+		}
+		for _, st := range streams {
+			msgs = append(msgs, st.Messages...)
+		}
+	}
+	out := make([]Result, len(msgs))
+	for i, m := range msgs {
+		out[i] = resultFrom(m)
+	}
+	return out, nil
+}
+
+// ResultsLen is the number of entries in the results stream.
+func (s *Store) ResultsLen(ctx context.Context) (int64, error) {
+	n, err := s.rdb.XLen(ctx, ResultsStream).Result()
+	if err != nil {
+		return 0, fmt.Errorf("results stream length: %w", err)
+	}
+	return n, nil
+}

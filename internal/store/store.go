@@ -1,0 +1,172 @@
+// Package store keeps rcslaunch's own state in Redis: one record per job (its
+// state, payload and attempt log), the dead-letter store, and the results
+// stream. Every write that changes a job's outcome is one Lua script, so the
+// record, the stream and the dead-letter index never disagree after a crash.
+//
+// The store never sees the Kaleyra API key: nothing here has a field for it.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Job states, as stored and as shown by `rcslaunch status`.
+const (
+	StateQueued       = "queued"
+	StateRunning      = "running"
+	StateRetrying     = "retrying"
+	StateSucceeded    = "succeeded"
+	StateDeadLettered = "dead_lettered"
+)
+
+// Outcomes of one attempt, as kept in a job's attempt log.
+const (
+	AttemptSucceeded = "succeeded"
+	AttemptRetryable = "retryable"
+	AttemptTerminal  = "terminal"
+	AttemptThrottled = "throttled"
+	AttemptLost      = "lost"
+)
+
+// ErrNotFound means no record exists for the job ID.
+var ErrNotFound = errors.New("job not found")
+
+// Store reads and writes rcslaunch's records through one Redis client
+// (single node, Sentinel or Cluster).
+type Store struct {
+	rdb redis.UniversalClient
+	// Retention is how long a succeeded job's record is kept; 0 keeps it forever.
+	Retention time.Duration
+	// ResultsMaxLen caps the results stream approximately; 0 never trims.
+	ResultsMaxLen int64
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Attempt is one call to Kaleyra (or one that was lost with its worker).
+type Attempt struct {
+	// N is the attempt number counted against the retry budget; 0 for a
+	// call that did not count (throttled by Kaleyra).
+	N          int       `json:"attempt"`
+	Outcome    string    `json:"outcome"`
+	Code       string    `json:"code,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	HTTPStatus int       `json:"http_status,omitempty"`
+	Uncertain  bool      `json:"uncertain,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// Record is everything known about one job.
+type Record struct {
+	ID            string          `json:"job_id"`
+	SID           string          `json:"sid"`
+	AgentNo       string          `json:"agent_no"`
+	State         string          `json:"state"`
+	Payload       json.RawMessage `json:"payload"`
+	Batch         string          `json:"batch_id,omitempty"`
+	Attempts      int             `json:"attempts"`
+	MaxAttempts   int             `json:"max_attempts,omitempty"`
+	Code          string          `json:"code,omitempty"`
+	Message       string          `json:"message,omitempty"`
+	HTTPStatus    int             `json:"http_status,omitempty"`
+	AgentLaunchID string          `json:"agent_launch_id,omitempty"`
+	Uncertain     bool            `json:"uncertain,omitempty"`
+	Response      json.RawMessage `json:"response,omitempty"`
+	EnqueuedAt    time.Time       `json:"enqueued_at,omitzero"`
+	UpdatedAt     time.Time       `json:"updated_at,omitzero"`
+	NextRunAt     time.Time       `json:"next_run_at,omitzero"`
+	FinishedAt    time.Time       `json:"finished_at,omitzero"`
+	History       []Attempt       `json:"history"`
+}
+
+// Finished reports whether the job has its final outcome.
+func (r Record) Finished() bool {
+	return r.State == StateSucceeded || r.State == StateDeadLettered
+}
+
+// Get returns the job's record with its attempt log, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Record, error) {
+	pipe := s.rdb.Pipeline()
+	h := pipe.HGetAll(ctx, jobKey(id))
+	l := pipe.LRange(ctx, attemptsKey(id), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Record{}, fmt.Errorf("read job %s: %w", id, err)
+	}
+	if len(h.Val()) == 0 {
+		return Record{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	r := recordFrom(h.Val())
+	r.History = decodeAttempts(l.Val())
+	return r, nil
+}
+
+func recordFrom(h map[string]string) Record {
+	atoi := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
+	return Record{
+		ID:            h["id"],
+		SID:           h["sid"],
+		AgentNo:       h["agent_no"],
+		State:         h["state"],
+		Payload:       rawOrNil(h["payload"]),
+		Batch:         h["batch"],
+		Attempts:      atoi("attempts"),
+		MaxAttempts:   atoi("max_attempts"),
+		Code:          h["code"],
+		Message:       h["message"],
+		HTTPStatus:    atoi("http_status"),
+		AgentLaunchID: h["agent_launch_id"],
+		Uncertain:     h["uncertain"] == "1",
+		Response:      rawOrNil(h["response"]),
+		EnqueuedAt:    msTime(h["enqueued_at"]),
+		UpdatedAt:     msTime(h["updated_at"]),
+		NextRunAt:     msTime(h["next_run_at"]),
+		FinishedAt:    msTime(h["finished_at"]),
+	}
+}
+
+func rawOrNil(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+func msTime(s string) time.Time {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func decodeAttempts(raw []string) []Attempt {
+	out := make([]Attempt, 0, len(raw))
+	for _, s := range raw {
+		var a Attempt
+		if json.Unmarshal([]byte(s), &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+// Package launch defines a launch job, the unit of work of rcslaunch: one
+// Kaleyra "launch an agent" request plus an optional idempotency key.
+//
+// It is shared by every producer (the enqueue package, the CLI, the HTTP API),
+// the worker and the simulator, so that all of them agree on what a valid job
+// is, how it is written on the wire, and which job ID it gets.
+package launch
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// DefaultLaunchType is the launch_type Kaleyra assumes, applied when a job
+// leaves it out so that the canonical form (and so the derived ID) is the
+// same whether or not the default was spelled out.
+const DefaultLaunchType = "1"
+
+// Job is one agent launch. Launch and Regions are sent to Kaleyra as they
+// are; ID is ours alone and never leaves rcslaunch.
+type Job struct {
+	// ID is an optional idempotency key. Empty means "derive one from the
+	// SID and the payload" (see DeriveID).
+	ID      string   `json:"id,omitempty"`
+	Launch  Launch   `json:"launch"`
+	Regions []Region `json:"regions,omitempty"`
+}
+
+// Launch is Kaleyra's launch object. Fields are kept in alphabetical order
+// of their JSON names so that encoding/json writes them sorted, which is
+// what the canonical form needs.
+type Launch struct {
+	AgentAccessInstructions string   `json:"agent_access_instructions"`
+	AgentNo                 string   `json:"agent_no"`
+	InteractionsDescription string   `json:"interactions_description"`
+	LaunchName              string   `json:"launch_name,omitempty"`
+	LaunchType              string   `json:"launch_type"`
+	OptinDescription        string   `json:"optin_description"`
+	OptoutDescription       string   `json:"optout_description"`
+	ProviderLaunchID        string   `json:"provider_launch_id,omitempty"`
+	ScreenshotURIs          []string `json:"screenshot_uris,omitempty"`
+	TriggerDescription      string   `json:"trigger_description"`
+	VideoURIs               []string `json:"video_uris,omitempty"`
+}
+
+// Region is one carrier region the agent is launched in.
+type Region struct {
+	Region   string `json:"region"`
+	RegionID string `json:"region_id,omitempty"`
+}
+
+// body is the request Kaleyra receives: the job without its ID.
+type body struct {
+	Launch  Launch   `json:"launch"`
+	Regions []Region `json:"regions,omitempty"`
+}
+
+// ApplyDefaults fills in what Kaleyra would assume for a missing field.
+func (j *Job) ApplyDefaults() {
+	if j.Launch.LaunchType == "" {
+		j.Launch.LaunchType = DefaultLaunchType
+	}
+}
+
+// Body returns the canonical request body: the job after defaults, without
+// its ID, as JSON with sorted keys, no insignificant white space and no HTML
+// escaping. It is both what Kaleyra receives and what DeriveID hashes.
+func (j Job) Body() []byte {
+	j.ApplyDefaults()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	// A struct of strings and slices of strings cannot fail to encode.
+	_ = enc.Encode(body{Launch: j.Launch, Regions: j.Regions})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// DeriveID returns the job ID used when a job has none of its own: the first
+// 128 bits of SHA-256 over the SID, a NUL byte and the canonical body, in
+// hex. The same job for the same account always gets the same ID, which is
+// what makes re-enqueueing a file a no-op.
+func DeriveID(sid string, j Job) string {
+	h := sha256.New()
+	h.Write([]byte(sid))
+	h.Write([]byte{0})
+	h.Write(j.Body())
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// IDFor returns the job's own ID, or the derived one when it has none.
+func IDFor(sid string, j Job) string {
+	if j.ID != "" {
+		return j.ID
+	}
+	return DeriveID(sid, j)
+}

@@ -1,0 +1,231 @@
+package launch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Bounds on a job's size. They keep one bad row from filling Redis and sit
+// well above anything a real launch questionnaire needs.
+const (
+	MaxJobBytes   = 64 << 10 // one encoded job (a JSONL line, an HTTP body)
+	MaxIDLen      = 128      // an idempotency key
+	MaxTextLen    = 2000     // a description or other free-text field, in characters
+	MaxURILen     = 2048     // one video or screenshot URI
+	MaxURIs       = 20       // per URI list
+	MaxRegions    = 50       // per job
+	maxLaunchType = 4        // digits
+)
+
+// FieldError is one problem with one field of a job.
+type FieldError struct {
+	// Field is the path of the field, such as "launch.video_uris[1]" or
+	// "regions[0].region_id"; empty for the job as a whole.
+	Field string `json:"field"`
+	// Reason says what is wrong, in words an operator can act on.
+	Reason string `json:"reason"`
+}
+
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// ValidationError lists every problem found in a job, so that a user fixes a
+// row once rather than once per problem.
+type ValidationError struct {
+	Errors []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		parts[i] = fe.Error()
+	}
+	return "invalid job: " + strings.Join(parts, "; ")
+}
+
+// problems collects field errors; its zero value is ready to use.
+type problems []FieldError
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &ValidationError{Errors: p}
+}
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
+	uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+)
+
+// ValidateID checks an idempotency key. IDs become part of Redis keys and
+// command lines, so they are kept to a plain, printable alphabet.
+func ValidateID(id string) error {
+	var p problems
+	checkID(&p, id)
+	return p.err()
+}
+
+func checkID(p *problems, id string) {
+	switch {
+	case len(id) > MaxIDLen:
+		p.add("id", "must be at most %d characters, got %d", MaxIDLen, len(id))
+	case !idPattern.MatchString(id):
+		p.add("id", "must start with a letter or digit and contain only letters, digits and . _ : @ -")
+	}
+}
+
+// Validate reports every problem with the job (after defaults are applied)
+// as a *ValidationError, or nil when Kaleyra can be sent the job.
+func (j Job) Validate() error {
+	var p problems
+	j.validate(&p)
+	return p.err()
+}
+
+func (j Job) validate(p *problems) {
+	j.ApplyDefaults()
+	if j.ID != "" {
+		checkID(p, j.ID)
+	}
+	l := j.Launch
+	required := []struct{ name, value string }{
+		{"optin_description", l.OptinDescription},
+		{"trigger_description", l.TriggerDescription},
+		{"interactions_description", l.InteractionsDescription},
+		{"optout_description", l.OptoutDescription},
+		{"agent_access_instructions", l.AgentAccessInstructions},
+		{"agent_no", l.AgentNo},
+	}
+	for _, f := range required {
+		checkText(p, "launch."+f.name, f.value, true)
+	}
+	checkText(p, "launch.provider_launch_id", l.ProviderLaunchID, false)
+	checkText(p, "launch.launch_name", l.LaunchName, false)
+	if len(l.LaunchType) > maxLaunchType || !isDigits(l.LaunchType) {
+		p.add("launch.launch_type", "must be a numeric string such as %q, got %q", DefaultLaunchType, truncate(l.LaunchType, 20))
+	}
+	checkURIs(p, "launch.video_uris", l.VideoURIs)
+	checkURIs(p, "launch.screenshot_uris", l.ScreenshotURIs)
+	if len(j.Regions) > MaxRegions {
+		p.add("regions", "must have at most %d entries, got %d", MaxRegions, len(j.Regions))
+	}
+	for i, r := range j.Regions {
+		path := fmt.Sprintf("regions[%d]", i)
+		checkText(p, path+".region", r.Region, true)
+		if r.RegionID != "" && !uuidPattern.MatchString(r.RegionID) {
+			p.add(path+".region_id", "must be a UUID such as 8346a250-d7a9-47dc-8202-a8b1c2d3e4e8, got %q", truncate(r.RegionID, 60))
+		}
+	}
+	if n, ok := encodedLen(j); !ok {
+		p.add("", "job is %d bytes as JSON, more than the %d allowed", n, MaxJobBytes)
+	}
+}
+
+// encodedLen checks that the job, written as one JSON line with its ID and
+// without HTML escaping, fits in MaxJobBytes, so that every valid job can be
+// sent, stored and exported as JSONL and read back. The per-field bounds
+// alone do not ensure it: JSON escaping can make a string up to six times
+// longer, and a CSV row has no JSON overhead to count against the limit. The
+// job is only encoded when a cheap upper bound on its length is too big; n is
+// the exact length when ok is false.
+func encodedLen(j Job) (n int, ok bool) {
+	const (
+		fixed     = 1024 // braces, key names, quotes and commas of one job
+		perRegion = 64   // the same for one region
+		perURI    = 4    // quotes and a comma
+		escape    = 6    // the longest JSON escape of one byte, \u00XX
+	)
+	l := j.Launch
+	bound := fixed + escape*(len(j.ID)+len(l.AgentAccessInstructions)+len(l.AgentNo)+
+		len(l.InteractionsDescription)+len(l.LaunchName)+len(l.LaunchType)+
+		len(l.OptinDescription)+len(l.OptoutDescription)+len(l.ProviderLaunchID)+
+		len(l.TriggerDescription))
+	for _, list := range [][]string{l.VideoURIs, l.ScreenshotURIs} {
+		for _, u := range list {
+			bound += perURI + escape*len(u)
+		}
+	}
+	for _, r := range j.Regions {
+		bound += perRegion + escape*(len(r.Region)+len(r.RegionID))
+	}
+	if bound <= MaxJobBytes {
+		return bound, true
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(j)
+	n = buf.Len() - 1 // the newline Encode adds
+	return n, n <= MaxJobBytes
+}
+
+func checkText(p *problems, field, value string, required bool) {
+	switch {
+	case strings.TrimSpace(value) == "":
+		if required {
+			p.add(field, "is required and must be a non-empty string")
+		} else if value != "" {
+			p.add(field, "must not be blank when given")
+		}
+	case !utf8.ValidString(value):
+		p.add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(value) > MaxTextLen:
+		p.add(field, "must be at most %d characters, got %d", MaxTextLen, utf8.RuneCountInString(value))
+	}
+}
+
+func checkURIs(p *problems, field string, uris []string) {
+	if len(uris) > MaxURIs {
+		p.add(field, "must have at most %d entries, got %d", MaxURIs, len(uris))
+	}
+	for i, u := range uris {
+		if reason := uriProblem(u); reason != "" {
+			p.add(fmt.Sprintf("%s[%d]", field, i), "%s", reason)
+		}
+	}
+}
+
+func uriProblem(s string) string {
+	if len(s) > MaxURILen {
+		return fmt.Sprintf("must be at most %d bytes, got %d", MaxURILen, len(s))
+	}
+	u, err := url.Parse(s)
+	if err != nil || strings.ContainsAny(s, " \t\r\n") || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Sprintf("must be an absolute http(s) URL, got %q", truncate(s, 80))
+	}
+	return ""
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil && strings.Trim(s, "0123456789") == ""
+}
+
+// truncate shortens s for quoting in an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

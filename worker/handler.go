@@ -1,0 +1,182 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+)
+
+// Pseudo-codes for jobs that fail before any call to Kaleyra.
+const (
+	codeInvalidJob   = "INVALID_JOB"   // the task's job does not validate
+	codeWrongAccount = "WRONG_ACCOUNT" // enqueued for another SID than this worker's
+)
+
+// laterError asks asynq to run the task again at a time of ours. It is not a
+// failure to asynq: the retry budget is ours and lives in the job record.
+type laterError struct {
+	at     time.Time
+	reason string
+}
+
+func (e *laterError) Error() string {
+	return fmt.Sprintf("%s; next try at %s", e.reason, e.at.UTC().Format(time.RFC3339))
+}
+
+// runAt is when a task delayed by d from now runs again. asynq keeps retry
+// times in whole seconds (rounding down), so the time is rounded up to the
+// next second: a retry may then come up to a second late, never early.
+func runAt(now time.Time, d time.Duration) time.Time {
+	t := now.Add(d)
+	if r := t.Truncate(time.Second); r.Before(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}
+
+// retryDelay is asynq's RetryDelayFunc: our own time when the handler chose
+// one, else a short capped backoff for infrastructure errors (Redis down).
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var later *laterError
+	if errors.As(err, &later) {
+		return max(time.Until(later.at), 0)
+	}
+	return min(time.Second<<min(n, 6), time.Minute)
+}
+
+func isFailure(err error) bool {
+	var later *laterError
+	return !errors.As(err, &later)
+}
+
+// process is the asynq handler for one launch task.
+func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
+	var p queue.Payload
+	if err := json.Unmarshal(task.Payload(), &p); err != nil || p.Job.ID == "" {
+		// Not a task any producer of ours writes; asynq archives it for a look.
+		w.log.Error().Str("task_type", task.Type()).Msg("undecodable launch task; archived")
+		return fmt.Errorf("decode launch task: %v: %w", err, asynq.SkipRetry)
+	}
+	job := p.Job
+	log := w.log.With().Str("job_id", job.ID).Str("agent_no", job.Launch.AgentNo).Logger()
+	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body()}
+
+	// Waiting for a slot is not an attempt; a job still waiting when the
+	// worker stops goes back to the queue.
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(w.stopping, cancel)
+	defer stop()
+	if err := w.limiter.Wait(waitCtx, p.SID); err != nil {
+		return &laterError{at: runAt(time.Now(), time.Second), reason: "waiting for a rate-limit slot: " + err.Error()}
+	}
+
+	state, attempt, err := w.store.Start(ctx, rec, w.opts.RetryMax+1, time.Now())
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start job")
+		return err
+	}
+	log = log.With().Int("attempt", attempt).Logger()
+	if state != store.Started {
+		log.Info().Str("state", state).Msg("job already finished; not calling Kaleyra again")
+		return nil
+	}
+
+	var out kaleyra.Outcome
+	switch {
+	case p.SID != w.opts.SID:
+		out = kaleyra.Outcome{Class: kaleyra.Terminal, Code: codeWrongAccount,
+			Message: fmt.Sprintf("job was enqueued for SID %q but this worker serves %q", p.SID, w.opts.SID)}
+	case job.Validate() != nil:
+		out = kaleyra.Outcome{Class: kaleyra.Terminal, Code: codeInvalidJob, Message: job.Validate().Error()}
+	default:
+		// The call is not tied to ctx: once sent, it runs to its own timeout
+		// and its answer is recorded, even while the worker shuts down.
+		out = w.client.Launch(context.WithoutCancel(ctx), job)
+	}
+	return w.record(log, job.ID, attempt, out)
+}
+
+// record turns a call's outcome into the job's next state.
+func (w *Worker) record(log zerolog.Logger, id string, attempt int, out kaleyra.Outcome) error {
+	now := time.Now()
+	o := store.Outcome{
+		Attempt: store.Attempt{
+			N: attempt, Code: out.Code, Message: out.Message, HTTPStatus: out.HTTPStatus,
+			Uncertain: out.Uncertain, StartedAt: now.Add(-out.Duration), FinishedAt: now,
+		},
+		AgentLaunchID: out.AgentLaunchID,
+		Response:      out.Raw,
+	}
+	var after error
+	switch out.Class {
+	case kaleyra.Succeeded:
+		o.Kind, o.Attempt.Outcome = store.FinishSucceeded, store.AttemptSucceeded
+	case kaleyra.Throttled:
+		delay := out.RetryAfter
+		if delay <= 0 {
+			delay = w.policy.Next(0)
+		}
+		o.Kind, o.Attempt.Outcome, o.Attempt.N, o.NextRunAt = store.FinishDeferred, store.AttemptThrottled, 0, runAt(now, delay)
+		after = &laterError{at: o.NextRunAt, reason: "throttled by Kaleyra (HTTP 429)"}
+	case kaleyra.Retryable:
+		o.Attempt.Outcome = store.AttemptRetryable
+		if attempt <= w.opts.RetryMax {
+			o.Kind, o.NextRunAt = store.FinishRetrying, runAt(now, w.policy.Next(attempt-1))
+			after = &laterError{at: o.NextRunAt, reason: "retryable answer " + out.Code}
+		} else {
+			o.Kind = store.FinishDeadLettered
+		}
+	default:
+		o.Kind, o.Attempt.Outcome = store.FinishDeadLettered, store.AttemptTerminal
+	}
+
+	state, err := w.finish(id, o)
+	ev := log.Info()
+	if o.Kind == store.FinishDeadLettered {
+		ev = log.Warn()
+	}
+	if err != nil {
+		ev = log.Error().Err(err)
+	}
+	ev.Str("outcome", o.Kind).Str("code", out.Code).Int("http_status", out.HTTPStatus).
+		Dur("duration", out.Duration).Bool("uncertain", out.Uncertain).Str("message", out.Message).
+		Str("state", state).Msg("launch attempt")
+	if err != nil {
+		return err
+	}
+	return after
+}
+
+// finish records an outcome, retrying while Redis is unreachable: the call
+// has been made, and an unrecorded answer would make the redelivered job call
+// Kaleyra again. It gives up after finishTimeout, leaving the task to asynq's
+// recovery.
+func (w *Worker) finish(id string, o store.Outcome) (string, error) {
+	const finishTimeout = 2 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+	defer cancel()
+	delay := 100 * time.Millisecond
+	for {
+		state, err := w.store.Finish(ctx, id, o, time.Now())
+		if err == nil {
+			return state, nil
+		}
+		w.log.Warn().Err(err).Str("job_id", id).Msg("cannot record outcome yet; retrying")
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("record outcome of %s: %w", id, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
