@@ -1,0 +1,142 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clearEnv unsets every variable Config reads, so the host's environment
+// cannot leak into a test.
+func clearEnv(t *testing.T) {
+	for _, k := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "KALEYRA_SID", "KALEYRA_API_KEY", "KALEYRA_POD",
+		"KALEYRA_BASE_URL", "KALEYRA_TIMEOUT", "KALEYRA_RATE_LIMIT", "KALEYRA_RATE_BURST", "KALEYRA_MAX_IN_FLIGHT",
+		"WORKER_CONCURRENCY", "RETRY_MAX", "RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "RETRY_CODES", "JOB_RETENTION",
+		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT"} {
+		t.Setenv(k, "")
+		// t.Setenv then unset: envconfig tells unset from empty.
+		unsetenv(t, k)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	clearEnv(t)
+	c, err := Load(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisURL != "redis://127.0.0.1:6379/0" || c.Pod != "in" || c.Timeout != 30*time.Second ||
+		c.RateLimit != 10 || c.RateBurst != 1 || c.MaxInFlight != 5 || c.Concurrency != 10 || c.RetryMax != 8 ||
+		c.RetryBaseDelay != time.Second || c.RetryMaxDelay != 5*time.Minute || len(c.RetryCodes) != 1 ||
+		c.RetryCodes[0] != "RCS502" || c.JobRetention != 2160*time.Hour || c.ResultsMaxLen != 0 ||
+		c.LogLevel != "info" || c.LogFormat != "json" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestNeedNamesMissingVariables(t *testing.T) {
+	clearEnv(t)
+	_, err := Load(NeedSID | NeedAPIKey)
+	if err == nil || !strings.Contains(err.Error(), "KALEYRA_SID") || !strings.Contains(err.Error(), "KALEYRA_API_KEY") {
+		t.Fatalf("missing SID and key: %v", err)
+	}
+}
+
+func TestBadValuesNameTheirVariable(t *testing.T) {
+	cases := map[string]string{
+		"KALEYRA_POD":           "eu",
+		"KALEYRA_BASE_URL":      "http://kaleyra.example.com",
+		"KALEYRA_TIMEOUT":       "0s",
+		"KALEYRA_RATE_LIMIT":    "-1",
+		"KALEYRA_RATE_BURST":    "0",
+		"KALEYRA_MAX_IN_FLIGHT": "0",
+		"WORKER_CONCURRENCY":    "0",
+		"RETRY_MAX":             "-2",
+		"RETRY_BASE_DELAY":      "0s",
+		"RETRY_MAX_DELAY":       "1ms",
+		"RETRY_CODES":           "RCS502,,",
+		"JOB_RETENTION":         "-1h",
+		"RESULTS_MAX_LEN":       "-5",
+		"LOG_LEVEL":             "loud",
+		"LOG_FORMAT":            "xml",
+		"KALEYRA_SID":           "a/b",
+	}
+	for name, value := range cases {
+		t.Run(name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv(name, value)
+			_, err := Load(0)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("%s=%q: error %v, want one naming %s", name, value, err, name)
+			}
+		})
+	}
+}
+
+func TestUnparseableValueNamesVariable(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("WORKER_CONCURRENCY", "ten")
+	_, err := Load(0)
+	if err == nil || !strings.Contains(err.Error(), "WORKER_CONCURRENCY") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestAPIKeyNeverInErrors(t *testing.T) {
+	clearEnv(t)
+	const key = "sk-config-test-SECRET"
+	t.Setenv("KALEYRA_API_KEY", key)
+	t.Setenv("KALEYRA_POD", "nowhere")
+	t.Setenv("RETRY_MAX", "-1")
+	c, err := Load(NeedSID | NeedAPIKey)
+	if err == nil {
+		t.Fatal("expected errors")
+	}
+	for _, s := range []string{err.Error(), fmtAll(c)} {
+		if strings.Contains(s, key) {
+			t.Fatalf("API key leaked: %s", s)
+		}
+	}
+}
+
+func TestRedisURLErrorsHidePassword(t *testing.T) {
+	c := Config{RedisURL: "ftp://user:hunter2@host:1/0"}
+	_, err := c.RedisConnOpt()
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("got %v", err)
+	}
+	for _, u := range []string{"redis://127.0.0.1:6379/0", "rediss://h:6380/1", "redis-socket:///tmp/r.sock",
+		"redis-sentinel://127.0.0.1:26379?master=mymaster"} {
+		if _, err := (Config{RedisURL: u}).RedisConnOpt(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	if _, err := (Config{RedisClusterAddrs: []string{"127.0.0.1:7000"}}).RedisConnOpt(); err != nil {
+		t.Errorf("cluster: %v", err)
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		less bool
+	}{{"6.0.9", "6.2.0", true}, {"6.2.0", "6.2.0", false}, {"7.0.15", "6.2.0", false}, {"5", "6.2", true}, {"6.2.1", "6.2", false}} {
+		if got := versionLess(c.a, c.b); got != c.less {
+			t.Errorf("versionLess(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
+}
+
+func unsetenv(t *testing.T, k string) {
+	t.Helper()
+	if err := os.Unsetenv(k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fmtAll prints c every way a careless log line might.
+func fmtAll(c Config) string {
+	return fmt.Sprintf("%v %+v %#v %s", c, c, c, c.APIKey)
+}
