@@ -183,7 +183,12 @@ func (s *Store) Requeue(ctx context.Context, id string, includeUncertain bool, n
 }
 
 var unindexScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') == 'dead_lettered' then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'state', 'code')
+if h[1] == 'dead_lettered' then
+  -- dead-lettered again meanwhile, and indexed under its new code
+  if h[2] ~= ARGV[2] then redis.call('ZREM', KEYS[3], ARGV[1]) end
+  return 0
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
@@ -191,9 +196,9 @@ return 1
 
 // Unindex removes a requeued job from the dead-letter index once its task is
 // safely on the queue. A job that was dead-lettered again in the meantime
-// stays indexed.
+// stays indexed (under its new code only, if that changed).
 func (s *Store) Unindex(ctx context.Context, j RequeuedJob) error {
-	err := unindexScript.Run(ctx, s.rdb, []string{jobKey(j.ID), deadLetters, deadLettersByCode(j.Code)}, j.ID).Err()
+	err := unindexScript.Run(ctx, s.rdb, []string{jobKey(j.ID), deadLetters, deadLettersByCode(j.Code)}, j.ID, j.Code).Err()
 	if err != nil {
 		return fmt.Errorf("remove %s from the dead-letter index: %w", j.ID, err)
 	}

@@ -24,8 +24,10 @@ const (
 // jobKey is the hash holding one job's record.
 func jobKey(id string) string { return slot + "job:" + id }
 
-// attemptsKey is the list of one job's attempt outcomes, oldest first.
-func attemptsKey(id string) string { return slot + "job:" + id + ":attempts" }
+// attemptsKey is the list of one job's attempt outcomes, oldest first. It
+// lives beside the job keys, not under them: IDs may contain ':', and
+// "job:<id>:attempts" would be the record key of the job "<id>:attempts".
+func attemptsKey(id string) string { return slot + "attempts:" + id }
 
 // deadLettersByCode indexes dead letters by their last code, like deadLetters.
 func deadLettersByCode(code string) string { return slot + "dlq:code:" + code }

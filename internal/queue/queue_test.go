@@ -1,0 +1,441 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+const testSID = "TESTSID0001"
+
+type env struct {
+	t     *testing.T
+	redis *testredis.Server
+	store *store.Store
+	prod  *Producer
+	insp  *asynq.Inspector
+}
+
+// newEnv gives the (parallel) test a producer on its own redis-server.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	t.Parallel()
+	r := testredis.Start(t)
+	opt := asynq.RedisClientOpt{Addr: r.Addr()}
+	st := store.New(r.Client())
+	ac := asynq.NewClient(opt)
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { ac.Close(); insp.Close() })
+	return &env{t: t, redis: r, store: st, insp: insp, prod: &Producer{Store: st, Client: ac, SID: testSID}}
+}
+
+// failFast is a client that gives up on an unreachable server at once,
+// rather than after go-redis's retries (about 2 s), to keep the tests quick.
+func failFast(t *testing.T, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// brokenClient is an asynq client whose Redis is gone.
+func brokenClient(t *testing.T) *asynq.Client {
+	t.Helper()
+	r := testredis.Start(t)
+	r.Kill()
+	return asynq.NewClientFromRedisClient(failFast(t, r.Addr()))
+}
+
+func testJob(agentNo string) launch.Job {
+	j := launch.Job{Launch: launch.Launch{
+		AgentNo: agentNo, OptinDescription: "opt in", TriggerDescription: "START",
+		InteractionsDescription: "updates", OptoutDescription: "STOP", AgentAccessInstructions: "demo",
+	}, Regions: []launch.Region{{Region: "region-" + agentNo}}}
+	j.ApplyDefaults()
+	j.ID = launch.IDFor(testSID, j)
+	return j
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (e *env) enqueue(j launch.Job, force bool) Status {
+	e.t.Helper()
+	st, err := e.prod.Enqueue(ctxT(e.t), j, "batch-1", force)
+	if err != nil {
+		e.t.Fatalf("enqueue %s: %v", j.ID, err)
+	}
+	return st
+}
+
+// task returns the job's task, or nil when there is none.
+func (e *env) task(id string) *asynq.TaskInfo {
+	e.t.Helper()
+	info, err := e.insp.GetTaskInfo(Name, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info
+}
+
+// checkTask fails unless the job's task is on the queue as NewTask makes it.
+func (e *env) checkTask(j launch.Job) {
+	e.t.Helper()
+	info := e.task(j.ID)
+	if info == nil {
+		e.t.Fatalf("no task for %s", j.ID)
+	}
+	if info.ID != j.ID || info.Queue != Name || info.Type != TaskType || info.MaxRetry != math.MaxInt32 {
+		e.t.Fatalf("task: id %s queue %s type %s max retry %d", info.ID, info.Queue, info.Type, info.MaxRetry)
+	}
+	var p Payload
+	if err := json.Unmarshal(info.Payload, &p); err != nil {
+		e.t.Fatal(err)
+	}
+	if p.SID != testSID || !reflect.DeepEqual(p.Job, j) {
+		e.t.Fatalf("task payload: %+v, want sid %s job %+v", p, testSID, j)
+	}
+}
+
+func (e *env) deleteTask(id string) {
+	e.t.Helper()
+	if err := e.insp.DeleteTask(Name, id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) get(id string) store.Record {
+	e.t.Helper()
+	r, err := e.store.Get(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// run plays the worker's part: the job's task is taken off the queue and
+// the attempt ends with o (with a dead letter of code when o is empty).
+func (e *env) run(j launch.Job, o store.Outcome) {
+	e.t.Helper()
+	ctx := context.Background()
+	if e.task(j.ID) != nil {
+		e.deleteTask(j.ID)
+	}
+	now := time.Now()
+	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, now)
+	if err != nil || state != store.Started {
+		e.t.Fatalf("start %s: %s, %v", j.ID, state, err)
+	}
+	o.Attempt.N, o.Attempt.FinishedAt = n, now
+	if _, err := e.store.Finish(ctx, j.ID, o, now); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func deadLetter(code string, uncertain bool) store.Outcome {
+	return store.Outcome{Kind: store.FinishDeadLettered,
+		Attempt: store.Attempt{Outcome: store.AttemptTerminal, Code: code, Message: "no", Uncertain: uncertain}}
+}
+
+var succeeded = store.Outcome{Kind: store.FinishSucceeded, AgentLaunchID: "L-1",
+	Attempt: store.Attempt{Outcome: store.AttemptSucceeded, Code: "RCS902"}}
+
+func (e *env) dlqCount() int64 {
+	e.t.Helper()
+	n, err := e.store.CountDeadLetters(context.Background(), store.Filter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func TestNewTask(t *testing.T) {
+	t.Parallel()
+	j := testJob("48900")
+	j.ID = "order-1"
+	task, err := NewTask(testSID, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Type() != TaskType {
+		t.Fatalf("type %s", task.Type())
+	}
+	var p Payload
+	if err := json.Unmarshal(task.Payload(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.SID != testSID || !reflect.DeepEqual(p.Job, j) {
+		t.Fatalf("payload round trip: %+v, want %s %+v", p, testSID, j)
+	}
+
+	// The options show on the enqueued task.
+	r := testredis.Start(t)
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
+	defer c.Close()
+	info, err := c.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != "order-1" || info.Queue != Name || info.MaxRetry != math.MaxInt32 {
+		t.Fatalf("task: id %s queue %s max retry %d", info.ID, info.Queue, info.MaxRetry)
+	}
+	if maxRetry < 1<<30 {
+		t.Fatalf("maxRetry %d is within reach", maxRetry)
+	}
+}
+
+func TestEnqueue(t *testing.T) {
+	e := newEnv(t)
+	j := testJob("48900")
+
+	if st := e.enqueue(j, false); st != Enqueued {
+		t.Fatalf("first enqueue: %s", st)
+	}
+	e.checkTask(j)
+	r := e.get(j.ID)
+	if r.State != store.StateQueued || r.SID != testSID || r.AgentNo != "48900" || r.Batch != "batch-1" ||
+		string(r.Payload) != string(j.Body()) {
+		t.Fatalf("record: %+v", r)
+	}
+	if st := e.enqueue(j, false); st != Duplicate {
+		t.Fatalf("second enqueue: %s, want %s", st, Duplicate)
+	}
+
+	// Same ID, different payload.
+	other := testJob("48901")
+	other.ID = j.ID
+	if st := e.enqueue(other, false); st != Conflict {
+		t.Fatalf("same id, other payload: %s, want %s", st, Conflict)
+	}
+	if r := e.get(j.ID); r.AgentNo != "48900" {
+		t.Fatalf("conflict changed the record: %+v", r)
+	}
+
+	// A crash between record and push: the task is missing, and the next
+	// enqueue puts it back.
+	e.deleteTask(j.ID)
+	if st := e.enqueue(j, false); st != Enqueued {
+		t.Fatalf("repair: %s, want %s", st, Enqueued)
+	}
+	e.checkTask(j)
+	if st := e.enqueue(j, false); st != Duplicate {
+		t.Fatalf("after repair: %s, want %s", st, Duplicate)
+	}
+
+	// Running: a duplicate, and nothing pushed.
+	e.deleteTask(j.ID)
+	if _, _, err := e.store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.enqueue(j, false); st != Duplicate {
+		t.Fatalf("running: %s, want %s", st, Duplicate)
+	}
+	if e.task(j.ID) != nil {
+		t.Fatal("enqueue of a running job pushed a task")
+	}
+}
+
+func TestEnqueueFinishedJobs(t *testing.T) {
+	e := newEnv(t)
+	ok, dead := testJob("100"), testJob("101")
+	for _, j := range []launch.Job{ok, dead} {
+		if st := e.enqueue(j, false); st != Enqueued {
+			t.Fatalf("enqueue: %s", st)
+		}
+	}
+	e.run(ok, succeeded)
+	e.run(dead, deadLetter("RCS904", false))
+
+	if st := e.enqueue(ok, false); st != AlreadyLaunched {
+		t.Fatalf("succeeded job: %s, want %s", st, AlreadyLaunched)
+	}
+	if e.task(ok.ID) != nil {
+		t.Fatal("a succeeded job was pushed again")
+	}
+	for _, force := range []bool{false, true} {
+		if st := e.enqueue(dead, force); st != DeadLettered {
+			t.Fatalf("dead letter (force %v): %s, want %s", force, st, DeadLettered)
+		}
+	}
+	if e.task(dead.ID) != nil {
+		t.Fatal("a dead letter was pushed by enqueue")
+	}
+
+	if st := e.enqueue(ok, true); st != Enqueued {
+		t.Fatalf("force: %s, want %s", st, Enqueued)
+	}
+	e.checkTask(ok)
+	if r := e.get(ok.ID); r.State != store.StateQueued || r.Attempts != 0 || r.AgentLaunchID != "" {
+		t.Fatalf("relaunched record: %+v", r)
+	}
+}
+
+func TestEnqueueFailsWhenRedisIsDown(t *testing.T) {
+	e := newEnv(t)
+	e.redis.Kill()
+	e.prod.Store = store.New(failFast(t, e.redis.Addr()))
+	j := testJob("48900")
+	if st, err := e.prod.Enqueue(ctxT(t), j, "", false); err == nil {
+		t.Fatalf("enqueue with Redis down: %s, no error", st)
+	}
+}
+
+func TestEnqueueLeavesNothingWhenPushFails(t *testing.T) {
+	e := newEnv(t)
+	e.prod.Client = brokenClient(t) // the records' Redis works, the queue's does not
+	j := testJob("48900")
+	if st, err := e.prod.Enqueue(ctxT(t), j, "", false); err == nil {
+		t.Fatalf("enqueue with the queue down: %s, no error", st)
+	}
+	if _, err := e.store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record after a failed push: %v, want ErrNotFound", err)
+	}
+}
+
+func TestRetryDeadLetter(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, deadLetter("RCS904", false))
+	if e.dlqCount() != 1 {
+		t.Fatal("not dead-lettered")
+	}
+
+	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	if err != nil || res != Retried {
+		t.Fatalf("retry: %s, %v", res, err)
+	}
+	e.checkTask(j)
+	if n := e.dlqCount(); n != 0 {
+		t.Fatalf("%d dead letters left", n)
+	}
+	if n, _ := e.store.CountDeadLetters(ctx, store.Filter{Code: "RCS904"}); n != 0 {
+		t.Fatalf("%d left in the code's index", n)
+	}
+	r := e.get(j.ID)
+	if r.State != store.StateQueued || r.Attempts != 0 || !r.FinishedAt.IsZero() {
+		t.Fatalf("retried record: %+v", r)
+	}
+	// It is no dead letter any more.
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateQueued {
+		t.Fatalf("second retry: %s, %v; want %s", res, err, store.StateQueued)
+	}
+	e.run(j, succeeded)
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.StateSucceeded {
+		t.Fatalf("retry of a succeeded job: %s, %v", res, err)
+	}
+	if e.task(j.ID) != nil {
+		t.Fatal("retry of a succeeded job pushed a task")
+	}
+
+	if _, err := e.prod.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retry of an unknown job: %v, want ErrNotFound", err)
+	}
+}
+
+func TestRetryDeadLetterUncertain(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, deadLetter("TIMEOUT", true))
+
+	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	if err != nil || res != store.Uncertain {
+		t.Fatalf("retry of an uncertain letter: %s, %v; want %s", res, err, store.Uncertain)
+	}
+	if e.task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
+		t.Fatal("an uncertain letter was touched")
+	}
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != Retried {
+		t.Fatalf("retry with includeUncertain: %s, %v", res, err)
+	}
+	e.checkTask(j)
+	if e.dlqCount() != 0 {
+		t.Fatal("still indexed")
+	}
+}
+
+func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, deadLetter("RCS904", false))
+
+	good := e.prod.Client
+	e.prod.Client = brokenClient(t)
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err == nil {
+		t.Fatalf("retry with the queue down: %s, no error", res)
+	}
+	if r := e.get(j.ID); r.State != store.StateDeadLettered {
+		t.Fatalf("state after a failed push: %s, want %s", r.State, store.StateDeadLettered)
+	}
+	if e.dlqCount() != 1 {
+		t.Fatal("the letter left the index although it was not pushed")
+	}
+	e.prod.Client = good
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != Retried {
+		t.Fatalf("retry once the queue is back: %s, %v", res, err)
+	}
+	e.checkTask(j)
+}
+
+// A retry that stopped half-way (producer crash) is finished by the next one.
+func TestRetryDeadLetterResumes(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	beforePush, afterPush := testJob("100"), testJob("101")
+	for _, j := range []launch.Job{beforePush, afterPush} {
+		e.enqueue(j, false)
+		e.run(j, deadLetter("RCS904", false))
+		res, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+		if err != nil || res != store.Requeued {
+			t.Fatalf("requeue: %s, %v", res, err)
+		}
+	}
+	if pushed, err := Push(ctx, e.prod.Client, testSID, afterPush); err != nil || !pushed {
+		t.Fatalf("push: %v, %v", pushed, err)
+	}
+	if e.dlqCount() != 2 {
+		t.Fatal("requeued letters must stay indexed until their task is pushed")
+	}
+	for _, j := range []launch.Job{beforePush, afterPush} {
+		if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != Retried {
+			t.Fatalf("resumed retry of %s: %s, %v", j.Launch.AgentNo, res, err)
+		}
+		e.checkTask(j)
+	}
+	if e.dlqCount() != 0 {
+		t.Fatal("still indexed")
+	}
+}
+
+func TestPushReportsExistingTask(t *testing.T) {
+	e := newEnv(t)
+	j := testJob("48900")
+	ctx := ctxT(t)
+	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+		t.Fatalf("first push: %v, %v", pushed, err)
+	}
+	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || pushed {
+		t.Fatalf("second push: %v, %v; want false, nil", pushed, err)
+	}
+}

@@ -1,0 +1,1100 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/testredis"
+)
+
+// t0 is a fixed, millisecond-exact clock for the tests.
+var t0 = time.UnixMilli(1_700_000_000_000).UTC()
+
+var ctx = context.Background()
+
+// newStore gives the (parallel) test a store on its own redis-server.
+func newStore(t *testing.T, opts ...testredis.Option) (*Store, *redis.Client) {
+	t.Helper()
+	t.Parallel()
+	c := testredis.Start(t, opts...).Client()
+	return New(c), c
+}
+
+func newJob(id string) NewJob {
+	return NewJob{ID: id, SID: "SID1", AgentNo: "48900", Batch: "b1",
+		Payload: []byte(`{"launch":{"agent_no":"48900","launch_type":"1"}}`)}
+}
+
+func mustCreate(t *testing.T, s *Store, j NewJob, now time.Time) string {
+	t.Helper()
+	res, err := s.Create(ctx, j, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func mustStart(t *testing.T, s *Store, j NewJob, now time.Time) (string, int) {
+	t.Helper()
+	state, n, err := s.Start(ctx, j, 9, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state, n
+}
+
+func mustFinish(t *testing.T, s *Store, id string, o Outcome, now time.Time) string {
+	t.Helper()
+	res, err := s.Finish(ctx, id, o, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func mustGet(t *testing.T, s *Store, id string) Record {
+	t.Helper()
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func success(n int, at time.Time) Outcome {
+	return Outcome{Kind: FinishSucceeded,
+		Attempt:       Attempt{N: n, Outcome: AttemptSucceeded, Code: "RCS902", Message: "launched", HTTPStatus: 200, FinishedAt: at},
+		AgentLaunchID: "L-1", Response: json.RawMessage(`{"code":"RCS902","data":{"agent_launch_id":"L-1"}}`)}
+}
+
+func terminal(n int, code string, uncertain bool, at time.Time) Outcome {
+	return Outcome{Kind: FinishDeadLettered,
+		Attempt: Attempt{N: n, Outcome: AttemptTerminal, Code: code, Message: "failed " + code, HTTPStatus: 400,
+			Uncertain: uncertain, FinishedAt: at},
+		Response: json.RawMessage(`{"code":"` + code + `","data":[]}`)}
+}
+
+func retrying(n int, at, next time.Time) Outcome {
+	return Outcome{Kind: FinishRetrying, NextRunAt: next,
+		Attempt: Attempt{N: n, Outcome: AttemptRetryable, Code: "RCS502", Message: "bad gateway", HTTPStatus: 502, FinishedAt: at}}
+}
+
+// deadLetter makes id a dead letter with code, dead-lettered at `at`.
+func deadLetter(t *testing.T, s *Store, id, code string, uncertain bool, at time.Time) {
+	t.Helper()
+	j := newJob(id)
+	if res := mustCreate(t, s, j, at); res != Created {
+		t.Fatalf("create %s: %s", id, res)
+	}
+	_, n := mustStart(t, s, j, at)
+	if res := mustFinish(t, s, id, terminal(n, code, uncertain, at), at); res != StateDeadLettered {
+		t.Fatalf("finish %s: %s", id, res)
+	}
+}
+
+func ttl(t *testing.T, c *redis.Client, key string) time.Duration {
+	t.Helper()
+	d, err := c.TTL(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func xlen(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	n, err := c.XLen(ctx, ResultsStream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// indexed reports whether id is in the dead-letter index and in code's index.
+func indexed(t *testing.T, c *redis.Client, id, code string) (all, byCode bool) {
+	t.Helper()
+	_, err1 := c.ZScore(ctx, deadLetters, id).Result()
+	_, err2 := c.ZScore(ctx, deadLettersByCode(code), id).Result()
+	for _, err := range []error{err1, err2} {
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+	}
+	return err1 == nil, err2 == nil
+}
+
+func TestCreate(t *testing.T) {
+	s, c := newStore(t)
+	s.Retention = time.Hour
+	j := newJob("j1")
+
+	if res := mustCreate(t, s, j, t0); res != Created {
+		t.Fatalf("first create: %s, want %s", res, Created)
+	}
+	r := mustGet(t, s, "j1")
+	if r.State != StateQueued || r.Attempts != 0 || r.SID != "SID1" || r.AgentNo != "48900" || r.Batch != "b1" ||
+		string(r.Payload) != string(j.Payload) || !r.EnqueuedAt.Equal(t0) || len(r.History) != 0 {
+		t.Fatalf("new record: %+v", r)
+	}
+	if res := mustCreate(t, s, j, t0); res != Pending {
+		t.Fatalf("same payload again: %s, want %s", res, Pending)
+	}
+	other := j
+	other.Payload = []byte(`{"launch":{"agent_no":"48901"}}`)
+	if res := mustCreate(t, s, other, t0); res != Conflict {
+		t.Fatalf("different payload: %s, want %s", res, Conflict)
+	}
+
+	mustStart(t, s, j, t0)
+	if res := mustCreate(t, s, j, t0); res != InProgress {
+		t.Fatalf("running: %s, want %s", res, InProgress)
+	}
+	if res := mustCreate(t, s, other, t0); res != Conflict {
+		t.Fatalf("running, different payload: %s, want %s", res, Conflict)
+	}
+	mustFinish(t, s, "j1", retrying(1, t0, t0.Add(time.Second)), t0)
+	if res := mustCreate(t, s, j, t0); res != InProgress {
+		t.Fatalf("retrying: %s, want %s", res, InProgress)
+	}
+	_, n := mustStart(t, s, j, t0)
+	mustFinish(t, s, "j1", success(n, t0), t0)
+	if res := mustCreate(t, s, j, t0); res != AlreadyLaunched {
+		t.Fatalf("succeeded: %s, want %s", res, AlreadyLaunched)
+	}
+	if d := ttl(t, c, jobKey("j1")); d <= 0 {
+		t.Fatalf("succeeded record has TTL %v, want one", d)
+	}
+
+	// Force relaunches: the record is reset and kept forever again.
+	t1 := t0.Add(time.Minute)
+	forced := j
+	forced.Force, forced.Batch = true, "b2"
+	if res := mustCreate(t, s, forced, t1); res != Created {
+		t.Fatalf("force: %s, want %s", res, Created)
+	}
+	h, err := c.HGetAll(ctx, jobKey("j1")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"code", "message", "agent_launch_id", "http_status", "uncertain", "response",
+		"finished_at", "next_run_at", "max_attempts"} {
+		if _, ok := h[k]; ok {
+			t.Errorf("after force, field %s is still set (%q)", k, h[k])
+		}
+	}
+	if h["state"] != StateQueued || h["attempts"] != "0" || h["batch"] != "b2" || h["generation"] != "2" ||
+		h["enqueued_at"] != fmt.Sprint(t1.UnixMilli()) {
+		t.Errorf("after force: %v", h)
+	}
+	for _, k := range []string{jobKey("j1"), attemptsKey("j1")} {
+		if d := ttl(t, c, k); d != -1 {
+			t.Errorf("after force, %s has TTL %v, want none (-1)", k, d)
+		}
+	}
+	// Force on a job that has not succeeded changes nothing.
+	if res := mustCreate(t, s, forced, t1); res != Pending {
+		t.Fatalf("force on queued: %s, want %s", res, Pending)
+	}
+	// Force with a different payload is still a conflict.
+	otherForced := other
+	otherForced.Force = true
+	if res := mustCreate(t, s, otherForced, t1); res != Conflict {
+		t.Fatalf("force, different payload: %s, want %s", res, Conflict)
+	}
+
+	deadLetter(t, s, "dl", "RCS904", false, t0)
+	if res := mustCreate(t, s, newJob("dl"), t0); res != DeadLettered {
+		t.Fatalf("dead-lettered: %s, want %s", res, DeadLettered)
+	}
+	f := newJob("dl")
+	f.Force = true
+	if res := mustCreate(t, s, f, t0); res != DeadLettered {
+		t.Fatalf("dead-lettered with force: %s, want %s", res, DeadLettered)
+	}
+	if r := mustGet(t, s, "dl"); r.State != StateDeadLettered || r.Attempts != 1 {
+		t.Fatalf("dead letter touched by create: %+v", r)
+	}
+}
+
+func TestUncreate(t *testing.T) {
+	s, c := newStore(t)
+	gone := func(id string) bool {
+		n, err := c.Exists(ctx, jobKey(id), attemptsKey(id)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	}
+
+	mustCreate(t, s, newJob("fresh"), t0)
+	if err := s.Uncreate(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if !gone("fresh") {
+		t.Fatal("a fresh record survived Uncreate")
+	}
+	if err := s.Uncreate(ctx, "never"); err != nil {
+		t.Fatalf("uncreate of a missing record: %v", err)
+	}
+
+	// Started (attempts 1): kept.
+	mustCreate(t, s, newJob("started"), t0)
+	mustStart(t, s, newJob("started"), t0)
+	// Relaunched with force (generation 2): kept.
+	mustCreate(t, s, newJob("forced"), t0)
+	mustStart(t, s, newJob("forced"), t0)
+	mustFinish(t, s, "forced", success(1, t0), t0)
+	f := newJob("forced")
+	f.Force = true
+	if res := mustCreate(t, s, f, t0); res != Created {
+		t.Fatalf("force: %s", res)
+	}
+	// Requeued dead letter (generation 2, attempts 0, queued): kept.
+	deadLetter(t, s, "requeued", "RCS904", false, t0)
+	if res, _, err := s.Requeue(ctx, "requeued", false, t0); err != nil || res != Requeued {
+		t.Fatalf("requeue: %s, %v", res, err)
+	}
+	// Finished: kept.
+	deadLetter(t, s, "dead", "RCS904", false, t0)
+
+	for _, id := range []string{"started", "forced", "requeued", "dead"} {
+		before := mustGet(t, s, id)
+		if err := s.Uncreate(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if gone(id) {
+			t.Errorf("Uncreate removed %s (state %s)", id, before.State)
+			continue
+		}
+		if after := mustGet(t, s, id); after.State != before.State || after.Attempts != before.Attempts {
+			t.Errorf("Uncreate changed %s: %+v -> %+v", id, before, after)
+		}
+	}
+}
+
+func TestStartFinishAttemptNumbers(t *testing.T) {
+	s, c := newStore(t)
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+
+	state, n := mustStart(t, s, j, t0)
+	if state != Started || n != 1 {
+		t.Fatalf("first start: %s %d", state, n)
+	}
+	next := t0.Add(3 * time.Second)
+	if res := mustFinish(t, s, "j", retrying(n, t0, next), t0); res != StateRetrying {
+		t.Fatalf("finish retrying: %s", res)
+	}
+	r := mustGet(t, s, "j")
+	if r.State != StateRetrying || !r.NextRunAt.Equal(next) || r.Code != "RCS502" || r.HTTPStatus != 502 ||
+		r.Attempts != 1 || r.MaxAttempts != 9 || !r.FinishedAt.IsZero() {
+		t.Fatalf("after retrying: %+v", r)
+	}
+	if n := xlen(t, c); n != 0 {
+		t.Fatalf("a retry wrote %d results", n)
+	}
+
+	t1 := t0.Add(4 * time.Second)
+	state, n = mustStart(t, s, j, t1)
+	if state != Started || n != 2 {
+		t.Fatalf("second start: %s %d", state, n)
+	}
+	if r := mustGet(t, s, "j"); r.State != StateRunning || !r.NextRunAt.IsZero() || !r.UpdatedAt.Equal(t1) {
+		t.Fatalf("running again: %+v", r)
+	}
+	mustFinish(t, s, "j", success(n, t1), t1)
+
+	// A redelivered task of a finished job: no new attempt.
+	state, n = mustStart(t, s, j, t1.Add(time.Second))
+	if state != StateSucceeded || n != 2 {
+		t.Fatalf("start after success: %s %d, want %s 2", state, n, StateSucceeded)
+	}
+	r = mustGet(t, s, "j")
+	if r.Attempts != 2 || r.State != StateSucceeded || len(r.History) != 2 {
+		t.Fatalf("after a start on a finished job: %+v", r)
+	}
+	if r.History[0].N != 1 || r.History[0].Outcome != AttemptRetryable || r.History[1].N != 2 ||
+		r.History[1].Outcome != AttemptSucceeded {
+		t.Fatalf("history: %+v", r.History)
+	}
+
+	deadLetter(t, s, "d", "RCS904", false, t0)
+	if state, n := mustStart(t, s, newJob("d"), t1); state != StateDeadLettered || n != 1 {
+		t.Fatalf("start after dead letter: %s %d", state, n)
+	}
+	if r := mustGet(t, s, "d"); r.Attempts != 1 || len(r.History) != 1 {
+		t.Fatalf("dead letter after start: %+v", r)
+	}
+}
+
+func TestStartOnRunningLogsLostAttempt(t *testing.T) {
+	s, _ := newStore(t)
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	t1 := t0.Add(time.Minute)
+	// The worker died during attempt 1; the task is redelivered.
+	state, n := mustStart(t, s, j, t1)
+	if state != Started || n != 2 {
+		t.Fatalf("start of a running job: %s %d, want running 2", state, n)
+	}
+	r := mustGet(t, s, "j")
+	if len(r.History) != 1 {
+		t.Fatalf("history: %+v, want one lost attempt", r.History)
+	}
+	if a := r.History[0]; a.N != 1 || a.Outcome != AttemptLost || a.Message == "" || !a.FinishedAt.Equal(t1) {
+		t.Fatalf("lost attempt: %+v", a)
+	}
+}
+
+func TestStartRecreatesMissingRecord(t *testing.T) {
+	s, _ := newStore(t)
+	j := newJob("gone")
+	state, n := mustStart(t, s, j, t0)
+	if state != Started || n != 1 {
+		t.Fatalf("start without record: %s %d", state, n)
+	}
+	r := mustGet(t, s, "gone")
+	if r.ID != "gone" || r.SID != j.SID || r.AgentNo != j.AgentNo || string(r.Payload) != string(j.Payload) ||
+		r.State != StateRunning || r.Attempts != 1 || r.MaxAttempts != 9 || !r.EnqueuedAt.Equal(t0) {
+		t.Fatalf("recreated record: %+v", r)
+	}
+	// The recreated record behaves like any other.
+	if res := mustFinish(t, s, "gone", success(1, t0), t0); res != StateSucceeded {
+		t.Fatalf("finish: %s", res)
+	}
+	if res := mustCreate(t, s, j, t0); res != AlreadyLaunched {
+		t.Fatalf("create after: %s", res)
+	}
+}
+
+func TestFinishDeferredDoesNotCountTheAttempt(t *testing.T) {
+	s, c := newStore(t)
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	_, n := mustStart(t, s, j, t0)
+	next := t0.Add(2 * time.Second)
+	o := Outcome{Kind: FinishDeferred, NextRunAt: next,
+		Attempt: Attempt{N: 0, Outcome: AttemptThrottled, Code: "", HTTPStatus: 429, FinishedAt: t0}}
+	if res := mustFinish(t, s, "j", o, t0); res != StateQueued {
+		t.Fatalf("deferred: %s, want %s", res, StateQueued)
+	}
+	r := mustGet(t, s, "j")
+	if r.State != StateQueued || r.Attempts != n-1 || !r.NextRunAt.Equal(next) || r.Code != "" {
+		t.Fatalf("after deferral: %+v", r)
+	}
+	if len(r.History) != 1 || r.History[0].Outcome != AttemptThrottled || r.History[0].N != 0 {
+		t.Fatalf("history: %+v", r.History)
+	}
+	if res := mustCreate(t, s, j, t0); res != Pending {
+		t.Fatalf("create of a deferred job: %s, want %s", res, Pending)
+	}
+	if _, n2 := mustStart(t, s, j, next); n2 != n {
+		t.Fatalf("attempt after a deferral: %d, want %d again", n2, n)
+	}
+	if n := xlen(t, c); n != 0 {
+		t.Fatalf("deferral wrote %d results", n)
+	}
+}
+
+func TestFinishSucceededWritesOneResult(t *testing.T) {
+	s, c := newStore(t)
+	s.Retention = time.Hour
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	t1 := t0.Add(1500 * time.Millisecond)
+	o := success(1, t1)
+	if res := mustFinish(t, s, "j", o, t1); res != StateSucceeded {
+		t.Fatalf("finish: %s", res)
+	}
+
+	msgs, err := c.XRange(ctx, ResultsStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d stream entries, want 1", len(msgs))
+	}
+	want := map[string]string{
+		"job_id": "j", "agent_no": "48900", "outcome": "succeeded", "code": "RCS902", "message": "launched",
+		"agent_launch_id": "L-1", "attempts": "1", "finished_at": t1.Format(time.RFC3339Nano),
+		"response": string(o.Response),
+	}
+	for k, v := range want {
+		if got, ok := msgs[0].Values[k]; !ok || got != v {
+			t.Errorf("stream field %s = %v (present %v), want %q", k, got, ok, v)
+		}
+	}
+	rs, err := s.ReadResults(ctx, "0", 10, 0)
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("ReadResults: %v, %v", rs, err)
+	}
+	if got := rs[0]; got.JobID != "j" || got.Outcome != StateSucceeded || got.Attempts != 1 || got.AgentLaunchID != "L-1" ||
+		got.BatchID != "b1" || got.Uncertain || string(got.Response) != string(o.Response) || got.StreamID != msgs[0].ID {
+		t.Fatalf("ReadResults: %+v", got)
+	}
+	if more, err := s.ReadResults(ctx, rs[0].StreamID, 10, 0); err != nil || len(more) != 0 {
+		t.Fatalf("ReadResults after the last entry: %v, %v", more, err)
+	}
+
+	r := mustGet(t, s, "j")
+	if r.State != StateSucceeded || r.AgentLaunchID != "L-1" || !r.FinishedAt.Equal(t1) || r.Code != "RCS902" ||
+		string(r.Response) != string(o.Response) || !r.NextRunAt.IsZero() {
+		t.Fatalf("record: %+v", r)
+	}
+	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+		if d := ttl(t, c, k); d <= time.Hour-time.Minute || d > time.Hour {
+			t.Errorf("TTL of %s: %v, want about 1h", k, d)
+		}
+	}
+
+	// A late or repeated Finish changes nothing.
+	for _, late := range []Outcome{terminal(1, "RCS904", false, t1), success(2, t1), retrying(1, t1, t1)} {
+		if res := mustFinish(t, s, "j", late, t1.Add(time.Second)); res != StateSucceeded {
+			t.Fatalf("late finish %s: %s, want %s", late.Kind, res, StateSucceeded)
+		}
+	}
+	if n := xlen(t, c); n != 1 {
+		t.Fatalf("%d stream entries after late finishes, want 1", n)
+	}
+	if after := mustGet(t, s, "j"); after.State != r.State || after.Code != r.Code || len(after.History) != 1 ||
+		!after.UpdatedAt.Equal(r.UpdatedAt) {
+		t.Fatalf("late finishes changed the record: %+v", after)
+	}
+	if all, byCode := indexed(t, c, "j", "RCS904"); all || byCode {
+		t.Fatal("late dead letter of a succeeded job was indexed")
+	}
+}
+
+func TestFinishWithoutRetentionKeepsRecordForever(t *testing.T) {
+	s, c := newStore(t)
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, "j", success(1, t0), t0)
+	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+		if d := ttl(t, c, k); d != -1 {
+			t.Errorf("TTL of %s: %v, want none (-1)", k, d)
+		}
+	}
+}
+
+func TestFinishDeadLettered(t *testing.T) {
+	s, c := newStore(t)
+	s.Retention = time.Hour
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	if res := mustFinish(t, s, "j", terminal(1, "RCS904", true, t0), t0); res != StateDeadLettered {
+		t.Fatalf("finish: %s", res)
+	}
+	for _, k := range []string{deadLetters, deadLettersByCode("RCS904")} {
+		score, err := c.ZScore(ctx, k, "j").Result()
+		if err != nil || int64(score) != t0.UnixMilli() {
+			t.Errorf("%s score: %v, %v; want %d", k, score, err, t0.UnixMilli())
+		}
+	}
+	msgs, err := c.XRange(ctx, ResultsStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d stream entries, want 1", len(msgs))
+	}
+	v := msgs[0].Values
+	if v["job_id"] != "j" || v["outcome"] != "dead_lettered" || v["code"] != "RCS904" || v["message"] != "failed RCS904" ||
+		v["agent_launch_id"] != "" || v["attempts"] != "1" || v["uncertain"] != "1" || v["agent_no"] != "48900" ||
+		v["finished_at"] != t0.Format(time.RFC3339Nano) {
+		t.Errorf("stream entry: %v", v)
+	}
+	r := mustGet(t, s, "j")
+	if r.State != StateDeadLettered || !r.Uncertain || r.Code != "RCS904" || !r.FinishedAt.Equal(t0) || r.HTTPStatus != 400 {
+		t.Fatalf("record: %+v", r)
+	}
+	// Dead letters are a store of record: no TTL, whatever the retention.
+	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+		if d := ttl(t, c, k); d != -1 {
+			t.Errorf("TTL of dead letter key %s: %v, want none", k, d)
+		}
+	}
+
+	// A second final outcome changes nothing.
+	t1 := t0.Add(time.Minute)
+	if res := mustFinish(t, s, "j", terminal(2, "RCS601", false, t1), t1); res != StateDeadLettered {
+		t.Fatalf("second finish: %s", res)
+	}
+	if res := mustFinish(t, s, "j", success(2, t1), t1); res != StateDeadLettered {
+		t.Fatalf("success after dead letter: %s", res)
+	}
+	if n := xlen(t, c); n != 1 {
+		t.Fatalf("%d stream entries, want 1", n)
+	}
+	if all, byCode := indexed(t, c, "j", "RCS601"); !all || byCode {
+		t.Fatalf("second finish re-indexed: all %v, by new code %v", all, byCode)
+	}
+	if score, _ := c.ZScore(ctx, deadLetters, "j").Result(); int64(score) != t0.UnixMilli() {
+		t.Fatalf("second finish moved the index entry to %v", score)
+	}
+	if r2 := mustGet(t, s, "j"); r2.Code != "RCS904" || len(r2.History) != 1 {
+		t.Fatalf("record after second finish: %+v", r2)
+	}
+}
+
+func TestFinishMissingRecord(t *testing.T) {
+	s, c := newStore(t)
+	res, err := s.Finish(ctx, "nope", success(1, t0), t0)
+	if err != nil || res != "missing" {
+		t.Fatalf("finish of a missing record: %q, %v", res, err)
+	}
+	if n := xlen(t, c); n != 0 {
+		t.Fatalf("%d stream entries for a missing record", n)
+	}
+	if n, _ := c.Exists(ctx, jobKey("nope"), attemptsKey("nope")).Result(); n != 0 {
+		t.Fatal("finish created keys for a missing record")
+	}
+}
+
+func TestResultsMaxLenTrimsApproximately(t *testing.T) {
+	const nodeEntries, maxLen, total = 10, 50, 300
+	s, c := newStore(t, testredis.WithArgs("--stream-node-max-entries", fmt.Sprint(nodeEntries)))
+	s.ResultsMaxLen = maxLen
+	for i := range total {
+		id := fmt.Sprintf("j%d", i)
+		mustCreate(t, s, newJob(id), t0)
+		if res := mustFinish(t, s, id, success(1, t0), t0); res != StateSucceeded {
+			t.Fatalf("finish %s: %s", id, res)
+		}
+		if n := xlen(t, c); n > maxLen+nodeEntries {
+			t.Fatalf("after %d results the stream holds %d, want at most %d", i+1, n, maxLen+nodeEntries)
+		}
+	}
+	n := xlen(t, c)
+	if n < maxLen || n > maxLen+nodeEntries {
+		t.Fatalf("XLEN %d, want between %d and %d", n, maxLen, maxLen+nodeEntries)
+	}
+	// The newest entry is kept.
+	last, err := c.XRevRangeN(ctx, ResultsStream, "+", "-", 1).Result()
+	if err != nil || len(last) != 1 || last[0].Values["job_id"] != fmt.Sprintf("j%d", total-1) {
+		t.Fatalf("newest entry: %v, %v", last, err)
+	}
+}
+
+func ids(rs []Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func TestListAndCountDeadLetters(t *testing.T) {
+	s, _ := newStore(t)
+	// d0 .. d9, one second apart; even ones RCS904, odd ones RCS601.
+	code := func(i int) string { return []string{"RCS904", "RCS601"}[i%2] }
+	for i := range 10 {
+		deadLetter(t, s, fmt.Sprintf("d%d", i), code(i), false, t0.Add(time.Duration(i)*time.Second))
+	}
+	// A queued and a succeeded job are not dead letters.
+	mustCreate(t, s, newJob("q"), t0)
+	mustCreate(t, s, newJob("ok"), t0)
+	mustFinish(t, s, "ok", success(1, t0.Add(time.Hour)), t0.Add(time.Hour))
+
+	list := func(f Filter, offset, limit int) []string {
+		t.Helper()
+		rs, err := s.ListDeadLetters(ctx, f, offset, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids(rs)
+	}
+	count := func(f Filter) int64 {
+		t.Helper()
+		n, err := s.CountDeadLetters(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cases := []struct {
+		name          string
+		f             Filter
+		offset, limit int
+		want          []string
+		count         int64
+	}{
+		{"all", Filter{}, 0, 100, []string{"d9", "d8", "d7", "d6", "d5", "d4", "d3", "d2", "d1", "d0"}, 10},
+		{"page", Filter{}, 2, 3, []string{"d7", "d6", "d5"}, 10},
+		{"past the end", Filter{}, 10, 3, []string{}, 10},
+		{"code", Filter{Code: "RCS904"}, 0, 100, []string{"d8", "d6", "d4", "d2", "d0"}, 5},
+		{"code page", Filter{Code: "RCS601"}, 1, 2, []string{"d7", "d5"}, 5},
+		{"since (inclusive)", Filter{Since: t0.Add(6 * time.Second)}, 0, 100, []string{"d9", "d8", "d7", "d6"}, 4},
+		{"code and since", Filter{Code: "RCS904", Since: t0.Add(5 * time.Second)}, 0, 100, []string{"d8", "d6"}, 2},
+		{"unknown code", Filter{Code: "RCS000"}, 0, 100, []string{}, 0},
+		{"since the future", Filter{Since: t0.Add(time.Hour)}, 0, 100, []string{}, 0},
+	}
+	for _, tc := range cases {
+		if got := list(tc.f, tc.offset, tc.limit); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: list %v, want %v", tc.name, got, tc.want)
+		}
+		if got := count(tc.f); got != tc.count {
+			t.Errorf("%s: count %d, want %d", tc.name, got, tc.count)
+		}
+	}
+	rs, err := s.ListDeadLetters(ctx, Filter{}, 0, 1)
+	if err != nil || len(rs) != 1 {
+		t.Fatal(rs, err)
+	}
+	if r := rs[0]; r.State != StateDeadLettered || r.Code != "RCS601" || len(r.History) != 1 || r.History[0].Code != "RCS601" {
+		t.Fatalf("listed record: %+v", r)
+	}
+}
+
+// seedDeadLetters makes n dead letters and returns their IDs: the first 150
+// one second apart, then 600 sharing one timestamp (more than a page), then
+// 150 sharing another, then the rest one millisecond apart.
+func seedDeadLetters(t *testing.T, s *Store, n int) (idsByCode map[string][]string) {
+	t.Helper()
+	idsByCode = map[string][]string{}
+	for i := range n {
+		var at time.Time
+		switch {
+		case i < 150:
+			at = t0.Add(time.Duration(i) * time.Second)
+		case i < 750:
+			at = t0.Add(200 * time.Second)
+		case i < 900:
+			at = t0.Add(300 * time.Second)
+		default:
+			at = t0.Add(400*time.Second + time.Duration(i)*time.Millisecond)
+		}
+		code := []string{"RCS904", "RCS601", "RCS502"}[i%3]
+		id := fmt.Sprintf("d%04d", i)
+		deadLetter(t, s, id, code, false, at)
+		idsByCode[code] = append(idsByCode[code], id)
+	}
+	return idsByCode
+}
+
+func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
+	const n = 1300
+	for _, mode := range []string{"read", "delete", "requeue", "requeue-without-unindex"} {
+		t.Run(mode, func(t *testing.T) {
+			s, c := newStore(t)
+			byCode := seedDeadLetters(t, s, n)
+			walk := func(f Filter, want int) {
+				t.Helper()
+				seen := map[string]int{}
+				lastAt := time.Time{}
+				err := s.EachDeadLetter(ctx, f, func(r Record) error {
+					if seen[r.ID]++; seen[r.ID] > 1 {
+						return fmt.Errorf("%s visited twice", r.ID) // stop a walk that would not end
+					}
+					if !lastAt.IsZero() && r.FinishedAt.After(lastAt) {
+						t.Errorf("%s (%v) after %v: not newest first", r.ID, r.FinishedAt, lastAt)
+					}
+					lastAt = r.FinishedAt
+					if f.Code != "" && r.Code != f.Code {
+						t.Errorf("%s has code %s, filter %s", r.ID, r.Code, f.Code)
+					}
+					switch mode {
+					case "delete":
+						if res, err := s.DeleteDeadLetter(ctx, r.ID); err != nil || res != Deleted {
+							return fmt.Errorf("delete %s: %s, %v", r.ID, res, err)
+						}
+					case "requeue", "requeue-without-unindex":
+						res, rj, err := s.Requeue(ctx, r.ID, false, t0.Add(time.Hour))
+						if err != nil || (res != Requeued && res != Resume) {
+							return fmt.Errorf("requeue %s: %s, %v", r.ID, res, err)
+						}
+						if mode == "requeue" {
+							if err := s.Unindex(ctx, rj); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(seen) != want {
+					t.Errorf("filter %+v: visited %d letters, want %d", f, len(seen), want)
+				}
+				for id, k := range seen {
+					if k != 1 {
+						t.Errorf("%s visited %d times", id, k)
+					}
+				}
+			}
+			if mode == "read" {
+				walk(Filter{}, n)
+				walk(Filter{Code: "RCS601"}, len(byCode["RCS601"]))
+				// Since t0+200s: the 600 tied letters and everything newer.
+				walk(Filter{Since: t0.Add(200 * time.Second)}, n-150)
+				walk(Filter{Code: "RCS904", Since: t0.Add(300 * time.Second)}, 0+len(byCode["RCS904"])-250)
+				return
+			}
+			// Walk one code first, then the rest.
+			walk(Filter{Code: "RCS502"}, len(byCode["RCS502"]))
+			rest := n - len(byCode["RCS502"])
+			if mode == "requeue-without-unindex" {
+				rest = n // requeued letters stay indexed (state queued)
+			}
+			walk(Filter{}, rest)
+			left, err := s.CountDeadLetters(ctx, Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]int64{"delete": 0, "requeue": 0, "requeue-without-unindex": n}[mode]; left != want {
+				t.Fatalf("%d letters left in the index, want %d", left, want)
+			}
+			if mode == "delete" {
+				if keys, err := c.Keys(ctx, "*").Result(); err != nil || len(keys) != 1 || keys[0] != ResultsStream {
+					t.Fatalf("keys left after deleting every letter: %v, %v", keys, err)
+				}
+			}
+		})
+	}
+}
+
+func TestEachDeadLetterStopsOnError(t *testing.T) {
+	s, _ := newStore(t)
+	for i := range 5 {
+		deadLetter(t, s, fmt.Sprintf("d%d", i), "RCS904", false, t0.Add(time.Duration(i)*time.Second))
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := s.EachDeadLetter(ctx, Filter{}, func(Record) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("EachDeadLetter: %v after %d calls, want stop after 1", err, calls)
+	}
+}
+
+func TestRequeueUnindexRestore(t *testing.T) {
+	s, c := newStore(t)
+	deadLetter(t, s, "a", "RCS904", false, t0)
+	t1 := t0.Add(time.Hour)
+
+	res, rj, err := s.Requeue(ctx, "a", false, t1)
+	if err != nil || res != Requeued {
+		t.Fatalf("requeue: %s, %v", res, err)
+	}
+	j := newJob("a")
+	if rj.ID != "a" || rj.SID != j.SID || rj.AgentNo != j.AgentNo || string(rj.Payload) != string(j.Payload) ||
+		rj.Code != "RCS904" {
+		t.Fatalf("requeued job: %+v", rj)
+	}
+	r := mustGet(t, s, "a")
+	if r.State != StateQueued || r.Attempts != 0 || !r.FinishedAt.IsZero() || r.MaxAttempts != 0 || r.Uncertain ||
+		r.Response != nil || !r.EnqueuedAt.Equal(t1) || len(r.History) != 1 {
+		t.Fatalf("requeued record: %+v", r)
+	}
+	if all, byCode := indexed(t, c, "a", "RCS904"); !all || !byCode {
+		t.Fatalf("requeue removed the index entry before Unindex: %v %v", all, byCode)
+	}
+	// Stopped half-way (no push, no Unindex): a second requeue resumes.
+	res, rj2, err := s.Requeue(ctx, "a", false, t1.Add(time.Minute))
+	if err != nil || res != Resume || rj2.ID != "a" || rj2.Code != "RCS904" || string(rj2.Payload) != string(j.Payload) {
+		t.Fatalf("second requeue: %s %+v, %v; want %s", res, rj2, err, Resume)
+	}
+	if r := mustGet(t, s, "a"); !r.EnqueuedAt.Equal(t1) {
+		t.Fatalf("resume changed the record: %+v", r)
+	}
+	if err := s.Unindex(ctx, rj); err != nil {
+		t.Fatal(err)
+	}
+	if all, byCode := indexed(t, c, "a", "RCS904"); all || byCode {
+		t.Fatalf("after Unindex still indexed: %v %v", all, byCode)
+	}
+	if n, _ := s.CountDeadLetters(ctx, Filter{}); n != 0 {
+		t.Fatalf("count after unindex: %d", n)
+	}
+	// Now it is just a queued job.
+	if res, rj, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateQueued || rj.ID != "" {
+		t.Fatalf("requeue of a queued job: %s %+v, %v", res, rj, err)
+	}
+	// Its fresh budget starts at attempt 1.
+	if _, n := mustStart(t, s, j, t1); n != 1 {
+		t.Fatalf("first attempt after requeue: %d", n)
+	}
+	if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateRunning {
+		t.Fatalf("requeue of a running job: %s, %v", res, err)
+	}
+	mustFinish(t, s, "a", success(1, t1), t1)
+	if res, _, err := s.Requeue(ctx, "a", true, t1); err != nil || res != StateSucceeded {
+		t.Fatalf("requeue of a succeeded job: %s, %v", res, err)
+	}
+	if _, _, err := s.Requeue(ctx, "nope", true, t1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("requeue of a missing job: %v", err)
+	}
+}
+
+func TestRequeueLeavesUncertainAlone(t *testing.T) {
+	s, c := newStore(t)
+	deadLetter(t, s, "u", "TIMEOUT", true, t0)
+	res, rj, err := s.Requeue(ctx, "u", false, t0.Add(time.Hour))
+	if err != nil || res != Uncertain || rj.ID != "" {
+		t.Fatalf("requeue of an uncertain letter: %s %+v, %v", res, rj, err)
+	}
+	if r := mustGet(t, s, "u"); r.State != StateDeadLettered || r.Attempts != 1 || !r.Uncertain {
+		t.Fatalf("uncertain letter changed: %+v", r)
+	}
+	res, rj, err = s.Requeue(ctx, "u", true, t0.Add(time.Hour))
+	if err != nil || res != Requeued || rj.Code != "TIMEOUT" {
+		t.Fatalf("requeue with includeUncertain: %s %+v, %v", res, rj, err)
+	}
+	if r := mustGet(t, s, "u"); r.State != StateQueued || r.Attempts != 0 || r.Uncertain {
+		t.Fatalf("requeued uncertain letter: %+v", r)
+	}
+	if all, byCode := indexed(t, c, "u", "TIMEOUT"); !all || !byCode {
+		t.Fatal("requeue dropped the index entry")
+	}
+}
+
+func TestRestore(t *testing.T) {
+	s, c := newStore(t)
+	deadLetter(t, s, "a", "RCS904", false, t0)
+	res, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour))
+	if err != nil || res != Requeued {
+		t.Fatal(res, err)
+	}
+	// The push failed: put it back.
+	if err := s.Restore(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	r := mustGet(t, s, "a")
+	if r.State != StateDeadLettered || r.Code != "RCS904" {
+		t.Fatalf("restored record: %+v", r)
+	}
+	if all, byCode := indexed(t, c, "a", "RCS904"); !all || !byCode {
+		t.Fatal("restored letter not indexed")
+	}
+	if res, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour)); err != nil || res != Requeued {
+		t.Fatalf("requeue after restore: %s, %v", res, err)
+	}
+	if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != StateQueued {
+		t.Fatalf("delete of a requeued letter: %s, %v", res, err)
+	}
+
+	// Restore leaves alone a job that is not a half-requeued dead letter.
+	mustCreate(t, s, newJob("q"), t0)
+	if err := s.Restore(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, s, "q"); r.State != StateQueued {
+		t.Fatalf("restore of a plain queued job: %s", r.State)
+	}
+	if err := s.Restore(ctx, "nope"); err != nil {
+		t.Fatalf("restore of a missing job: %v", err)
+	}
+	if n, _ := c.Exists(ctx, jobKey("nope")).Result(); n != 0 {
+		t.Fatal("restore created a record")
+	}
+}
+
+func TestUnindexKeepsLetterDeadLetteredAgain(t *testing.T) {
+	for _, newCode := range []string{"RCS904", "RCS601"} {
+		t.Run(newCode, func(t *testing.T) {
+			s, c := newStore(t)
+			deadLetter(t, s, "a", "RCS904", false, t0)
+			t1 := t0.Add(time.Hour)
+			_, rj, err := s.Requeue(ctx, "a", false, t1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The worker runs it and dead-letters it again before Unindex.
+			_, n := mustStart(t, s, newJob("a"), t1)
+			mustFinish(t, s, "a", terminal(n, newCode, false, t1), t1)
+			if err := s.Unindex(ctx, rj); err != nil {
+				t.Fatal(err)
+			}
+			score, err := c.ZScore(ctx, deadLetters, "a").Result()
+			if err != nil || int64(score) != t1.UnixMilli() {
+				t.Fatalf("dead-letter index: %v, %v; want the new time", score, err)
+			}
+			if _, err := c.ZScore(ctx, deadLettersByCode(newCode), "a").Result(); err != nil {
+				t.Fatalf("index of %s: %v", newCode, err)
+			}
+			// Under its old code only when that is still its code.
+			_, byOld := indexed(t, c, "a", "RCS904")
+			if byOld != (newCode == "RCS904") {
+				t.Fatalf("in the RCS904 index: %v; the letter's code is %s", byOld, newCode)
+			}
+			for _, code := range []string{"RCS904", "RCS601"} {
+				want := int64(0)
+				if code == newCode {
+					want = 1
+				}
+				if got, _ := s.CountDeadLetters(ctx, Filter{Code: code}); got != want {
+					t.Errorf("count of %s: %d, want %d", code, got, want)
+				}
+			}
+			// Deleting it leaves no index entry behind.
+			if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != Deleted {
+				t.Fatal(res, err)
+			}
+			for _, k := range []string{deadLetters, deadLettersByCode("RCS904"), deadLettersByCode("RCS601")} {
+				if n, _ := c.ZCard(ctx, k).Result(); n != 0 {
+					t.Errorf("%s still holds %d entries", k, n)
+				}
+			}
+		})
+	}
+}
+
+func TestDeleteDeadLetter(t *testing.T) {
+	s, c := newStore(t)
+	deadLetter(t, s, "a", "RCS904", false, t0)
+	deadLetter(t, s, "b", "RCS904", false, t0)
+	if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != Deleted {
+		t.Fatalf("delete: %s, %v", res, err)
+	}
+	if n, _ := c.Exists(ctx, jobKey("a"), attemptsKey("a")).Result(); n != 0 {
+		t.Fatalf("%d keys of the deleted letter left", n)
+	}
+	if all, byCode := indexed(t, c, "a", "RCS904"); all || byCode {
+		t.Fatalf("deleted letter still indexed: %v %v", all, byCode)
+	}
+	if _, err := s.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get of a deleted letter: %v", err)
+	}
+	if all, byCode := indexed(t, c, "b", "RCS904"); !all || !byCode {
+		t.Fatal("deleting a touched b")
+	}
+	if _, err := s.DeleteDeadLetter(ctx, "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+	// The results stream is a log: the entry stays.
+	if n := xlen(t, c); n != 2 {
+		t.Fatalf("stream length %d, want 2", n)
+	}
+
+	mustCreate(t, s, newJob("q"), t0)
+	mustCreate(t, s, newJob("ok"), t0)
+	mustFinish(t, s, "ok", success(1, t0), t0)
+	for id, state := range map[string]string{"q": StateQueued, "ok": StateSucceeded} {
+		if res, err := s.DeleteDeadLetter(ctx, id); err != nil || res != state {
+			t.Errorf("delete of %s job: %s, %v; want %s", state, res, err, state)
+		}
+		if _, err := s.Get(ctx, id); err != nil {
+			t.Errorf("delete of a %s job removed it: %v", state, err)
+		}
+	}
+}
+
+// TestIDsDoNotCollide: job IDs may contain ':' and '.', so no ID's keys may
+// equal another ID's.
+func TestIDsDoNotCollide(t *testing.T) {
+	idsToTry := []string{"a", "a:attempts", "a:attempts:attempts", "attempts", "dlq", "code:x", "a.b"}
+	seen := map[string]string{}
+	for _, id := range idsToTry {
+		for _, k := range []string{jobKey(id), attemptsKey(id)} {
+			if prev, ok := seen[k]; ok {
+				t.Errorf("key %s belongs to %s and %s", k, prev, id)
+			}
+			seen[k] = id
+		}
+	}
+	for _, k := range []string{deadLetters, deadLettersByCode("RCS904"), ResultsStream} {
+		if prev, ok := seen[k]; ok {
+			t.Errorf("index key %s is also a key of job %s", k, prev)
+		}
+	}
+
+	// Both jobs go through their whole life side by side.
+	s, _ := newStore(t)
+	for _, id := range []string{"order-1", "order-1:attempts"} {
+		deadLetter(t, s, id, "RCS904", false, t0)
+	}
+	for _, id := range []string{"order-1", "order-1:attempts"} {
+		r := mustGet(t, s, id)
+		if r.ID != id || r.State != StateDeadLettered || len(r.History) != 1 {
+			t.Errorf("%s: %+v", id, r)
+		}
+	}
+	if res, err := s.DeleteDeadLetter(ctx, "order-1"); err != nil || res != Deleted {
+		t.Fatal(res, err)
+	}
+	if r, err := s.Get(ctx, "order-1:attempts"); err != nil || r.State != StateDeadLettered {
+		t.Fatalf("deleting order-1 hurt order-1:attempts: %+v, %v", r, err)
+	}
+	// Undoing a create removes that job's keys only.
+	mustCreate(t, s, newJob("b:attempts"), t0)
+	mustCreate(t, s, newJob("b"), t0)
+	if err := s.Uncreate(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "b:attempts"); err != nil {
+		t.Fatalf("Uncreate(b) hurt b:attempts: %v", err)
+	}
+}
+
+// crc16 is CRC-16/XMODEM (poly 0x1021, init 0), the checksum of Redis Cluster.
+func crc16(b []byte) uint16 {
+	var crc uint16
+	for _, c := range b {
+		crc ^= uint16(c) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// keySlot is the Redis Cluster slot of key, with the hash-tag rule: if the
+// key has a '{' followed later by a '}' with something in between, only that
+// part (from the first '{' to the next '}') is hashed.
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	return int(crc16([]byte(key)) % 16384)
+}
+
+func TestKeySlotReference(t *testing.T) {
+	// From the Redis Cluster specification.
+	if got := crc16([]byte("123456789")); got != 0x31C3 {
+		t.Fatalf("crc16(123456789) = %#x, want 0x31c3", got)
+	}
+	if keySlot("{user1000}.following") != keySlot("{user1000}.followers") ||
+		keySlot("foo{}{bar}") != int(crc16([]byte("foo{}{bar}"))%16384) ||
+		keySlot("foo{{bar}}zap") != keySlot("{bar") || keySlot("foo{bar}{zap}") != keySlot("bar") {
+		t.Fatal("hash tag rule")
+	}
+}
+
+func TestKeysShareTheResultsStreamSlot(t *testing.T) {
+	keys := []string{deadLetters, jobKey("j1"), attemptsKey("j1"), deadLettersByCode("RCS904"),
+		jobKey("0123456789abcdef0123456789abcdef"), attemptsKey("x:y.z@w-1"), deadLettersByCode("INVALID_JOB")}
+	want := keySlot(ResultsStream)
+	if !strings.HasPrefix(ResultsStream, "rcslaunch:") {
+		t.Errorf("%s lacks the rcslaunch: prefix", ResultsStream)
+	}
+	tag := "{" + ResultsStream + "}"
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "rcslaunch:") {
+			t.Errorf("%s lacks the rcslaunch: prefix", k)
+		}
+		if !strings.Contains(k, tag) {
+			t.Errorf("%s lacks the hash tag %s", k, tag)
+		}
+		if got := keySlot(k); got != want {
+			t.Errorf("%s is in slot %d, the results stream in %d", k, got, want)
+		}
+	}
+}
