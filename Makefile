@@ -10,11 +10,10 @@ demo:
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/rcslaunch ./cmd/rcslaunch
 
-# Unit and integration tests with the race detector, then each fuzz target
-# for a bounded time on its committed seed corpus and new inputs.
-test:
+# Each fuzz target for a bounded time (its committed seed corpus plus new
+# inputs), then every unit and integration test with the race detector.
+test: fuzz
 	$(GO) test -race -count=1 ./...
-	$(MAKE) fuzz
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./launch/

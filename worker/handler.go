@@ -148,8 +148,11 @@ func (w *Worker) record(log zerolog.Logger, id string, attempt int, out kaleyra.
 	if err != nil {
 		ev = log.Error().Err(err)
 	}
+	// Kaleyra's message goes under its own key: "message" is zerolog's key
+	// for the event's own message, and a JSON object with the key twice
+	// loses one of the two in most log pipelines.
 	ev.Str("outcome", o.Kind).Str("code", out.Code).Int("http_status", out.HTTPStatus).
-		Dur("duration", out.Duration).Bool("uncertain", out.Uncertain).Str("message", out.Message).
+		Dur("duration", out.Duration).Bool("uncertain", out.Uncertain).Str("kaleyra_message", out.Message).
 		Str("state", state).Msg("launch attempt")
 	if err != nil {
 		return err

@@ -28,9 +28,9 @@ func newFlags(io stdio, name, synopsis, about string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	fs.Usage = func() {
-		fprintf(io.err, "Usage: rcslaunch %s %s\n\n%s\n", name, synopsis, about)
+		fprintf(fs.Output(), "Usage: rcslaunch %s %s\n\n%s\n", name, synopsis, about)
 		if hasFlags(fs) {
-			fprintf(io.err, "\nFlags:\n")
+			fprintf(fs.Output(), "\nFlags:\n")
 			fs.PrintDefaults()
 		}
 	}
@@ -47,6 +47,16 @@ func hasFlags(fs *flag.FlagSet) bool {
 // ("status JOB_ID --json"), and returns the positional ones. ok is false
 // when the command should exit with code (help or a usage error).
 func (f *flags) parse(args []string) (pos []string, code int, ok bool) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if isHelp(a) { // asked for: help goes to stdout
+			f.SetOutput(f.io.out)
+			f.Usage()
+			return nil, exitOK, false
+		}
+	}
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
