@@ -114,22 +114,41 @@ func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, fo
 		}
 		return Duplicate, nil
 	case store.Created:
-		pushed, err := Push(ctx, p.Client, p.SID, job)
-		if err != nil {
+		pushed, err := p.pushNew(ctx, job)
+		if err != nil || !pushed {
 			// Leave nothing behind for a row reported as failed; if even this
 			// fails, the queued record is repaired by the next enqueue of the job.
 			if uerr := p.Store.Uncreate(context.WithoutCancel(ctx), job.ID); uerr != nil {
 				err = errors.Join(err, uerr)
 			}
-			return "", err
 		}
-		if !pushed {
-			// A task of an earlier run (--force) is still on its way out.
+		switch {
+		case err != nil:
+			return "", err
+		case !pushed:
 			return Duplicate, nil
 		}
 		return Enqueued, nil
 	}
 	return "", fmt.Errorf("enqueue %s: unexpected record state %q", job.ID, res)
+}
+
+// pushNew pushes the task of a record just created. A forced relaunch can
+// find the previous run's task still there for the moment between its
+// outcome being recorded and asynq deleting it, so a conflict is retried
+// briefly before it counts as a duplicate.
+func (p *Producer) pushNew(ctx context.Context, job launch.Job) (bool, error) {
+	for try := 0; ; try++ {
+		pushed, err := Push(ctx, p.Client, p.SID, job)
+		if err != nil || pushed || try == 20 {
+			return pushed, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Requeue results beyond the store's.
@@ -160,7 +179,7 @@ func (p *Producer) RetryDeadLetter(ctx context.Context, id string, includeUncert
 		}
 		return "", err
 	}
-	if err := p.Store.Unindex(ctx, rj); err != nil {
+	if err := p.Store.Unindex(ctx, id); err != nil {
 		return "", err
 	}
 	return Retried, nil

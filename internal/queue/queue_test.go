@@ -281,9 +281,141 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 		t.Fatalf("force: %s, want %s", st, Enqueued)
 	}
 	e.checkTask(ok)
-	if r := e.get(ok.ID); r.State != store.StateQueued || r.Attempts != 0 || r.AgentLaunchID != "" {
+	// Queued again; the last success stays readable until the relaunch's own outcome.
+	if r := e.get(ok.ID); r.State != store.StateQueued || r.Attempts != 0 || r.AgentLaunchID != "L-1" {
 		t.Fatalf("relaunched record: %+v", r)
 	}
+}
+
+// recordPTTL is the PTTL of the job's record key, found by its name's end
+// (the key names are the store's own).
+func (e *env) recordPTTL(id string) time.Duration {
+	e.t.Helper()
+	c := e.redis.Client()
+	keys, err := c.Keys(context.Background(), "rcslaunch:*:job:"+id).Result()
+	if err != nil || len(keys) != 1 {
+		e.t.Fatalf("record key of %s: %v, %v", id, keys, err)
+	}
+	d, err := c.PTTL(context.Background(), keys[0]).Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// A forced relaunch can find the previous run's task still on its way out:
+// the push is retried until it has gone, and given up (the record put back
+// to its success) if it does not go.
+func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
+	for _, goes := range []bool{true, false} {
+		name := map[bool]string{true: "old task goes", false: "old task stays"}[goes]
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.store.Retention = time.Hour
+			j := testJob("48900")
+			if st := e.enqueue(j, false); st != Enqueued {
+				t.Fatalf("enqueue: %s", st)
+			}
+			e.run(j, succeeded)
+			wasTTL := e.recordPTTL(j.ID)
+			if wasTTL <= 0 {
+				t.Fatalf("success has PTTL %v, want one", wasTTL)
+			}
+			// The previous run's task, not deleted yet (another SID tells it apart).
+			if pushed, err := Push(ctxT(t), e.prod.Client, "OLDSID", j); err != nil || !pushed {
+				t.Fatalf("push of the old task: %v, %v", pushed, err)
+			}
+			deleted := make(chan error, 1)
+			if goes {
+				go func() {
+					time.Sleep(300 * time.Millisecond)
+					deleted <- e.insp.DeleteTask(Name, j.ID)
+				}()
+			}
+			start := time.Now()
+			st := e.enqueue(j, true)
+			took := time.Since(start)
+
+			if goes {
+				if err := <-deleted; err != nil {
+					t.Fatalf("delete the old task: %v", err)
+				}
+				if st != Enqueued {
+					t.Fatalf("forced relaunch once the old task went: %s, want %s", st, Enqueued)
+				}
+				if took < 250*time.Millisecond {
+					t.Fatalf("enqueued after %v, before the old task went", took)
+				}
+				e.checkTask(j) // the relaunch's task, with its own SID
+				if r := e.get(j.ID); r.State != store.StateQueued || r.Attempts != 0 || r.Batch != "batch-1" {
+					t.Fatalf("relaunched record: %+v", r)
+				}
+				if d := e.recordPTTL(j.ID); d != -1 {
+					t.Fatalf("relaunched record has PTTL %v, want none", d)
+				}
+				return
+			}
+			if st != Duplicate {
+				t.Fatalf("forced relaunch with the old task staying: %s, want %s", st, Duplicate)
+			}
+			if took < 1500*time.Millisecond || took > 5*time.Second {
+				t.Fatalf("gave up after %v, want about 2s of retries", took)
+			}
+			// The old task is left alone, and the record is the success it was.
+			info := e.task(j.ID)
+			if info == nil {
+				t.Fatal("the old task went")
+			}
+			var p Payload
+			if err := json.Unmarshal(info.Payload, &p); err != nil || p.SID != "OLDSID" {
+				t.Fatalf("task on the queue: %+v, %v; want the old one", p, err)
+			}
+			r := e.get(j.ID)
+			if r.State != store.StateSucceeded || r.AgentLaunchID != "L-1" || r.Attempts != 1 || len(r.History) != 1 {
+				t.Fatalf("record after giving up: %+v", r)
+			}
+			if d := e.recordPTTL(j.ID); d <= wasTTL-time.Minute || d > wasTTL {
+				t.Fatalf("record PTTL after giving up: %v, want about %v", d, wasTTL)
+			}
+			if st := e.enqueue(j, false); st != AlreadyLaunched {
+				t.Fatalf("enqueue after giving up: %s, want %s", st, AlreadyLaunched)
+			}
+			// Once the old task has gone, force relaunches at once.
+			e.deleteTask(j.ID)
+			if st := e.enqueue(j, true); st != Enqueued {
+				t.Fatalf("force after the old task went: %s, want %s", st, Enqueued)
+			}
+			e.checkTask(j)
+		})
+	}
+}
+
+// A forced relaunch whose push fails goes back to the success it was.
+func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
+	e := newEnv(t)
+	e.store.Retention = time.Hour
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, succeeded)
+	wasTTL := e.recordPTTL(j.ID)
+
+	good := e.prod.Client
+	e.prod.Client = brokenClient(t)
+	if st, err := e.prod.Enqueue(ctxT(t), j, "batch-2", true); err == nil {
+		t.Fatalf("forced enqueue with the queue down: %s, no error", st)
+	}
+	r := e.get(j.ID)
+	if r.State != store.StateSucceeded || r.AgentLaunchID != "L-1" || r.Attempts != 1 || r.Batch != "batch-1" {
+		t.Fatalf("record after a failed forced push: %+v", r)
+	}
+	if d := e.recordPTTL(j.ID); d <= wasTTL-time.Minute || d > wasTTL {
+		t.Fatalf("record PTTL after a failed forced push: %v, want about %v", d, wasTTL)
+	}
+	e.prod.Client = good
+	if st := e.enqueue(j, true); st != Enqueued {
+		t.Fatalf("force once the queue is back: %s", st)
+	}
+	e.checkTask(j)
 }
 
 func TestEnqueueFailsWhenRedisIsDown(t *testing.T) {
@@ -327,10 +459,10 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatalf("%d dead letters left", n)
 	}
 	if n, _ := e.store.CountDeadLetters(ctx, store.Filter{Code: "RCS904"}); n != 0 {
-		t.Fatalf("%d left in the code's index", n)
+		t.Fatalf("%d left with its code", n)
 	}
 	r := e.get(j.ID)
-	if r.State != store.StateQueued || r.Attempts != 0 || !r.FinishedAt.IsZero() {
+	if r.State != store.StateQueued || r.Attempts != 0 {
 		t.Fatalf("retried record: %+v", r)
 	}
 	// It is no dead letter any more.
@@ -425,6 +557,41 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 	}
 	if e.dlqCount() != 0 {
 		t.Fatal("still indexed")
+	}
+}
+
+// A retry that pushed the task but stopped before unindexing is healed when
+// the job runs.
+func TestRetryDeadLetterHealedByRun(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, deadLetter("RCS904", false))
+	res, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+	if err != nil || res != store.Requeued {
+		t.Fatalf("requeue: %s, %v", res, err)
+	}
+	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+		t.Fatalf("push: %v, %v", pushed, err)
+	}
+	if e.dlqCount() != 1 {
+		t.Fatal("requeued letter not indexed")
+	}
+	// The worker takes the task.
+	e.deleteTask(j.ID)
+	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, time.Now())
+	if err != nil || state != store.Started || n != 1 {
+		t.Fatalf("start: %s %d, %v", state, n, err)
+	}
+	if c := e.dlqCount(); c != 0 {
+		t.Fatalf("%d dead letters while the job runs", c)
+	}
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateRunning {
+		t.Fatalf("retry of the running job: %s, %v", res, err)
+	}
+	if e.task(j.ID) != nil {
+		t.Fatal("retry of a running job pushed a task")
 	}
 }
 

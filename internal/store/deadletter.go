@@ -16,13 +16,6 @@ type Filter struct {
 	Since time.Time // only those dead-lettered at or after this time; zero for all
 }
 
-func (f Filter) index() string {
-	if f.Code != "" {
-		return deadLettersByCode(f.Code)
-	}
-	return deadLetters
-}
-
 func (f Filter) min() string {
 	if f.Since.IsZero() {
 		return "-inf"
@@ -30,27 +23,25 @@ func (f Filter) min() string {
 	return strconv.FormatInt(ms(f.Since), 10)
 }
 
-// CountDeadLetters returns how many dead letters match f.
-func (s *Store) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
-	n, err := s.rdb.ZCount(ctx, f.index(), f.min(), "+inf").Result()
-	if err != nil {
-		return 0, fmt.Errorf("count dead letters: %w", err)
-	}
-	return n, nil
-}
-
 // pageSize bounds one read of the dead-letter index and the records it names.
 const pageSize = 500
+
+// errStop ends a walk early without an error.
+var errStop = errors.New("stop")
 
 // EachDeadLetter calls fn for every dead letter matching f, newest first,
 // reading the store a page at a time so that memory does not grow with it.
 // fn may retry or delete the letter it is given: the walk continues from a
 // cursor on the dead-lettering time, not from an offset that removals shift.
+//
+// The index orders letters by time only; a code filter is applied to the
+// records read, so that the index is one sorted set that a single script
+// keeps right, whatever happens to a job's code.
 func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) error) error {
 	max := "+inf"
 	seenAtMax := map[string]bool{}
 	for {
-		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, f.index(), &redis.ZRangeBy{
+		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, deadLetters, &redis.ZRangeBy{
 			Max: max, Min: f.min(), Count: int64(pageSize + len(seenAtMax)),
 		}).Result()
 		if err != nil {
@@ -74,6 +65,9 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 			return err
 		}
 		for _, r := range recs {
+			if f.Code != "" && r.Code != f.Code {
+				continue
+			}
 			if err := fn(r); err != nil {
 				return err
 			}
@@ -91,16 +85,43 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 	}
 }
 
+// CountDeadLetters returns how many dead letters match f. Without a code it
+// is one Redis call; with one, it reads the matching records' codes.
+func (s *Store) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
+	if f.Code == "" {
+		n, err := s.rdb.ZCount(ctx, deadLetters, f.min(), "+inf").Result()
+		if err != nil {
+			return 0, fmt.Errorf("count dead letters: %w", err)
+		}
+		return n, nil
+	}
+	var n int64
+	err := s.EachDeadLetter(ctx, f, func(Record) error { n++; return nil })
+	return n, err
+}
+
 // ListDeadLetters returns up to limit dead letters matching f, newest first,
 // skipping the first offset.
 func (s *Store) ListDeadLetters(ctx context.Context, f Filter, offset, limit int) ([]Record, error) {
-	ids, err := s.rdb.ZRevRangeByScore(ctx, f.index(), &redis.ZRangeBy{
-		Max: "+inf", Min: f.min(), Offset: int64(offset), Count: int64(limit),
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list dead letters: %w", err)
+	var out []Record
+	if limit <= 0 {
+		return out, nil
 	}
-	return s.getMany(ctx, ids)
+	err := s.EachDeadLetter(ctx, f, func(r Record) error {
+		if offset > 0 {
+			offset--
+			return nil
+		}
+		out = append(out, r)
+		if len(out) == limit {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // getMany reads records in one pipeline; IDs whose record has gone are skipped.
@@ -137,77 +158,65 @@ const (
 var requeueScript = redis.NewScript(`
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
-local h = redis.call('HMGET', KEYS[1], 'payload', 'sid', 'agent_no', 'code', 'uncertain')
+local h = redis.call('HMGET', KEYS[1], 'payload', 'sid', 'agent_no', 'uncertain')
 if state == 'dead_lettered' then
-  if h[5] == '1' and ARGV[1] ~= '1' then return {'uncertain'} end
-  redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[2], 'updated_at', ARGV[2])
-  redis.call('HDEL', KEYS[1], 'finished_at', 'next_run_at', 'max_attempts', 'uncertain', 'agent_launch_id', 'response')
+  if h[4] == '1' and ARGV[1] ~= '1' then return {'uncertain'} end
+  -- The dead letter's fields stay as they are (its uncertain mark above
+  -- all) until the new run records its own outcome, so that Restore can put
+  -- it back exactly.
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'restore_attempts', redis.call('HGET', KEYS[1], 'attempts'),
+    'attempts', 0, 'updated_at', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'generation', 1)
-  return {'requeued', h[1], h[2], h[3], h[4]}
+  return {'requeued', h[1], h[2], h[3]}
 end
 if state == 'queued' and redis.call('ZSCORE', KEYS[2], ARGV[3]) then
-  return {'resume', h[1], h[2], h[3], h[4]}
+  return {'resume', h[1], h[2], h[3]}
 end
 return {state}
 `)
 
-// Requeued is a dead letter made ready to run again.
-type RequeuedJob struct {
-	NewJob
-	Code string // the code it was dead-lettered with (its index entry)
-}
-
 // Requeue gives a dead letter a fresh attempt budget and marks it queued,
 // keeping it in the dead-letter index until Unindex: the caller pushes its
-// task first, so that a crash in between leaves it findable, never lost. The
-// result is Requeued, Resume, Uncertain (left alone unless includeUncertain),
-// or the job's current state when it is not a dead letter.
-func (s *Store) Requeue(ctx context.Context, id string, includeUncertain bool, now time.Time) (string, RequeuedJob, error) {
+// task first, so that a crash in between leaves it findable, never lost (and
+// the worker's Start unindexes it once it runs). The result is Requeued,
+// Resume, Uncertain (left alone unless includeUncertain), or the job's
+// current state when it is not a dead letter.
+func (s *Store) Requeue(ctx context.Context, id string, includeUncertain bool, now time.Time) (string, NewJob, error) {
 	vals, err := requeueScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters},
 		boolArg(includeUncertain), ms(now), id).Slice()
 	if err != nil {
-		return "", RequeuedJob{}, fmt.Errorf("requeue dead letter %s: %w", id, err)
+		return "", NewJob{}, fmt.Errorf("requeue dead letter %s: %w", id, err)
 	}
 	res, _ := vals[0].(string)
 	if res == "missing" {
-		return "", RequeuedJob{}, fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
+		return "", NewJob{}, fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
 	}
-	if len(vals) < 5 {
-		return res, RequeuedJob{}, nil
+	if len(vals) < 4 {
+		return res, NewJob{}, nil
 	}
 	str := func(i int) string { v, _ := vals[i].(string); return v }
-	return res, RequeuedJob{
-		NewJob: NewJob{ID: id, Payload: []byte(str(1)), SID: str(2), AgentNo: str(3)},
-		Code:   str(4),
-	}, nil
+	return res, NewJob{ID: id, Payload: []byte(str(1)), SID: str(2), AgentNo: str(3)}, nil
 }
 
 var unindexScript = redis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'state', 'code')
-if h[1] == 'dead_lettered' then
-  -- dead-lettered again meanwhile, and indexed under its new code
-  if h[2] ~= ARGV[2] then redis.call('ZREM', KEYS[3], ARGV[1]) end
-  return 0
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
+if redis.call('HGET', KEYS[1], 'state') == 'dead_lettered' then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
 `)
 
 // Unindex removes a requeued job from the dead-letter index once its task is
 // safely on the queue. A job that was dead-lettered again in the meantime
-// stays indexed (under its new code only, if that changed).
-func (s *Store) Unindex(ctx context.Context, j RequeuedJob) error {
-	err := unindexScript.Run(ctx, s.rdb, []string{jobKey(j.ID), deadLetters, deadLettersByCode(j.Code)}, j.ID, j.Code).Err()
-	if err != nil {
-		return fmt.Errorf("remove %s from the dead-letter index: %w", j.ID, err)
+// stays indexed.
+func (s *Store) Unindex(ctx context.Context, id string) error {
+	if err := unindexScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters}, id).Err(); err != nil {
+		return fmt.Errorf("remove %s from the dead-letter index: %w", id, err)
 	}
 	return nil
 }
 
 var restoreScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'state') == 'queued' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'state', 'dead_lettered')
+  redis.call('HSET', KEYS[1], 'state', 'dead_lettered', 'attempts', redis.call('HGET', KEYS[1], 'restore_attempts') or '0')
+  redis.call('HDEL', KEYS[1], 'restore_attempts')
   return 1
 end
 return 0
@@ -223,13 +232,11 @@ func (s *Store) Restore(ctx context.Context, id string) error {
 }
 
 var deleteScript = redis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'state', 'code')
-if not h[1] then return 'missing' end
-if h[1] ~= 'dead_lettered' then return h[1] end
-if h[2] ~= ARGV[2] then return 'moved' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state ~= 'dead_lettered' then return state end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
 return 'deleted'
 `)
 
@@ -239,23 +246,12 @@ const Deleted = "deleted"
 // DeleteDeadLetter drops a dead letter and its record. It returns Deleted, or
 // the job's state when it is not a dead letter (then nothing is touched).
 func (s *Store) DeleteDeadLetter(ctx context.Context, id string) (string, error) {
-	for try := 0; try < 3; try++ {
-		code, err := s.rdb.HGet(ctx, jobKey(id), "code").Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return "", fmt.Errorf("delete dead letter %s: %w", id, err)
-		}
-		keys := []string{jobKey(id), attemptsKey(id), deadLetters, deadLettersByCode(code)}
-		res, err := deleteScript.Run(ctx, s.rdb, keys, id, code).Text()
-		if err != nil {
-			return "", fmt.Errorf("delete dead letter %s: %w", id, err)
-		}
-		switch res {
-		case "missing":
-			return "", fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
-		case "moved": // its code changed between the read and the script
-			continue
-		}
-		return res, nil
+	res, err := deleteScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id), deadLetters}, id).Text()
+	if err != nil {
+		return "", fmt.Errorf("delete dead letter %s: %w", id, err)
 	}
-	return "", fmt.Errorf("delete dead letter %s: its record kept changing", id)
+	if res == "missing" {
+		return "", fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
+	}
+	return res, nil
 }

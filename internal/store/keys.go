@@ -28,6 +28,3 @@ func jobKey(id string) string { return slot + "job:" + id }
 // lives beside the job keys, not under them: IDs may contain ':', and
 // "job:<id>:attempts" would be the record key of the job "<id>:attempts".
 func attemptsKey(id string) string { return slot + "attempts:" + id }
-
-// deadLettersByCode indexes dead letters by their last code, like deadLetters.
-func deadLettersByCode(code string) string { return slot + "dlq:code:" + code }

@@ -39,9 +39,15 @@ if not state then
 end
 if redis.call('HGET', KEYS[1], 'payload') ~= ARGV[4] then return 'conflict' end
 if state == 'succeeded' and ARGV[7] == '1' then
-  redis.call('HDEL', KEYS[1], 'code', 'message', 'agent_launch_id', 'http_status', 'uncertain', 'response',
-    'finished_at', 'next_run_at', 'max_attempts')
-  redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5], 'batch', ARGV[6])
+  -- The last success stays readable (and restorable by Uncreate) until the
+  -- relaunch records its own outcome over it; the fields set here are kept
+  -- as restore_<field> for Uncreate.
+  local prev = redis.call('HMGET', KEYS[1], 'attempts', 'enqueued_at', 'updated_at', 'batch')
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5],
+    'batch', ARGV[6], 'restore_ttl', redis.call('PTTL', KEYS[1]))
+  for i, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
+    if prev[i] then redis.call('HSET', KEYS[1], 'restore_' .. f, prev[i]) end
+  end
   redis.call('HINCRBY', KEYS[1], 'generation', 1)
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
@@ -63,16 +69,32 @@ func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (string, er
 }
 
 var uncreateScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') == 'queued' and redis.call('HGET', KEYS[1], 'generation') == '1'
-   and redis.call('HGET', KEYS[1], 'attempts') == '0' then
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'generation', 'restore_ttl')
+if h[1] ~= 'queued' or h[2] ~= '0' then return 0 end
+if h[3] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+if h[4] then -- a forced relaunch: back to the success it was
+  redis.call('HSET', KEYS[1], 'state', 'succeeded')
+  for _, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
+    local v = redis.call('HGET', KEYS[1], 'restore_' .. f)
+    if v then redis.call('HSET', KEYS[1], f, v) else redis.call('HDEL', KEYS[1], f) end
+  end
+  redis.call('HDEL', KEYS[1], 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
+  local ttl = tonumber(h[4])
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
   return 1
 end
 return 0
 `)
 
-// Uncreate removes a record that Create just made, when the job could not be
-// pushed to the queue, so that the failed row leaves nothing behind.
+// Uncreate undoes what Create just did when the job could not be pushed to
+// the queue: a new record is removed, a forced relaunch goes back to the
+// success it was. A failed row thus leaves nothing behind.
 func (s *Store) Uncreate(ctx context.Context, id string) error {
 	if err := uncreateScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id)}).Err(); err != nil {
 		return fmt.Errorf("undo create of job %s: %w", id, err)
@@ -102,7 +124,9 @@ if state == 'running' then
 end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1], 'max_attempts', ARGV[2])
-redis.call('HDEL', KEYS[1], 'next_run_at')
+redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
+-- a dlq retry that stopped before unindexing: the job runs, so it is no dead letter
+redis.call('ZREM', KEYS[3], ARGV[3])
 return {'running', n}
 `)
 
@@ -112,7 +136,7 @@ return {'running', n}
 // record is missing (deleted by hand) is recreated from j, so a task on the
 // queue never runs without a record.
 func (s *Store) Start(ctx context.Context, j NewJob, maxAttempts int, now time.Time) (state string, attempt int, err error) {
-	vals, err := startScript.Run(ctx, s.rdb, []string{jobKey(j.ID), attemptsKey(j.ID)},
+	vals, err := startScript.Run(ctx, s.rdb, []string{jobKey(j.ID), attemptsKey(j.ID), deadLetters},
 		ms(now), maxAttempts, j.ID, j.SID, j.AgentNo, j.Payload, now.UTC().Format(time.RFC3339Nano)).Slice()
 	if err != nil {
 		return "", 0, fmt.Errorf("start job %s: %w", j.ID, err)
@@ -170,7 +194,8 @@ end
 redis.call(unpack(x))
 if kind == 'dead_lettered' then
   redis.call('ZADD', KEYS[4], ARGV[9], ARGV[14])
-  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[14])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
 elseif tonumber(ARGV[11]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[11])
   redis.call('EXPIRE', KEYS[2], ARGV[11])
@@ -193,7 +218,7 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time)
 		next = ms(o.NextRunAt)
 	}
 	a := o.Attempt
-	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters, deadLettersByCode(a.Code)}
+	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters}
 	res, err := finishScript.Run(ctx, s.rdb, keys,
 		o.Kind, entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
 		ms(now), next, int64(s.Retention/time.Second), s.ResultsMaxLen, now.UTC().Format(time.RFC3339Nano), id).Text()

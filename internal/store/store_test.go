@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,17 +121,57 @@ func xlen(t *testing.T, c *redis.Client) int64 {
 	return n
 }
 
-// indexed reports whether id is in the dead-letter index and in code's index.
-func indexed(t *testing.T, c *redis.Client, id, code string) (all, byCode bool) {
+// indexed reports whether id is in the dead-letter index.
+func indexed(t *testing.T, c *redis.Client, id string) bool {
 	t.Helper()
-	_, err1 := c.ZScore(ctx, deadLetters, id).Result()
-	_, err2 := c.ZScore(ctx, deadLettersByCode(code), id).Result()
-	for _, err := range []error{err1, err2} {
-		if err != nil && !errors.Is(err, redis.Nil) {
-			t.Fatal(err)
+	_, err := c.ZScore(ctx, deadLetters, id).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func pttl(t *testing.T, c *redis.Client, key string) time.Duration {
+	t.Helper()
+	d, err := c.PTTL(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func hash(t *testing.T, c *redis.Client, id string) map[string]string {
+	t.Helper()
+	h, err := c.HGetAll(ctx, jobKey(id)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// restoreFields lists the record's restore_* fields.
+func restoreFields(t *testing.T, c *redis.Client, id string) []string {
+	t.Helper()
+	var out []string
+	for k := range hash(t, c, id) {
+		if strings.HasPrefix(k, "restore_") {
+			out = append(out, k)
 		}
 	}
-	return err1 == nil, err2 == nil
+	slices.Sort(out)
+	return out
+}
+
+func field(t *testing.T, c *redis.Client, id, name string) (string, bool) {
+	t.Helper()
+	v, err := c.HGet(ctx, jobKey(id), name).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, true
 }
 
 func TestCreate(t *testing.T) {
@@ -173,7 +216,12 @@ func TestCreate(t *testing.T) {
 		t.Fatalf("succeeded record has TTL %v, want one", d)
 	}
 
-	// Force relaunches: the record is reset and kept forever again.
+	// Force relaunches: the record is queued again and kept forever, while
+	// the last success stays readable, with the TTL it had kept for Uncreate.
+	before, err := c.HGetAll(ctx, jobKey("j1")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t1 := t0.Add(time.Minute)
 	forced := j
 	forced.Force, forced.Batch = true, "b2"
@@ -185,14 +233,26 @@ func TestCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"code", "message", "agent_launch_id", "http_status", "uncertain", "response",
-		"finished_at", "next_run_at", "max_attempts"} {
-		if _, ok := h[k]; ok {
-			t.Errorf("after force, field %s is still set (%q)", k, h[k])
+		"finished_at", "max_attempts"} {
+		if h[k] != before[k] {
+			t.Errorf("after force, field %s is %q, want the success's %q", k, h[k], before[k])
 		}
+	}
+	if h["agent_launch_id"] != "L-1" {
+		t.Errorf("after force, agent_launch_id %q, want L-1", h["agent_launch_id"])
 	}
 	if h["state"] != StateQueued || h["attempts"] != "0" || h["batch"] != "b2" || h["generation"] != "2" ||
 		h["enqueued_at"] != fmt.Sprint(t1.UnixMilli()) {
 		t.Errorf("after force: %v", h)
+	}
+	if ms, err := strconv.ParseInt(h["restore_ttl"], 10, 64); err != nil ||
+		ms <= (time.Hour-time.Minute).Milliseconds() || ms > time.Hour.Milliseconds() {
+		t.Errorf("after force, restore_ttl %q (%v), want the success's PTTL, about 1h", h["restore_ttl"], err)
+	}
+	for _, k := range []string{"attempts", "enqueued_at", "updated_at", "batch"} {
+		if h["restore_"+k] != before[k] {
+			t.Errorf("after force, restore_%s %q, want the success's %q", k, h["restore_"+k], before[k])
+		}
 	}
 	for _, k := range []string{jobKey("j1"), attemptsKey("j1")} {
 		if d := ttl(t, c, k); d != -1 {
@@ -248,14 +308,15 @@ func TestUncreate(t *testing.T) {
 	// Started (attempts 1): kept.
 	mustCreate(t, s, newJob("started"), t0)
 	mustStart(t, s, newJob("started"), t0)
-	// Relaunched with force (generation 2): kept.
-	mustCreate(t, s, newJob("forced"), t0)
-	mustStart(t, s, newJob("forced"), t0)
-	mustFinish(t, s, "forced", success(1, t0), t0)
-	f := newJob("forced")
-	f.Force = true
-	if res := mustCreate(t, s, f, t0); res != Created {
-		t.Fatalf("force: %s", res)
+	// Relaunched with force, then started: kept (Start dropped restore_ttl).
+	forceRelaunch(t, s, "forced-started", 0)
+	mustStart(t, s, newJob("forced-started"), t0)
+	// Relaunched with force, started and deferred (queued, attempts 0 again): kept.
+	forceRelaunch(t, s, "forced-deferred", 0)
+	mustStart(t, s, newJob("forced-deferred"), t0)
+	if res := mustFinish(t, s, "forced-deferred", Outcome{Kind: FinishDeferred, NextRunAt: t0.Add(time.Second),
+		Attempt: Attempt{Outcome: AttemptThrottled, HTTPStatus: 429, FinishedAt: t0}}, t0); res != StateQueued {
+		t.Fatalf("defer: %s", res)
 	}
 	// Requeued dead letter (generation 2, attempts 0, queued): kept.
 	deadLetter(t, s, "requeued", "RCS904", false, t0)
@@ -264,8 +325,11 @@ func TestUncreate(t *testing.T) {
 	}
 	// Finished: kept.
 	deadLetter(t, s, "dead", "RCS904", false, t0)
+	mustCreate(t, s, newJob("ok"), t0)
+	mustStart(t, s, newJob("ok"), t0)
+	mustFinish(t, s, "ok", success(1, t0), t0)
 
-	for _, id := range []string{"started", "forced", "requeued", "dead"} {
+	for _, id := range []string{"started", "forced-started", "forced-deferred", "requeued", "dead", "ok"} {
 		before := mustGet(t, s, id)
 		if err := s.Uncreate(ctx, id); err != nil {
 			t.Fatal(err)
@@ -277,6 +341,177 @@ func TestUncreate(t *testing.T) {
 		if after := mustGet(t, s, id); after.State != before.State || after.Attempts != before.Attempts {
 			t.Errorf("Uncreate changed %s: %+v -> %+v", id, before, after)
 		}
+	}
+}
+
+// forceRelaunch makes id a succeeded job (kept for retention) and relaunches
+// it with force, as the producer does before pushing its task.
+func forceRelaunch(t *testing.T, s *Store, id string, retention time.Duration) {
+	t.Helper()
+	j := newJob(id)
+	s.Retention = retention
+	mustCreate(t, s, j, t0)
+	_, n := mustStart(t, s, j, t0)
+	mustFinish(t, s, id, success(n, t0), t0)
+	s.Retention = 0
+	j.Force, j.Batch = true, "b2"
+	if res := mustCreate(t, s, j, t0.Add(time.Minute)); res != Created {
+		t.Fatalf("force %s: %s", id, res)
+	}
+}
+
+// A forced relaunch whose task could not be pushed goes back to the success
+// it was, with its TTL.
+func TestUncreateForcedRelaunch(t *testing.T) {
+	for _, retention := range []time.Duration{time.Hour, 0} {
+		t.Run(retention.String(), func(t *testing.T) {
+			s, c := newStore(t)
+			j := newJob("f")
+			s.Retention = retention
+			mustCreate(t, s, j, t0)
+			_, n := mustStart(t, s, j, t0)
+			mustFinish(t, s, "f", success(n, t0), t0)
+			s.Retention = 0
+			was := mustGet(t, s, "f")
+			wasHash := hash(t, c, "f")
+			wasTTL := pttl(t, c, jobKey("f"))
+
+			forced := j
+			forced.Force, forced.Batch = true, "b2"
+			if res := mustCreate(t, s, forced, t0.Add(time.Minute)); res != Created {
+				t.Fatalf("force: %s", res)
+			}
+			for _, k := range []string{jobKey("f"), attemptsKey("f")} {
+				if d := ttl(t, c, k); d != -1 {
+					t.Fatalf("relaunched %s has TTL %v, want none", k, d)
+				}
+			}
+			if err := s.Uncreate(ctx, "f"); err != nil {
+				t.Fatal(err)
+			}
+			r := mustGet(t, s, "f")
+			if r.State != StateSucceeded || r.AgentLaunchID != "L-1" || !reflect.DeepEqual(r, was) {
+				t.Fatalf("after Uncreate: %+v\nwas %+v", r, was)
+			}
+			// Field for field the success it was (generation aside).
+			h := hash(t, c, "f")
+			delete(h, "generation")
+			delete(wasHash, "generation")
+			if !maps.Equal(h, wasHash) {
+				t.Fatalf("after Uncreate: %v\nwas %v", h, wasHash)
+			}
+			for _, k := range []string{jobKey("f"), attemptsKey("f")} {
+				d := pttl(t, c, k)
+				if retention == 0 {
+					if d != -1 {
+						t.Errorf("TTL of %s: %v, want none as before", k, d)
+					}
+				} else if d <= wasTTL-time.Minute || d > wasTTL {
+					t.Errorf("TTL of %s: %v, want about %v as before", k, d, wasTTL)
+				}
+			}
+			// It is the success it was: not relaunched without force, and
+			// relaunched again with it.
+			if res := mustCreate(t, s, j, t0); res != AlreadyLaunched {
+				t.Fatalf("create after Uncreate: %s, want %s", res, AlreadyLaunched)
+			}
+			if res := mustCreate(t, s, forced, t0); res != Created {
+				t.Fatalf("force after Uncreate: %s, want %s", res, Created)
+			}
+			// A second Uncreate (of the second relaunch) restores it again;
+			// a third, with nothing to undo, changes nothing.
+			for range 2 {
+				if err := s.Uncreate(ctx, "f"); err != nil {
+					t.Fatal(err)
+				}
+				if r := mustGet(t, s, "f"); r.State != StateSucceeded || r.AgentLaunchID != "L-1" {
+					t.Fatalf("after another Uncreate: %+v", r)
+				}
+			}
+			if d := pttl(t, c, jobKey("f")); (retention == 0) != (d == -1) || d > wasTTL {
+				t.Errorf("TTL after a second relaunch undone: %v (was %v)", d, wasTTL)
+			}
+		})
+	}
+}
+
+// A success without a batch (its record recreated by Start) gets none back.
+func TestUncreateForcedRelaunchWithoutBatch(t *testing.T) {
+	s, c := newStore(t)
+	j := newJob("f")
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, "f", success(1, t0), t0)
+	was := hash(t, c, "f")
+	if _, ok := was["batch"]; ok {
+		t.Fatalf("recreated record has a batch: %v", was)
+	}
+	j.Force = true
+	if res := mustCreate(t, s, j, t0.Add(time.Minute)); res != Created {
+		t.Fatalf("force: %s", res)
+	}
+	if err := s.Uncreate(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	h := hash(t, c, "f")
+	delete(h, "generation")
+	delete(was, "generation")
+	if !maps.Equal(h, was) {
+		t.Fatalf("after Uncreate: %v\nwas %v", h, was)
+	}
+}
+
+// Start takes a forced relaunch over: restore_ttl goes, and the relaunch's
+// own outcome replaces the last success.
+func TestForcedRelaunchRuns(t *testing.T) {
+	s, c := newStore(t)
+	forceRelaunch(t, s, "f", time.Hour)
+	if r := mustGet(t, s, "f"); r.State != StateQueued || r.AgentLaunchID != "L-1" {
+		t.Fatalf("relaunched record: %+v", r)
+	}
+	t1 := t0.Add(2 * time.Minute)
+	state, n := mustStart(t, s, newJob("f"), t1)
+	if state != Started || n != 1 {
+		t.Fatalf("start: %s %d", state, n)
+	}
+	if rf := restoreFields(t, c, "f"); len(rf) != 0 {
+		t.Fatalf("%v kept by Start", rf)
+	}
+	if d := ttl(t, c, jobKey("f")); d != -1 {
+		t.Fatalf("running relaunch has TTL %v", d)
+	}
+	s.Retention = time.Hour
+	o := success(n, t1)
+	o.AgentLaunchID = "L-2"
+	if res := mustFinish(t, s, "f", o, t1); res != StateSucceeded {
+		t.Fatalf("finish: %s", res)
+	}
+	r := mustGet(t, s, "f")
+	if r.State != StateSucceeded || r.AgentLaunchID != "L-2" || r.Attempts != 1 || !r.FinishedAt.Equal(t1) ||
+		r.Batch != "b2" || len(r.History) != 2 {
+		t.Fatalf("relaunch's success: %+v", r)
+	}
+	if d := ttl(t, c, jobKey("f")); d <= 0 {
+		t.Fatalf("relaunch's success has TTL %v, want one", d)
+	}
+	// The relaunch failing for good replaces the success too.
+	forced := newJob("f")
+	forced.Force = true
+	mustCreate(t, s, forced, t1)
+	_, n = mustStart(t, s, forced, t1)
+	mustFinish(t, s, "f", terminal(n, "RCS904", false, t1), t1)
+	r = mustGet(t, s, "f")
+	if r.State != StateDeadLettered || r.AgentLaunchID != "" || r.Code != "RCS904" || r.Response == nil ||
+		string(r.Response) == string(o.Response) {
+		t.Fatalf("relaunch's dead letter: %+v", r)
+	}
+	if !indexed(t, c, "f") {
+		t.Fatal("relaunch's dead letter not indexed")
+	}
+	if err := s.Uncreate(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, s, "f"); r.State != StateDeadLettered {
+		t.Fatalf("Uncreate touched a dead letter: %+v", r)
 	}
 }
 
@@ -470,7 +705,7 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 		!after.UpdatedAt.Equal(r.UpdatedAt) {
 		t.Fatalf("late finishes changed the record: %+v", after)
 	}
-	if all, byCode := indexed(t, c, "j", "RCS904"); all || byCode {
+	if indexed(t, c, "j") {
 		t.Fatal("late dead letter of a succeeded job was indexed")
 	}
 }
@@ -497,11 +732,12 @@ func TestFinishDeadLettered(t *testing.T) {
 	if res := mustFinish(t, s, "j", terminal(1, "RCS904", true, t0), t0); res != StateDeadLettered {
 		t.Fatalf("finish: %s", res)
 	}
-	for _, k := range []string{deadLetters, deadLettersByCode("RCS904")} {
-		score, err := c.ZScore(ctx, k, "j").Result()
-		if err != nil || int64(score) != t0.UnixMilli() {
-			t.Errorf("%s score: %v, %v; want %d", k, score, err, t0.UnixMilli())
-		}
+	score, err := c.ZScore(ctx, deadLetters, "j").Result()
+	if err != nil || int64(score) != t0.UnixMilli() {
+		t.Errorf("dead-letter index score: %v, %v; want %d", score, err, t0.UnixMilli())
+	}
+	if n, _ := c.ZCard(ctx, deadLetters).Result(); n != 1 {
+		t.Errorf("dead-letter index holds %d entries, want 1", n)
 	}
 	msgs, err := c.XRange(ctx, ResultsStream, "-", "+").Result()
 	if err != nil {
@@ -538,14 +774,52 @@ func TestFinishDeadLettered(t *testing.T) {
 	if n := xlen(t, c); n != 1 {
 		t.Fatalf("%d stream entries, want 1", n)
 	}
-	if all, byCode := indexed(t, c, "j", "RCS601"); !all || byCode {
-		t.Fatalf("second finish re-indexed: all %v, by new code %v", all, byCode)
+	if !indexed(t, c, "j") {
+		t.Fatal("second finish dropped the index entry")
+	}
+	if n, _ := s.CountDeadLetters(ctx, Filter{Code: "RCS601"}); n != 0 {
+		t.Fatalf("second finish's code counted: %d", n)
 	}
 	if score, _ := c.ZScore(ctx, deadLetters, "j").Result(); int64(score) != t0.UnixMilli() {
 		t.Fatalf("second finish moved the index entry to %v", score)
 	}
 	if r2 := mustGet(t, s, "j"); r2.Code != "RCS904" || len(r2.History) != 1 {
 		t.Fatalf("record after second finish: %+v", r2)
+	}
+}
+
+// Dead letters never expire, even when their keys carried a TTL: here the
+// job's record expired before its attempt log, and its task ran again.
+func TestFinishDeadLetteredPersists(t *testing.T) {
+	s, c := newStore(t)
+	s.Retention = time.Hour
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	_, n := mustStart(t, s, j, t0)
+	mustFinish(t, s, "j", success(n, t0), t0)
+	if err := c.Del(ctx, jobKey("j")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl(t, c, attemptsKey("j")); d <= 0 {
+		t.Fatalf("attempt log TTL %v, want one", d)
+	}
+	if state, _ := mustStart(t, s, j, t0); state != Started {
+		t.Fatalf("start: %s", state)
+	}
+	// and a record that carries a TTL of its own
+	if err := c.Expire(ctx, jobKey("j"), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustFinish(t, s, "j", terminal(1, "RCS904", false, t0), t0); res != StateDeadLettered {
+		t.Fatalf("finish: %s", res)
+	}
+	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+		if d := ttl(t, c, k); d != -1 {
+			t.Errorf("TTL of dead letter key %s: %v, want none", k, d)
+		}
+	}
+	if r := mustGet(t, s, "j"); r.State != StateDeadLettered || len(r.History) != 2 || !indexed(t, c, "j") {
+		t.Fatalf("dead letter: %+v", r)
 	}
 }
 
@@ -636,6 +910,11 @@ func TestListAndCountDeadLetters(t *testing.T) {
 		{"past the end", Filter{}, 10, 3, []string{}, 10},
 		{"code", Filter{Code: "RCS904"}, 0, 100, []string{"d8", "d6", "d4", "d2", "d0"}, 5},
 		{"code page", Filter{Code: "RCS601"}, 1, 2, []string{"d7", "d5"}, 5},
+		{"code first page", Filter{Code: "RCS904"}, 0, 2, []string{"d8", "d6"}, 5},
+		{"code last page", Filter{Code: "RCS904"}, 3, 5, []string{"d2", "d0"}, 5},
+		{"code past the end", Filter{Code: "RCS601"}, 5, 3, []string{}, 5},
+		{"code, no limit", Filter{Code: "RCS904"}, 0, 0, []string{}, 5},
+		{"code, since and page", Filter{Code: "RCS601", Since: t0.Add(3 * time.Second)}, 1, 2, []string{"d7", "d5"}, 4},
 		{"since (inclusive)", Filter{Since: t0.Add(6 * time.Second)}, 0, 100, []string{"d9", "d8", "d7", "d6"}, 4},
 		{"code and since", Filter{Code: "RCS904", Since: t0.Add(5 * time.Second)}, 0, 100, []string{"d8", "d6"}, 2},
 		{"unknown code", Filter{Code: "RCS000"}, 0, 100, []string{}, 0},
@@ -690,7 +969,7 @@ func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			s, c := newStore(t)
 			byCode := seedDeadLetters(t, s, n)
-			walk := func(f Filter, want int) {
+			walk := func(f Filter, want int) (order []string) {
 				t.Helper()
 				seen := map[string]int{}
 				lastAt := time.Time{}
@@ -702,6 +981,7 @@ func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 						t.Errorf("%s (%v) after %v: not newest first", r.ID, r.FinishedAt, lastAt)
 					}
 					lastAt = r.FinishedAt
+					order = append(order, r.ID)
 					if f.Code != "" && r.Code != f.Code {
 						t.Errorf("%s has code %s, filter %s", r.ID, r.Code, f.Code)
 					}
@@ -712,11 +992,11 @@ func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 						}
 					case "requeue", "requeue-without-unindex":
 						res, rj, err := s.Requeue(ctx, r.ID, false, t0.Add(time.Hour))
-						if err != nil || (res != Requeued && res != Resume) {
-							return fmt.Errorf("requeue %s: %s, %v", r.ID, res, err)
+						if err != nil || (res != Requeued && res != Resume) || rj.ID != r.ID {
+							return fmt.Errorf("requeue %s: %s %+v, %v", r.ID, res, rj, err)
 						}
 						if mode == "requeue" {
-							if err := s.Unindex(ctx, rj); err != nil {
+							if err := s.Unindex(ctx, r.ID); err != nil {
 								return err
 							}
 						}
@@ -734,13 +1014,47 @@ func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 						t.Errorf("%s visited %d times", id, k)
 					}
 				}
+				return order
 			}
 			if mode == "read" {
-				walk(Filter{}, n)
-				walk(Filter{Code: "RCS601"}, len(byCode["RCS601"]))
+				all := walk(Filter{}, n)
+				f601 := Filter{Code: "RCS601"}
+				by601 := walk(f601, len(byCode["RCS601"]))
 				// Since t0+200s: the 600 tied letters and everything newer.
 				walk(Filter{Since: t0.Add(200 * time.Second)}, n-150)
-				walk(Filter{Code: "RCS904", Since: t0.Add(300 * time.Second)}, 0+len(byCode["RCS904"])-250)
+				f904 := Filter{Code: "RCS904", Since: t0.Add(300 * time.Second)}
+				by904 := walk(f904, len(byCode["RCS904"])-250)
+
+				// The code filter agrees with the unfiltered walk.
+				var want601 []string
+				for _, id := range all {
+					if slices.Contains(byCode["RCS601"], id) {
+						want601 = append(want601, id)
+					}
+				}
+				if !slices.Equal(by601, want601) {
+					t.Fatalf("RCS601 walk differs from the unfiltered one filtered")
+				}
+				// Counting and paging with a code, over more than one page of the index.
+				for _, tc := range []struct {
+					f    Filter
+					want []string
+				}{{f601, by601}, {f904, by904}} {
+					if got, err := s.CountDeadLetters(ctx, tc.f); err != nil || got != int64(len(tc.want)) {
+						t.Errorf("count %+v: %d, %v; want %d", tc.f, got, err, len(tc.want))
+					}
+					for _, pg := range [][2]int{{0, 10}, {150, 300}, {len(tc.want) - 7, 100}, {len(tc.want), 5}} {
+						rs, err := s.ListDeadLetters(ctx, tc.f, pg[0], pg[1])
+						if err != nil {
+							t.Fatal(err)
+						}
+						end := min(pg[0]+pg[1], len(tc.want))
+						if got := ids(rs); !slices.Equal(got, tc.want[pg[0]:end]) {
+							t.Errorf("list %+v offset %d limit %d: %d letters %.40v..., want %d", tc.f, pg[0], pg[1],
+								len(got), got, end-pg[0])
+						}
+					}
+				}
 				return
 			}
 			// Walk one code first, then the rest.
@@ -789,34 +1103,48 @@ func TestRequeueUnindexRestore(t *testing.T) {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
 	j := newJob("a")
-	if rj.ID != "a" || rj.SID != j.SID || rj.AgentNo != j.AgentNo || string(rj.Payload) != string(j.Payload) ||
-		rj.Code != "RCS904" {
+	if rj.ID != "a" || rj.SID != j.SID || rj.AgentNo != j.AgentNo || string(rj.Payload) != string(j.Payload) {
 		t.Fatalf("requeued job: %+v", rj)
 	}
 	r := mustGet(t, s, "a")
-	if r.State != StateQueued || r.Attempts != 0 || !r.FinishedAt.IsZero() || r.MaxAttempts != 0 || r.Uncertain ||
-		r.Response != nil || !r.EnqueuedAt.Equal(t1) || len(r.History) != 1 {
+	// Queued with a fresh budget; the dead letter's own fields stay until
+	// the new run records its outcome, so that Restore can put them back.
+	if r.State != StateQueued || r.Attempts != 0 || r.FinishedAt.IsZero() || r.Code != "RCS904" ||
+		!r.UpdatedAt.Equal(t1) || len(r.History) != 1 {
 		t.Fatalf("requeued record: %+v", r)
 	}
-	if all, byCode := indexed(t, c, "a", "RCS904"); !all || !byCode {
-		t.Fatalf("requeue removed the index entry before Unindex: %v %v", all, byCode)
+	if !indexed(t, c, "a") {
+		t.Fatal("requeue removed the index entry before Unindex")
+	}
+	// A half-requeued letter keeps its code, and so still matches its filter.
+	if n, _ := s.CountDeadLetters(ctx, Filter{Code: "RCS904"}); n != 1 {
+		t.Fatalf("count of RCS904 after requeue: %d, want 1", n)
 	}
 	// Stopped half-way (no push, no Unindex): a second requeue resumes.
 	res, rj2, err := s.Requeue(ctx, "a", false, t1.Add(time.Minute))
-	if err != nil || res != Resume || rj2.ID != "a" || rj2.Code != "RCS904" || string(rj2.Payload) != string(j.Payload) {
+	if err != nil || res != Resume || rj2.ID != "a" || rj2.SID != rj.SID || rj2.AgentNo != rj.AgentNo ||
+		string(rj2.Payload) != string(j.Payload) {
 		t.Fatalf("second requeue: %s %+v, %v; want %s", res, rj2, err, Resume)
 	}
-	if r := mustGet(t, s, "a"); !r.EnqueuedAt.Equal(t1) {
+	if r := mustGet(t, s, "a"); !r.UpdatedAt.Equal(t1) {
 		t.Fatalf("resume changed the record: %+v", r)
 	}
-	if err := s.Unindex(ctx, rj); err != nil {
+	if err := s.Unindex(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if all, byCode := indexed(t, c, "a", "RCS904"); all || byCode {
-		t.Fatalf("after Unindex still indexed: %v %v", all, byCode)
+	if indexed(t, c, "a") {
+		t.Fatal("after Unindex still indexed")
 	}
-	if n, _ := s.CountDeadLetters(ctx, Filter{}); n != 0 {
-		t.Fatalf("count after unindex: %d", n)
+	for _, f := range []Filter{{}, {Code: "RCS904"}} {
+		if n, _ := s.CountDeadLetters(ctx, f); n != 0 {
+			t.Fatalf("count %+v after unindex: %d", f, n)
+		}
+	}
+	if err := s.Unindex(ctx, "a"); err != nil {
+		t.Fatalf("second Unindex: %v", err)
+	}
+	if err := s.Unindex(ctx, "nope"); err != nil {
+		t.Fatalf("Unindex of a missing job: %v", err)
 	}
 	// Now it is just a queued job.
 	if res, rj, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateQueued || rj.ID != "" {
@@ -849,13 +1177,26 @@ func TestRequeueLeavesUncertainAlone(t *testing.T) {
 		t.Fatalf("uncertain letter changed: %+v", r)
 	}
 	res, rj, err = s.Requeue(ctx, "u", true, t0.Add(time.Hour))
-	if err != nil || res != Requeued || rj.Code != "TIMEOUT" {
+	if err != nil || res != Requeued || rj.ID != "u" || rj.SID != "SID1" {
 		t.Fatalf("requeue with includeUncertain: %s %+v, %v", res, rj, err)
 	}
-	if r := mustGet(t, s, "u"); r.State != StateQueued || r.Attempts != 0 || r.Uncertain {
+	if r := mustGet(t, s, "u"); r.State != StateQueued || r.Attempts != 0 || !r.Uncertain {
 		t.Fatalf("requeued uncertain letter: %+v", r)
 	}
-	if all, byCode := indexed(t, c, "u", "TIMEOUT"); !all || !byCode {
+	// A push that fails puts it back exactly, uncertain mark and attempts.
+	if err := s.Restore(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, s, "u"); r.State != StateDeadLettered || r.Attempts != 1 || !r.Uncertain {
+		t.Fatalf("restored uncertain letter: %+v", r)
+	}
+	if res, _, err := s.Requeue(ctx, "u", false, t0.Add(2*time.Hour)); err != nil || res != Uncertain {
+		t.Fatalf("after restore, a plain requeue: %s, %v; want it left alone", res, err)
+	}
+	if res, _, err = s.Requeue(ctx, "u", true, t0.Add(3*time.Hour)); err != nil || res != Requeued {
+		t.Fatalf("requeue again with includeUncertain: %s, %v", res, err)
+	}
+	if !indexed(t, c, "u") {
 		t.Fatal("requeue dropped the index entry")
 	}
 }
@@ -875,7 +1216,7 @@ func TestRestore(t *testing.T) {
 	if r.State != StateDeadLettered || r.Code != "RCS904" {
 		t.Fatalf("restored record: %+v", r)
 	}
-	if all, byCode := indexed(t, c, "a", "RCS904"); !all || !byCode {
+	if !indexed(t, c, "a") {
 		t.Fatal("restored letter not indexed")
 	}
 	if res, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour)); err != nil || res != Requeued {
@@ -907,47 +1248,90 @@ func TestUnindexKeepsLetterDeadLetteredAgain(t *testing.T) {
 			s, c := newStore(t)
 			deadLetter(t, s, "a", "RCS904", false, t0)
 			t1 := t0.Add(time.Hour)
-			_, rj, err := s.Requeue(ctx, "a", false, t1)
-			if err != nil {
-				t.Fatal(err)
+			if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != Requeued {
+				t.Fatal(res, err)
 			}
 			// The worker runs it and dead-letters it again before Unindex.
 			_, n := mustStart(t, s, newJob("a"), t1)
 			mustFinish(t, s, "a", terminal(n, newCode, false, t1), t1)
-			if err := s.Unindex(ctx, rj); err != nil {
+			if err := s.Unindex(ctx, "a"); err != nil {
 				t.Fatal(err)
 			}
 			score, err := c.ZScore(ctx, deadLetters, "a").Result()
 			if err != nil || int64(score) != t1.UnixMilli() {
 				t.Fatalf("dead-letter index: %v, %v; want the new time", score, err)
 			}
-			if _, err := c.ZScore(ctx, deadLettersByCode(newCode), "a").Result(); err != nil {
-				t.Fatalf("index of %s: %v", newCode, err)
-			}
-			// Under its old code only when that is still its code.
-			_, byOld := indexed(t, c, "a", "RCS904")
-			if byOld != (newCode == "RCS904") {
-				t.Fatalf("in the RCS904 index: %v; the letter's code is %s", byOld, newCode)
-			}
+			// The code filter follows the letter's code now.
 			for _, code := range []string{"RCS904", "RCS601"} {
 				want := int64(0)
 				if code == newCode {
 					want = 1
 				}
-				if got, _ := s.CountDeadLetters(ctx, Filter{Code: code}); got != want {
-					t.Errorf("count of %s: %d, want %d", code, got, want)
+				if got, err := s.CountDeadLetters(ctx, Filter{Code: code}); err != nil || got != want {
+					t.Errorf("count of %s: %d, %v; want %d", code, got, err, want)
+				}
+				rs, err := s.ListDeadLetters(ctx, Filter{Code: code}, 0, 10)
+				if err != nil || len(rs) != int(want) || (want == 1 && (rs[0].ID != "a" || rs[0].Code != newCode)) {
+					t.Errorf("list of %s: %+v, %v; want %d", code, rs, err, want)
 				}
 			}
 			// Deleting it leaves no index entry behind.
 			if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != Deleted {
 				t.Fatal(res, err)
 			}
-			for _, k := range []string{deadLetters, deadLettersByCode("RCS904"), deadLettersByCode("RCS601")} {
-				if n, _ := c.ZCard(ctx, k).Result(); n != 0 {
-					t.Errorf("%s still holds %d entries", k, n)
-				}
+			if n, _ := c.ZCard(ctx, deadLetters).Result(); n != 0 {
+				t.Errorf("%s still holds %d entries", deadLetters, n)
 			}
 		})
+	}
+}
+
+// A dlq retry that pushed the task but stopped before Unindex is healed when
+// the job runs: Start takes it out of the dead-letter index.
+func TestStartUnindexesRequeuedLetter(t *testing.T) {
+	s, c := newStore(t)
+	deadLetter(t, s, "a", "RCS904", false, t0)
+	deadLetter(t, s, "b", "RCS904", false, t0)
+	t1 := t0.Add(time.Hour)
+	if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != Requeued {
+		t.Fatal(res, err)
+	}
+	if !indexed(t, c, "a") {
+		t.Fatal("not indexed before the run")
+	}
+	if state, n := mustStart(t, s, newJob("a"), t1); state != Started || n != 1 {
+		t.Fatalf("start: %s %d", state, n)
+	}
+	if indexed(t, c, "a") {
+		t.Fatal("a running job is still in the dead-letter index")
+	}
+	if !indexed(t, c, "b") {
+		t.Fatal("Start of a unindexed b")
+	}
+	for _, f := range []Filter{{}, {Code: "RCS904"}} {
+		if n, _ := s.CountDeadLetters(ctx, f); n != 1 {
+			t.Errorf("count %+v: %d, want 1 (b)", f, n)
+		}
+	}
+	// No longer a half-done retry: a second retry finds it running.
+	if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateRunning {
+		t.Fatalf("requeue after the run started: %s, %v", res, err)
+	}
+	// The late Unindex of the stopped retry changes nothing.
+	if err := s.Unindex(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// Succeeding, it stays out of the index.
+	mustFinish(t, s, "a", success(1, t1), t1)
+	if indexed(t, c, "a") {
+		t.Fatal("a success is in the dead-letter index")
+	}
+	// A redelivered task of a dead letter does not run, and leaves it indexed.
+	if state, _ := mustStart(t, s, newJob("b"), t1); state != StateDeadLettered {
+		t.Fatalf("start of a dead letter: %s", state)
+	}
+	if !indexed(t, c, "b") {
+		t.Fatal("Start of a dead letter unindexed it")
 	}
 }
 
@@ -961,13 +1345,13 @@ func TestDeleteDeadLetter(t *testing.T) {
 	if n, _ := c.Exists(ctx, jobKey("a"), attemptsKey("a")).Result(); n != 0 {
 		t.Fatalf("%d keys of the deleted letter left", n)
 	}
-	if all, byCode := indexed(t, c, "a", "RCS904"); all || byCode {
-		t.Fatalf("deleted letter still indexed: %v %v", all, byCode)
+	if indexed(t, c, "a") {
+		t.Fatal("deleted letter still indexed")
 	}
 	if _, err := s.Get(ctx, "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get of a deleted letter: %v", err)
 	}
-	if all, byCode := indexed(t, c, "b", "RCS904"); !all || !byCode {
+	if !indexed(t, c, "b") {
 		t.Fatal("deleting a touched b")
 	}
 	if _, err := s.DeleteDeadLetter(ctx, "a"); !errors.Is(err, ErrNotFound) {
@@ -1004,7 +1388,7 @@ func TestIDsDoNotCollide(t *testing.T) {
 			seen[k] = id
 		}
 	}
-	for _, k := range []string{deadLetters, deadLettersByCode("RCS904"), ResultsStream} {
+	for _, k := range []string{deadLetters, ResultsStream} {
 		if prev, ok := seen[k]; ok {
 			t.Errorf("index key %s is also a key of job %s", k, prev)
 		}
@@ -1079,8 +1463,8 @@ func TestKeySlotReference(t *testing.T) {
 }
 
 func TestKeysShareTheResultsStreamSlot(t *testing.T) {
-	keys := []string{deadLetters, jobKey("j1"), attemptsKey("j1"), deadLettersByCode("RCS904"),
-		jobKey("0123456789abcdef0123456789abcdef"), attemptsKey("x:y.z@w-1"), deadLettersByCode("INVALID_JOB")}
+	keys := []string{deadLetters, jobKey("j1"), attemptsKey("j1"),
+		jobKey("0123456789abcdef0123456789abcdef"), attemptsKey("x:y.z@w-1"), jobKey("a:b{c}d")}
 	want := keySlot(ResultsStream)
 	if !strings.HasPrefix(ResultsStream, "rcslaunch:") {
 		t.Errorf("%s lacks the rcslaunch: prefix", ResultsStream)
