@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
@@ -76,17 +77,23 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	defer cancel()
 	stop := context.AfterFunc(w.stopping, cancel)
 	defer stop()
-	if err := w.limiter.Wait(waitCtx, p.SID); err != nil {
-		return &laterError{at: runAt(time.Now(), time.Second), reason: "waiting for a rate-limit slot: " + err.Error()}
+	slot, err := w.limiter.Acquire(waitCtx, p.SID)
+	if err != nil {
+		return w.deferred(log, err)
+	}
+	if w.coolingOff.CompareAndSwap(true, false) {
+		log.Info().Msg("account cool-off over: launch calls resume")
 	}
 
 	state, attempt, err := w.store.Start(ctx, rec, w.opts.RetryMax+1, time.Now())
 	if err != nil {
+		w.release(log, slot, limits.Unused)
 		log.Error().Err(err).Msg("cannot start job")
 		return err
 	}
 	log = log.With().Int("attempt", attempt).Logger()
 	if state != store.Started {
+		w.release(log, slot, limits.Unused)
 		log.Info().Str("state", state).Msg("job already finished; not calling Kaleyra again")
 		return nil
 	}
@@ -103,7 +110,54 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		// and its answer is recorded, even while the worker shuts down.
 		out = w.client.Launch(context.WithoutCancel(ctx), job)
 	}
+	w.release(log, slot, health(out))
 	return w.record(log, job.ID, attempt, out)
+}
+
+// deferred turns a limiter refusal into a return to the queue that costs the
+// job nothing; Redis errors go to asynq as they are.
+func (w *Worker) deferred(log zerolog.Logger, err error) error {
+	var d *limits.DeferredError
+	switch {
+	case errors.As(err, &d):
+		if d.Reason == limits.ReasonCoolOff && !w.coolingOff.Swap(true) {
+			log.Warn().Dur("remaining", d.After).Msg("account in cool-off: launch calls wait")
+		}
+		return &laterError{at: runAt(time.Now(), d.After), reason: d.Error()}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return &laterError{at: runAt(time.Now(), time.Second), reason: "stopped while waiting for a launch slot"}
+	}
+	log.Error().Err(err).Msg("cannot take a launch slot")
+	return err
+}
+
+// health is what an answer says about the account, for its limits.
+func health(out kaleyra.Outcome) limits.Result {
+	switch {
+	case out.Class == kaleyra.Throttled:
+		return limits.Throttled
+	case out.Class == kaleyra.Retryable || out.Code == "RCS502":
+		return limits.GatewayError
+	case out.Code == codeWrongAccount || out.Code == codeInvalidJob:
+		return limits.Unused
+	}
+	return limits.Answered
+}
+
+// release frees a launch slot, logging what the answer changed.
+func (w *Worker) release(log zerolog.Logger, slot *limits.Slot, r limits.Result) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev, err := slot.Release(ctx, r)
+	switch {
+	case err != nil:
+		log.Warn().Err(err).Msg("cannot release launch slot; its lease frees it")
+	case ev.CoolOffStarted:
+		log.Warn().Dur("duration", w.opts.CoolOffDuration).Msg("account enters cool-off: RCS502 answers piled up")
+	}
+	if ev.Rate > 0 {
+		log.Info().Float64("effective_rate", ev.Rate).Float64("rate_limit", w.opts.RateLimit).Msg("account's effective rate changed")
+	}
 }
 
 // record turns a call's outcome into the job's next state.

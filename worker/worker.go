@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -46,6 +47,16 @@ type Options struct {
 	RateLimit float64
 	// RateBurst is the limiter's burst. Default 1.
 	RateBurst int
+	// MaxInFlight caps launch calls in flight per SID over every process
+	// sharing the Redis. Default 5.
+	MaxInFlight int
+	// CoolOffThreshold RCS502 answers within CoolOffWindow put the account
+	// in cool-off for CoolOffDuration: no calls, jobs wait without using
+	// their retry budget. Defaults 5, 10s, 30s; a negative threshold
+	// disables the cool-off.
+	CoolOffThreshold int
+	CoolOffWindow    time.Duration
+	CoolOffDuration  time.Duration
 	// Concurrency is how many jobs this process works on at once. Default 10.
 	Concurrency int
 	// RetryMax is how many retries a retryable answer gets after the first
@@ -67,16 +78,21 @@ type Options struct {
 
 // OptionsFromConfig maps the environment's configuration onto Options.
 func OptionsFromConfig(c config.Config, redis asynq.RedisConnOpt, log *zerolog.Logger) Options {
-	retention, retryMax := c.JobRetention, c.RetryMax
+	retention, retryMax, coolOff := c.JobRetention, c.RetryMax, c.CoolOffThreshold
 	if retention == 0 {
 		retention = -1 // the environment's 0 means forever
 	}
 	if retryMax == 0 {
 		retryMax = -1 // the environment's 0 means none
 	}
+	if coolOff == 0 {
+		coolOff = -1 // the environment's 0 disables the cool-off
+	}
 	return Options{
 		Redis: redis, SID: c.SID, APIKey: c.APIKey.Reveal(), BaseURL: c.BaseURL, Pod: c.Pod,
-		Timeout: c.Timeout, RateLimit: c.RateLimit, RateBurst: c.RateBurst, Concurrency: c.Concurrency,
+		Timeout: c.Timeout, RateLimit: c.RateLimit, RateBurst: c.RateBurst, MaxInFlight: c.MaxInFlight,
+		CoolOffThreshold: coolOff, CoolOffWindow: c.CoolOffWindow, CoolOffDuration: c.CoolOffDuration,
+		Concurrency:    c.Concurrency,
 		RetryMax:       retryMax,
 		RetryBaseDelay: c.RetryBaseDelay, RetryMaxDelay: c.RetryMaxDelay, RetryCodes: c.RetryCodes,
 		JobRetention: retention, ResultsMaxLen: c.ResultsMaxLen, Logger: log,
@@ -93,6 +109,14 @@ func (o *Options) applyDefaults() {
 	setDefault(&o.RetryBaseDelay, time.Second)
 	setDefault(&o.RetryMaxDelay, 5*time.Minute)
 	setDefault(&o.JobRetention, 2160*time.Hour)
+	setDefault(&o.CoolOffWindow, 10*time.Second)
+	setDefault(&o.CoolOffDuration, 30*time.Second)
+	if o.CoolOffThreshold == 0 {
+		o.CoolOffThreshold = 5
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 5
+	}
 	if o.Pod == "" {
 		o.Pod = "in"
 	}
@@ -126,7 +150,7 @@ type Worker struct {
 	log     zerolog.Logger
 	store   *store.Store
 	client  *kaleyra.Client
-	limiter limits.Limiter
+	limiter *limits.Limiter
 	policy  backoff.Policy
 	srv     *asynq.Server
 
@@ -134,6 +158,10 @@ type Worker struct {
 	// for a rate-limit slot go back to the queue instead of holding it up.
 	stopping context.Context
 	stop     context.CancelFunc
+
+	// coolingOff remembers that this process saw the account in cool-off,
+	// so that its end is logged once.
+	coolingOff atomic.Bool
 }
 
 // New checks opts and builds a worker; nothing runs until Run.
@@ -153,17 +181,30 @@ func New(opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	st := store.New(config.RedisClient(opts.Redis))
+	rdb := config.RedisClient(opts.Redis)
+	st := store.New(rdb)
 	if opts.JobRetention > 0 {
 		st.Retention = opts.JobRetention
 	}
 	st.ResultsMaxLen = opts.ResultsMaxLen
+	lim, err := limits.New(rdb, limits.Config{
+		Rate: opts.RateLimit, Burst: opts.RateBurst, MaxInFlight: opts.MaxInFlight,
+		// A slot outlives the call it covers; a process killed while holding
+		// one frees it this long after it took it.
+		Lease:            opts.Timeout + 2*time.Second,
+		CoolOffThreshold: max(opts.CoolOffThreshold, 0),
+		CoolOffWindow:    opts.CoolOffWindow,
+		CoolOffDuration:  opts.CoolOffDuration,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	w := &Worker{
 		opts:    opts,
 		log:     opts.Logger.With().Str("component", "worker").Logger(),
 		store:   st,
 		client:  client,
-		limiter: limits.NewLocal(opts.RateLimit, opts.RateBurst),
+		limiter: lim,
 		policy:  backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
 	}
 	w.stopping, w.stop = context.WithCancel(context.Background())

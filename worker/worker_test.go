@@ -81,7 +81,7 @@ func (e *env) startWorker(retryMax int) (stop func()) {
 		Redis: asynq.RedisClientOpt{Addr: e.redis.Addr()}, SID: testSID, APIKey: testKey,
 		BaseURL: e.simTS.URL, Timeout: 2 * time.Second, RateLimit: 200, RateBurst: 10,
 		Concurrency: 8, RetryMax: retryMax, RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay: 400 * time.Millisecond, Logger: &log,
+		RetryMaxDelay: 400 * time.Millisecond, CoolOffThreshold: -1, Logger: &log,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -111,6 +111,8 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 		Redis: a.redis, SID: demoSID, APIKey: demoKey, BaseURL: base,
 		Concurrency: 4, RateLimit: 20, RetryMax: demoRetryMax,
 		RetryBaseDelay: 300 * time.Millisecond, RetryMaxDelay: 2 * time.Second, Logger: &logger,
+		// The batch has five RCS502 answers on purpose; a cool-off would only slow the demo.
+		CoolOffThreshold: -1,
 	})
 	if err != nil {
 		return fail(io, err)

@@ -26,6 +26,9 @@ type Config struct {
 	RateLimit         float64        `envconfig:"KALEYRA_RATE_LIMIT" default:"10"`
 	RateBurst         int            `envconfig:"KALEYRA_RATE_BURST" default:"1"`
 	MaxInFlight       int            `envconfig:"KALEYRA_MAX_IN_FLIGHT" default:"5"`
+	CoolOffThreshold  int            `envconfig:"COOLOFF_THRESHOLD" default:"5"`
+	CoolOffWindow     time.Duration  `envconfig:"COOLOFF_WINDOW" default:"10s"`
+	CoolOffDuration   time.Duration  `envconfig:"COOLOFF_DURATION" default:"30s"`
 	Concurrency       int            `envconfig:"WORKER_CONCURRENCY" default:"10"`
 	RetryMax          int            `envconfig:"RETRY_MAX" default:"8"`
 	RetryBaseDelay    time.Duration  `envconfig:"RETRY_BASE_DELAY" default:"1s"`
@@ -89,6 +92,15 @@ func (c *Config) Check(need Need) error {
 	}
 	if c.MaxInFlight < 1 {
 		bad("KALEYRA_MAX_IN_FLIGHT", "must be at least 1, got %d", c.MaxInFlight)
+	}
+	if c.CoolOffThreshold < 0 {
+		bad("COOLOFF_THRESHOLD", "must not be negative (0 disables the cool-off), got %d", c.CoolOffThreshold)
+	}
+	if c.CoolOffWindow <= 0 {
+		bad("COOLOFF_WINDOW", "must be positive, got %v", c.CoolOffWindow)
+	}
+	if c.CoolOffDuration <= 0 {
+		bad("COOLOFF_DURATION", "must be positive, got %v", c.CoolOffDuration)
 	}
 	if c.Concurrency < 1 {
 		bad("WORKER_CONCURRENCY", "must be at least 1, got %d", c.Concurrency)

@@ -14,7 +14,7 @@ func clearEnv(t *testing.T) {
 	for _, k := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "KALEYRA_SID", "KALEYRA_API_KEY", "KALEYRA_POD",
 		"KALEYRA_BASE_URL", "KALEYRA_TIMEOUT", "KALEYRA_RATE_LIMIT", "KALEYRA_RATE_BURST", "KALEYRA_MAX_IN_FLIGHT",
 		"WORKER_CONCURRENCY", "RETRY_MAX", "RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "RETRY_CODES", "JOB_RETENTION",
-		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT"} {
+		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT", "COOLOFF_THRESHOLD", "COOLOFF_WINDOW", "COOLOFF_DURATION"} {
 		t.Setenv(k, "")
 		// t.Setenv then unset: envconfig tells unset from empty.
 		unsetenv(t, k)
@@ -62,6 +62,9 @@ func TestBadValuesNameTheirVariable(t *testing.T) {
 		"LOG_LEVEL":             "loud",
 		"LOG_FORMAT":            "xml",
 		"KALEYRA_SID":           "a/b",
+		"COOLOFF_THRESHOLD":     "-1",
+		"COOLOFF_WINDOW":        "0s",
+		"COOLOFF_DURATION":      "-5s",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
