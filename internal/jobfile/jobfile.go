@@ -85,6 +85,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/rcslaunch/rcslaunch/internal/suggest"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
@@ -374,7 +375,7 @@ func newCSVReader(r io.Reader) (*Reader, error) {
 			return nil, &HeaderError{Line: line, Reason: fmt.Sprintf("column %d has no name", i+1)}
 		case columns[name] == nil:
 			reason := fmt.Sprintf("unknown column %q (column %d)", name, i+1)
-			if s := nearest(name, columnNames); s != "" {
+			if s := suggest.Nearest(name, columnNames); s != "" {
 				reason += fmt.Sprintf("; did you mean %q?", s)
 			} else {
 				reason += "; the columns are " + strings.Join(columnNames, ", ")
@@ -468,43 +469,4 @@ func (l *rowLimiter) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.n += int64(n)
 	return n, err
-}
-
-// nearest returns the known name that name is most likely a typo of, or ""
-// when none is close: case is ignored, and up to a third of the known
-// name's letters (at most 3) may differ.
-func nearest(name string, known []string) string {
-	lower := strings.ToLower(name)
-	best, bestDist := "", -1
-	for _, k := range known {
-		limit := min(3, len(k)/3)
-		if len(lower) > len(k)+limit || len(lower) < len(k)-limit {
-			continue
-		}
-		if d := editDistance(lower, k); d <= limit && (bestDist < 0 || d < bestDist) {
-			best, bestDist = k, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
