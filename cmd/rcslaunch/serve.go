@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/httpapi"
+)
+
+func runServe(ctx context.Context, args []string, io stdio) int {
+	f := newFlags(io, "serve", "", `Serves the HTTP API for producers (POST /v1/launches, POST /v1/launches:batch,
+GET /v1/launches/{id}) and operators (/v1/deadletters…, /v1/stats), with /healthz
+and /readyz, on HTTP_ADDR (default 127.0.0.1:8080). Producer routes take
+HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
+"Authorization: Bearer <token>". It refuses a non-loopback address without a token.`)
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return f.usageError("unexpected argument %q", pos[0])
+	}
+	cfg, err := config.Load(config.NeedSID)
+	if err != nil {
+		return fail(io, err)
+	}
+	if err := httpapi.CheckListen(cfg.HTTPAddr, cfg.HTTPToken.Reveal(), cfg.HTTPAdminToken.Reveal()); err != nil {
+		return fail(io, err)
+	}
+	a, err := openWith(ctx, cfg)
+	if err != nil {
+		return fail(io, err)
+	}
+	defer a.Close()
+	log := newLogger(cfg, io.err)
+	inspector := asynq.NewInspector(a.redis)
+	defer inspector.Close()
+	api := httpapi.New(httpapi.Options{
+		Producer: a.producer, Inspector: inspector, Logger: log,
+		Token: cfg.HTTPToken.Reveal(), AdminToken: cfg.HTTPAdminToken.Reveal(),
+	})
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.ListenAndServe() }()
+	log.Info().Str("addr", cfg.HTTPAddr).Msg("serving the HTTP API")
+	select {
+	case err := <-done:
+		return fail(io, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fail(io, err)
+	}
+	return exitOK
+}

@@ -1,0 +1,235 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+// Pagination of GET /v1/deadletters.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+// deadLetterPage is one page of dead letters; NextCursor is empty on the last.
+type deadLetterPage struct {
+	DeadLetters []store.Record `json:"dead_letters"`
+	NextCursor  string         `json:"next_cursor,omitempty"`
+	Total       int64          `json:"total"`
+}
+
+// listDeadLetters answers GET /v1/deadletters?code=&since=&limit=&cursor=,
+// newest first.
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var bad []launch.FieldError
+	f, err := filterFrom(q.Get("code"), q.Get("since"))
+	if err != nil {
+		bad = append(bad, launch.FieldError{Field: "since", Reason: err.Error()})
+	}
+	limit, offset := defaultPageSize, 0
+	if v := q.Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxPageSize {
+			bad = append(bad, launch.FieldError{Field: "limit", Reason: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
+		} else {
+			limit = n
+		}
+	}
+	if v := q.Get("cursor"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			bad = append(bad, launch.FieldError{Field: "cursor", Reason: "must be a next_cursor from an earlier page"})
+		} else {
+			offset = n
+		}
+	}
+	if len(bad) > 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid query", bad)
+		return
+	}
+	// One more than the page tells whether another page follows.
+	recs, err := s.store.ListDeadLetters(r.Context(), f, offset, limit+1)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	total, err := s.store.CountDeadLetters(r.Context(), f)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	page := deadLetterPage{DeadLetters: recs, Total: total}
+	if len(recs) > limit {
+		page.DeadLetters = recs[:limit]
+		page.NextCursor = strconv.Itoa(offset + limit)
+	}
+	if page.DeadLetters == nil {
+		page.DeadLetters = []store.Record{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// filterFrom builds a dead-letter filter from a code and a "since" duration.
+func filterFrom(code, since string) (store.Filter, error) {
+	f := store.Filter{Code: code}
+	if since == "" {
+		return f, nil
+	}
+	d, err := time.ParseDuration(since)
+	if err != nil || d <= 0 {
+		return f, fmt.Errorf("must be a positive duration such as 24h, got %q", since)
+	}
+	f.Since = time.Now().Add(-d)
+	return f, nil
+}
+
+func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
+	s.writeRecord(w, r, r.PathValue("id"), store.StateDeadLettered)
+}
+
+// outcome is what a retry or delete did to one dead letter.
+type outcome struct {
+	JobID  string `json:"job_id"`
+	Result string `json:"result"`
+}
+
+func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	res, err := s.opts.Producer.RetryDeadLetter(r.Context(), id, r.URL.Query().Get("include_uncertain") == "true")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no dead letter with ID %q", id), nil)
+	case err != nil:
+		s.internal(w, r, err)
+	case res == queue.Retried:
+		writeJSON(w, http.StatusOK, outcome{JobID: id, Result: res})
+	case res == store.Uncertain:
+		writeError(w, http.StatusConflict, "uncertain", "the agent may have been launched; retry with include_uncertain=true to launch it anyway", nil)
+	default:
+		writeError(w, http.StatusConflict, "not_dead_lettered", fmt.Sprintf("job %s is %s, not dead-lettered", id, res), nil)
+	}
+}
+
+func (s *Server) deleteDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	res, err := s.store.DeleteDeadLetter(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no dead letter with ID %q", id), nil)
+	case err != nil:
+		s.internal(w, r, err)
+	case res == store.Deleted:
+		writeJSON(w, http.StatusOK, outcome{JobID: id, Result: res})
+	default:
+		writeError(w, http.StatusConflict, "not_dead_lettered", fmt.Sprintf("job %s is %s, not dead-lettered", id, res), nil)
+	}
+}
+
+// selection is the body of the bulk dead-letter routes: exactly one of
+// all or code.
+type selection struct {
+	All              bool   `json:"all"`
+	Code             string `json:"code"`
+	IncludeUncertain bool   `json:"include_uncertain"`
+}
+
+func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (selection, bool) {
+	var sel selection
+	data, ok := readBody(w, r, maxAdminBody)
+	if !ok {
+		return sel, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sel); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"all": true} or {"code": "RCS502"}: `+err.Error(), nil)
+		return sel, false
+	}
+	if sel.All == (sel.Code != "") {
+		writeError(w, http.StatusBadRequest, "bad_request", "give exactly one of all and code",
+			[]launch.FieldError{{Field: "all", Reason: "exactly one of all and code is required"}})
+		return sel, false
+	}
+	return sel, true
+}
+
+// tally counts what a bulk operation did, by result.
+type tally map[string]int
+
+// retryDeadLetters answers POST /v1/deadletters:retry.
+func (s *Server) retryDeadLetters(w http.ResponseWriter, r *http.Request) {
+	sel, ok := s.readSelection(w, r)
+	if !ok {
+		return
+	}
+	t := tally{}
+	err := s.store.EachDeadLetter(r.Context(), store.Filter{Code: sel.Code}, func(rec store.Record) error {
+		res, err := s.opts.Producer.RetryDeadLetter(r.Context(), rec.ID, sel.IncludeUncertain)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		t[res]++
+		return nil
+	})
+	s.writeTally(w, r, t, err)
+}
+
+// deleteDeadLetters answers POST /v1/deadletters:delete.
+func (s *Server) deleteDeadLetters(w http.ResponseWriter, r *http.Request) {
+	sel, ok := s.readSelection(w, r)
+	if !ok {
+		return
+	}
+	t := tally{}
+	err := s.store.EachDeadLetter(r.Context(), store.Filter{Code: sel.Code}, func(rec store.Record) error {
+		res, err := s.store.DeleteDeadLetter(r.Context(), rec.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		t[res]++
+		return nil
+	})
+	s.writeTally(w, r, t, err)
+}
+
+func (s *Server) writeTally(w http.ResponseWriter, r *http.Request, t tally, err error) {
+	if err != nil {
+		s.internal(w, r, fmt.Errorf("stopped after %v: %w", map[string]int(t), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]tally{"results": t})
+}
+
+// stats answers GET /v1/stats: asynq's view of the launch queue and ours.
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{}
+	if info, err := s.opts.Inspector.GetQueueInfo(queue.Name); err == nil {
+		out["queue"] = map[string]any{
+			"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled, "retry": info.Retry,
+			"archived": info.Archived, "processed_today": info.Processed, "failed_today": info.Failed,
+			"paused": info.Paused, "latency_seconds": info.Latency.Seconds(),
+		}
+	} else {
+		out["queue"] = nil // no task was ever enqueued
+	}
+	dl, err := s.store.CountDeadLetters(r.Context(), store.Filter{})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	n, err := s.store.ResultsLen(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out["dead_letters"], out["results"] = dl, n
+	writeJSON(w, http.StatusOK, out)
+}
