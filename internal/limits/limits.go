@@ -219,6 +219,7 @@ local eff = tonumber(redis.call('HGET', KEYS[4], 'rate') or rate)
 if result == 'throttled' then
   newrate = math.max(floor, math.min(eff, rate) / 2)
   redis.call('HSET', KEYS[4], 'rate', newrate, 'changed', now)
+  if newrate == eff then newrate = 0 end -- already at the floor: nothing changed
 elseif eff < rate and result == 'answered' then
   -- raise the rate a tenth of the limit at most once a second of successes
   local changed = tonumber(redis.call('HGET', KEYS[4], 'changed') or '0')

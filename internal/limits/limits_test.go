@@ -1,0 +1,771 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/testredis"
+)
+
+// newLimiter starts a private redis-server and returns a Limiter over it and
+// a plain client for looking at the keys.
+func newLimiter(t testing.TB, cfg Config) (*Limiter, *redis.Client) {
+	t.Helper()
+	rdb := testredis.Start(t).Client()
+	return mustNew(t, rdb, cfg), rdb
+}
+
+func mustNew(t testing.TB, rdb redis.UniversalClient, cfg Config) *Limiter {
+	t.Helper()
+	l, err := New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustAcquire(t testing.TB, l *Limiter, sid string) *Slot {
+	t.Helper()
+	s, err := l.Acquire(context.Background(), sid)
+	if err != nil {
+		t.Fatalf("Acquire(%s): %v", sid, err)
+	}
+	return s
+}
+
+func mustRelease(t testing.TB, s *Slot, r Result) Events {
+	t.Helper()
+	ev, err := s.Release(context.Background(), r)
+	if err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	return ev
+}
+
+func mustState(t testing.TB, l *Limiter, sid string) State {
+	t.Helper()
+	st, err := l.State(context.Background(), sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// deferred asserts that err is a *DeferredError for reason and returns it.
+func deferred(t testing.TB, err error, reason string) *DeferredError {
+	t.Helper()
+	var d *DeferredError
+	if !errors.As(err, &d) {
+		t.Fatalf("got %v, want a *DeferredError (%s)", err, reason)
+	}
+	if !errors.Is(err, ErrDeferred) {
+		t.Fatalf("errors.Is(%v, ErrDeferred) = false", err)
+	}
+	if d.Reason != reason {
+		t.Fatalf("deferred for %q (%v), want %q", d.Reason, d, reason)
+	}
+	return d
+}
+
+// grantTime is when, on Redis's clock (µs), the script granted s: the
+// slot's lease score minus the lease. It must be read before s is released.
+func grantTime(t testing.TB, l *Limiter, rdb *redis.Client, s *Slot) int64 {
+	t.Helper()
+	score, err := rdb.ZScore(context.Background(), keys(s.sid)[1], s.token).Result()
+	if err != nil {
+		t.Fatalf("lease of a held slot: %v", err)
+	}
+	return int64(score) - l.cfg.Lease.Microseconds()
+}
+
+// redisNow is Redis's clock in µs.
+func redisNow(t testing.TB, rdb *redis.Client) int64 {
+	t.Helper()
+	now, err := rdb.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now.UnixMicro()
+}
+
+// checkGCRA asserts the property the rate promises, for grant times (µs,
+// Redis clock) in any order: n consecutive grants span at least
+// (n-burst)·interval, so that no window of length w sees more than
+// burst + w/interval of them.
+func checkGCRA(t testing.TB, times []int64, rate float64, burst int) {
+	t.Helper()
+	ts := slices.Clone(times)
+	slices.Sort(ts)
+	interval := int64(math.Floor(1e6 / rate))
+	for i := range ts {
+		for j := i + 1; j < len(ts); j++ {
+			n := int64(j - i + 1)
+			if min := (n - int64(burst)) * interval; ts[j]-ts[i] < min {
+				t.Fatalf("%d grants within %dµs, GCRA allows at least %dµs (rate %v, burst %d)",
+					n, ts[j]-ts[i], min, rate, burst)
+			}
+		}
+	}
+}
+
+// maxInWindow is the most grants in any closed window of w µs.
+func maxInWindow(times []int64, w int64) int {
+	ts := slices.Clone(times)
+	slices.Sort(ts)
+	best, j := 0, 0
+	for i := range ts {
+		for j < len(ts) && ts[j]-ts[i] <= w {
+			j++
+		}
+		best = max(best, j-i)
+	}
+	return best
+}
+
+func TestNewAndDefaults(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	for _, rate := range []float64{0, -1} {
+		if _, err := New(rdb, Config{Rate: rate}); err == nil {
+			t.Errorf("New with rate %v: no error", rate)
+		}
+	}
+	l := mustNew(t, rdb, Config{Rate: 20})
+	want := Config{Rate: 20, Burst: 1, MaxInFlight: 5, Lease: 35 * time.Second, MaxWait: 2 * time.Second, MinRate: 1}
+	if l.cfg != want {
+		t.Errorf("defaults: got %+v, want %+v", l.cfg, want)
+	}
+	if l := mustNew(t, rdb, Config{Rate: 20, MinRate: 30}); l.cfg.MinRate != 1 {
+		t.Errorf("MinRate above Rate: got %v, want Rate/20", l.cfg.MinRate)
+	}
+}
+
+// Rate 20, burst 1, many goroutines for about 2s: never more than 21 grants
+// in a second of Redis time, and at least 90% of the rate achieved.
+func TestRateOverManyGoroutines(t *testing.T) {
+	const (
+		rate    = 20
+		workers = 8
+		run     = 2 * time.Second
+	)
+	l, rdb := newLimiter(t, Config{Rate: rate, Burst: 1, MaxInFlight: 2 * workers})
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+
+	var (
+		mu        sync.Mutex
+		times     []int64
+		deferrals atomic.Int64
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				s, err := l.Acquire(ctx, "AC1")
+				switch {
+				case errors.Is(err, ErrDeferred):
+					deferrals.Add(1)
+					continue
+				case ctx.Err() != nil:
+					if err == nil { // granted just as the run ended: still a grant
+						break
+					}
+					return
+				case err != nil:
+					t.Errorf("Acquire: %v", err)
+					return
+				}
+				at := grantTime(t, l, rdb, s)
+				mu.Lock()
+				times = append(times, at)
+				mu.Unlock()
+				mustRelease(t, s, Answered)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	n := len(times)
+	slices.Sort(times)
+	span := time.Duration(times[n-1]-times[0]) * time.Microsecond
+	t.Logf("%d grants in %v (%d deferrals); Redis-clock span %v, %.2f/s between first and last",
+		n, elapsed.Round(time.Millisecond), deferrals.Load(), span, float64(n-1)/span.Seconds())
+
+	if got := maxInWindow(times, 1e6); got > rate+1 {
+		t.Errorf("%d grants in one second of Redis time, want at most rate+burst = %d", got, rate+1)
+	}
+	checkGCRA(t, times, rate, 1)
+	if want := 0.9 * rate * run.Seconds(); float64(n) < want {
+		t.Errorf("%d grants in %v, want at least 90%% of %d/s = %.0f", n, run, rate, want)
+	}
+	if st := mustState(t, l, "AC1"); st.InFlight != 0 {
+		t.Errorf("after every release: %d in flight", st.InFlight)
+	}
+}
+
+// An idle account grants Burst calls at once, then one per interval.
+func TestBurstThenPace(t *testing.T) {
+	const rate, burst = 5.0, 5 // interval 200ms
+	cfg := Config{Rate: rate, Burst: burst, MaxInFlight: 20, MaxWait: 50 * time.Millisecond}
+	l, rdb := newLimiter(t, cfg)
+	var times []int64
+	grant := func(l *Limiter) {
+		s := mustAcquire(t, l, "AC1")
+		times = append(times, grantTime(t, l, rdb, s))
+		mustRelease(t, s, Answered)
+	}
+	// MaxWait 50ms is shorter than the 200ms interval, so these only
+	// succeed because the burst lets them go at once.
+	for range burst {
+		grant(l)
+	}
+	_, err := l.Acquire(context.Background(), "AC1")
+	d := deferred(t, err, ReasonRate)
+	if d.After <= 0 || d.After > 200*time.Millisecond {
+		t.Errorf("after the burst: deferred for %v, want within (0, 200ms]", d.After)
+	}
+
+	// A limiter that may wait gets the next ones one interval apart.
+	cfg.MaxWait = 2 * time.Second
+	patient := mustNew(t, rdb, cfg)
+	grant(patient)
+	grant(patient)
+	checkGCRA(t, times, rate, burst)
+	if span := times[len(times)-1] - times[0]; span < 2*200_000 {
+		t.Errorf("7 grants with burst 5 at 5/s within %dµs, want at least 400ms", span)
+	}
+}
+
+// Two SIDs share neither rate tokens nor in-flight slots.
+func TestSIDsAreIndependent(t *testing.T) {
+	l, _ := newLimiter(t, Config{Rate: 1, Burst: 1, MaxInFlight: 1, MaxWait: 50 * time.Millisecond})
+	a := mustAcquire(t, l, "A")
+	_, err := l.Acquire(context.Background(), "A")
+	deferred(t, err, ReasonInFlight)
+
+	b := mustAcquire(t, l, "B") // A holds its only slot and spent its only token
+	if st := mustState(t, l, "A"); st.InFlight != 1 {
+		t.Errorf("A in flight: %d, want 1", st.InFlight)
+	}
+	if st := mustState(t, l, "B"); st.InFlight != 1 {
+		t.Errorf("B in flight: %d, want 1", st.InFlight)
+	}
+	mustRelease(t, a, Answered)
+	mustRelease(t, b, Answered)
+	for _, sid := range []string{"A", "B"} {
+		_, err := l.Acquire(context.Background(), sid)
+		deferred(t, err, ReasonRate) // each spent its own token
+	}
+}
+
+func TestInFlightCap(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 10000, Burst: 100, MaxInFlight: 3, MaxWait: 5 * time.Second})
+	ctx := context.Background()
+	held := []*Slot{mustAcquire(t, l, "AC1"), mustAcquire(t, l, "AC1"), mustAcquire(t, l, "AC1")}
+	if st := mustState(t, l, "AC1"); st.InFlight != 3 {
+		t.Fatalf("in flight: %d, want 3", st.InFlight)
+	}
+
+	type result struct {
+		s   *Slot
+		err error
+	}
+	fourth := make(chan result, 1)
+	go func() {
+		s, err := l.Acquire(ctx, "AC1")
+		fourth <- result{s, err}
+	}()
+	select {
+	case r := <-fourth:
+		t.Fatalf("4th Acquire returned (%v, %v) while 3 slots are held", r.s, r.err)
+	case <-time.After(150 * time.Millisecond):
+	}
+	released := redisNow(t, rdb)
+	mustRelease(t, held[0], Answered)
+	var r result
+	select {
+	case r = <-fourth:
+	case <-time.After(3 * time.Second):
+		t.Fatal("4th Acquire still waiting 3s after a release")
+	}
+	if r.err != nil {
+		t.Fatalf("4th Acquire: %v", r.err)
+	}
+	at := grantTime(t, l, rdb, r.s)
+	if at < released {
+		t.Errorf("4th slot granted at %d, before the release at %d", at, released)
+	}
+	if at-released > 1e6 {
+		t.Errorf("4th slot granted %dµs after the release, want it soon after", at-released)
+	}
+	for _, s := range append(held[1:], r.s) {
+		mustRelease(t, s, Answered)
+	}
+
+	// Under concurrency: a counter raised after Acquire and lowered before
+	// Release counts a subset of the slots Redis holds, so it never exceeds
+	// the cap either.
+	var (
+		cur, peak, grants atomic.Int64
+		wg                sync.WaitGroup
+	)
+	for range 12 {
+		wg.Go(func() {
+			for range 15 {
+				s, err := l.Acquire(ctx, "AC1")
+				if err != nil {
+					t.Errorf("Acquire: %v", err)
+					return
+				}
+				n := cur.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				if st := mustState(t, l, "AC1"); st.InFlight > 3 {
+					t.Errorf("State: %d in flight, cap 3", st.InFlight)
+				}
+				time.Sleep(2 * time.Millisecond)
+				cur.Add(-1)
+				grants.Add(1)
+				mustRelease(t, s, Answered)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d grants, at most %d held at once", grants.Load(), peak.Load())
+	if p := peak.Load(); p > 3 {
+		t.Errorf("%d slots held at once, cap 3", p)
+	} else if p < 2 {
+		t.Errorf("at most %d slot held at once by 12 goroutines: the cap is not being used", p)
+	}
+	if st := mustState(t, l, "AC1"); st.InFlight != 0 {
+		t.Errorf("after every release: %d in flight", st.InFlight)
+	}
+}
+
+// A slot whose holder died is reclaimed once its lease runs out.
+func TestLeaseReclaimsAbandonedSlot(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	cfg := Config{Rate: 1000, Burst: 10, MaxInFlight: 1, Lease: lease, MaxWait: 50 * time.Millisecond}
+	l, rdb := newLimiter(t, cfg)
+	dead := mustAcquire(t, l, "AC1") // never released: its process died
+	died := grantTime(t, l, rdb, dead)
+
+	_, err := l.Acquire(context.Background(), "AC1")
+	deferred(t, err, ReasonInFlight)
+
+	cfg.MaxWait = 3 * time.Second
+	s := mustAcquire(t, mustNew(t, rdb, cfg), "AC1")
+	if at := grantTime(t, l, rdb, s); at < died+lease.Microseconds() {
+		t.Errorf("slot granted %dµs after the dead one, before its %v lease ran out", at-died, lease)
+	}
+	if st := mustState(t, l, "AC1"); st.InFlight != 1 {
+		t.Errorf("in flight: %d, want 1 (the dead lease reclaimed)", st.InFlight)
+	}
+	mustRelease(t, s, Answered)
+	if ev := mustRelease(t, dead, Answered); ev != (Events{}) { // late release of a reclaimed slot
+		t.Errorf("release of a reclaimed slot: %+v", ev)
+	}
+}
+
+func TestDeferredError(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 0.5, Burst: 1, MaxInFlight: 1, MaxWait: 50 * time.Millisecond})
+	ctx := context.Background()
+	s := mustAcquire(t, l, "AC1")
+
+	_, err := l.Acquire(ctx, "AC1")
+	d := deferred(t, err, ReasonInFlight)
+	if d.After <= 0 {
+		t.Errorf("in-flight deferral After = %v, want > 0", d.After)
+	}
+	mustRelease(t, s, Answered)
+
+	_, err = l.Acquire(ctx, "AC1") // next token in 2s, MaxWait 50ms
+	d = deferred(t, err, ReasonRate)
+	if d.After <= time.Second || d.After > 2*time.Second {
+		t.Errorf("rate deferral After = %v, want about 2s (the interval at 0.5/s)", d.After)
+	}
+	if msg := d.Error(); !strings.Contains(msg, ReasonRate) {
+		t.Errorf("Error() = %q, want the reason in it", msg)
+	}
+
+	// Cancelled while waiting for the token: ctx's error, no slot taken.
+	patient := mustNew(t, rdb, Config{Rate: 0.5, Burst: 1, MaxInFlight: 1, MaxWait: 10 * time.Second})
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	s, err = patient.Acquire(cctx, "AC1")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Acquire cancelled while waiting: (%v, %v), want context.Canceled", s, err)
+	}
+	if errors.Is(err, ErrDeferred) {
+		t.Errorf("cancellation reported as a deferral: %v", err)
+	}
+	if st := mustState(t, l, "AC1"); st.InFlight != 0 {
+		t.Errorf("in flight after a cancelled Acquire: %d", st.InFlight)
+	}
+}
+
+func TestCoolOff(t *testing.T) {
+	const duration = 300 * time.Millisecond
+	cfg := Config{Rate: 10000, Burst: 100, MaxInFlight: 20, MaxWait: 50 * time.Millisecond,
+		CoolOffThreshold: 3, CoolOffWindow: time.Second, CoolOffDuration: duration}
+	l, rdb := newLimiter(t, cfg)
+	ctx := context.Background()
+	k := keys("AC1")
+
+	slots := make([]*Slot, 4)
+	for i := range slots {
+		slots[i] = mustAcquire(t, l, "AC1")
+	}
+	for i, s := range slots[:3] {
+		ev := mustRelease(t, s, GatewayError)
+		if want := i == 2; ev.CoolOffStarted != want {
+			t.Fatalf("gateway error %d: CoolOffStarted = %v, want %v", i+1, ev.CoolOffStarted, want)
+		}
+	}
+	startedMs, err := rdb.Get(ctx, k[2]).Int64()
+	if err != nil {
+		t.Fatalf("cool-off flag: %v", err)
+	}
+	if n := rdb.Exists(ctx, k[4]).Val(); n != 0 {
+		t.Errorf("gateway-error count still there after the cool-off started")
+	}
+
+	_, err = l.Acquire(ctx, "AC1")
+	d := deferred(t, err, ReasonCoolOff)
+	st := mustState(t, l, "AC1")
+	if d.After <= 0 || d.After > duration {
+		t.Errorf("cool-off deferral After = %v, want within (0, %v]", d.After, duration)
+	}
+	if st.CoolOff <= 0 || st.CoolOff > d.After+time.Millisecond {
+		t.Errorf("State().CoolOff = %v just after a deferral for %v", st.CoolOff, d.After)
+	}
+	if st.InFlight != 1 {
+		t.Errorf("State().InFlight = %d, want 1", st.InFlight)
+	}
+	// An error during the cool-off does not start another one.
+	if ev := mustRelease(t, slots[3], GatewayError); ev.CoolOffStarted {
+		t.Error("a gateway error during the cool-off started another one")
+	}
+
+	// The cool-off is never waited out in the process, whatever MaxWait.
+	patientCfg := cfg
+	patientCfg.MaxWait = 10 * time.Second
+	patient := mustNew(t, rdb, patientCfg)
+	_, err = patient.Acquire(ctx, "AC1")
+	deferred(t, err, ReasonCoolOff)
+
+	// After it, calls go again.
+	var s *Slot
+	for deadline := time.Now().Add(3 * time.Second); s == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("still no slot 3s into a %v cool-off: %v", duration, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if s, err = l.Acquire(ctx, "AC1"); err != nil {
+			deferred(t, err, ReasonCoolOff)
+		}
+	}
+	if at := grantTime(t, l, rdb, s); at < (startedMs-1)*1000+duration.Microseconds() {
+		t.Errorf("granted %dµs after the cool-off started, before its %v ran out", at-startedMs*1000, duration)
+	}
+	if st := mustState(t, l, "AC1"); st.CoolOff != 0 {
+		t.Errorf("State().CoolOff = %v after the cool-off", st.CoolOff)
+	}
+	mustRelease(t, s, Answered)
+}
+
+func TestCoolOffDisabled(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 10000, Burst: 100, MaxInFlight: 20, MaxWait: 50 * time.Millisecond,
+		CoolOffThreshold: 0, CoolOffWindow: time.Second, CoolOffDuration: time.Minute})
+	for range 10 {
+		if ev := mustRelease(t, mustAcquire(t, l, "AC1"), GatewayError); ev.CoolOffStarted {
+			t.Fatal("cool-off started with threshold 0")
+		}
+	}
+	mustRelease(t, mustAcquire(t, l, "AC1"), Answered)
+	if st := mustState(t, l, "AC1"); st.CoolOff != 0 {
+		t.Errorf("State().CoolOff = %v with threshold 0", st.CoolOff)
+	}
+	k := keys("AC1")
+	if n := rdb.Exists(context.Background(), k[2], k[4]).Val(); n != 0 {
+		t.Errorf("cool-off keys written with threshold 0: %d", n)
+	}
+}
+
+// Only gateway errors count towards the cool-off; other results neither
+// count nor reset the count.
+func TestCoolOffCountsGatewayErrorsOnly(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 10000, Burst: 100, MaxInFlight: 20, MaxWait: 50 * time.Millisecond,
+		CoolOffThreshold: 3, CoolOffWindow: 10 * time.Second, CoolOffDuration: time.Minute})
+	var slots []*Slot
+	for range 12 {
+		slots = append(slots, mustAcquire(t, l, "AC1"))
+	}
+	results := []Result{GatewayError, GatewayError, Answered, Throttled, Unused, Answered, Throttled, Unused, Answered}
+	for i, r := range results {
+		if ev := mustRelease(t, slots[i], r); ev.CoolOffStarted {
+			t.Fatalf("release %d (%v) started a cool-off", i, r)
+		}
+	}
+	if n, err := rdb.Get(context.Background(), keys("AC1")[4]).Int(); err != nil || n != 2 {
+		t.Errorf("gateway-error count = %d, %v; want 2", n, err)
+	}
+	if st := mustState(t, l, "AC1"); st.CoolOff != 0 {
+		t.Errorf("cool-off after 2 gateway errors: %v", st.CoolOff)
+	}
+	if ev := mustRelease(t, slots[len(results)], GatewayError); !ev.CoolOffStarted {
+		t.Error("3rd gateway error in the window did not start the cool-off")
+	}
+}
+
+func TestThrottleHalvesAndRecovers(t *testing.T) {
+	const rate = 20.0
+	cfg := Config{Rate: rate, Burst: 100, MaxInFlight: 100, MaxWait: 50 * time.Millisecond} // MinRate 1
+	l, rdb := newLimiter(t, cfg)
+	ctx := context.Background()
+	k := keys("AC1")
+	// Take every slot this test releases up front, at the full rate.
+	var pool []*Slot
+	for range 40 {
+		pool = append(pool, mustAcquire(t, l, "AC1"))
+	}
+	release := func(r Result) Events {
+		t.Helper()
+		s := pool[0]
+		pool = pool[1:]
+		return mustRelease(t, s, r)
+	}
+	effective := func() float64 { t.Helper(); return mustState(t, l, "AC1").EffectiveRate }
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+	if got := effective(); got != rate {
+		t.Fatalf("effective rate before any 429: %v, want %v", got, rate)
+	}
+	if ev := release(Answered); ev.Rate != 0 {
+		t.Errorf("Answered at the full rate changed it to %v", ev.Rate)
+	}
+	for _, want := range []float64{10, 5, 2.5, 1.25, 1} {
+		ev := release(Throttled)
+		if !near(ev.Rate, want) {
+			t.Errorf("Throttled: Events.Rate = %v, want %v", ev.Rate, want)
+		}
+		if got := effective(); !near(got, want) {
+			t.Errorf("Throttled: State().EffectiveRate = %v, want %v", got, want)
+		}
+	}
+	for range 2 { // at the floor: stays there, and nothing changed to report
+		if ev := release(Throttled); ev.Rate != 0 {
+			t.Errorf("Throttled at MinRate: Events.Rate = %v, want 0 (unchanged)", ev.Rate)
+		}
+		if got := effective(); !near(got, 1) {
+			t.Errorf("Throttled at MinRate: effective rate %v, want 1", got)
+		}
+	}
+	if ev := release(Unused); ev != (Events{}) {
+		t.Errorf("Unused at a lowered rate: %+v", ev)
+	}
+
+	// Acquire paces at the effective rate (1/s), not the configured 20/s.
+	paced := mustNew(t, rdb, Config{Rate: rate, Burst: 1, MaxInFlight: 100, MaxWait: 50 * time.Millisecond})
+	if err := rdb.Del(ctx, k[0]).Err(); err != nil { // an idle bucket, same effective rate
+		t.Fatal(err)
+	}
+	mustRelease(t, mustAcquire(t, paced, "AC1"), Unused)
+	_, err := paced.Acquire(ctx, "AC1")
+	if d := deferred(t, err, ReasonRate); d.After < 500*time.Millisecond {
+		t.Errorf("at effective rate 1/s the next token is %v away, want about 1s", d.After)
+	}
+	if got := effective(); !near(got, 1) {
+		t.Errorf("Unused releases moved the effective rate to %v", got)
+	}
+
+	// Successes raise it a tenth of the limit at most once a second.
+	if ev := release(Answered); ev.Rate != 0 {
+		t.Errorf("Answered right after a 429 raised the rate to %v", ev.Rate)
+	}
+	time.Sleep(1100 * time.Millisecond) // one step on Redis's own clock
+	if ev := release(Answered); !near(ev.Rate, 3) {
+		t.Errorf("Answered 1.1s after the last change: Events.Rate = %v, want 3", ev.Rate)
+	}
+	for _, want := range []float64{5, 7, 9, 11, 13, 15, 17, 19, 20} {
+		if ev := release(Answered); ev.Rate != 0 { // within the second
+			t.Errorf("second Answered within a second raised the rate to %v", ev.Rate)
+		}
+		if err := rdb.HSet(ctx, k[3], "changed", 0).Err(); err != nil { // a second has passed
+			t.Fatal(err)
+		}
+		ev := release(Answered)
+		if !near(ev.Rate, want) {
+			t.Errorf("Answered: Events.Rate = %v, want %v", ev.Rate, want)
+		}
+		if got := effective(); !near(got, want) {
+			t.Errorf("Answered: State().EffectiveRate = %v, want %v", got, want)
+		}
+	}
+	if n := rdb.Exists(ctx, k[3]).Val(); n != 0 {
+		t.Errorf("rate key still there at the full rate: %v", rdb.HGetAll(ctx, k[3]).Val())
+	}
+	if ev := release(Answered); ev.Rate != 0 {
+		t.Errorf("Answered at the full rate: Events.Rate = %v", ev.Rate)
+	}
+	if got := effective(); got != rate {
+		t.Errorf("effective rate after recovery %v, want exactly %v", got, rate)
+	}
+}
+
+func TestReleaseTwiceAndUnused(t *testing.T) {
+	cfg := Config{Rate: 10000, Burst: 100, MaxInFlight: 1, MaxWait: 50 * time.Millisecond,
+		CoolOffThreshold: 1, CoolOffWindow: time.Second, CoolOffDuration: time.Minute}
+	l, _ := newLimiter(t, cfg)
+	ctx := context.Background()
+
+	a := mustAcquire(t, l, "AC1")
+	if ev := mustRelease(t, a, Throttled); ev.Rate != 5000 {
+		t.Fatalf("Throttled: %+v", ev)
+	}
+	b := mustAcquire(t, l, "AC1") // holds the only slot
+	for _, r := range []Result{Throttled, GatewayError, Answered} {
+		if ev := mustRelease(t, a, r); ev != (Events{}) {
+			t.Errorf("second Release(%v): %+v, want nothing", r, ev)
+		}
+	}
+	st := mustState(t, l, "AC1")
+	if st.EffectiveRate != 5000 || st.CoolOff != 0 || st.InFlight != 1 {
+		t.Errorf("after a second Release: %+v, want rate 5000, no cool-off, 1 in flight", st)
+	}
+	_, err := l.Acquire(ctx, "AC1")
+	deferred(t, err, ReasonInFlight) // b's slot is still held
+
+	if ev := mustRelease(t, b, Unused); ev != (Events{}) {
+		t.Errorf("Release(Unused): %+v", ev)
+	}
+	if st := mustState(t, l, "AC1"); st.InFlight != 0 || st.EffectiveRate != 5000 {
+		t.Errorf("after Release(Unused): %+v, want the slot free and the rate unchanged", st)
+	}
+	mustRelease(t, mustAcquire(t, l, "AC1"), Unused)
+
+	var nilSlot *Slot
+	if ev, err := nilSlot.Release(ctx, Answered); err != nil || ev != (Events{}) {
+		t.Errorf("Release of a nil slot: %+v, %v", ev, err)
+	}
+}
+
+func TestStateReflectsKeys(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 100, Burst: 10, MaxInFlight: 5})
+	ctx := context.Background()
+	k := keys("AC1")
+	if st := mustState(t, l, "AC1"); st != (State{EffectiveRate: 100}) {
+		t.Errorf("fresh account: %+v", st)
+	}
+	a, b := mustAcquire(t, l, "AC1"), mustAcquire(t, l, "AC1")
+	if st := mustState(t, l, "AC1"); st.InFlight != 2 {
+		t.Errorf("InFlight = %d, want 2", st.InFlight)
+	}
+	if err := rdb.Set(ctx, k[2], 1, 5*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, k[3], "rate", 12.5, "changed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	st := mustState(t, l, "AC1")
+	if st.CoolOff <= 4*time.Second || st.CoolOff > 5*time.Second {
+		t.Errorf("CoolOff = %v, want the flag's TTL (about 5s)", st.CoolOff)
+	}
+	if st.EffectiveRate != 12.5 {
+		t.Errorf("EffectiveRate = %v, want 12.5", st.EffectiveRate)
+	}
+	if st.InFlight != 2 {
+		t.Errorf("InFlight = %d, want 2", st.InFlight)
+	}
+	rdb.Del(ctx, k[2], k[3])
+	mustRelease(t, a, Answered)
+	if st := mustState(t, l, "AC1"); st != (State{EffectiveRate: 100, InFlight: 1}) {
+		t.Errorf("after the flag's removal and a release: %+v", st)
+	}
+	mustRelease(t, b, Answered)
+}
+
+// hashTag is the part of key Redis Cluster hashes: between the first '{' and
+// the first '}' after it, when that is not empty.
+func hashTag(key string) string {
+	i := strings.IndexByte(key, '{')
+	if i < 0 {
+		return key
+	}
+	j := strings.IndexByte(key[i+1:], '}')
+	if j <= 0 {
+		return key
+	}
+	return key[i+1 : i+1+j]
+}
+
+func TestKeysShareOneHashTag(t *testing.T) {
+	const sid = "AC7f3b"
+	cfg := Config{Rate: 10000, Burst: 100, MaxInFlight: 10, MaxWait: 50 * time.Millisecond,
+		CoolOffThreshold: 2, CoolOffWindow: 10 * time.Second, CoolOffDuration: time.Minute}
+	l, rdb := newLimiter(t, cfg)
+	ctx := context.Background()
+
+	// Put every key of the account in Redis at once.
+	var slots []*Slot
+	for range 5 {
+		slots = append(slots, mustAcquire(t, l, sid)) // tat, inflight
+	}
+	mustRelease(t, slots[0], Throttled)    // rate
+	mustRelease(t, slots[1], GatewayError) // gateway_errors
+	if ev := mustRelease(t, slots[2], GatewayError); !ev.CoolOffStarted {
+		t.Fatal("no cool-off") // cooloff
+	}
+	mustRelease(t, slots[3], GatewayError) // gateway_errors again
+	mustState(t, l, sid)
+
+	got, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(keys(sid)))
+	if !slices.Equal(got, want) {
+		t.Errorf("keys in Redis: %q, want %q", got, want)
+	}
+	for _, key := range append(got, keys(sid)...) {
+		if !strings.HasPrefix(key, "rcslaunch:") {
+			t.Errorf("key %q lacks the rcslaunch: prefix", key)
+		}
+		if tag := hashTag(key); tag != "sid:"+sid {
+			t.Errorf("key %q hashes on %q, want the tag {sid:%s}", key, tag, sid)
+		}
+	}
+	if other := keys("other"); hashTag(other[0]) == hashTag(want[0]) {
+		t.Error("two SIDs share a hash tag")
+	}
+	mustRelease(t, slots[4], Answered)
+}
+
+// BenchmarkAcquireRelease is the cost of one uncontended Acquire and Release
+// pair against a loopback Redis: two script round trips.
+func BenchmarkAcquireRelease(b *testing.B) {
+	l, _ := newLimiter(b, Config{Rate: 1e6, Burst: 1000, MaxInFlight: 5})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := l.Acquire(ctx, "AC1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Release(ctx, Answered); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
