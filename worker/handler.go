@@ -77,10 +77,12 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	defer cancel()
 	stop := context.AfterFunc(w.stopping, cancel)
 	defer stop()
+	waitStart := time.Now()
 	slot, err := w.limiter.Acquire(waitCtx, p.SID)
 	if err != nil {
 		return w.deferred(log, err)
 	}
+	w.metrics.LimiterWait.Observe(time.Since(waitStart).Seconds())
 	if w.coolingOff.CompareAndSwap(true, false) {
 		log.Info().Msg("account cool-off over: launch calls resume")
 	}
@@ -108,7 +110,11 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	default:
 		// The call is not tied to ctx: once sent, it runs to its own timeout
 		// and its answer is recorded, even while the worker shuts down.
+		w.metrics.InFlight.Inc()
 		out = w.client.Launch(context.WithoutCancel(ctx), job)
+		w.metrics.InFlight.Dec()
+		w.metrics.CallDuration.WithLabelValues(out.Class.String()).Observe(out.Duration.Seconds())
+		w.metrics.Calls.WithLabelValues(out.Class.String(), out.Code).Inc()
 	}
 	w.release(log, slot, health(out))
 	return w.record(log, job.ID, attempt, out)
@@ -120,10 +126,21 @@ func (w *Worker) deferred(log zerolog.Logger, err error) error {
 	var d *limits.DeferredError
 	switch {
 	case errors.As(err, &d):
+		w.metrics.Deferred.WithLabelValues(d.Reason).Inc()
 		if d.Reason == limits.ReasonCoolOff && !w.coolingOff.Swap(true) {
 			log.Warn().Dur("remaining", d.After).Msg("account in cool-off: launch calls wait")
 		}
-		return &laterError{at: runAt(time.Now(), d.After), reason: d.Error()}
+		at := runAt(time.Now(), d.After)
+		if d.Reason != limits.ReasonCoolOff && d.After < time.Second {
+			// The job has already waited MaxWait in this process and only
+			// gives its worker slot back: it goes to the back of the queue,
+			// runnable at asynq's next look. Rounding up to the next second
+			// would leave a freed launch slot unused for up to a second
+			// whenever no other job is at hand (the end of a batch). Coming
+			// back early costs one look at the limiter, never an attempt.
+			at = time.Now().Add(d.After)
+		}
+		return &laterError{at: at, reason: d.Error()}
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return &laterError{at: runAt(time.Now(), time.Second), reason: "stopped while waiting for a launch slot"}
 	}
@@ -210,6 +227,9 @@ func (w *Worker) record(log zerolog.Logger, id string, attempt int, out kaleyra.
 		Str("state", state).Msg("launch attempt")
 	if err != nil {
 		return err
+	}
+	if state == o.Kind && (o.Kind == store.FinishSucceeded || o.Kind == store.FinishDeadLettered) {
+		w.metrics.Attempts.Observe(float64(attempt))
 	}
 	return after
 }

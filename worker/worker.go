@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/backoff"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
+	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
@@ -74,6 +76,10 @@ type Options struct {
 	ResultsMaxLen int64
 	// Logger receives one structured event per line. Default: no logging.
 	Logger *zerolog.Logger
+	// Metrics is where the worker registers its Prometheus metrics: its own
+	// (call latency, attempts, limiter waits) and the fleet's read from
+	// Redis. Nil keeps them unregistered.
+	Metrics prometheus.Registerer
 }
 
 // OptionsFromConfig maps the environment's configuration onto Options.
@@ -153,6 +159,7 @@ type Worker struct {
 	limiter *limits.Limiter
 	policy  backoff.Policy
 	srv     *asynq.Server
+	metrics *metrics.Worker
 
 	// stopping is cancelled when shutdown begins, so that jobs still waiting
 	// for a rate-limit slot go back to the queue instead of holding it up.
@@ -207,6 +214,13 @@ func New(opts Options) (*Worker, error) {
 		limiter: lim,
 		policy:  backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
 	}
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, never exposed
+	} else {
+		metrics.RegisterFleet(reg, st, lim, []string{opts.SID}, asynq.NewInspector(opts.Redis))
+	}
+	w.metrics = metrics.NewWorker(reg)
 	w.stopping, w.stop = context.WithCancel(context.Background())
 	w.srv = asynq.NewServer(opts.Redis, asynq.Config{
 		Concurrency:    opts.Concurrency,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/enqueue"
@@ -351,5 +353,71 @@ func TestEnqueueClientReportsKnownIDs(t *testing.T) {
 			t.Fatalf("forced relaunch: %d calls, want 2", e.sim.Stats().ByAgent["300"])
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMetricsEqualOutcomes(t *testing.T) {
+	e := newEnv(t)
+	e.sim.Script("400", sim.StepGateway) // then success
+	e.sim.Script("401", sim.StepMissingFields)
+	e.sim.Script("402", sim.StepDisabled)
+	var ids []string
+	for _, a := range []string{"400", "401", "402", "403", "404"} {
+		id, _ := e.enqueue(job(a))
+		ids = append(ids, id)
+	}
+	reg := prometheus.NewRegistry()
+	log := zerolog.New(e.logs)
+	w, err := worker.New(worker.Options{
+		Redis: asynq.RedisClientOpt{Addr: e.redis.Addr()}, SID: testSID, APIKey: testKey, BaseURL: e.simTS.URL,
+		RateLimit: 200, RetryBaseDelay: 100 * time.Millisecond, RetryMaxDelay: 200 * time.Millisecond,
+		CoolOffThreshold: -1, Logger: &log, Metrics: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	e.waitFinished(ids...)
+
+	want := map[string]float64{}
+	for _, rs := range e.results() {
+		for _, r := range rs {
+			want[r.Outcome+"/"+r.Code]++
+		}
+	}
+	got := map[string]float64{}
+	var calls, attempts, finished float64
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch f.GetName() {
+			case "rcslaunch_launches_total":
+				got[labels["outcome"]+"/"+labels["code"]] = m.GetCounter().GetValue()
+			case "rcslaunch_kaleyra_calls_total":
+				calls += m.GetCounter().GetValue()
+			case "rcslaunch_job_attempts":
+				attempts += m.GetHistogram().GetSampleSum()
+				finished += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rcslaunch_launches_total = %v, want the results stream's %v", got, want)
+	}
+	if calls != float64(e.sim.Stats().Calls) {
+		t.Errorf("rcslaunch_kaleyra_calls_total = %v, simulator saw %d", calls, e.sim.Stats().Calls)
+	}
+	if finished != 5 || attempts != 6 {
+		t.Errorf("job_attempts: %v jobs with %v attempts, want 5 with 6", finished, attempts)
 	}
 }

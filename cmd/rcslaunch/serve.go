@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
+	"github.com/rcslaunch/rcslaunch/internal/limits"
+	"github.com/rcslaunch/rcslaunch/internal/metrics"
 )
 
 func runServe(ctx context.Context, args []string, io stdio) int {
@@ -17,7 +20,9 @@ func runServe(ctx context.Context, args []string, io stdio) int {
 GET /v1/launches/{id}) and operators (/v1/deadletters…, /v1/stats), with /healthz
 and /readyz, on HTTP_ADDR (default 127.0.0.1:8080). Producer routes take
 HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
-"Authorization: Bearer <token>". It refuses a non-loopback address without a token.`)
+"Authorization: Bearer <token>". Also: the web UI at /ui/ (sign in with the admin
+token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
+/openapi.json. It refuses a non-loopback address without a token.`)
 	pos, code, ok := f.parse(args)
 	if !ok {
 		return code
@@ -40,8 +45,12 @@ HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
 	log := newLogger(cfg, io.err)
 	inspector := asynq.NewInspector(a.redis)
 	defer inspector.Close()
+	reg, err := fleetMetrics(a, inspector)
+	if err != nil {
+		return fail(io, err)
+	}
 	api := httpapi.New(httpapi.Options{
-		Producer: a.producer, Inspector: inspector, Logger: log,
+		Producer: a.producer, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
 		Token: cfg.HTTPToken.Reveal(), AdminToken: cfg.HTTPAdminToken.Reveal(),
 	})
 	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -59,4 +68,15 @@ HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
 		return fail(io, err)
 	}
 	return exitOK
+}
+
+// fleetMetrics is the registry of the fleet-wide metrics, read from Redis.
+func fleetMetrics(a *app, inspector *asynq.Inspector) (*prometheus.Registry, error) {
+	lim, err := limits.New(a.store.Redis(), limits.Config{Rate: a.cfg.RateLimit, Burst: a.cfg.RateBurst, MaxInFlight: a.cfg.MaxInFlight})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	metrics.RegisterFleet(reg, a.store, lim, []string{a.cfg.SID}, inspector)
+	return reg, nil
 }

@@ -2,15 +2,26 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/httpapi"
+	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
 func runWorker(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "worker", "", `Runs the launch worker until SIGINT or SIGTERM, then shuts down gracefully:
 calls in flight finish and are recorded, jobs not yet started go back to the queue.
-Configured by the environment (KALEYRA_SID and KALEYRA_API_KEY are required).`)
+Configured by the environment (KALEYRA_SID and KALEYRA_API_KEY are required).
+With METRICS_ADDR set, it serves Prometheus metrics at /metrics there (behind
+HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	pos, code, ok := f.parse(args)
 	if !ok {
 		return code
@@ -27,12 +38,50 @@ Configured by the environment (KALEYRA_SID and KALEYRA_API_KEY are required).`)
 		return fail(io, err)
 	}
 	log := newLogger(cfg, io.err)
-	w, err := worker.New(worker.OptionsFromConfig(cfg, opt, &log))
+	opts := worker.OptionsFromConfig(cfg, opt, &log)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		admin := cfg.HTTPAdminToken.Reveal()
+		if admin == "" {
+			admin = cfg.HTTPToken.Reveal()
+		}
+		if err := httpapi.CheckListen(cfg.MetricsAddr, admin, ""); err != nil {
+			return fail(io, fmt.Errorf("METRICS_ADDR: %w", err))
+		}
+		reg := prometheus.NewRegistry()
+		opts.Metrics = reg
+		metricsSrv = &http.Server{Addr: cfg.MetricsAddr, Handler: metricsOnly(metrics.Handler(reg), admin), ReadHeaderTimeout: 10 * time.Second}
+	}
+	w, err := worker.New(opts)
 	if err != nil {
 		return fail(io, err)
+	}
+	if metricsSrv != nil {
+		go func() {
+			if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Str("addr", cfg.MetricsAddr).Msg("metrics server stopped")
+			}
+		}()
+		defer metricsSrv.Close()
+		log.Info().Str("addr", cfg.MetricsAddr).Msg("serving /metrics")
 	}
 	if err := w.Run(ctx); err != nil {
 		return fail(io, err)
 	}
 	return exitOK
+}
+
+// metricsOnly serves /metrics (behind token, when set) and /healthz.
+func metricsOnly(h http.Handler, token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if token != "" && !httpapi.TokenMatches(got, token) {
+			http.Error(w, "send Authorization: Bearer <HTTP_ADMIN_TOKEN>", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	return mux
 }

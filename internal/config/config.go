@@ -37,6 +37,7 @@ type Config struct {
 	JobRetention      time.Duration  `envconfig:"JOB_RETENTION" default:"2160h"`
 	ResultsMaxLen     int64          `envconfig:"RESULTS_MAX_LEN" default:"0"`
 	HTTPAddr          string         `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	MetricsAddr       string         `envconfig:"METRICS_ADDR"`
 	HTTPToken         kaleyra.Secret `envconfig:"HTTP_TOKEN"`
 	HTTPAdminToken    kaleyra.Secret `envconfig:"HTTP_ADMIN_TOKEN"`
 	LogLevel          string         `envconfig:"LOG_LEVEL" default:"info"`

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 )
 
 // clearEnv unsets every variable Config reads, so the host's environment
@@ -14,7 +16,7 @@ func clearEnv(t *testing.T) {
 	for _, k := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "KALEYRA_SID", "KALEYRA_API_KEY", "KALEYRA_POD",
 		"KALEYRA_BASE_URL", "KALEYRA_TIMEOUT", "KALEYRA_RATE_LIMIT", "KALEYRA_RATE_BURST", "KALEYRA_MAX_IN_FLIGHT",
 		"WORKER_CONCURRENCY", "RETRY_MAX", "RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "RETRY_CODES", "JOB_RETENTION",
-		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT", "COOLOFF_THRESHOLD", "COOLOFF_WINDOW", "COOLOFF_DURATION", "HTTP_ADDR", "HTTP_TOKEN", "HTTP_ADMIN_TOKEN"} {
+		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT", "COOLOFF_THRESHOLD", "COOLOFF_WINDOW", "COOLOFF_DURATION", "HTTP_ADDR", "HTTP_TOKEN", "HTTP_ADMIN_TOKEN", "METRICS_ADDR"} {
 		t.Setenv(k, "")
 		// t.Setenv then unset: envconfig tells unset from empty.
 		unsetenv(t, k)
@@ -118,6 +120,25 @@ func TestRedisURLErrorsHidePassword(t *testing.T) {
 	}
 	if _, err := (Config{RedisClusterAddrs: []string{"127.0.0.1:7000"}}).RedisConnOpt(); err != nil {
 		t.Errorf("cluster: %v", err)
+	}
+}
+
+func TestSentinelURLPasswordReachesThePrimary(t *testing.T) {
+	opt, err := Config{RedisURL: "redis-sentinel://app:s3cret@10.0.0.1:26379,10.0.0.2:26379?master=mymaster"}.RedisConnOpt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo, ok := opt.(asynq.RedisFailoverClientOpt)
+	if !ok {
+		t.Fatalf("got %T, want asynq.RedisFailoverClientOpt", opt)
+	}
+	if fo.MasterName != "mymaster" || len(fo.SentinelAddrs) != 2 || fo.Username != "app" || fo.Password != "s3cret" ||
+		fo.SentinelUsername != "app" || fo.SentinelPassword != "s3cret" {
+		t.Errorf("got %+v: the URL's credentials must reach the primary (and the sentinels)", fo)
+	}
+	opt, err = Config{RedisURL: "redis-sentinel://10.0.0.1:26379?master=mymaster"}.RedisConnOpt()
+	if fo := opt.(asynq.RedisFailoverClientOpt); err != nil || fo.Password != "" || fo.SentinelPassword != "" {
+		t.Errorf("without credentials: %+v, %v", fo, err)
 	}
 }
 

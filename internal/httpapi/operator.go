@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -147,9 +145,7 @@ func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (selectio
 	if !ok {
 		return sel, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sel); err != nil {
+	if err := decodeStrict(data, &sel); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"all": true} or {"code": "RCS502"}: `+err.Error(), nil)
 		return sel, false
 	}

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -42,6 +43,9 @@ type Options struct {
 	Producer *queue.Producer
 	// Inspector reads asynq's queue statistics.
 	Inspector *asynq.Inspector
+	// Metrics serves GET /metrics (Prometheus text format), behind the
+	// admin token.
+	Metrics http.Handler
 	// Token authorises the producer routes; AdminToken the operator routes
 	// (and the producer ones). An empty AdminToken means Token serves both.
 	Token, AdminToken string
@@ -71,37 +75,71 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Mux lets the caller mount more routes (the UI, metrics) beside the API.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
+// access says which token a route needs.
+type access int
+
+const (
+	accessPublic   access = iota // none
+	accessProducer               // HTTP_TOKEN or HTTP_ADMIN_TOKEN
+	accessOperator               // HTTP_ADMIN_TOKEN
+)
+
+// route is one documented route. routes() registers exactly these (and the
+// /v1/ fallback); openapi_test.go checks openapi.json against this list, so
+// a route added here without its documentation fails the tests.
+type route struct {
+	method, path string
+	access       access
+	handler      http.HandlerFunc
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{"POST", "/v1/launches", accessProducer, s.postLaunch},
+		{"POST", "/v1/launches:batch", accessProducer, s.postBatch},
+		{"GET", "/v1/launches/{id}", accessProducer, s.getLaunch},
+
+		{"GET", "/v1/deadletters", accessOperator, s.listDeadLetters},
+		{"GET", "/v1/deadletters/{id}", accessOperator, s.getDeadLetter},
+		{"POST", "/v1/deadletters/{id}/retry", accessOperator, s.retryDeadLetter},
+		{"DELETE", "/v1/deadletters/{id}", accessOperator, s.deleteDeadLetter},
+		{"POST", "/v1/deadletters:retry", accessOperator, s.retryDeadLetters},
+		{"POST", "/v1/deadletters:delete", accessOperator, s.deleteDeadLetters},
+		{"GET", "/v1/stats", accessOperator, s.stats},
+		{"GET", "/metrics", accessOperator, s.metrics},
+
+		{"GET", "/healthz", accessPublic, func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		}},
+		{"GET", "/readyz", accessPublic, s.readyz},
+		{"GET", "/openapi.json", accessPublic, serveOpenAPI},
+	}
+}
+
 func (s *Server) routes() {
-	producer := func(h http.HandlerFunc) http.Handler { return s.auth(h, s.opts.Token, s.opts.AdminToken) }
-	operator := func(h http.HandlerFunc) http.Handler { return s.auth(h, s.opts.AdminToken) }
-
-	s.mux.Handle("POST /v1/launches", producer(s.postLaunch))
-	s.mux.Handle("POST /v1/launches:batch", producer(s.postBatch))
-	s.mux.Handle("GET /v1/launches/{id}", producer(s.getLaunch))
-
-	s.mux.Handle("GET /v1/deadletters", operator(s.listDeadLetters))
-	s.mux.Handle("GET /v1/deadletters/{id}", operator(s.getDeadLetter))
-	s.mux.Handle("POST /v1/deadletters/{id}/retry", operator(s.retryDeadLetter))
-	s.mux.Handle("DELETE /v1/deadletters/{id}", operator(s.deleteDeadLetter))
-	s.mux.Handle("POST /v1/deadletters:retry", operator(s.retryDeadLetters))
-	s.mux.Handle("POST /v1/deadletters:delete", operator(s.deleteDeadLetters))
-	s.mux.Handle("GET /v1/stats", operator(s.stats))
-
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	for _, rt := range s.routeTable() {
+		var h http.Handler = rt.handler
+		switch rt.access {
+		case accessProducer:
+			h = s.auth(h, s.opts.Token, s.opts.AdminToken)
+		case accessOperator:
+			h = s.auth(h, s.opts.AdminToken)
+		}
+		s.mux.Handle(rt.method+" "+rt.path, h)
+	}
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, nil)
 	})
+	s.mountUI() // the web UI under /ui/ (ui.go)
 }
 
 // auth lets a request through when it carries one of tokens as a bearer
 // token. Tokens are compared in constant time.
 func (s *Server) auth(h http.Handler, tokens ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || got == "" {
+		// The scheme is case-insensitive (RFC 7235 §2.1).
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || got == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rcslaunch"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token>", nil)
 			return
@@ -142,6 +180,14 @@ func CheckListen(addr, token, adminToken string) error {
 	return fmt.Errorf("HTTP_ADDR: refusing to serve on %s without HTTP_TOKEN: anyone who can reach it could enqueue and replay launches", addr)
 }
 
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Metrics == nil {
+		writeError(w, http.StatusNotFound, "not_found", "metrics are not served here", nil)
+		return
+	}
+	s.opts.Metrics.ServeHTTP(w, r)
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -170,6 +216,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// decodeStrict decodes data, one JSON value, into v: unknown members and
+// anything after the value (a second object, say, which would otherwise be
+// silently dropped) are errors.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
 }
 
 // readBody reads a request body of at most limit bytes, answering 413 (and

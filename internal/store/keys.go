@@ -19,6 +19,10 @@ const (
 	// deadLetters orders every dead-lettered job ID by the time (Unix ms) it
 	// was dead-lettered; it is the index of the dead-letter store.
 	deadLetters = slot + "dlq"
+
+	// outcomes counts finished jobs by "<outcome>|<code>", for metrics; it
+	// is written with each outcome, so it equals the results exactly.
+	outcomes = slot + "outcomes"
 )
 
 // jobKey is the hash holding one job's record.

@@ -192,6 +192,7 @@ for _, v in ipairs({'*', 'job_id', ARGV[14], 'agent_no', h[1] or '', 'outcome', 
   table.insert(x, v)
 end
 redis.call(unpack(x))
+redis.call('HINCRBY', KEYS[5], kind .. '|' .. ARGV[3], 1)
 if kind == 'dead_lettered' then
   redis.call('ZADD', KEYS[4], ARGV[9], ARGV[14])
   redis.call('PERSIST', KEYS[1])
@@ -218,7 +219,7 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time)
 		next = ms(o.NextRunAt)
 	}
 	a := o.Attempt
-	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters}
+	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters, outcomes}
 	res, err := finishScript.Run(ctx, s.rdb, keys,
 		o.Kind, entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
 		ms(now), next, int64(s.Retention/time.Second), s.ResultsMaxLen, now.UTC().Format(time.RFC3339Nano), id).Text()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -89,4 +90,26 @@ func (s *Store) ResultsLen(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("results stream length: %w", err)
 	}
 	return n, nil
+}
+
+// OutcomeKey is one counter of Outcomes.
+type OutcomeKey struct {
+	Outcome string // succeeded or dead_lettered
+	Code    string
+}
+
+// Outcomes returns how many jobs finished with each outcome and code, over
+// the whole fleet since the store began.
+func (s *Store) Outcomes(ctx context.Context) (map[OutcomeKey]int64, error) {
+	h, err := s.rdb.HGetAll(ctx, outcomes).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read outcome counts: %w", err)
+	}
+	out := make(map[OutcomeKey]int64, len(h))
+	for k, v := range h {
+		outcome, code, _ := strings.Cut(k, "|")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		out[OutcomeKey{Outcome: outcome, Code: code}] = n
+	}
+	return out, nil
 }

@@ -1,0 +1,728 @@
+package httpapi
+
+// The web UI under /ui/: a server-rendered dead-letter page of our own and
+// asynq's monitor (asynqmon) at /ui/asynq/, both behind the admin token.
+//
+// A browser cannot send a bearer token by itself, so GET /ui/login asks for
+// the admin token once and POST /ui/login answers with a session cookie. The
+// cookie never holds the token: it holds a random session ID, its expiry and
+// an HMAC of both under a key drawn at random when the process starts, so
+// sessions end when the process restarts (or after sessionTTL, or at logout)
+// and a cookie cannot be forged without the key.
+//
+// Every state-changing request is a POST that must come from one of our own
+// pages: it carries the session's CSRF token (an HMAC of the session ID) in
+// a hidden form field, checked in constant time, and its Origin (or, without
+// one, its Referer) must name the host the request was sent to. GET requests
+// never change state. Pages are framed by no one (X-Frame-Options DENY,
+// frame-ancestors 'none'), cached by no one (no-store), and load nothing
+// but our own resources (Content-Security-Policy default-src 'self').
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+)
+
+// UI paths and settings.
+const (
+	uiRoot      = "/ui"
+	uiLoginPath = "/ui/login"
+	uiListPath  = "/ui/deadletters"
+	// UIAsynqRoot is where asynqmon is mounted.
+	UIAsynqRoot = "/ui/asynq"
+
+	sessionCookie = "rcslaunch_ui"
+	flashCookie   = "rcslaunch_ui_flash"
+	// sessionTTL is how long a UI login lasts.
+	sessionTTL = 12 * time.Hour
+	// uiPageSize is how many dead letters one page lists.
+	uiPageSize = 25
+	// maxUIForm bounds the body of a UI form post.
+	maxUIForm = 16 << 10
+	// maxFlash bounds a flash message (it travels in a cookie).
+	maxFlash = 600
+)
+
+// uiCSP is the Content-Security-Policy of our own pages: nothing but our
+// own stylesheet, no script at all, forms posting only to us.
+const uiCSP = "default-src 'self'; script-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+//go:embed ui
+var uiFiles embed.FS
+
+// mountUI registers the web UI's routes on the server's mux.
+func (s *Server) mountUI() {
+	u := newUI(s)
+	m := s.mux
+	static, _ := fs.Sub(uiFiles, "ui/static")
+	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
+	m.Handle("GET /ui/static/", u.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})))
+	m.Handle("GET /ui/login", u.headers(http.HandlerFunc(u.loginPage)))
+	m.Handle("POST /ui/login", u.headers(http.HandlerFunc(u.login)))
+	m.Handle("POST /ui/logout", u.action(u.logout))
+	m.Handle("GET /ui/{$}", u.page(func(w http.ResponseWriter, r *http.Request, _ uiSession) {
+		http.Redirect(w, r, uiListPath, http.StatusSeeOther)
+	}))
+	m.Handle("GET /ui/deadletters", u.page(u.list))
+	m.Handle("GET /ui/deadletters/{id}", u.page(u.show))
+	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.retry))
+	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.delete))
+	m.Handle("POST /ui/deadletters:retry", u.action(u.retryCode))
+	m.Handle(u.mon.RootPath()+"/", u.page(u.asynqmon))
+	m.Handle("/ui/", u.page(func(w http.ResponseWriter, r *http.Request, sess uiSession) {
+		u.fail(w, r, sess, http.StatusNotFound, "Not found", "There is no page at "+r.URL.Path+".")
+	}))
+}
+
+// ui is the web UI's state: the per-process key, the templates and the
+// sessions that logged out before they expired.
+type ui struct {
+	s     *Server
+	key   []byte
+	pages map[string]*template.Template
+	mon   *asynqmon.HTTPHandler
+	// monCSP is asynqmon's policy: its page has two inline scripts
+	// (allowed by hash) and its components inject style elements. It
+	// also asks Google for the Roboto and Material Icons fonts; they are
+	// not allowed (the console contacts no third party): its icons are
+	// SVG, and the text falls back to a system font.
+	monCSP string
+
+	mu      sync.Mutex
+	revoked map[string]time.Time // session ID -> its expiry
+}
+
+// sharedRedis hands asynqmon the store's Redis client instead of a new
+// pool. asynqmon would close it in its Close, which is never called: the
+// client belongs to the caller of New.
+type sharedRedis struct{ c redis.UniversalClient }
+
+func (o sharedRedis) MakeRedisClient() any { return o.c }
+
+var _ asynq.RedisConnOpt = sharedRedis{}
+
+func newUI(s *Server) *ui {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		panic("httpapi: no randomness for the UI session key: " + err.Error())
+	}
+	u := &ui{s: s, key: key, pages: map[string]*template.Template{}, revoked: map[string]time.Time{}}
+	funcs := template.FuncMap{
+		"when":   uiTime,
+		"idPath": url.PathEscape,
+	}
+	for _, name := range []string{"login", "deadletters", "deadletter", "error"} {
+		u.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
+			ParseFS(uiFiles, "ui/layout.html", "ui/"+name+".html"))
+	}
+	// Read-only: asynqmon could otherwise delete, run or archive launch
+	// tasks behind the back of our job records (a deleted task leaves its
+	// job "queued" forever, a re-run one bypasses the dead-letter store).
+	// Operators steer launches through the dead-letter page and the API.
+	u.mon = asynqmon.New(asynqmon.Options{
+		RootPath:     UIAsynqRoot,
+		RedisConnOpt: sharedRedis{s.store.Redis()},
+		ReadOnly:     true,
+	})
+	u.monCSP = asynqmonCSP(u.mon)
+	return u
+}
+
+// asynqmonCSP renders asynqmon's index page once and allows exactly its
+// inline scripts, by hash.
+func asynqmonCSP(h http.Handler) string {
+	rec := &bufferWriter{header: http.Header{}}
+	req, _ := http.NewRequest(http.MethodGet, UIAsynqRoot+"/", nil)
+	h.ServeHTTP(rec, req)
+	scripts := "'self'"
+	for _, m := range inlineScript.FindAllSubmatch(rec.body.Bytes(), -1) {
+		sum := sha256.Sum256(m[1])
+		scripts += " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	return "default-src 'self'; script-src " + scripts +
+		"; style-src 'self' 'unsafe-inline'" +
+		"; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+}
+
+var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+
+// bufferWriter is a ResponseWriter that keeps what is written.
+type bufferWriter struct {
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (b *bufferWriter) Header() http.Header         { return b.header }
+func (b *bufferWriter) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferWriter) WriteHeader(int)             {}
+
+// ---- sessions ----
+
+// uiSession is a logged-in browser.
+type uiSession struct {
+	id      []byte
+	expires time.Time
+	csrf    string
+}
+
+func (u *ui) mac(parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, u.key)
+	for _, p := range parts {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		m.Write(n[:])
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// newSession draws a session and returns it with its cookie value:
+// base64url(id ‖ expiry ‖ HMAC("session", id, expiry)).
+func (u *ui) newSession(now time.Time) (uiSession, string) {
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		panic("httpapi: no randomness for a UI session: " + err.Error())
+	}
+	exp := now.Add(sessionTTL).Truncate(time.Second)
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], uint64(exp.Unix()))
+	raw := append(append(append([]byte{}, id...), e[:]...), u.mac([]byte("session"), id, e[:])...)
+	return u.sessionFor(id, exp), base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func (u *ui) sessionFor(id []byte, exp time.Time) uiSession {
+	return uiSession{id: id, expires: exp, csrf: base64.RawURLEncoding.EncodeToString(u.mac([]byte("csrf"), id))}
+}
+
+// session returns the request's valid session, if any.
+func (u *ui) session(r *http.Request) (uiSession, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return uiSession{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil || len(raw) != 16+8+sha256.Size {
+		return uiSession{}, false
+	}
+	id, e, sum := raw[:16], raw[16:24], raw[24:]
+	if !hmac.Equal(sum, u.mac([]byte("session"), id, e)) {
+		return uiSession{}, false
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint64(e)), 0)
+	if !time.Now().Before(exp) {
+		return uiSession{}, false
+	}
+	u.mu.Lock()
+	_, gone := u.revoked[string(id)]
+	u.mu.Unlock()
+	if gone {
+		return uiSession{}, false
+	}
+	return u.sessionFor(id, exp), true
+}
+
+// revoke ends a session before its expiry (logout).
+func (u *ui) revoke(sess uiSession) {
+	now := time.Now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for id, exp := range u.revoked {
+		if !now.Before(exp) {
+			delete(u.revoked, id)
+		}
+	}
+	u.revoked[string(sess.id)] = sess.expires
+}
+
+// secure reports whether the browser reached us over TLS (directly, or
+// through a proxy that says so; a false claim only makes the browser drop
+// the cookie).
+func secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+func (u *ui) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: uiRoot, MaxAge: maxAge,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// ---- flash messages ----
+
+type uiFlash struct {
+	OK  bool
+	Msg string
+}
+
+// flash leaves a message for the next page: a signed cookie, read once.
+func (u *ui) flash(w http.ResponseWriter, r *http.Request, ok bool, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > maxFlash {
+		msg = msg[:maxFlash] + "…"
+	}
+	kind := []byte{'e'}
+	if ok {
+		kind[0] = 'o'
+	}
+	data := append(kind, msg...)
+	raw := append(u.mac([]byte("flash"), data), data...)
+	u.setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString(raw), 60)
+}
+
+// takeFlash returns the pending message, if any, and clears it.
+func (u *ui) takeFlash(w http.ResponseWriter, r *http.Request) *uiFlash {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return nil
+	}
+	u.setCookie(w, r, flashCookie, "", -1)
+	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil || len(raw) < sha256.Size+1 {
+		return nil
+	}
+	sum, data := raw[:sha256.Size], raw[sha256.Size:]
+	if !hmac.Equal(sum, u.mac([]byte("flash"), data)) {
+		return nil
+	}
+	return &uiFlash{OK: data[0] == 'o', Msg: string(data[1:])}
+}
+
+// ---- middleware ----
+
+// headers sets the security headers of every UI answer.
+func (u *ui) headers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", uiCSP)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+type uiHandler func(w http.ResponseWriter, r *http.Request, sess uiSession)
+
+// page serves h to a logged-in browser and sends any other to the login
+// page (with the page to come back to).
+func (u *ui) page(h uiHandler) http.Handler {
+	return u.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, ok := u.session(r)
+		if !ok {
+			u.toLogin(w, r)
+			return
+		}
+		h(w, r, sess)
+	}))
+}
+
+func (u *ui) toLogin(w http.ResponseWriter, r *http.Request) {
+	target := uiLoginPath
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		target += "?" + url.Values{"next": {r.URL.RequestURI()}}.Encode()
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// action serves a state-changing form post: from a logged-in browser, sent
+// by one of our pages (same host, the session's CSRF token).
+func (u *ui) action(h uiHandler) http.Handler {
+	return u.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, ok := u.session(r)
+		if !ok {
+			u.toLogin(w, r)
+			return
+		}
+		if !sameOrigin(r) {
+			u.forbidden(w, r, sess, "The request did not come from a page of this site.")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxUIForm)
+		if err := r.ParseForm(); err != nil {
+			u.fail(w, r, sess, http.StatusBadRequest, "Bad request", "The form could not be read: "+err.Error())
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sess.csrf)) != 1 {
+			u.forbidden(w, r, sess, "The form is missing its security token or is stale.")
+			return
+		}
+		h(w, r, sess)
+	}))
+}
+
+// sameOrigin reports whether a state-changing request came from a page of
+// this host: its Origin header (or, when a browser sent none, its Referer)
+// must name the host the request was addressed to, and the browser must not
+// say that it is cross-site. A request with neither header is refused.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	src := r.Header.Get("Origin")
+	if src == "" {
+		src = r.Header.Get("Referer")
+	}
+	if src == "" || src == "null" {
+		return false
+	}
+	o, err := url.Parse(src)
+	if err != nil || (o.Scheme != "http" && o.Scheme != "https") || o.Host == "" {
+		return false
+	}
+	return strings.EqualFold(o.Host, r.Host)
+}
+
+func (u *ui) forbidden(w http.ResponseWriter, r *http.Request, sess uiSession, why string) {
+	u.s.opts.Logger.Warn().Str("path", r.URL.Path).Str("origin", r.Header.Get("Origin")).
+		Str("remote", r.RemoteAddr).Msg("UI: refused a cross-site or stale form post")
+	u.fail(w, r, sess, http.StatusForbidden, "Forbidden", why+" Reload the page and try again.")
+}
+
+// ---- rendering ----
+
+// uiBase is what the layout needs on every page.
+type uiBase struct {
+	Title    string
+	CSRF     string // empty when not logged in
+	Flash    *uiFlash
+	LoggedIn bool
+}
+
+func (u *ui) base(w http.ResponseWriter, r *http.Request, sess *uiSession, title string) uiBase {
+	b := uiBase{Title: title, Flash: u.takeFlash(w, r)}
+	if sess != nil {
+		b.CSRF, b.LoggedIn = sess.csrf, true
+	}
+	return b
+}
+
+func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+	var buf bytes.Buffer
+	if err := u.pages[page].Execute(&buf, data); err != nil {
+		u.s.opts.Logger.Error().Err(err).Str("page", page).Msg("UI: render failed")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type uiErrorData struct {
+	uiBase
+	Status  int
+	Message string
+}
+
+func (u *ui) fail(w http.ResponseWriter, r *http.Request, sess uiSession, status int, title, msg string) {
+	u.render(w, r, status, "error", uiErrorData{uiBase: u.base(w, r, &sess, title), Status: status, Message: msg})
+}
+
+func (u *ui) internal(w http.ResponseWriter, r *http.Request, sess uiSession, err error) {
+	u.s.opts.Logger.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("UI request failed")
+	u.fail(w, r, sess, http.StatusInternalServerError, "Something went wrong", err.Error())
+}
+
+func uiTime(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// ---- login ----
+
+type uiLoginData struct {
+	uiBase
+	Next     string
+	Error    string
+	Disabled bool
+}
+
+// safeNext returns next when it is a page of the UI, else the list.
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil ||
+		!strings.HasPrefix(next, uiRoot+"/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") ||
+		u.Path == uiLoginPath {
+		return uiListPath
+	}
+	return next
+}
+
+func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if _, ok := u.session(r); ok {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	u.render(w, r, http.StatusOK, "login", uiLoginData{
+		uiBase: u.base(w, r, nil, "Sign in"), Next: next, Disabled: u.s.opts.AdminToken == "",
+	})
+}
+
+func (u *ui) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		u.render(w, r, http.StatusForbidden, "error", uiErrorData{uiBase: u.base(w, r, nil, "Forbidden"), Status: http.StatusForbidden,
+			Message: "The login form did not come from a page of this site."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxUIForm)
+	if err := r.ParseForm(); err != nil {
+		u.render(w, r, http.StatusBadRequest, "error", uiErrorData{uiBase: u.base(w, r, nil, "Bad request"), Status: http.StatusBadRequest,
+			Message: "The form could not be read."})
+		return
+	}
+	next := safeNext(r.PostFormValue("next"))
+	if !TokenMatches(r.PostFormValue("token"), u.s.opts.AdminToken) {
+		u.s.opts.Logger.Warn().Str("remote", r.RemoteAddr).Msg("UI: login with a wrong admin token")
+		u.render(w, r, http.StatusUnauthorized, "login", uiLoginData{
+			uiBase: u.base(w, r, nil, "Sign in"), Next: next, Disabled: u.s.opts.AdminToken == "",
+			Error: "That is not the admin token.",
+		})
+		return
+	}
+	_, value := u.newSession(time.Now())
+	u.setCookie(w, r, sessionCookie, value, int(sessionTTL/time.Second))
+	u.s.opts.Logger.Info().Str("remote", r.RemoteAddr).Msg("UI: signed in")
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (u *ui) logout(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	u.revoke(sess)
+	u.setCookie(w, r, sessionCookie, "", -1)
+	u.flash(w, r, true, "Signed out.")
+	http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)
+}
+
+// ---- dead letters ----
+
+type uiListData struct {
+	uiBase
+	Code        string
+	Page, Pages int
+	Total       int64
+	From, To    int
+	Letters     []store.Record
+	PrevURL     string
+	NextURL     string
+	ClearURL    string
+}
+
+// uiCode normalises a code filter: codes are upper case (RCS904, TIMEOUT).
+func uiCode(v string) string {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return v
+}
+
+func uiPage(v string) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// listURL is the list page with a filter and page.
+func listURL(code string, page int) string {
+	q := url.Values{}
+	if code != "" {
+		q.Set("code", code)
+	}
+	if page > 1 {
+		q.Set("page", strconv.Itoa(page))
+	}
+	if len(q) == 0 {
+		return uiListPath
+	}
+	return uiListPath + "?" + q.Encode()
+}
+
+func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	q := r.URL.Query()
+	code, page := uiCode(q.Get("code")), uiPage(q.Get("page"))
+	f := store.Filter{Code: code}
+	total, err := u.s.store.CountDeadLetters(r.Context(), f)
+	if err != nil {
+		u.internal(w, r, sess, err)
+		return
+	}
+	pages := max(1, int((total+uiPageSize-1)/uiPageSize))
+	page = min(page, pages)
+	offset := (page - 1) * uiPageSize
+	recs, err := u.s.store.ListDeadLetters(r.Context(), f, offset, uiPageSize)
+	if err != nil {
+		u.internal(w, r, sess, err)
+		return
+	}
+	d := uiListData{
+		uiBase: u.base(w, r, &sess, "Dead letters"),
+		Code:   code, Page: page, Pages: pages, Total: total, Letters: recs,
+		From: offset + 1, To: offset + len(recs),
+	}
+	if page > 1 {
+		d.PrevURL = listURL(code, page-1)
+	}
+	if page < pages {
+		d.NextURL = listURL(code, page+1)
+	}
+	if code != "" {
+		d.ClearURL = uiListPath
+	}
+	u.render(w, r, http.StatusOK, "deadletters", d)
+}
+
+type uiShowData struct {
+	uiBase
+	R       store.Record
+	Payload string
+}
+
+func (u *ui) show(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	id := r.PathValue("id")
+	rec, err := u.s.store.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && rec.State != store.StateDeadLettered):
+		u.fail(w, r, sess, http.StatusNotFound, "Not found", fmt.Sprintf("There is no dead letter with ID %q.", id))
+		return
+	case err != nil:
+		u.internal(w, r, sess, err)
+		return
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, rec.Payload, "", "  ") != nil {
+		pretty.Reset()
+		pretty.Write(rec.Payload)
+	}
+	u.render(w, r, http.StatusOK, "deadletter", uiShowData{uiBase: u.base(w, r, &sess, "Dead letter "+id), R: rec, Payload: pretty.String()})
+}
+
+// audit logs what an operator did through the UI.
+func (u *ui) audit(r *http.Request, action, id, res string, err error) {
+	u.s.opts.Logger.Info().Str("action", action).Str("job_id", id).Str("result", res).Err(err).
+		Str("remote", r.RemoteAddr).Msg("UI: dead letter " + action)
+}
+
+// back sends the browser to the list it acted from.
+func back(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, listURL(uiCode(r.PostFormValue("code")), uiPage(r.PostFormValue("page"))), http.StatusSeeOther)
+}
+
+func (u *ui) retry(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	id := r.PathValue("id")
+	res, err := u.s.opts.Producer.RetryDeadLetter(r.Context(), id, r.PostFormValue("include_uncertain") == "1")
+	u.audit(r, "retry", id, res, err)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u.flash(w, r, false, "There is no dead letter %s (already retried or deleted?).", id)
+	case err != nil:
+		u.s.opts.Logger.Error().Err(err).Str("job_id", id).Msg("UI: retry failed")
+		u.flash(w, r, false, "Retrying %s failed: %v", id, err)
+	case res == queue.Retried:
+		u.flash(w, r, true, "Retried %s: it is back on the launch queue with a fresh attempt budget.", id)
+	case res == store.Uncertain:
+		u.flash(w, r, false, "Left %s alone: it is uncertain (the agent may have been launched). Tick \"launch anyway\" to retry it regardless.", id)
+	default:
+		u.flash(w, r, false, "Job %s is %s, not a dead letter.", id, res)
+	}
+	back(w, r)
+}
+
+func (u *ui) delete(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	id := r.PathValue("id")
+	res, err := u.s.store.DeleteDeadLetter(r.Context(), id)
+	u.audit(r, "delete", id, res, err)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u.flash(w, r, false, "There is no dead letter %s (already retried or deleted?).", id)
+	case err != nil:
+		u.s.opts.Logger.Error().Err(err).Str("job_id", id).Msg("UI: delete failed")
+		u.flash(w, r, false, "Deleting %s failed: %v", id, err)
+	case res == store.Deleted:
+		u.flash(w, r, true, "Deleted dead letter %s.", id)
+	default:
+		u.flash(w, r, false, "Job %s is %s, not a dead letter.", id, res)
+	}
+	back(w, r)
+}
+
+// retryCode retries every dead letter with one code.
+func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	code := uiCode(r.PostFormValue("code"))
+	if code == "" {
+		u.flash(w, r, false, "Choose a code to retry.")
+		back(w, r)
+		return
+	}
+	include := r.PostFormValue("include_uncertain") == "1"
+	counts := map[string]int{}
+	err := u.s.store.EachDeadLetter(r.Context(), store.Filter{Code: code}, func(rec store.Record) error {
+		res, err := u.s.opts.Producer.RetryDeadLetter(r.Context(), rec.ID, include)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		counts[res]++
+		return nil
+	})
+	u.s.opts.Logger.Info().Str("code", code).Bool("include_uncertain", include).Interface("results", counts).Err(err).
+		Str("remote", r.RemoteAddr).Msg("UI: retry by code")
+	msg := fmt.Sprintf("Code %s: retried %d", code, counts[queue.Retried])
+	if n := counts[store.Uncertain]; n > 0 {
+		msg += fmt.Sprintf(", left %d uncertain alone", n)
+	}
+	if err != nil {
+		u.s.opts.Logger.Error().Err(err).Str("code", code).Msg("UI: retry by code failed")
+		u.flash(w, r, false, "%s, then stopped: %v", msg, err)
+	} else {
+		u.flash(w, r, counts[store.Uncertain] == 0, "%s.", msg)
+	}
+	// The retried letters have left this code's list: back to its first page.
+	http.Redirect(w, r, listURL(code, 1), http.StatusSeeOther)
+}
+
+// asynqmon serves asynq's monitor, read-only.
+func (u *ui) asynqmon(w http.ResponseWriter, r *http.Request, _ uiSession) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "asynq's monitor is read-only here", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", u.monCSP)
+	u.mon.ServeHTTP(w, r)
+}
