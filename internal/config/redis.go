@@ -29,6 +29,19 @@ func (c Config) RedisConnOpt() (asynq.RedisConnOpt, error) {
 		scheme, _, _ := strings.Cut(c.RedisURL, "://")
 		return nil, fmt.Errorf("REDIS_URL: cannot use it (scheme %q): expected redis://[:password@]host[:port][/db], rediss://…, redis-socket://path or redis-sentinel://host:port[,…]?master=name", scheme)
 	}
+	// asynq gives a redis-sentinel:// URL's password to the sentinels only,
+	// so a password-protected primary answers NOAUTH. The URL's credentials
+	// are Redis's, as in every other form: the primary and its replicas get
+	// them, and the sentinels keep them (for set-ups that protect both alike;
+	// an unprotected sentinel accepts the connection all the same).
+	if fo, ok := opt.(asynq.RedisFailoverClientOpt); ok {
+		if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
+			fo.Username = u.User.Username()
+			fo.Password, _ = u.User.Password()
+			fo.SentinelUsername, fo.SentinelPassword = fo.Username, fo.Password
+			opt = fo
+		}
+	}
 	return opt, nil
 }
 

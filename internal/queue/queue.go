@@ -85,8 +85,8 @@ type Producer struct {
 }
 
 // Enqueue creates the job's record and pushes its task, unless the ID is
-// known: then it reports what the ID is (and repairs a queued record whose
-// task went missing, say after a crash between the two steps). job must be
+// known: then it reports what the ID is (and repairs an unfinished record
+// whose task went missing, say after a crash between the two steps). job must be
 // valid and have its ID set.
 func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, force bool) (Status, error) {
 	res, err := p.Store.Create(ctx, store.NewJob{
@@ -102,9 +102,11 @@ func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, fo
 		return AlreadyLaunched, nil
 	case store.DeadLettered:
 		return DeadLettered, nil
-	case store.InProgress:
-		return Duplicate, nil
-	case store.Pending:
+	case store.Pending, store.InProgress:
+		// A record that says queued, running or retrying normally has its
+		// task, and the push is refused as a duplicate; one whose task was
+		// lost (a crash between the two writes, a Redis failover that kept
+		// one and not the other) is repaired by pushing it again.
 		pushed, err := Push(ctx, p.Client, p.SID, job)
 		if err != nil {
 			return "", err

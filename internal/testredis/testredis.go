@@ -25,6 +25,17 @@ type Server struct {
 	port int
 	args []string
 
+	// conf is a config file given as redis-server's first argument (the
+	// sentinel needs one it can rewrite); empty for none.
+	conf string
+	// clusterBus asks for a cluster bus port of its own (busPort), picked
+	// with the client port: the default, port+10000, may be taken or beyond
+	// 65535.
+	clusterBus bool
+	busPort    int
+	// password is the server's requirepass (and masterauth); empty for none.
+	password string
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan error // receives the process's exit once
@@ -37,6 +48,15 @@ type Option func(*Server)
 // production should run, so that a test can restart Redis without losing data.
 func WithAOF() Option {
 	return func(s *Server) { s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always") }
+}
+
+// WithPassword protects the server with requirepass, and gives it the same
+// password as masterauth for when it is (or becomes) a replica. Client uses it.
+func WithPassword(pw string) Option {
+	return func(s *Server) {
+		s.password = pw
+		s.args = append(s.args, "--requirepass", pw, "--masterauth", pw)
+	}
 }
 
 // WithArgs passes extra redis-server arguments.
@@ -61,6 +81,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 		if s.port, err = freePort(); err != nil {
 			continue
 		}
+		if s.clusterBus {
+			if s.busPort, err = freePort(); err != nil {
+				continue
+			}
+		}
 		if err = s.start(); err == nil {
 			break
 		}
@@ -83,7 +108,7 @@ func (s *Server) Dir() string { return s.dir }
 
 // Client returns a go-redis client for the server, closed at the end of the test.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password})
 	s.t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -116,17 +141,24 @@ func (s *Server) Restart() {
 }
 
 func (s *Server) start() error {
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	if s.busPort != 0 {
+		args = append(args, "--cluster-port", strconv.Itoa(s.busPort))
+	}
+	args = append(args, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
