@@ -563,6 +563,12 @@ func TestValidateInvalidUTF8(t *testing.T) {
 	j := parseOK(t, []byte(sample))
 	j.Launch.LaunchName = "a\xffb"
 	wantOnly(t, j.Validate(), "launch.launch_name", "must be valid UTF-8")
+
+	// A URI too (found by FuzzCSV: JSON would turn the byte into U+FFFD, so
+	// Kaleyra would be sent another URI than the one validated).
+	j = parseOK(t, []byte(sample))
+	j.Launch.VideoURIs = []string{"http://\xff.example.com/v"}
+	wantOnly(t, j.Validate(), "launch.video_uris[0]", "must be valid UTF-8")
 }
 
 // TestAllProblemsAtOnce checks that one Parse reports every problem of a

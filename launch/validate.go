@@ -204,6 +204,10 @@ func uriProblem(s string) string {
 	if len(s) > MaxURILen {
 		return fmt.Sprintf("must be at most %d bytes, got %d", MaxURILen, len(s))
 	}
+	if !utf8.ValidString(s) {
+		// JSON cannot carry it: the URI would change on its way to Kaleyra.
+		return "must be valid UTF-8"
+	}
 	u, err := url.Parse(s)
 	if err != nil || strings.ContainsAny(s, " \t\r\n") || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Sprintf("must be an absolute http(s) URL, got %q", truncate(s, 80))

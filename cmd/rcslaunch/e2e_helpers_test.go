@@ -71,7 +71,7 @@ func (b *syncBuffer) String() string {
 // env is one test's world: a private Redis, an in-process simulator, and the
 // environment every rcslaunch process of the test gets.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	redis *testredis.Server
 	sim   *sim.Server
@@ -85,7 +85,7 @@ type env struct {
 // newEnv starts a private redis-server and an in-process simulator (with cfg;
 // its APIKey is always e2eKey) and checks, at the end of the test, that no
 // process printed the API key.
-func newEnv(t *testing.T, simCfg sim.Config) *env {
+func newEnv(t testing.TB, simCfg sim.Config) *env {
 	t.Helper()
 	// Uncompressed dumps, so that a search of DUMP output for the API key
 	// cannot miss it inside an LZF-compressed value.
@@ -225,7 +225,7 @@ func (e *env) mustRun(want int, args ...string) result {
 
 // proc is a long-running rcslaunch process (worker, sim).
 type proc struct {
-	t              *testing.T
+	t              testing.TB
 	e              *env
 	args           []string
 	cmd            *exec.Cmd
@@ -327,7 +327,7 @@ func (e *env) startWorker(mod map[string]string) *proc {
 }
 
 // waitFor polls cond every 50ms until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
