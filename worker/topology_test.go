@@ -19,6 +19,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
@@ -382,13 +383,40 @@ func TestClusterBatch(t *testing.T) {
 	agents := []string{"100", "101", "102", "103", "104", "105"}
 	ids := map[string]string{}
 	var all []string
+	// As one batch: its counters are keys the job scripts derive from the
+	// job records, not given as KEYS; the cluster must let them through.
+	batch := store.NewBatchID(time.Now())
+	if err := e.store.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	for _, a := range agents {
-		id, st := e.enqueue(job(a))
-		if st != queue.Enqueued {
-			t.Fatalf("agent %s: %s, want enqueued", a, st)
+		j := job(a)
+		j.ID = launch.IDFor(testSID, j)
+		st, err := e.prod.Enqueue(ctx, j, batch, false)
+		if err != nil || st != queue.Enqueued {
+			t.Fatalf("agent %s: %s %v, want enqueued", a, st, err)
 		}
-		ids[a] = id
-		all = append(all, id)
+		ids[a] = j.ID
+		all = append(all, j.ID)
+	}
+	if err := e.store.CloseBatch(ctx, batch, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	wantBatch := func(succeeded, dead int64, byCode map[string]int64) {
+		t.Helper()
+		b, err := e.store.GetBatch(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Total != int64(len(agents)) || b.Succeeded != succeeded || b.DeadLettered != dead || b.FinishedAt == nil ||
+			len(b.DeadLetteredByCode) != len(byCode) {
+			t.Fatalf("batch on the cluster: %+v, want %d succeeded, %d dead-lettered %v, finished", b, succeeded, dead, byCode)
+		}
+		for c, n := range byCode {
+			if b.DeadLetteredByCode[c] != n {
+				t.Fatalf("batch on the cluster: %d dead letters with %s, want %d", b.DeadLetteredByCode[c], c, n)
+			}
+		}
 	}
 	start := time.Now()
 	e.startWorkerOn(opt, func(o *worker.Options) {
@@ -436,6 +464,8 @@ func TestClusterBatch(t *testing.T) {
 		}
 	}
 
+	wantBatch(3, 3, map[string]int64{"RCS904": 1, "RCS502": 1, "RCS601": 1})
+
 	dead, err := e.store.ListDeadLetters(ctx, store.Filter{}, 0, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +497,7 @@ func TestClusterBatch(t *testing.T) {
 	if rs := e.results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != store.StateSucceeded {
 		t.Errorf("agent 103's results after dlq retry: %+v, want the dead letter then the success", rs)
 	}
+	wantBatch(4, 2, map[string]int64{"RCS904": 1, "RCS601": 1})
 
 	stopSampling()
 	<-sampled

@@ -154,6 +154,9 @@ func openWith(ctx context.Context, cfg config.Config) (*app, error) {
 	}
 	st := store.New(rdb)
 	st.ResultsMaxLen = cfg.ResultsMaxLen
+	// A batch finished here (closed after its last outcome, a dead letter
+	// restored) expires like its jobs' records.
+	st.Retention = cfg.JobRetention
 	return &app{cfg: cfg, redis: opt, store: st,
 		producer: &queue.Producer{Store: st, Client: asynq.NewClient(opt), SID: cfg.SID}}, nil
 }

@@ -127,7 +127,10 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 	// The sample batch; IDs are unique per run so that a demo on a kept
 	// Redis never finds its jobs already launched.
 	run := time.Now().UTC().Format("20060102T150405.000")
-	batch := newBatchID()
+	batch := store.NewBatchID(time.Now())
+	if err := a.store.CreateBatch(ctx, batch, "demo", time.Now()); err != nil {
+		return fail(io, err)
+	}
 	want := map[string]demoCase{}
 	for i, c := range cases {
 		job := demoJob(c.agentNo)
@@ -138,6 +141,9 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 		}
 		want[job.ID] = c
 		fprintf(io.out, "%-9s agent %s: %s\n", st, c.agentNo, c.about)
+	}
+	if err := a.store.CloseBatch(ctx, batch, time.Now()); err != nil {
+		return fail(io, err)
 	}
 	fprintf(io.out, "\nOutcomes, as they land on the results stream (%s):\n", store.ResultsStream)
 
@@ -167,14 +173,19 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 
 	stats := simulator.Stats()
 	fprintf(io.out, "\nThe simulator received %d launch calls: %v\n", stats.Calls, stats.ByCode)
+	if b, err := a.store.GetBatch(ctx, batch); err == nil {
+		fprintf(io.out, "The batch: %d succeeded, %d dead-lettered%s\n", b.Succeeded, b.DeadLettered, byCode(b))
+	}
 	n, _ := a.store.CountDeadLetters(ctx, store.Filter{})
 	fprintf(io.out, `
 Where to look (with REDIS_URL set, these work after the demo too):
   rcslaunch results                 every finished job, from the results stream
+  rcslaunch batch status %s
+                                    the batch's counts; "batch report" for one row per job
   rcslaunch dlq list                the %d dead letters; "dlq show JOB_ID" for every attempt
   rcslaunch dlq retry --code RCS502 replay dead letters with a fresh attempt budget
   rcslaunch status JOB_ID           one job's state
-`, n)
+`, batch, n)
 	if surprises > 0 {
 		return fail(io, errors.New("the demo did not end as expected"))
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
@@ -88,13 +87,14 @@ func (s *summary) count(st queue.Status, line int, id string) {
 func (s *summary) ok() bool { return s.Invalid == 0 && s.Failed == 0 && s.DeadLettered == 0 }
 
 func runEnqueue(ctx context.Context, args []string, io stdio) int {
-	f := newFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--json]",
+	f := newFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--batch-name NAME] [--json]",
 		`Validates launch jobs and puts them on the launch queue. Without --file, one job
 (a JSON object) is read from stdin. With --file, every row is validated first and
 nothing is enqueued if any row is invalid, unless --skip-invalid. Jobs whose ID is
 already known are reported (duplicate, already launched, dead-lettered), not
-enqueued again. Exit status 0 when every row is enqueued, a duplicate or already
-launched; 1 otherwise.`)
+enqueued again. Every file run is a batch (see "rcslaunch batch"): the jobs it
+enqueues are counted there; its ID is in the summary. Exit status 0 when every
+row is enqueued, a duplicate or already launched; 1 otherwise.`)
 	file := f.String("file", "", "read jobs from `PATH` (\"-\" for stdin), JSONL or CSV")
 	format := f.String("format", "", "file format, jsonl or csv (default: from the file name, else jsonl)")
 	skipInvalid := f.Bool("skip-invalid", false, "enqueue the valid rows even if some are invalid")
@@ -187,6 +187,9 @@ func report(io stdio, s *summary, asJSON bool) {
 		fprintf(io.out, " (job %s)", s.JobID)
 	}
 	fprintf(io.out, "\n")
+	if s.BatchID != nil && s.Enqueued > 0 {
+		fprintf(io.out, "follow it with `rcslaunch batch status %s --watch`\n", *s.BatchID)
+	}
 	if s.DeadLettered > 0 {
 		fprintf(io.out, "dead-lettered jobs wait for `rcslaunch dlq retry`\n")
 	}
@@ -295,7 +298,10 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 		return nil, err
 	}
 	defer a.Close()
-	batch := newBatchID()
+	batch := store.NewBatchID(time.Now())
+	if err := a.store.CreateBatch(ctx, batch, r.batchName, time.Now()); err != nil {
+		return nil, err
+	}
 	s.BatchID = &batch
 
 	type item struct {
@@ -344,6 +350,14 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
+	// Every row has been offered: the batch's total is final, and it is
+	// finished once its last job has an outcome. A run that stopped early
+	// closes it too, with the jobs enqueued so far.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if cerr := a.store.CloseBatch(cctx, batch, time.Now()); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	cancel()
 	if err != nil {
 		// Say exactly how far it got; the rows enqueued so far stay enqueued.
 		report(r.io, s, false)
@@ -422,11 +436,4 @@ func progressBar(io stdio, total int64, desc string) *progressbar.ProgressBar {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fprintf(io.err, "\n") }),
 	)
-}
-
-// newBatchID names a batch: sortable by time, unique without coordination.
-func newBatchID() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "b_" + time.Now().UTC().Format("20060102T150405") + "_" + hex.EncodeToString(b[:])
 }

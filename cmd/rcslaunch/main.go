@@ -48,6 +48,7 @@ func commands() []command {
 		{"status", "show a job's state", runStatus},
 		{"dlq", "list, show, retry, delete or export dead letters", runDLQ},
 		{"results", "read the results stream", runResults},
+		{"batch", "follow a bulk run: list batches, a batch's status, its report", runBatch},
 		{"serve", "serve the HTTP API for producers and operators", runServe},
 		{"sim", "run a local Kaleyra RCS API simulator", runSim},
 		{"demo", "run the whole pipeline locally against the simulator, no credentials needed", runDemo},

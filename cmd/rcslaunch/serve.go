@@ -17,9 +17,9 @@ import (
 
 func runServe(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "serve", "", `Serves the HTTP API for producers (POST /v1/launches, POST /v1/launches:batch,
-GET /v1/launches/{id}) and operators (/v1/deadletters…, /v1/stats), with /healthz
-and /readyz, on HTTP_ADDR (default 127.0.0.1:8080). Producer routes take
-HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
+GET /v1/launches/{id}, GET /v1/batches[/{id}]) and operators (/v1/deadletters…,
+/v1/stats), with /healthz and /readyz, on HTTP_ADDR (default 127.0.0.1:8080).
+Producer routes take HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
 "Authorization: Bearer <token>". Also: the web UI at /ui/ (sign in with the admin
 token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 /openapi.json. It refuses a non-loopback address without a token.`)
@@ -43,6 +43,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	}
 	defer a.Close()
 	log := newLogger(cfg, io.err)
+	logRedisTo(log)
 	inspector := asynq.NewInspector(a.redis)
 	defer inspector.Close()
 	reg, err := fleetMetrics(a, inspector)

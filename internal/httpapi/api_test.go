@@ -676,20 +676,115 @@ func TestPostBatch(t *testing.T) {
 	var ans batchAnswer
 	r.into(t, &ans)
 	ida, idb := derivedID(t, mustJSON(t, a)), derivedID(t, mustJSON(t, b))
-	want := batchAnswer{Enqueued: 3, Duplicate: 1, AlreadyLaunched: 1, Conflict: 1, Jobs: []launchAnswer{
+	if !strings.HasPrefix(ans.BatchID, "b_") {
+		t.Fatalf("batch_id %q", ans.BatchID)
+	}
+	want := batchAnswer{BatchID: ans.BatchID, Enqueued: 3, Duplicate: 1, AlreadyLaunched: 1, Conflict: 1, Jobs: []launchAnswer{
 		{JobID: ida, Status: queue.Enqueued}, {JobID: idb, Status: queue.Enqueued}, {JobID: ida, Status: queue.Duplicate},
 		{JobID: "own-c", Status: queue.Enqueued}, {JobID: "own-c", Status: queue.Conflict}, {JobID: doneID, Status: queue.AlreadyLaunched},
 	}}
 	if !reflect.DeepEqual(ans, want) {
 		t.Fatalf("batch answer\n%+v\nwant\n%+v", ans, want)
 	}
-	// The same batch again: nothing new.
-	r = e.do("POST", "/v1/launches:batch", adminToken, req)
+	// The batch counts the jobs it enqueued, is closed, and is named "api".
+	var st store.Batch
+	r = e.do("GET", "/v1/batches/"+ans.BatchID, prodToken, nil)
+	wantStatus(t, r, http.StatusOK)
+	r.into(t, &st)
+	if st.ID != ans.BatchID || st.Name != DefaultBatchName || st.Total != 3 || st.Queued != 3 || st.FinishedAt != nil {
+		t.Fatalf("batch status: %s", r.body)
+	}
+	if b, err := e.store.GetBatch(ctxT(t), ans.BatchID); err != nil || !b.Closed {
+		t.Fatalf("batch not closed after the request: %+v %v", b, err)
+	}
+	first := ans.BatchID
+	// The same batch again: nothing new; a named batch of none.
+	var named map[string]any
+	_ = json.Unmarshal(req, &named)
+	named["name"] = "retry of the morning's run"
+	r = e.do("POST", "/v1/launches:batch", adminToken, mustJSON(t, named))
 	wantStatus(t, r, http.StatusOK)
 	r.into(t, &ans)
-	if ans.Enqueued != 0 || ans.Duplicate != 4 || ans.AlreadyLaunched != 1 || ans.Conflict != 1 {
+	if ans.Enqueued != 0 || ans.Duplicate != 4 || ans.AlreadyLaunched != 1 || ans.Conflict != 1 || ans.BatchID == first {
 		t.Fatalf("batch repeat: %s", r.body)
 	}
+	r = e.do("GET", "/v1/batches/"+ans.BatchID, prodToken, nil)
+	wantStatus(t, r, http.StatusOK)
+	r.into(t, &st)
+	if st.Name != "retry of the morning's run" || st.Total != 0 || st.FinishedAt == nil {
+		t.Fatalf("a batch of known jobs only: %s", r.body)
+	}
+}
+
+// TestBatches: GET /v1/batches pages newest first; GET /v1/batches/{id}
+// is the status of `batch status --json`; names are checked.
+func TestBatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var made []string
+	for i := range 5 {
+		r := e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{
+			"name": fmt.Sprintf("run %d", i), "jobs": []any{jobMap(fmt.Sprintf("batches-%d", i))}}))
+		wantStatus(t, r, http.StatusOK)
+		var ans batchAnswer
+		r.into(t, &ans)
+		made = append(made, ans.BatchID)
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	slices.Reverse(made)
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		q := "/v1/batches?limit=2"
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		r := e.do("GET", q, prodToken, nil)
+		wantStatus(t, r, http.StatusOK)
+		var p batchPage
+		r.into(t, &p)
+		if p.Total != 5 {
+			t.Fatalf("total %d", p.Total)
+		}
+		for _, b := range p.Batches {
+			got = append(got, b.ID)
+			if b.Total != 1 || b.Queued != 1 || !strings.HasPrefix(b.Name, "run ") {
+				t.Errorf("batch %+v", b)
+			}
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, made) {
+		t.Fatalf("pages list %v, want newest first %v", got, made)
+	}
+	// The answer has exactly the contract's members, finished_at null.
+	r := e.do("GET", "/v1/batches/"+made[0], adminToken, nil)
+	wantStatus(t, r, http.StatusOK)
+	m := r.obj(t)
+	if keys := sortedKeys(m); !slices.Equal(keys, []string{"batch_id", "created_at", "dead_lettered", "dead_lettered_by_code",
+		"finished_at", "name", "queued", "retrying", "running", "succeeded", "total"}) || m["finished_at"] != nil {
+		t.Fatalf("batch status members: %s", r.body)
+	}
+	wantError(t, e.do("GET", "/v1/batches/no-such-batch", prodToken, nil), http.StatusNotFound, "not_found")
+	wantError(t, e.do("GET", "/v1/batches?limit=501", prodToken, nil), http.StatusBadRequest, "bad_request", "limit")
+	wantError(t, e.do("GET", "/v1/batches?cursor=x", prodToken, nil), http.StatusBadRequest, "bad_request", "cursor")
+	if r := e.do("GET", "/v1/batches?cursor=99", prodToken, nil); r.code != http.StatusOK || !strings.Contains(string(r.body), `"batches":[]`) {
+		t.Fatalf("past the last page: %d %s", r.code, r.body)
+	}
+	for _, name := range []string{strings.Repeat("n", MaxBatchName+1), "a\nb", "tab\there"} {
+		body := mustJSON(t, map[string]any{"name": name, "jobs": []any{jobMap("named")}})
+		wantError(t, e.do("POST", "/v1/launches:batch", prodToken, body), http.StatusBadRequest, "bad_request", "name")
+	}
+	if _, err := e.store.Get(ctxT(t), derivedID(t, jobBody(t, "named"))); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a job of a batch with a bad name was stored: %v", err)
+	}
+	wantStatus(t, e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{
+		"name": strings.Repeat("ü", MaxBatchName), "jobs": []any{jobMap("named")}})), http.StatusOK)
 }
 
 func TestPostBatchInvalid(t *testing.T) {

@@ -745,13 +745,16 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 	} {
 		wantNum(key+" x-max-body-bytes", s.deref(s.op(key).obj["requestBody"])["x-max-body-bytes"], want)
 	}
-	for _, p := range asList(s.op("GET /v1/deadletters").obj["parameters"]) {
-		if p := s.deref(p); p["name"] == "limit" {
-			sc := s.deref(p["schema"])
-			wantNum("limit maximum", sc["maximum"], maxPageSize)
-			wantNum("limit default", sc["default"], defaultPageSize)
+	for _, key := range []string{"GET /v1/deadletters", "GET /v1/batches"} {
+		for _, p := range asList(s.op(key).obj["parameters"]) {
+			if p := s.deref(p); p["name"] == "limit" {
+				sc := s.deref(p["schema"])
+				wantNum(key+" limit maximum", sc["maximum"], maxPageSize)
+				wantNum(key+" limit default", sc["default"], defaultPageSize)
+			}
 		}
 	}
+	wantNum("BatchRequest.name.maxLength", prop(sch("BatchRequest"), "name")["maxLength"], MaxBatchName)
 	for _, c := range []struct {
 		schema string
 		typ    any
@@ -761,6 +764,7 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		{"FieldError", launch.FieldError{}, true}, {"JobRecord", store.Record{}, true}, {"Attempt", store.Attempt{}, true},
 		{"LaunchAnswer", launchAnswer{}, true}, {"BatchAnswer", batchAnswer{}, true}, {"DeadLetterPage", deadLetterPage{}, true},
 		{"Outcome", outcome{}, true}, {"Selection", selection{}, false}, {"BatchRequest", batchRequest{}, false},
+		{"Batch", store.Batch{}, true}, {"BatchPage", batchPage{}, true},
 	} {
 		m := sch(c.schema)
 		names, always := jsonFields(c.typ)
@@ -1032,6 +1036,13 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 
 	e.do("GET", "/v1/launches/"+id, prodToken, nil)     // 200
 	e.do("GET", "/v1/launches/missing", prodToken, nil) // 404
+
+	var ans batchAnswer
+	e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"name": "coverage", "jobs": []any{jobMap("cov-b")}})).into(t, &ans)
+	e.do("GET", "/v1/batches?limit=1", prodToken, nil)      // 200
+	e.do("GET", "/v1/batches?limit=0", prodToken, nil)      // 400
+	e.do("GET", "/v1/batches/"+ans.BatchID, prodToken, nil) // 200
+	e.do("GET", "/v1/batches/missing", prodToken, nil)      // 404
 
 	now := time.Now()
 	for i, uncertain := range []bool{false, false, true, false, false} {

@@ -1,10 +1,16 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
@@ -82,9 +88,19 @@ func joinPath(prefix, field string) string {
 // batchRequest is POST /v1/launches:batch's body.
 type batchRequest struct {
 	Jobs []json.RawMessage `json:"jobs"`
+	// Name names the batch (default DefaultBatchName).
+	Name string `json:"name,omitempty"`
 }
 
+// DefaultBatchName names a batch made by POST /v1/launches:batch without a
+// name; MaxBatchName bounds a name's length in characters.
+const (
+	DefaultBatchName = "api"
+	MaxBatchName     = 200
+)
+
 type batchAnswer struct {
+	BatchID         string         `json:"batch_id"`
 	Enqueued        int            `json:"enqueued"`
 	Duplicate       int            `json:"duplicate"`
 	AlreadyLaunched int            `json:"already_launched"`
@@ -114,6 +130,15 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 			[]launch.FieldError{{Field: "jobs", Reason: fmt.Sprintf("must hold at most %d jobs", MaxBatchJobs)}})
 		return
 	}
+	name := req.Name
+	switch {
+	case name == "":
+		name = DefaultBatchName
+	case utf8.RuneCountInString(name) > MaxBatchName || strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name):
+		writeError(w, http.StatusBadRequest, "bad_request", "the batch name is too long or holds control characters",
+			[]launch.FieldError{{Field: "name", Reason: fmt.Sprintf("must be at most %d characters, without control characters", MaxBatchName)}})
+		return
+	}
 	jobs := make([]launch.Job, len(req.Jobs))
 	var invalid []launch.FieldError
 	for i, raw := range req.Jobs {
@@ -134,12 +159,27 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_job", "some jobs are invalid; none was enqueued", invalid)
 		return
 	}
-	ans := batchAnswer{Jobs: make([]launchAnswer, len(jobs))}
+	// The batch: the jobs this request enqueues are counted there; it is
+	// closed (its total final) once every job has been offered, even when
+	// the request fails half-way.
+	batch := store.NewBatchID(time.Now())
+	if err := s.store.CreateBatch(r.Context(), batch, name, time.Now()); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		if err := s.store.CloseBatch(ctx, batch, time.Now()); err != nil {
+			s.opts.Logger.Error().Err(err).Str("batch_id", batch).Msg("cannot close batch")
+		}
+	}()
+	ans := batchAnswer{BatchID: batch, Jobs: make([]launchAnswer, len(jobs))}
 	for i, job := range jobs {
-		st, err := s.opts.Producer.Enqueue(r.Context(), job, "", false)
+		st, err := s.opts.Producer.Enqueue(r.Context(), job, batch, false)
 		if err != nil {
 			// Say exactly how far it got: the jobs before this one are enqueued.
-			s.internal(w, r, fmt.Errorf("jobs[%d] (%s) and after not enqueued, %d before it were: %w", i, job.ID, i, err))
+			s.internal(w, r, fmt.Errorf("batch %s: jobs[%d] (%s) and after not enqueued, %d before it were: %w", batch, i, job.ID, i, err))
 			return
 		}
 		ans.Jobs[i] = launchAnswer{JobID: job.ID, Status: st}
@@ -157,6 +197,70 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// batchPage is one page of GET /v1/batches; NextCursor is empty on the last.
+type batchPage struct {
+	Batches    []store.Batch `json:"batches"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+	Total      int64         `json:"total"`
+}
+
+// listBatches answers GET /v1/batches?limit=&cursor=, newest first.
+func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var bad []launch.FieldError
+	limit, offset := defaultPageSize, 0
+	if v := q.Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxPageSize {
+			bad = append(bad, launch.FieldError{Field: "limit", Reason: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
+		} else {
+			limit = n
+		}
+	}
+	if v := q.Get("cursor"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			bad = append(bad, launch.FieldError{Field: "cursor", Reason: "must be a next_cursor from an earlier page"})
+		} else {
+			offset = n
+		}
+	}
+	if len(bad) > 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid query", bad)
+		return
+	}
+	// One more than the page tells whether another page follows.
+	bs, err := s.store.ListBatches(r.Context(), offset, limit+1)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	total, err := s.store.CountBatches(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	page := batchPage{Batches: bs, Total: total}
+	if len(bs) > limit {
+		page.Batches = bs[:limit]
+		page.NextCursor = strconv.Itoa(offset + limit)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// getBatch answers GET /v1/batches/{id}: the batch's status, from its
+// counters.
+func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	b, err := s.store.GetBatch(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrBatchNotFound):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no batch with ID %q", id), nil)
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, b)
+	}
 }
 
 func (s *Server) getLaunch(w http.ResponseWriter, r *http.Request) {

@@ -98,6 +98,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/v1/launches", accessProducer, s.postLaunch},
 		{"POST", "/v1/launches:batch", accessProducer, s.postBatch},
 		{"GET", "/v1/launches/{id}", accessProducer, s.getLaunch},
+		{"GET", "/v1/batches", accessProducer, s.listBatches},
+		{"GET", "/v1/batches/{id}", accessProducer, s.getBatch},
 
 		{"GET", "/v1/deadletters", accessOperator, s.listDeadLetters},
 		{"GET", "/v1/deadletters/{id}", accessOperator, s.getDeadLetter},

@@ -155,10 +155,10 @@ const (
 	Uncertain = "uncertain" // left alone: the agent may have been launched
 )
 
-var requeueScript = redis.NewScript(`
+var requeueScript = withBatch(`
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
-local h = redis.call('HMGET', KEYS[1], 'payload', 'sid', 'agent_no', 'uncertain')
+local h = redis.call('HMGET', KEYS[1], 'payload', 'sid', 'agent_no', 'uncertain', 'batch', 'code')
 if state == 'dead_lettered' then
   if h[4] == '1' and ARGV[1] ~= '1' then return {'uncertain'} end
   -- The dead letter's fields stay as they are (its uncertain mark above
@@ -167,6 +167,11 @@ if state == 'dead_lettered' then
   redis.call('HSET', KEYS[1], 'state', 'queued', 'restore_attempts', redis.call('HGET', KEYS[1], 'attempts'),
     'attempts', 0, 'updated_at', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'generation', 1)
+  -- It stays in its batch, which has work again.
+  local bk = batch_key(h[5])
+  batch_move(bk, 'dead_lettered', 'queued')
+  batch_code(bk, h[6], -1)
+  batch_reopen(bk)
   return {'requeued', h[1], h[2], h[3]}
 end
 if state == 'queued' and redis.call('ZSCORE', KEYS[2], ARGV[3]) then
@@ -213,38 +218,59 @@ func (s *Store) Unindex(ctx context.Context, id string) error {
 	return nil
 }
 
-var restoreScript = redis.NewScript(`
+var restoreScript = withBatch(`
 if redis.call('HGET', KEYS[1], 'state') == 'queued' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'dead_lettered', 'attempts', redis.call('HGET', KEYS[1], 'restore_attempts') or '0')
   redis.call('HDEL', KEYS[1], 'restore_attempts')
+  local h = redis.call('HMGET', KEYS[1], 'batch', 'code')
+  local bk = batch_key(h[1])
+  if bk then
+    batch_move(bk, 'queued', 'dead_lettered')
+    batch_code(bk, h[2], 1)
+    -- finished again when it was before the requeue, as of then
+    batch_settle(bk, redis.call('HGET', bk, 'prev_finished_at') or ARGV[2], ARGV[3])
+  end
   return 1
 end
 return 0
 `)
 
 // Restore puts a requeued job back to dead-lettered when its task could not
-// be pushed, so it stays where the operator left it.
+// be pushed, so it stays where the operator left it (and its batch counts
+// it as before).
 func (s *Store) Restore(ctx context.Context, id string) error {
-	if err := restoreScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters}, id).Err(); err != nil {
+	err := restoreScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters}, id, ms(time.Now()), s.retentionSeconds()).Err()
+	if err != nil {
 		return fmt.Errorf("restore dead letter %s: %w", id, err)
 	}
 	return nil
 }
 
-var deleteScript = redis.NewScript(`
+var deleteScript = withBatch(`
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'missing' end
 if state ~= 'dead_lettered' then return state end
+local h = redis.call('HMGET', KEYS[1], 'batch', 'code')
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
+-- The job leaves its batch with its record (enqueued again, it joins the
+-- new run's batch); the batch keeps count of the deleted.
+local bk = batch_key(h[1])
+if bk then
+  batch_move(bk, 'dead_lettered', nil)
+  batch_code(bk, h[2], -1)
+  redis.call('HINCRBY', bk, 'total', -1)
+  redis.call('HINCRBY', bk, 'deleted', 1)
+end
 return 'deleted'
 `)
 
 // Deleted is DeleteDeadLetter's result when the letter is gone.
 const Deleted = "deleted"
 
-// DeleteDeadLetter drops a dead letter and its record. It returns Deleted, or
-// the job's state when it is not a dead letter (then nothing is touched).
+// DeleteDeadLetter drops a dead letter and its record; its batch counts it
+// as deleted, no longer in its total. It returns Deleted, or the job's state
+// when it is not a dead letter (then nothing is touched).
 func (s *Store) DeleteDeadLetter(ctx context.Context, id string) (string, error) {
 	res, err := deleteScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id), deadLetters}, id).Text()
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Create results: what a producer learns about a job ID when it asks for it.
@@ -30,11 +28,24 @@ type NewJob struct {
 	Force bool
 }
 
-var createScript = redis.NewScript(`
+var createScript = withBatch(`
+-- The batch the job joins, if it joins one: ARGV[6] when that batch is open.
+-- A closed batch takes no more jobs (its total is final); the job is then
+-- stored without a batch.
+local batch = ARGV[6]
+local bk = batch_key(batch)
+if bk and redis.call('HGET', bk, 'closed') == '1' then bk, batch = nil, '' end
+local function join()
+  if not bk then return end
+  redis.call('HINCRBY', bk, 'total', 1)
+  batch_move(bk, nil, 'queued')
+  redis.call('RPUSH', batch_jobs(bk), ARGV[1])
+end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'sid', ARGV[2], 'agent_no', ARGV[3], 'payload', ARGV[4],
-    'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5], 'batch', ARGV[6], 'generation', 1)
+    'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5], 'batch', batch, 'generation', 1)
+  join()
   return 'created'
 end
 if redis.call('HGET', KEYS[1], 'payload') ~= ARGV[4] then return 'conflict' end
@@ -44,9 +55,22 @@ if state == 'succeeded' and ARGV[7] == '1' then
   -- as restore_<field> for Uncreate.
   local prev = redis.call('HMGET', KEYS[1], 'attempts', 'enqueued_at', 'updated_at', 'batch')
   redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'enqueued_at', ARGV[5], 'updated_at', ARGV[5],
-    'batch', ARGV[6], 'restore_ttl', redis.call('PTTL', KEYS[1]))
+    'batch', batch, 'restore_ttl', redis.call('PTTL', KEYS[1]))
   for i, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
     if prev[i] then redis.call('HSET', KEYS[1], 'restore_' .. f, prev[i]) end
+  end
+  -- The relaunch counts in its new batch: the job leaves the batch it
+  -- succeeded in (unless that is the same one, where it just starts over).
+  if bk and prev[4] == batch then
+    batch_move(bk, 'succeeded', 'queued')
+  else
+    local old = batch_key(prev[4])
+    if old then
+      batch_move(old, 'succeeded', nil)
+      redis.call('HINCRBY', old, 'total', -1)
+      redis.call('HINCRBY', old, 'relaunched', 1)
+    end
+    join()
   end
   redis.call('HINCRBY', KEYS[1], 'generation', 1)
   redis.call('PERSIST', KEYS[1])
@@ -59,6 +83,8 @@ return state
 
 // Create makes the job's record unless one exists, and says what it found:
 // Created, Conflict, AlreadyLaunched, DeadLettered, Pending or InProgress.
+// Only a Created job joins j.Batch (when that is an open batch made by
+// CreateBatch): a job ID already known stays where it is.
 func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (string, error) {
 	res, err := createScript.Run(ctx, s.rdb, []string{jobKey(j.ID), attemptsKey(j.ID)},
 		j.ID, j.SID, j.AgentNo, j.Payload, ms(now), j.Batch, boolArg(j.Force)).Text()
@@ -68,20 +94,39 @@ func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (string, er
 	return res, nil
 }
 
-var uncreateScript = redis.NewScript(`
-local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'generation', 'restore_ttl')
+var uncreateScript = withBatch(`
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'generation', 'restore_ttl', 'batch', 'restore_batch')
 if h[1] ~= 'queued' or h[2] ~= '0' then return 0 end
+local bk = batch_key(h[5])
+local function leave()
+  if not bk then return end
+  redis.call('HINCRBY', bk, 'total', -1)
+  batch_move(bk, 'queued', nil)
+  redis.call('LREM', batch_jobs(bk), -1, ARGV[1])
+end
 if h[3] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2])
+  leave()
   return 1
 end
-if h[4] then -- a forced relaunch: back to the success it was
+if h[4] then -- a forced relaunch: back to the success it was, in its batch
   redis.call('HSET', KEYS[1], 'state', 'succeeded')
   for _, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
     local v = redis.call('HGET', KEYS[1], 'restore_' .. f)
     if v then redis.call('HSET', KEYS[1], f, v) else redis.call('HDEL', KEYS[1], f) end
   end
   redis.call('HDEL', KEYS[1], 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
+  if bk and h[5] == h[6] then
+    batch_move(bk, 'queued', 'succeeded')
+  else
+    leave()
+    local old = batch_key(h[6])
+    if old then
+      batch_move(old, nil, 'succeeded')
+      redis.call('HINCRBY', old, 'total', 1)
+      redis.call('HINCRBY', old, 'relaunched', -1)
+    end
+  end
   local ttl = tonumber(h[4])
   if ttl > 0 then
     redis.call('PEXPIRE', KEYS[1], ttl)
@@ -94,9 +139,10 @@ return 0
 
 // Uncreate undoes what Create just did when the job could not be pushed to
 // the queue: a new record is removed, a forced relaunch goes back to the
-// success it was. A failed row thus leaves nothing behind.
+// success it was; either way the batch counters are put back too. A failed
+// row thus leaves nothing behind.
 func (s *Store) Uncreate(ctx context.Context, id string) error {
-	if err := uncreateScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id)}).Err(); err != nil {
+	if err := uncreateScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id)}, id).Err(); err != nil {
 		return fmt.Errorf("undo create of job %s: %w", id, err)
 	}
 	return nil
@@ -108,7 +154,7 @@ const (
 	// Finished (StateSucceeded or StateDeadLettered) means do not call again.
 )
 
-var startScript = redis.NewScript(`
+var startScript = withBatch(`
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   redis.call('HSET', KEYS[1], 'id', ARGV[3], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
@@ -118,10 +164,15 @@ end
 if state == 'succeeded' or state == 'dead_lettered' then
   return {state, tonumber(redis.call('HGET', KEYS[1], 'attempts'))}
 end
+local bk = batch_key(redis.call('HGET', KEYS[1], 'batch'))
 if state == 'running' then
+  -- redelivered after its worker died: still running, as its batch counts it
   local n = redis.call('HGET', KEYS[1], 'attempts')
   redis.call('RPUSH', KEYS[2], '{"attempt":' .. n .. ',"outcome":"lost","message":"the worker stopped during this call; no answer was recorded","finished_at":"' .. ARGV[7] .. '"}')
+else
+  batch_move(bk, state, 'running')
 end
+if bk then redis.call('HSETNX', bk, 'started_at', ARGV[1]) end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1], 'max_attempts', ARGV[2])
 redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
@@ -163,22 +214,28 @@ type Outcome struct {
 	NextRunAt     time.Time
 }
 
-var finishScript = redis.NewScript(`
+var finishScript = withBatch(`
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'missing' end
 if state == 'succeeded' or state == 'dead_lettered' then return state end
+local bk = batch_key(redis.call('HGET', KEYS[1], 'batch'))
 redis.call('RPUSH', KEYS[2], ARGV[2])
 local kind = ARGV[1]
 if kind == 'deferred' then
   redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   redis.call('HSET', KEYS[1], 'state', 'queued', 'next_run_at', ARGV[10], 'updated_at', ARGV[9])
+  batch_move(bk, state, 'queued')
   return 'queued'
 end
 redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9])
 if kind == 'retrying' then
   redis.call('HSET', KEYS[1], 'state', 'retrying', 'next_run_at', ARGV[10])
+  batch_move(bk, state, 'retrying')
   return 'retrying'
 end
+batch_move(bk, state, kind)
+if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
+batch_settle(bk, ARGV[9], ARGV[11])
 redis.call('HSET', KEYS[1], 'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
 redis.call('HDEL', KEYS[1], 'next_run_at')
 local h = redis.call('HMGET', KEYS[1], 'agent_no', 'attempts', 'batch')
@@ -204,9 +261,9 @@ end
 return kind
 `)
 
-// Finish records an attempt's outcome in one atomic step. For a final
-// outcome it also appends the results stream entry and, for a dead letter,
-// indexes it. It returns the job's state afterwards; a job that had already
+// Finish records an attempt's outcome in one atomic step, with the job's
+// batch counters. For a final outcome it also appends the results stream
+// entry and, for a dead letter, indexes it. It returns the job's state afterwards; a job that had already
 // finished is left as it was (and its state returned), so a late or repeated
 // Finish never records a second outcome.
 func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time) (string, error) {

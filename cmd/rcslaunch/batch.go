@@ -1,0 +1,453 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/rcslaunch/rcslaunch/internal/jobfile"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+const batchUsage = `Usage: rcslaunch batch SUBCOMMAND
+
+Every "enqueue --file" run (and every POST /v1/launches:batch) is a batch.
+
+Subcommands:
+  list [--json]                                    batches, newest first
+  status BATCH_ID [--watch] [--json]               counts by state, times, time left;
+                                                   --watch: until finished, exit 1 if
+                                                   anything was dead-lettered
+  report BATCH_ID [--format csv|jsonl] [--failed]  one row per job; --failed: the dead
+                                                   letters, as jobs "enqueue --file" takes
+`
+
+func runBatch(ctx context.Context, args []string, io stdio) int {
+	if len(args) == 0 {
+		fprintf(io.err, "%s", batchUsage)
+		return exitUsage
+	}
+	if isHelp(args[0]) {
+		fprintf(io.out, "%s", batchUsage)
+		return exitOK
+	}
+	sub := map[string]func(context.Context, []string, stdio) int{
+		"list": batchList, "status": batchStatus, "report": batchReport,
+	}[args[0]]
+	if sub == nil {
+		errorf(io, "unknown batch subcommand %q", args[0])
+		fprintf(io.err, "%s", batchUsage)
+		return exitUsage
+	}
+	return sub(ctx, args[1:], io)
+}
+
+func batchList(ctx context.Context, args []string, io stdio) int {
+	f := newFlags(io, "batch list", "[--json]", "Lists batches, newest first, with their counts.")
+	asJSON := f.Bool("json", false, "print a JSON array of batch statuses (the shape of `batch status --json`)")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return f.usageError("unexpected argument %q", pos[0])
+	}
+	return withApp(ctx, io, 0, func(a *app) int {
+		var tw *tabwriter.Writer
+		if *asJSON {
+			fprintf(io.out, "[")
+		} else {
+			tw = tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
+			fprintf(tw, "BATCH ID\tNAME\tCREATED\tTOTAL\tQUEUED\tRUNNING\tRETRYING\tSUCCEEDED\tDEAD-LETTERED\tFINISHED\n")
+		}
+		n := 0
+		var err error
+		for {
+			var bs []store.Batch
+			bs, err = a.store.ListBatches(ctx, n, 100)
+			if err != nil {
+				break
+			}
+			for _, b := range bs {
+				if *asJSON {
+					if n > 0 {
+						fprintf(io.out, ",")
+					}
+					data, _ := json.Marshal(b)
+					fprintf(io.out, "\n  %s", data)
+				} else {
+					finished := "-"
+					switch {
+					case b.FinishedAt != nil:
+						finished = stamp(*b.FinishedAt)
+					case !b.Closed:
+						finished = "(enqueueing)"
+					}
+					fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.ID, oneLine(b.Name, 40), stamp(b.CreatedAt),
+						b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, finished)
+				}
+				n++
+			}
+			if len(bs) < 100 {
+				break
+			}
+		}
+		if *asJSON {
+			if n > 0 {
+				fprintf(io.out, "\n")
+			}
+			fprintf(io.out, "]\n")
+		} else {
+			tw.Flush()
+		}
+		if err != nil {
+			return fail(io, err)
+		}
+		return exitOK
+	})
+}
+
+// watchInterval is how often `batch status --watch` reads the counters;
+// without a terminal it prints a line at most every plainEvery (when the
+// counts changed; every minute when not), and one at the end.
+const (
+	watchInterval = time.Second
+	plainEvery    = 5 * time.Second
+)
+
+func batchStatus(ctx context.Context, args []string, io stdio) int {
+	f := newFlags(io, "batch status", "BATCH_ID [--watch] [--json]",
+		`Shows a batch's counts: total, queued, running, retrying, succeeded and
+dead-lettered (by code), when it was created, started and finished, and an
+estimate of the time left from the rate observed so far. The counts are kept
+with every job's state, so this costs the same for any size of batch.
+
+--watch shows a progress bar (on stderr, when it is a terminal; otherwise a line
+whenever the counts change) until the batch is finished, then prints its status
+and exits 0 if nothing was dead-lettered, 1 otherwise.`)
+	watch := f.Bool("watch", false, "follow the batch until it is finished; exit 1 if any job was dead-lettered")
+	asJSON := f.Bool("json", false, "print the status as JSON")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return f.usageError("need exactly one BATCH_ID")
+	}
+	return withApp(ctx, io, 0, func(a *app) int {
+		b, err := a.store.GetBatch(ctx, pos[0])
+		if errors.Is(err, store.ErrBatchNotFound) {
+			return fail(io, fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`)", pos[0]))
+		}
+		if err != nil {
+			return fail(io, err)
+		}
+		if *watch {
+			if b, err = watchBatch(ctx, io, a.store, b); err != nil {
+				return fail(io, err)
+			}
+		}
+		if *asJSON {
+			printJSON(io.out, b)
+		} else {
+			printBatch(io, b, rateSince(b))
+		}
+		if *watch && b.DeadLettered > 0 {
+			return exitFailed
+		}
+		return exitOK
+	})
+}
+
+// rate is an observed pace of a batch: jobs finished per second.
+type rate struct {
+	perSecond float64
+	ok        bool
+}
+
+// rateSince is the batch's average pace since its first job started.
+func rateSince(b store.Batch) rate {
+	if b.StartedAt.IsZero() || b.Done() == 0 {
+		return rate{}
+	}
+	end := time.Now()
+	if b.FinishedAt != nil {
+		end = *b.FinishedAt
+	}
+	secs := end.Sub(b.StartedAt).Seconds()
+	if secs <= 0 {
+		return rate{}
+	}
+	return rate{perSecond: float64(b.Done()) / secs, ok: true}
+}
+
+// timeLeft estimates the time until every job of b has its outcome.
+func timeLeft(b store.Batch, r rate) (time.Duration, bool) {
+	left := b.Total - b.Done()
+	if !r.ok || r.perSecond <= 0 || left < 0 {
+		return 0, false
+	}
+	d := time.Duration(float64(left) / r.perSecond * float64(time.Second)).Round(time.Second)
+	if left > 0 {
+		d = max(d, time.Second)
+	}
+	return d, true
+}
+
+func printBatch(io stdio, b store.Batch, r rate) {
+	fprintf(io.out, "batch %s (%s)\n", b.ID, b.Name)
+	fprintf(io.out, "  created        %s\n", stamp(b.CreatedAt))
+	fprintf(io.out, "  started        %s\n", stamp(b.StartedAt))
+	switch {
+	case b.FinishedAt != nil && !b.StartedAt.IsZero():
+		fprintf(io.out, "  finished       %s (took %v)\n", stamp(*b.FinishedAt), b.FinishedAt.Sub(b.StartedAt).Round(time.Second))
+	case b.FinishedAt != nil:
+		fprintf(io.out, "  finished       %s\n", stamp(*b.FinishedAt))
+	case !b.Closed:
+		fprintf(io.out, "  finished       - (still being enqueued: the total may grow)\n")
+	default:
+		fprintf(io.out, "  finished       -\n")
+	}
+	fprintf(io.out, "  total          %d\n", b.Total)
+	fprintf(io.out, "  queued         %d\n  running        %d\n  retrying       %d\n  succeeded      %d\n", b.Queued, b.Running, b.Retrying, b.Succeeded)
+	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, byCode(b))
+	var gone []string
+	if b.Deleted > 0 {
+		gone = append(gone, fmt.Sprintf("%d deleted from the dead-letter store", b.Deleted))
+	}
+	if b.Relaunched > 0 {
+		gone = append(gone, fmt.Sprintf("%d relaunched with --force in a later run", b.Relaunched))
+	}
+	if len(gone) > 0 {
+		fprintf(io.out, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
+	}
+	fprintf(io.out, "  progress       %s\n", progressLine(b, r))
+}
+
+// byCode is " (RCS502 3, RCS904 1)", most frequent first, or "".
+func byCode(b store.Batch) string {
+	if len(b.DeadLetteredByCode) == 0 {
+		return ""
+	}
+	codes := make([]string, 0, len(b.DeadLetteredByCode))
+	for c := range b.DeadLetteredByCode {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		ci, cj := b.DeadLetteredByCode[codes[i]], b.DeadLetteredByCode[codes[j]]
+		return ci > cj || (ci == cj && codes[i] < codes[j])
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%s %d", c, b.DeadLetteredByCode[c])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// progressLine is "275 of 300 done (91.7%), 4.2 jobs/s, about 6s left".
+func progressLine(b store.Batch, r rate) string {
+	pct := 100.0
+	if b.Total > 0 {
+		pct = float64(b.Done()) * 100 / float64(b.Total)
+	}
+	s := fmt.Sprintf("%d of %d done (%.1f%%)", b.Done(), b.Total, pct)
+	if r.ok {
+		s += fmt.Sprintf(", %.1f jobs/s", r.perSecond)
+	}
+	switch left, ok := timeLeft(b, r); {
+	case b.FinishedAt != nil:
+		s += ", finished"
+	case b.Queued == 0 && b.Running == 0 && b.Retrying > 0:
+		// The pace says nothing about jobs waiting out their backoff.
+		s += fmt.Sprintf(", %d waiting to retry", b.Retrying)
+	case ok:
+		s += fmt.Sprintf(", about %v left", left)
+	case b.StartedAt.IsZero():
+		s += ", not started yet"
+	}
+	return s
+}
+
+// watchBatch follows b until it is finished and returns its last status.
+func watchBatch(ctx context.Context, io stdio, st *store.Store, b store.Batch) (store.Batch, error) {
+	var bar *progressbar.ProgressBar
+	if isTerminal(io.err) {
+		bar = progressbar.NewOptions64(max(b.Total, 1),
+			progressbar.OptionSetWriter(io.err),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(false),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionOnCompletion(func() { fprintf(io.err, "\n") }),
+		)
+		defer func() { _ = bar.Exit() }()
+	}
+	var samples []sample // recent (time, done): the pace of the last minute
+	last, lastAt := "", time.Time{}
+	tick := time.NewTicker(watchInterval)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		samples = append(samples, sample{now, b.Done()})
+		for len(samples) > 2 && now.Sub(samples[0].at) > time.Minute {
+			samples = samples[1:]
+		}
+		r := recentRate(samples, b)
+		line := fmt.Sprintf("queued %d, running %d, retrying %d, succeeded %d, dead-lettered %d%s",
+			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, byCode(b))
+		if bar != nil {
+			// Short, so that the bar keeps some width on a narrow terminal;
+			// the full counts are printed at the end.
+			if bar.GetMax64() != max(b.Total, 1) {
+				bar.ChangeMax64(max(b.Total, 1))
+			}
+			desc := fmt.Sprintf("succeeded %d · dead-lettered %d", b.Succeeded, b.DeadLettered)
+			if left, ok := timeLeft(b, r); ok && b.FinishedAt == nil && (b.Queued > 0 || b.Running > 0) {
+				desc += fmt.Sprintf(" · ~%v left", left)
+			}
+			bar.Describe(desc)
+			_ = bar.Set64(b.Done())
+		} else if (line != last && now.Sub(lastAt) >= plainEvery) || now.Sub(lastAt) >= time.Minute || b.FinishedAt != nil {
+			fprintf(io.err, "%s %s: %s; %s\n", now.UTC().Format(time.RFC3339), b.ID, line, progressLine(b, r))
+			last, lastAt = line, now
+		}
+		if b.FinishedAt != nil {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return b, errors.New("interrupted before the batch finished")
+		case <-tick.C:
+		}
+		nb, err := st.GetBatch(ctx, b.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return b, errors.New("interrupted before the batch finished")
+			}
+			return b, err
+		}
+		b = nb
+	}
+}
+
+type sample struct {
+	at   time.Time
+	done int64
+}
+
+// recentRate is the pace over the samples (the last minute), falling back
+// to the average since the batch started while they show none yet.
+func recentRate(s []sample, b store.Batch) rate {
+	if len(s) >= 2 {
+		first, last := s[0], s[len(s)-1]
+		if d := last.at.Sub(first.at).Seconds(); d >= 5 && last.done > first.done {
+			return rate{perSecond: float64(last.done-first.done) / d, ok: true}
+		}
+	}
+	return rateSince(b)
+}
+
+// reportRow is one job of `batch report`; its JSON form is the contract's.
+type reportRow struct {
+	JobID         string `json:"job_id"`
+	AgentNo       string `json:"agent_no"`
+	Outcome       string `json:"outcome"`
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	AgentLaunchID string `json:"agent_launch_id"`
+	Attempts      int    `json:"attempts"`
+}
+
+var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}
+
+func batchReport(ctx context.Context, args []string, io stdio) int {
+	f := newFlags(io, "batch report", "BATCH_ID [--format csv|jsonl] [--failed]",
+		`Writes one row per job of the batch, in the order they were enqueued: job_id,
+agent_no, outcome (succeeded, dead_lettered, or queued, running, retrying while
+the batch runs), code and message (the last answer), agent_launch_id and
+attempts. CSV has a header row; JSONL is one object per line.
+
+--failed writes only the dead letters, as JSONL jobs (with their IDs) that
+"rcslaunch enqueue --file" accepts: enqueued again, they are reported as
+dead-lettered until "rcslaunch dlq delete" drops them (or use "dlq retry").`)
+	format := f.String("format", "csv", "csv or jsonl")
+	failed := f.Bool("failed", false, "only the dead letters, as jobs to enqueue again (JSONL)")
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return f.usageError("need exactly one BATCH_ID")
+	}
+	formatSet := false
+	f.Visit(func(fl *flag.Flag) { formatSet = formatSet || fl.Name == "format" })
+	switch {
+	case *format != "csv" && *format != "jsonl":
+		return f.usageError("--format must be csv or jsonl, got %q", *format)
+	case *failed && formatSet && *format != "jsonl":
+		return f.usageError("--failed writes jobs as JSONL, the form enqueue --file reads; leave out --format csv")
+	}
+	return withApp(ctx, io, 0, func(a *app) int {
+		if _, err := a.store.GetBatch(ctx, pos[0]); errors.Is(err, store.ErrBatchNotFound) {
+			return fail(io, fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`)", pos[0]))
+		} else if err != nil {
+			return fail(io, err)
+		}
+		var write func(store.BatchJob) error
+		var flush func() error
+		switch {
+		case *failed:
+			write = func(j store.BatchJob) error {
+				if j.State != store.StateDeadLettered {
+					return nil
+				}
+				var job launch.Job
+				if err := json.Unmarshal(j.Payload, &job); err != nil {
+					return fmt.Errorf("job %s: stored payload: %w", j.ID, err)
+				}
+				job.ID = j.ID
+				return jobfile.Write(io.out, job)
+			}
+		case *format == "jsonl":
+			enc := json.NewEncoder(io.out)
+			enc.SetEscapeHTML(false)
+			write = func(j store.BatchJob) error { return enc.Encode(rowOf(j)) }
+		default:
+			w := csv.NewWriter(io.out)
+			if err := w.Write(reportColumns); err != nil {
+				return fail(io, err)
+			}
+			write = func(j store.BatchJob) error {
+				r := rowOf(j)
+				return w.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID, strconv.Itoa(r.Attempts)})
+			}
+			flush = func() error { w.Flush(); return w.Error() }
+		}
+		err := a.store.EachBatchJob(ctx, pos[0], write)
+		if flush != nil {
+			err = errors.Join(err, flush())
+		}
+		if err != nil {
+			return fail(io, err)
+		}
+		return exitOK
+	})
+}
+
+func rowOf(j store.BatchJob) reportRow {
+	return reportRow{JobID: j.ID, AgentNo: j.AgentNo, Outcome: j.State, Code: j.Code, Message: j.Message,
+		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts}
+}

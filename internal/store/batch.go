@@ -1,0 +1,349 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Batches
+//
+// A batch is one bulk run: every `rcslaunch enqueue --file` and every
+// POST /v1/launches:batch. Its record (a hash) holds its name, creation time
+// and counters: total, and how many of its jobs are queued, running,
+// retrying, succeeded and dead-lettered (and the dead letters by code). The
+// counters are changed by the same Lua script that changes a job's state
+// (Create, Start, Finish, Requeue, Restore, DeleteDeadLetter, Uncreate), so
+// that no crash can make them disagree with the job records and the results
+// stream; a batch's status is read from them alone, whatever its size.
+//
+// The rule the scripts keep: for every batch B, each counter equals the
+// number of job records whose batch field is B and whose state is that
+// counter's, and total is their sum. In particular:
+//
+//   - Create counts a job in its batch only when it creates the record (or
+//     relaunches a success with force): a row whose job ID is already known
+//     (duplicate, already launched, dead-lettered) stays in the batch it
+//     belongs to. A job belongs to at most one batch.
+//   - A forced relaunch moves the job to its new batch: the old batch's
+//     succeeded and total go down by one and its "relaunched" count up.
+//   - `dlq retry` keeps the job in its batch: dead_lettered -> queued, and
+//     a finished batch is open again until the job has its new outcome.
+//   - `dlq delete` drops the job from its batch with its record:
+//     dead_lettered and total go down by one, "deleted" up.
+//
+// A batch is finished (finished_at set) once it is closed (its producer has
+// offered every job: total is final) and succeeded + dead_lettered = total.
+// A closed batch takes no more jobs. A finished batch's keys expire with
+// the store's Retention (JOB_RETENTION), like its succeeded jobs' records.
+
+// ErrBatchNotFound means no batch has the ID.
+var ErrBatchNotFound = errors.New("batch not found")
+
+// batchLua holds the batch helpers the state-changing scripts share; it is
+// put in front of each of them.
+//
+// A batch's keys are derived inside the scripts from the job record's batch
+// field, so they are not among the script's KEYS. They carry the same hash
+// tag, {rcslaunch:results}, as every key the scripts are given, so they are
+// in the same Redis Cluster slot, which Redis allows a script to touch.
+var batchLua = strings.NewReplacer("$BATCH_JOBS", batchJobsPrefix, "$BATCH", batchPrefix).Replace(`
+local BATCH, BATCH_JOBS = '$BATCH', '$BATCH_JOBS'
+-- batch_key is the key of batch b's record, or nil when b names no batch.
+local function batch_key(b)
+  if not b or b == '' then return nil end
+  local k = BATCH .. b
+  if redis.call('EXISTS', k) == 0 then return nil end
+  return k
+end
+local function batch_jobs(k) return BATCH_JOBS .. string.sub(k, #BATCH + 1) end
+-- batch_move moves one job of batch k from one counter to another (nil: none).
+local function batch_move(k, from, to)
+  if not k or from == to then return end
+  if from then redis.call('HINCRBY', k, from, -1) end
+  if to then redis.call('HINCRBY', k, to, 1) end
+end
+-- batch_code counts a dead letter by its code.
+local function batch_code(k, code, d)
+  if not k then return end
+  local f = 'code:' .. (code or '')
+  if redis.call('HINCRBY', k, f, d) <= 0 then redis.call('HDEL', k, f) end
+end
+-- batch_settle marks batch k finished once it is closed and every job has
+-- its outcome; its keys then expire after ttl seconds (0: never).
+local function batch_settle(k, at, ttl)
+  if not k then return end
+  local h = redis.call('HMGET', k, 'closed', 'total', 'succeeded', 'dead_lettered', 'finished_at')
+  if h[1] ~= '1' or h[5] then return end
+  if (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) ~= (tonumber(h[2]) or 0) then return end
+  redis.call('HSET', k, 'finished_at', at)
+  if tonumber(ttl) > 0 then
+    redis.call('EXPIRE', k, ttl)
+    redis.call('EXPIRE', batch_jobs(k), ttl)
+  end
+end
+-- batch_reopen: a finished batch has work again (a dlq retry).
+local function batch_reopen(k)
+  if not k then return end
+  local f = redis.call('HGET', k, 'finished_at')
+  if f then
+    redis.call('HSET', k, 'prev_finished_at', f)
+    redis.call('HDEL', k, 'finished_at')
+    redis.call('PERSIST', k)
+    redis.call('PERSIST', batch_jobs(k))
+  end
+end
+`)
+
+// withBatch returns a script that can use the batch helpers.
+func withBatch(src string) *redis.Script { return redis.NewScript(batchLua + src) }
+
+// Batch is a batch's status, read from its counters. Its JSON form is the
+// contract's (`rcslaunch batch status --json`); the fields without a JSON
+// name are shown by the human output only.
+type Batch struct {
+	ID                 string           `json:"batch_id"`
+	Name               string           `json:"name"`
+	Total              int64            `json:"total"`
+	Queued             int64            `json:"queued"`
+	Running            int64            `json:"running"`
+	Retrying           int64            `json:"retrying"`
+	Succeeded          int64            `json:"succeeded"`
+	DeadLettered       int64            `json:"dead_lettered"`
+	DeadLetteredByCode map[string]int64 `json:"dead_lettered_by_code"`
+	CreatedAt          time.Time        `json:"created_at"`
+	FinishedAt         *time.Time       `json:"finished_at"`
+
+	// StartedAt is when the first of its jobs started; zero before.
+	StartedAt time.Time `json:"-"`
+	// Closed is set once every job has been offered: Total is final.
+	Closed bool `json:"-"`
+	// Deleted counts dead letters dropped by `dlq delete`, Relaunched jobs
+	// moved to a later batch by a forced relaunch; neither is in Total.
+	Deleted    int64 `json:"-"`
+	Relaunched int64 `json:"-"`
+}
+
+// Done is how many of the batch's jobs have their outcome.
+func (b Batch) Done() int64 { return b.Succeeded + b.DeadLettered }
+
+// Finished reports whether the batch is closed and every job has its outcome.
+func (b Batch) Finished() bool { return b.FinishedAt != nil }
+
+func batchFrom(id string, h map[string]string) Batch {
+	n := func(k string) int64 { v, _ := strconv.ParseInt(h[k], 10, 64); return v }
+	b := Batch{
+		ID: id, Name: h["name"], Total: n("total"), Queued: n("queued"), Running: n("running"),
+		Retrying: n("retrying"), Succeeded: n("succeeded"), DeadLettered: n("dead_lettered"),
+		DeadLetteredByCode: map[string]int64{},
+		CreatedAt:          msTime(h["created_at"]), StartedAt: msTime(h["started_at"]),
+		Closed: h["closed"] == "1", Deleted: n("deleted"), Relaunched: n("relaunched"),
+	}
+	if t := msTime(h["finished_at"]); !t.IsZero() {
+		b.FinishedAt = &t
+	}
+	for k, v := range h {
+		if code, ok := strings.CutPrefix(k, "code:"); ok {
+			if c, _ := strconv.ParseInt(v, 10, 64); c > 0 {
+				b.DeadLetteredByCode[code] = c
+			}
+		}
+	}
+	return b
+}
+
+var createBatchScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'created_at', ARGV[3], 'total', 0, 'queued', 0, 'running', 0,
+  'retrying', 0, 'succeeded', 0, 'dead_lettered', 0, 'closed', 0)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+`)
+
+// NewBatchID names a batch: sortable by time, unique without coordination
+// ("b_20261127T080101_1a2b3c4d").
+func NewBatchID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "b_" + now.UTC().Format("20060102T150405") + "_" + hex.EncodeToString(b[:])
+}
+
+// CreateBatch makes an empty, open batch. Jobs join it through Create (with
+// NewJob.Batch = id); CloseBatch ends it. The ID must be new.
+func (s *Store) CreateBatch(ctx context.Context, id, name string, now time.Time) error {
+	if id == "" {
+		return errors.New("create batch: empty ID")
+	}
+	ok, err := createBatchScript.Run(ctx, s.rdb, []string{batchKey(id), batchIndex}, id, name, ms(now)).Int()
+	if err != nil {
+		return fmt.Errorf("create batch %s: %w", id, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("create batch %s: the ID is taken", id)
+	}
+	return nil
+}
+
+var closeBatchScript = withBatch(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'closed', 1)
+batch_settle(KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// CloseBatch says that every job of the batch has been offered: its total
+// is final, and it is finished as soon as (or once) every job has its
+// outcome. Closing twice is harmless.
+func (s *Store) CloseBatch(ctx context.Context, id string, now time.Time) error {
+	ok, err := closeBatchScript.Run(ctx, s.rdb, []string{batchKey(id)}, ms(now), s.retentionSeconds()).Int()
+	if err != nil {
+		return fmt.Errorf("close batch %s: %w", id, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
+	}
+	return nil
+}
+
+func (s *Store) retentionSeconds() int64 { return int64(s.Retention / time.Second) }
+
+// GetBatch returns the batch's status from its counters, or ErrBatchNotFound.
+func (s *Store) GetBatch(ctx context.Context, id string) (Batch, error) {
+	h, err := s.rdb.HGetAll(ctx, batchKey(id)).Result()
+	if err != nil {
+		return Batch{}, fmt.Errorf("read batch %s: %w", id, err)
+	}
+	if len(h) == 0 {
+		return Batch{}, fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
+	}
+	return batchFrom(id, h), nil
+}
+
+// ListBatches returns up to limit batches, newest first, after skipping
+// offset. Index entries of batches that have expired are dropped.
+func (s *Store) ListBatches(ctx context.Context, offset, limit int) ([]Batch, error) {
+	out := []Batch{}
+	for len(out) < limit {
+		want := limit - len(out)
+		ids, err := s.rdb.ZRevRange(ctx, batchIndex, int64(offset), int64(offset+want-1)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		pipe := s.rdb.Pipeline()
+		hs := make([]*redis.MapStringStringCmd, len(ids))
+		for i, id := range ids {
+			hs[i] = pipe.HGetAll(ctx, batchKey(id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		var gone []any
+		for i, id := range ids {
+			if len(hs[i].Val()) == 0 {
+				gone = append(gone, id)
+				continue
+			}
+			out = append(out, batchFrom(id, hs[i].Val()))
+		}
+		if len(gone) > 0 {
+			// Expired with JOB_RETENTION: forget them, and read on from the
+			// same offset, which the removal has moved on.
+			if err := s.rdb.ZRem(ctx, batchIndex, gone...).Err(); err != nil {
+				return nil, fmt.Errorf("list batches: %w", err)
+			}
+			offset += len(ids) - len(gone)
+		} else {
+			offset += len(ids)
+		}
+		if len(ids) < want {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// CountBatches is the number of batches in the index (expired ones
+// included until a listing drops them).
+func (s *Store) CountBatches(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, batchIndex).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count batches: %w", err)
+	}
+	return n, nil
+}
+
+// BatchJob is one job of a batch, as `rcslaunch batch report` lists it.
+type BatchJob struct {
+	ID            string
+	AgentNo       string
+	State         string
+	Code          string
+	Message       string
+	AgentLaunchID string
+	Attempts      int
+	Payload       []byte
+}
+
+// EachBatchJob calls fn for every job of the batch, in the order they
+// joined it, reading a page at a time so that memory holds one page (and
+// the IDs seen, to list each job once). Jobs that have left the batch (a
+// dead letter deleted, a success relaunched with force in a later batch)
+// and those whose record has expired are left out.
+func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) error) error {
+	if n, err := s.rdb.Exists(ctx, batchKey(id)).Result(); err != nil {
+		return fmt.Errorf("read batch %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
+	}
+	fields := []string{"batch", "state", "agent_no", "code", "message", "agent_launch_id", "attempts", "payload"}
+	seen := map[string]bool{}
+	for start := int64(0); ; start += pageSize {
+		ids, err := s.rdb.LRange(ctx, batchJobsKey(id), start, start+pageSize-1).Result()
+		if err != nil {
+			return fmt.Errorf("read batch %s: %w", id, err)
+		}
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.SliceCmd, len(ids))
+		for i, jid := range ids {
+			cmds[i] = pipe.HMGet(ctx, jobKey(jid), fields...)
+		}
+		if len(ids) > 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("read batch %s: %w", id, err)
+			}
+		}
+		for i, jid := range ids {
+			v := cmds[i].Val()
+			str := func(k int) string { s, _ := v[k].(string); return s }
+			if str(0) != id || seen[jid] {
+				continue
+			}
+			seen[jid] = true
+			n, _ := strconv.Atoi(str(6))
+			j := BatchJob{ID: jid, State: str(1), AgentNo: str(2), Code: str(3), Message: str(4),
+				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7))}
+			if j.State != StateSucceeded {
+				// A success relaunched with force keeps its last launch ID
+				// on the record until the relaunch has its outcome; the
+				// report shows one only for a job that succeeded.
+				j.AgentLaunchID = ""
+			}
+			if err := fn(j); err != nil {
+				return err
+			}
+		}
+		if int64(len(ids)) < pageSize {
+			return nil
+		}
+	}
+}
