@@ -38,6 +38,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 		return fail(io, err)
 	}
 	log := newLogger(cfg, io.err)
+	logRedisTo(log)
 	opts := worker.OptionsFromConfig(cfg, opt, &log)
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
