@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -34,21 +35,8 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		bad = append(bad, launch.FieldError{Field: "since", Reason: err.Error()})
 	}
-	limit, offset := defaultPageSize, 0
-	if v := q.Get("limit"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxPageSize {
-			bad = append(bad, launch.FieldError{Field: "limit", Reason: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
-		} else {
-			limit = n
-		}
-	}
-	if v := q.Get("cursor"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
-			bad = append(bad, launch.FieldError{Field: "cursor", Reason: "must be a next_cursor from an earlier page"})
-		} else {
-			offset = n
-		}
-	}
+	limit, offset, pageBad := pageQuery(q)
+	bad = append(bad, pageBad...)
 	if len(bad) > 0 {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid query", bad)
 		return
@@ -73,6 +61,27 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		page.DeadLetters = []store.Record{}
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// pageQuery reads a page's limit and cursor (an offset) from a query, with a
+// field error for each bad one.
+func pageQuery(q url.Values) (limit, offset int, bad []launch.FieldError) {
+	limit = defaultPageSize
+	if v := q.Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxPageSize {
+			bad = append(bad, launch.FieldError{Field: "limit", Reason: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
+		} else {
+			limit = n
+		}
+	}
+	if v := q.Get("cursor"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			bad = append(bad, launch.FieldError{Field: "cursor", Reason: "must be a next_cursor from an earlier page"})
+		} else {
+			offset = n
+		}
+	}
+	return limit, offset, bad
 }
 
 // filterFrom builds a dead-letter filter from a code and a "since" duration.

@@ -209,22 +209,7 @@ type batchPage struct {
 // listBatches answers GET /v1/batches?limit=&cursor=, newest first.
 func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var bad []launch.FieldError
-	limit, offset := defaultPageSize, 0
-	if v := q.Get("limit"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxPageSize {
-			bad = append(bad, launch.FieldError{Field: "limit", Reason: fmt.Sprintf("must be a whole number from 1 to %d", maxPageSize)})
-		} else {
-			limit = n
-		}
-	}
-	if v := q.Get("cursor"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
-			bad = append(bad, launch.FieldError{Field: "cursor", Reason: "must be a next_cursor from an earlier page"})
-		} else {
-			offset = n
-		}
-	}
+	limit, offset, bad := pageQuery(q)
 	if len(bad) > 0 {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid query", bad)
 		return
