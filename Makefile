@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: demo test unit fuzz build
+.PHONY: demo test unit fuzz build bench
 
 demo:
 	$(GO) run ./cmd/rcslaunch demo
@@ -21,3 +21,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(FUZZTIME) ./internal/jobfile/
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONL$$' -fuzztime $(FUZZTIME) ./internal/jobfile/
 	$(GO) test -run '^$$' -fuzz '^FuzzDelay$$' -fuzztime $(FUZZTIME) ./internal/backoff/
+
+# The figures in BENCHMARKS.md: the Go benchmarks of the hot functions, then
+# the pipeline against bare asynq (its own redis-server; medians of 3 runs).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./launch/ ./internal/kaleyra/ ./internal/jobfile/ ./internal/limits/ ./internal/store/ ./internal/queue/
+	$(GO) build -o bin/rcslaunch ./cmd/rcslaunch
+	env -u REDIS_URL bin/rcslaunch bench

@@ -797,6 +797,8 @@ func TestUsage(t *testing.T) {
 		{"results", "--no-such-flag"},
 		{"sim", "--no-such-flag"},
 		{"demo", "--no-such-flag"},
+		{"bench", "--no-such-flag"},
+		{"bench", "--runs", "0"},
 		{"dlq"},
 		{"dlq", "frobnicate"},
 		{"dlq", "list", "--no-such-flag"},
@@ -813,7 +815,7 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{
-		{"worker"}, {"enqueue"}, {"status"}, {"dlq"}, {"results"}, {"sim"}, {"demo"},
+		{"worker"}, {"enqueue"}, {"status"}, {"dlq"}, {"results"}, {"sim"}, {"demo"}, {"bench"},
 		{"dlq", "list"}, {"dlq", "show"}, {"dlq", "retry"}, {"dlq", "delete"}, {"dlq", "export"},
 	} {
 		for _, h := range []string{"--help", "-h"} {

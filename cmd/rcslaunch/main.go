@@ -52,6 +52,7 @@ func commands() []command {
 		{"serve", "serve the HTTP API for producers and operators", runServe},
 		{"sim", "run a local Kaleyra RCS API simulator", runSim},
 		{"demo", "run the whole pipeline locally against the simulator, no credentials needed", runDemo},
+		{"bench", "measure the pipeline against bare asynq (throughput, bulk enqueue, latency, Redis cost)", runBench},
 	}
 }
 
