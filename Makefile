@@ -21,6 +21,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(FUZZTIME) ./internal/jobfile/
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONL$$' -fuzztime $(FUZZTIME) ./internal/jobfile/
 	$(GO) test -run '^$$' -fuzz '^FuzzDelay$$' -fuzztime $(FUZZTIME) ./internal/backoff/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
 
 # The figures in BENCHMARKS.md: the Go benchmarks of the hot functions, then
 # the pipeline against bare asynq (its own redis-server; medians of 3 runs).

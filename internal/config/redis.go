@@ -26,8 +26,13 @@ func (c Config) RedisConnOpt() (asynq.RedisConnOpt, error) {
 	}
 	opt, err := asynq.ParseRedisURI(c.RedisURL)
 	if err != nil {
-		scheme, _, _ := strings.Cut(c.RedisURL, "://")
-		return nil, fmt.Errorf("REDIS_URL: cannot use it (scheme %q): expected redis://[:password@]host[:port][/db], rediss://…, redis-socket://path or redis-sentinel://host:port[,…]?master=name", scheme)
+		// Only a parsed scheme is shown: the text before "://" of a URL
+		// without one (":password@host:6379") may be the password itself.
+		scheme := "no scheme"
+		if u, err := url.Parse(c.RedisURL); err == nil && u.Scheme != "" {
+			scheme = fmt.Sprintf("scheme %q", u.Scheme)
+		}
+		return nil, fmt.Errorf("REDIS_URL: cannot use it (%s): expected redis://[:password@]host[:port][/db], rediss://…, redis-socket://path or redis-sentinel://host:port[,…]?master=name", scheme)
 	}
 	// asynq gives a redis-sentinel:// URL's password to the sentinels only,
 	// so a password-protected primary answers NOAUTH. The URL's credentials
