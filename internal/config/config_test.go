@@ -107,10 +107,13 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 }
 
 func TestRedisURLErrorsHidePassword(t *testing.T) {
-	c := Config{RedisURL: "ftp://user:hunter2@host:1/0"}
-	_, err := c.RedisConnOpt()
-	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "REDIS_URL") {
-		t.Fatalf("got %v", err)
+	// Without a scheme, the text before "://" (or all of it) may be the
+	// password itself (found by FuzzLoad).
+	for _, u := range []string{"ftp://user:hunter2@host:1/0", ":hunter2@host:6379", "//u:hunter2@host"} {
+		_, err := (Config{RedisURL: u}).RedisConnOpt()
+		if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "REDIS_URL") {
+			t.Fatalf("%s: got %v", u, err)
+		}
 	}
 	for _, u := range []string{"redis://127.0.0.1:6379/0", "rediss://h:6380/1", "redis-socket:///tmp/r.sock",
 		"redis-sentinel://127.0.0.1:26379?master=mymaster"} {
