@@ -21,7 +21,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -50,31 +49,11 @@ func (e *env) useAOFRedis() {
 	e.vars["REDIS_URL"] = e.redis.URL()
 }
 
-// runFor is runWith bounded by timeout instead of cmdTimeout, for commands
+// runFor is run bounded by timeout instead of cmdTimeout, for commands
 // over tens of thousands of records.
 func (e *env) runFor(timeout time.Duration, args ...string) result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = e.environ(nil)
-	cmd.Dir = e.dir
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), err: stderr.String()}
-	e.record(r.stdout, r.err)
-	var exitErr *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		e.t.Fatalf("rcslaunch %s: still running after %v\n%s", strings.Join(args, " "), timeout, r)
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	case err != nil:
-		e.t.Fatalf("rcslaunch %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return e.runBounded(timeout, nil, "", args...)
 }
 
 // queueInfo is asynq's view of the launch queue (zero when it does not exist yet).

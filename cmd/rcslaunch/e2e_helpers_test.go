@@ -189,7 +189,13 @@ func (e *env) run(args ...string) result { return e.runWith(nil, "", args...) }
 // runWith runs one command with a changed environment and stdin.
 func (e *env) runWith(mod map[string]string, stdin string, args ...string) result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	return e.runBounded(cmdTimeout, mod, stdin, args...)
+}
+
+// runBounded is runWith bounded by timeout.
+func (e *env) runBounded(timeout time.Duration, mod map[string]string, stdin string, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = e.environ(mod)
@@ -204,7 +210,7 @@ func (e *env) runWith(mod map[string]string, stdin string, args ...string) resul
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		e.t.Fatalf("rcslaunch %s: still running after %v\n%s", strings.Join(args, " "), cmdTimeout, r)
+		e.t.Fatalf("rcslaunch %s: still running after %v\n%s", strings.Join(args, " "), timeout, r)
 	case errors.As(err, &exitErr):
 		r.code = exitErr.ExitCode()
 	case err != nil:
