@@ -9,9 +9,10 @@ import (
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
-// FuzzParse checks that Parse never panics, that what it accepts is valid
-// and survives a round trip through its canonical body, and that what it
-// rejects comes with at least one field error.
+// FuzzParse checks that Parse never panics, that what it accepts is valid,
+// reads as encoding/json reads it and survives a round trip through its
+// canonical body, and that what it rejects comes with at least one field
+// error.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		sample,
@@ -46,6 +47,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if j.Launch.LaunchType == "" {
 			t.Fatal("Parse did not apply the default launch_type")
+		}
+		// What Parse accepts (no repeated or unknown fields) encoding/json
+		// reads the same: Parse's own scanner agrees with it.
+		var std launch.Job
+		if err := json.Unmarshal(data, &std); err != nil {
+			t.Fatalf("Parse accepted what encoding/json rejects: %v", err)
+		}
+		std.ApplyDefaults()
+		if std.ID != j.ID || !bytes.Equal(std.Body(), j.Body()) {
+			t.Fatalf("Parse read %+v, encoding/json %+v", j, std)
 		}
 		body := j.Body()
 		if !json.Valid(body) {

@@ -114,8 +114,8 @@ func parseRegions(p *problems, raw json.RawMessage, regions *[]Region) {
 	if isNull(raw) {
 		return
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
+	items, ok := scanArray(raw)
+	if !ok {
 		p.add("regions", "must be an array of {\"region_id\", \"region\"} objects")
 		return
 	}
@@ -157,38 +157,24 @@ func (ms members) has(name string) bool {
 
 // object splits a JSON object into its members in order, reporting a
 // non-object and repeated names (which encoding/json would silently resolve
-// to the last one).
+// to the last one). raw is valid JSON: Parse checks the whole job first.
 func object(p *problems, path string, raw json.RawMessage) (members, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		where := path
-		if where == "" {
+	all, ok := scanObject(raw)
+	if !ok {
+		if path == "" {
 			p.add("", "a job must be a JSON object")
 		} else {
-			p.add(where, "must be a JSON object")
+			p.add(path, "must be a JSON object")
 		}
 		return nil, false
 	}
-	var ms members
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			p.add(path, "invalid JSON: %v", err)
-			return nil, false
-		}
-		name, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			p.add(path, "invalid JSON: %v", err)
-			return nil, false
-		}
-		if seen[name] {
-			p.add(join(path, name), "appears more than once")
+	ms := all[:0]
+	for _, m := range all {
+		if ms.has(m.name) {
+			p.add(join(path, m.name), "appears more than once")
 			continue
 		}
-		seen[name] = true
-		ms = append(ms, member{name, v})
+		ms = append(ms, m)
 	}
 	return ms, true
 }
@@ -207,9 +193,11 @@ func stringField(p *problems, path string, raw json.RawMessage, dst *string) {
 	if isNull(raw) {
 		return
 	}
-	if json.Unmarshal(raw, dst) != nil {
+	if raw[0] != '"' {
 		p.add(path, "must be a string, got %s", jsonKind(raw))
+		return
 	}
+	*dst = decodeString(raw)
 }
 
 // stringList decodes a JSON array of strings; null counts as absent. An
@@ -219,14 +207,16 @@ func stringList(p *problems, path string, raw json.RawMessage, dst *[]string) {
 	if isNull(raw) {
 		return
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
+	items, ok := scanArray(raw)
+	if !ok {
 		p.add(path, "must be an array of URL strings, got %s", jsonKind(raw))
 		return
 	}
 	out := make([]string, len(items))
 	for i, item := range items {
-		if json.Unmarshal(item, &out[i]) != nil {
+		if item[0] == '"' {
+			out[i] = decodeString(item)
+		} else {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "must be a string, got %s", jsonKind(item))
 		}
 	}
