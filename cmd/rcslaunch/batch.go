@@ -31,6 +31,8 @@ Subcommands:
                                                    anything was dead-lettered
   report BATCH_ID [--format csv|jsonl] [--failed]  one row per job; --failed: the dead
                                                    letters, as jobs "enqueue --file" takes
+  close BATCH_ID                                   make the total final, for a batch whose
+                                                   enqueue run stopped before it could
 `
 
 func runBatch(ctx context.Context, args []string, io stdio) int {
@@ -43,7 +45,7 @@ func runBatch(ctx context.Context, args []string, io stdio) int {
 		return exitOK
 	}
 	sub := map[string]func(context.Context, []string, stdio) int{
-		"list": batchList, "status": batchStatus, "report": batchReport,
+		"list": batchList, "status": batchStatus, "report": batchReport, "close": batchClose,
 	}[args[0]]
 	if sub == nil {
 		errorf(io, "unknown batch subcommand %q", args[0])
@@ -126,6 +128,40 @@ const (
 	plainEvery    = 5 * time.Second
 )
 
+// failBatch reports err about batch id, an unknown ID in plain words.
+func failBatch(io stdio, id string, err error) int {
+	if errors.Is(err, store.ErrBatchNotFound) {
+		err = fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`)", id)
+	}
+	return fail(io, err)
+}
+
+func batchClose(ctx context.Context, args []string, io stdio) int {
+	f := newFlags(io, "batch close", "BATCH_ID",
+		`Closes a batch whose "enqueue --file" run stopped before it could (Redis
+failed, the process was killed): its total becomes final, and it is finished
+once every job it holds has an outcome. An open batch never finishes. Closing
+a closed batch changes nothing; a later run of the same file is a new batch.`)
+	pos, code, ok := f.parse(args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return f.usageError("need exactly one BATCH_ID")
+	}
+	return withApp(ctx, io, 0, func(a *app) int {
+		if err := a.store.CloseBatch(ctx, pos[0], time.Now()); err != nil {
+			return failBatch(io, pos[0], err)
+		}
+		b, err := a.store.GetBatch(ctx, pos[0])
+		if err != nil {
+			return fail(io, err)
+		}
+		fprintf(io.out, "batch %s closed: %d jobs, %d with an outcome\n", b.ID, b.Total, b.Done())
+		return exitOK
+	})
+}
+
 func batchStatus(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "batch status", "BATCH_ID [--watch] [--json]",
 		`Shows a batch's counts: total, queued, running, retrying, succeeded and
@@ -147,11 +183,8 @@ and exits 0 if nothing was dead-lettered, 1 otherwise.`)
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
 		b, err := a.store.GetBatch(ctx, pos[0])
-		if errors.Is(err, store.ErrBatchNotFound) {
-			return fail(io, fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`)", pos[0]))
-		}
 		if err != nil {
-			return fail(io, err)
+			return failBatch(io, pos[0], err)
 		}
 		if *watch {
 			if b, err = watchBatch(ctx, io, a.store, b); err != nil {
@@ -401,10 +434,8 @@ dead-lettered until "rcslaunch dlq delete" drops them (or use "dlq retry").`)
 		return f.usageError("--failed writes jobs as JSONL, the form enqueue --file reads; leave out --format csv")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		if _, err := a.store.GetBatch(ctx, pos[0]); errors.Is(err, store.ErrBatchNotFound) {
-			return fail(io, fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`)", pos[0]))
-		} else if err != nil {
-			return fail(io, err)
+		if _, err := a.store.GetBatch(ctx, pos[0]); err != nil {
+			return failBatch(io, pos[0], err)
 		}
 		var write func(store.BatchJob) error
 		var flush func() error

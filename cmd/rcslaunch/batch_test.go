@@ -544,3 +544,67 @@ func TestBatchWorkerKilled(t *testing.T) {
 	b.stop()
 	c.stop()
 }
+
+// TestEnqueueRepeatedRows: a file that holds some jobs more than once, in
+// the same chunk and chunks apart, enqueues each job once: the first row
+// is enqueued, the repeats are duplicates, every job keeps its record and
+// is counted once in the batch. With --force after the jobs succeeded, each
+// is relaunched exactly once and its repeats are duplicates.
+func TestEnqueueRepeatedRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	const unique = 150
+	var lines []string
+	for i := 0; i < unique; i++ {
+		lines = append(lines, jobLine(fmt.Sprintf("rep-%d", i), fmt.Sprint(70000+i), nil))
+	}
+	// Repeats: next to the original (one chunk), and a few chunks away.
+	repeats := []int{0, 1, 1, 5, 70, 149, 0, 3}
+	for _, i := range repeats {
+		lines = append(lines, lines[i])
+	}
+	lines = append([]string{lines[0], lines[3]}, lines...)
+	file := e.writeFile("repeated.jsonl", lines...)
+	all := len(repeats) + 2
+
+	check := func(r result, wantEnqueued int) summaryJSON {
+		t.Helper()
+		s := parseSummary(t, r)
+		if s.Enqueued != wantEnqueued || s.Duplicate != len(lines)-wantEnqueued || s.Invalid+s.InDoubt+s.NotTried+s.Failed != 0 {
+			t.Fatalf("want %d enqueued and %d duplicates:\n%s", wantEnqueued, len(lines)-wantEnqueued, r)
+		}
+		var b struct {
+			Total int `json:"total"`
+		}
+		if err := json.Unmarshal([]byte(e.mustRun(0, "batch", "status", *s.BatchID, "--json").stdout), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Total != wantEnqueued {
+			t.Errorf("batch total %d, want %d", b.Total, wantEnqueued)
+		}
+		return s
+	}
+	check(e.mustRun(0, "enqueue", "--file", file, "--json"), unique)
+	if n := e.queueInfo().Pending; n != unique {
+		t.Fatalf("%d tasks on the queue, want %d (rows %d, repeats %d)", n, unique, len(lines), all)
+	}
+	w := e.startWorker(nil)
+	e.waitResultCount(unique, 60*time.Second)
+	for i := 0; i < unique; i++ {
+		if rec := e.statusJSON(fmt.Sprintf("rep-%d", i)); rec.State != "succeeded" || rec.Attempts != 1 {
+			t.Fatalf("rep-%d: %+v", i, rec)
+		}
+	}
+	check(e.mustRun(0, "enqueue", "--file", file, "--force", "--json"), unique)
+	e.waitResultCount(2*unique, 60*time.Second)
+	w.stop()
+	calls := map[string]int{}
+	for _, c := range e.sim.Calls() {
+		calls[c.AgentNo]++
+	}
+	for i := 0; i < unique; i++ {
+		if n := calls[fmt.Sprint(70000+i)]; n != 2 {
+			t.Errorf("agent %d called %d times, want 2 (once, then once forced)", 70000+i, n)
+		}
+	}
+}

@@ -352,6 +352,10 @@ type summaryJSON struct {
 	AlreadyLaunched int     `json:"already_launched"`
 	DeadLettered    int     `json:"dead_lettered"`
 	Invalid         int     `json:"invalid"`
+	Failed          int     `json:"failed"`
+	InDoubt         int     `json:"in_doubt"`
+	NotTried        int     `json:"not_tried"`
+	ErrorsOmitted   int     `json:"errors_omitted"`
 	Errors          []struct {
 		Line   int    `json:"line"`
 		Field  string `json:"field"`

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
@@ -33,6 +35,8 @@ type summary struct {
 	DeadLettered    int        `json:"dead_lettered"`
 	Invalid         int        `json:"invalid"`
 	Failed          int        `json:"failed"`
+	InDoubt         int        `json:"in_doubt"`
+	NotTried        int        `json:"not_tried"`
 	Errors          []rowError `json:"errors"`
 	ErrorsOmitted   int        `json:"errors_omitted,omitempty"`
 }
@@ -84,7 +88,9 @@ func (s *summary) count(st queue.Status, line int, id string) {
 }
 
 // ok reports whether every row was enqueued, a duplicate or already launched.
-func (s *summary) ok() bool { return s.Invalid == 0 && s.Failed == 0 && s.DeadLettered == 0 }
+func (s *summary) ok() bool {
+	return s.Invalid == 0 && s.Failed == 0 && s.InDoubt == 0 && s.NotTried == 0 && s.DeadLettered == 0
+}
 
 func runEnqueue(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--batch-name NAME] [--json]",
@@ -140,10 +146,13 @@ row is enqueued, a duplicate or already launched; 1 otherwise.`)
 	r := &fileRun{io: io, cfg: cfg, path: *file, format: ff, skipInvalid: *skipInvalid,
 		dryRun: *dryRun, force: *force, batchName: name}
 	s, err := r.run(ctx)
+	if s != nil {
+		// Also when the run stopped early: it says exactly how far it got.
+		report(io, s, *asJSON)
+	}
 	if err != nil {
 		return fail(io, err)
 	}
-	report(io, s, *asJSON)
 	if !s.ok() {
 		return exitFailed
 	}
@@ -179,6 +188,12 @@ func report(io stdio, s *summary, asJSON bool) {
 		s.Enqueued, s.Duplicate, s.AlreadyLaunched, s.DeadLettered, s.Invalid)
 	if s.Failed > 0 {
 		fprintf(io.out, ", failed %d", s.Failed)
+	}
+	if s.InDoubt > 0 {
+		fprintf(io.out, ", in doubt %d", s.InDoubt)
+	}
+	if s.NotTried > 0 {
+		fprintf(io.out, ", not tried %d", s.NotTried)
 	}
 	if s.BatchID != nil {
 		fprintf(io.out, " (batch %s)", *s.BatchID)
@@ -258,8 +273,15 @@ type fileRun struct {
 	batchName   string
 }
 
-// enqueueWorkers overlap Redis round trips; more gains little on a few cores.
-const enqueueWorkers = 8
+// Bulk enqueue reads the file in chunks of chunkRows rows, decoded in
+// parallel, and hands each chunk to one of enqueueWorkers goroutines, which
+// creates its records in one round trip and pushes its tasks concurrently.
+// The figures come from `rcslaunch bench` (BENCHMARKS.md). They also bound
+// what a Redis failure can leave in doubt: the rows of the chunks in flight.
+const (
+	chunkRows      = 64
+	enqueueWorkers = 4
+)
 
 func (r *fileRun) run(ctx context.Context) (*summary, error) {
 	path, cleanup, err := r.source()
@@ -268,18 +290,21 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 	}
 	defer cleanup()
 	s := &summary{}
-	rows := -1
+	rows, validTotal := -1, -1 // known after a first pass
 	if !r.skipInvalid || r.dryRun {
 		// First pass: validate everything, so that a bad row stops the
 		// whole file before anything is enqueued.
 		rows = 0
-		err := r.each(path, -1, func(row jobfile.Row) {
-			rows++
-			if row.Err != nil {
-				s.addInvalid(row.Line, row.Err)
-			} else {
-				s.Valid++
+		err := r.each(path, -1, func(chunk []jobfile.Row) error {
+			rows += len(chunk)
+			for _, row := range chunk {
+				if row.Err != nil {
+					s.addInvalid(row.Line, row.Err)
+				} else {
+					s.Valid++
+				}
 			}
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -291,7 +316,7 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 		if s.Invalid > 0 {
 			return s, nil
 		}
-		s.Valid = 0
+		validTotal, s.Valid = s.Valid, 0
 	}
 	a, err := openWith(ctx, r.cfg)
 	if err != nil {
@@ -304,66 +329,172 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 	}
 	s.BatchID = &batch
 
-	type item struct {
-		line int
-		job  launch.Job
+	ap, err := a.store.Redis().AutoPipeline()
+	if err != nil {
+		return nil, err
 	}
-	var mu sync.Mutex
-	work := make(chan item)
-	var wg sync.WaitGroup
-	for i := 0; i < enqueueWorkers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				st, err := a.producer.Enqueue(ctx, it.job, batch, r.force)
-				mu.Lock()
-				if err != nil {
-					s.Failed++
-					s.addError(it.line, "", "not enqueued: "+err.Error())
-				} else {
-					s.count(st, it.line, it.job.ID)
-				}
-				mu.Unlock()
+	prod := *a.producer
+	prod.Client = asynq.NewClientFromRedisClient(ap)
+	e := &bulkEnqueue{s: s, producer: &prod, batch: batch, force: r.force, work: make(chan bulkChunk)}
+	e.start(ctx)
+	err = r.each(path, rows, func(chunk []jobfile.Row) error {
+		c := bulkChunk{jobs: make([]launch.Job, 0, len(chunk))}
+		e.mu.Lock()
+		for _, row := range chunk {
+			if row.Err != nil {
+				s.addInvalid(row.Line, row.Err)
+				continue
 			}
-		}()
-	}
-	err = r.each(path, rows, func(row jobfile.Row) {
-		if row.Err != nil {
-			mu.Lock()
-			s.addInvalid(row.Line, row.Err)
-			mu.Unlock()
-			return
+			row.Job.ID = launch.IDFor(r.cfg.SID, row.Job)
+			s.Valid++
+			c.lines = append(c.lines, row.Line)
+			c.jobs = append(c.jobs, row.Job)
 		}
-		row.Job.ID = launch.IDFor(r.cfg.SID, row.Job)
-		mu.Lock()
-		s.Valid++
-		mu.Unlock()
+		stopped := e.stopped != nil
+		if stopped {
+			e.notTried(c.lines, false)
+		}
+		e.mu.Unlock()
+		if stopped && validTotal >= 0 {
+			return errStopped // the rest is counted from the first pass
+		}
+		if stopped || len(c.jobs) == 0 {
+			return nil // without a first pass, the rest is read to be counted
+		}
 		select {
-		case work <- item{row.Line, row.Job}:
+		case e.work <- c:
 		case <-ctx.Done():
+			e.stop(ctx.Err())
+			e.mu.Lock()
+			e.notTried(c.lines, false)
+			e.mu.Unlock()
 		}
+		return nil
 	})
-	close(work)
-	wg.Wait()
+	close(e.work)
+	e.wg.Wait()
+	if errors.Is(err, errStopped) {
+		err = nil
+		s.NotTried += validTotal - s.Valid
+		s.Valid = validTotal
+	}
 	sort.SliceStable(s.Errors, func(i, j int) bool { return s.Errors[i].Line < s.Errors[j].Line })
-	if err == nil && ctx.Err() != nil {
-		err = fmt.Errorf("interrupted: %w", ctx.Err())
+	if e.firstUnsent > 0 {
+		s.addError(e.firstUnsent, "", "not tried: the run stopped before this row; it and every later valid row were not enqueued")
+	}
+	const again = "rows in doubt or not tried are safe to enqueue again: run the same file again"
+	switch {
+	case err != nil:
+		err = fmt.Errorf("enqueue stopped early (%s): %w", again, err)
+	case ctx.Err() != nil:
+		err = fmt.Errorf("enqueue interrupted (%s): %w", again, ctx.Err())
+	case e.stopped != nil:
+		err = fmt.Errorf("enqueue stopped at the first Redis error (%s): %w", again, e.stopped)
 	}
 	// Every row has been offered: the batch's total is final, and it is
 	// finished once its last job has an outcome. A run that stopped early
 	// closes it too, with the jobs enqueued so far.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if cerr := a.store.CloseBatch(cctx, batch, time.Now()); cerr != nil {
-		err = errors.Join(err, cerr)
+		err = errors.Join(err, fmt.Errorf("batch %s is left open (its total may grow): close it with `rcslaunch batch close %s` once Redis answers: %w", batch, batch, cerr))
 	}
 	cancel()
-	if err != nil {
-		// Say exactly how far it got; the rows enqueued so far stay enqueued.
-		report(r.io, s, false)
-		return nil, fmt.Errorf("enqueue stopped early: %w", err)
+	return s, err
+}
+
+// errStopped ends the reading of a file once the enqueue pass has stopped.
+var errStopped = errors.New("enqueue stopped")
+
+// bulkChunk is a run of valid rows to enqueue together.
+type bulkChunk struct {
+	lines []int
+	jobs  []launch.Job
+}
+
+// bulkEnqueue is the enqueue pass of a file: enqueueWorkers goroutines
+// enqueue chunks and count their rows in the summary. The first Redis error
+// stops it: the rows of chunks not yet sent are counted as not tried, so the
+// summary says exactly which rows made it (enqueued or known before), which
+// may have (in doubt) and which did not.
+type bulkEnqueue struct {
+	producer *queue.Producer
+	batch    string
+	force    bool
+	work     chan bulkChunk
+	wg       sync.WaitGroup
+
+	mu          sync.Mutex // guards what follows and s
+	s           *summary
+	stopped     error // the error that stopped the run
+	firstUnsent int   // the first line of the rows counted but never handed out
+}
+
+func (e *bulkEnqueue) start(ctx context.Context) {
+	workers := enqueueWorkers
+	if e.force {
+		// A forced relaunch whose row is repeated in a chunk being enqueued
+		// at the same time would see its task pushed by the repeat, wait
+		// for it as for the previous run's task, and undo itself; chunk by
+		// chunk, a repeat finds the job queued and is a duplicate.
+		workers = 1
 	}
-	return s, nil
+	for i := 0; i < workers; i++ {
+		e.wg.Go(func() {
+			for c := range e.work {
+				e.mu.Lock()
+				stopped := e.stopped != nil
+				if stopped {
+					e.notTried(c.lines, true)
+				}
+				e.mu.Unlock()
+				if stopped {
+					continue
+				}
+				res := e.producer.EnqueueMany(ctx, c.jobs, e.batch, e.force)
+				e.mu.Lock()
+				for i, r := range res {
+					if r.Err != nil {
+						if e.stopped == nil {
+							e.stopped = r.Err
+						}
+						e.s.InDoubt++
+						e.s.addError(c.lines[i], "", "in doubt: the run failed while it was being enqueued, so it may or may not be on the queue: "+r.Err.Error())
+						continue
+					}
+					e.s.count(r.Status, c.lines[i], c.jobs[i].ID)
+				}
+				e.mu.Unlock()
+			}
+		})
+	}
+}
+
+// stop stops the run with err unless it already stopped.
+func (e *bulkEnqueue) stop(err error) {
+	e.mu.Lock()
+	if e.stopped == nil {
+		e.stopped = err
+	}
+	e.mu.Unlock()
+}
+
+// notTried counts rows never sent to Redis. Rows already handed to a worker
+// are listed one by one; the rest are covered by one error from
+// firstUnsent on. e.mu must be held.
+func (e *bulkEnqueue) notTried(lines []int, handedOut bool) {
+	e.s.NotTried += len(lines)
+	if len(lines) == 0 {
+		return
+	}
+	if !handedOut {
+		if e.firstUnsent == 0 {
+			e.firstUnsent = lines[0]
+		}
+		return
+	}
+	for _, l := range lines {
+		e.s.addError(l, "", "not tried: the run stopped before this row was sent")
+	}
 }
 
 // source returns a path to read twice: the file itself, or stdin spooled to a
@@ -387,9 +518,9 @@ func (r *fileRun) source() (string, func(), error) {
 	return tmp.Name(), cleanup, nil
 }
 
-// each streams the file's rows to fn, with a progress bar on a terminal.
-// total is the number of rows when known, else -1.
-func (r *fileRun) each(path string, total int, fn func(jobfile.Row)) error {
+// each streams the file's rows to fn in chunks, in file order, with a
+// progress bar on a terminal. total is the number of rows when known, else -1.
+func (r *fileRun) each(path string, total int, fn func([]jobfile.Row) error) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("--file: %w", err)
@@ -401,17 +532,17 @@ func (r *fileRun) each(path string, total int, fn func(jobfile.Row)) error {
 	}
 	bar := r.progress(total)
 	defer bar.Finish()
-	for {
-		row, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
+	err = rd.Chunks(chunkRows, runtime.GOMAXPROCS(0), func(chunk []jobfile.Row) error {
+		if err := fn(chunk); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.path, err)
-		}
-		fn(row)
-		_ = bar.Add(1)
+		_ = bar.Add(len(chunk))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.path, err)
 	}
+	return nil
 }
 
 func (r *fileRun) progress(total int) *progressbar.ProgressBar {

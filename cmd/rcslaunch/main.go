@@ -12,10 +12,19 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rcslaunch/rcslaunch/internal/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// go-redis's own messages (a pool that cannot dial while Redis is down)
+	// are log events like every other, not plain text lines among a
+	// command's output; worker and serve set their own logger again.
+	// Invalid settings are reported by the command itself.
+	if cfg, err := config.Load(0); err == nil {
+		logRedisTo(newLogger(cfg, os.Stderr))
+	}
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stop()
 	os.Exit(code)

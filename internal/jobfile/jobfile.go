@@ -219,24 +219,39 @@ func rowError(field, format string, args ...any) error {
 var bom = []byte("\ufeff")
 
 func (r *Reader) nextJSONL() (Row, error) {
+	line, data, rowErr, err := r.nextRawJSONL()
+	if err != nil || rowErr != nil {
+		return Row{Line: line, Err: rowErr}, err
+	}
+	return decodeJSONL(line, data), nil
+}
+
+// nextRawJSONL reads the next non-blank line without decoding it: its line
+// number and bytes (valid until the next read), or the row's error when the
+// line is too long to hold a job.
+func (r *Reader) nextRawJSONL() (line int, data []byte, rowErr, err error) {
 	for {
-		line, n, err := r.readLine()
+		data, n, err := r.readLine()
 		if err != nil {
 			if err == io.EOF {
-				return Row{}, io.EOF
+				return 0, nil, nil, io.EOF
 			}
-			return Row{}, fmt.Errorf("reading line %d: %w", r.line+1, err)
+			return 0, nil, nil, fmt.Errorf("reading line %d: %w", r.line+1, err)
 		}
 		r.line++
 		if n > launch.MaxJobBytes {
-			return Row{Line: r.line, Err: rowError("", "line is %d bytes, more than the %d allowed", n, launch.MaxJobBytes)}, nil
+			return r.line, nil, rowError("", "line is %d bytes, more than the %d allowed", n, launch.MaxJobBytes), nil
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
+		if len(bytes.TrimSpace(data)) == 0 {
 			continue
 		}
-		j, err := launch.Parse(line)
-		return Row{Line: r.line, Job: j, Err: err}, nil
+		return r.line, data, nil, nil
 	}
+}
+
+func decodeJSONL(line int, data []byte) Row {
+	j, err := launch.Parse(data)
+	return Row{Line: line, Job: j, Err: err}
 }
 
 // readLine returns the next line without its line ending (\n or \r\n) and

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -89,12 +90,78 @@ type Producer struct {
 // whose task went missing, say after a crash between the two steps). job must be
 // valid and have its ID set.
 func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, force bool) (Status, error) {
-	res, err := p.Store.Create(ctx, store.NewJob{
-		ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Batch: batch, Force: force,
-	}, time.Now())
+	res, err := p.Store.Create(ctx, p.newJob(job, batch, force), time.Now())
 	if err != nil {
 		return "", err
 	}
+	return p.afterCreate(ctx, job, res, force)
+}
+
+// Result is what EnqueueMany did with one job.
+type Result struct {
+	Status Status
+	// Err, when not nil, means the job's fate is unknown: Redis failed
+	// while its record or task was being written, so it may or may not be
+	// on the queue. Enqueueing it again settles it either way.
+	Err error
+}
+
+// pushersPerCall bounds the tasks one EnqueueMany pushes at once, so that
+// a few concurrent calls do not queue up for the client's connections.
+const pushersPerCall = 16
+
+// EnqueueMany is Enqueue for many jobs: their records are created in one
+// round trip and their tasks pushed concurrently. It returns one Result per
+// job, in order.
+func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch string, force bool) []Result {
+	out := make([]Result, len(jobs))
+	nj := make([]store.NewJob, len(jobs))
+	for i, job := range jobs {
+		nj[i] = p.newJob(job, batch, force)
+	}
+	res, err := p.Store.CreateMany(ctx, nj, time.Now())
+	if err != nil {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	// A job offered twice in one call is pushed once: its first copy
+	// created the record the others found (Pending, or Conflict for
+	// another payload), and pushes racing each other would report the
+	// first copy a duplicate and undo its record.
+	first := make(map[string]int, len(jobs))
+	var repeats []int
+	sem := make(chan struct{}, pushersPerCall)
+	var wg sync.WaitGroup
+	for i, job := range jobs {
+		if _, seen := first[job.ID]; seen && res[i] == store.Pending {
+			repeats = append(repeats, i)
+			continue
+		}
+		if _, seen := first[job.ID]; !seen {
+			first[job.ID] = i
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i].Status, out[i].Err = p.afterCreate(ctx, job, res[i], force)
+		})
+	}
+	wg.Wait()
+	for _, i := range repeats {
+		out[i] = Result{Status: Duplicate, Err: out[first[jobs[i].ID]].Err}
+	}
+	return out
+}
+
+func (p *Producer) newJob(job launch.Job, batch string, force bool) store.NewJob {
+	return store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Batch: batch, Force: force}
+}
+
+// afterCreate pushes the job's task as its record's Create result res
+// requires, and says what became of the job.
+func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res string, force bool) (Status, error) {
 	switch res {
 	case store.Conflict:
 		return Conflict, nil
@@ -116,7 +183,10 @@ func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, fo
 		}
 		return Duplicate, nil
 	case store.Created:
-		pushed, err := p.pushNew(ctx, job)
+		pushed, err := p.pushNew(ctx, job, force)
+		if errors.Is(err, errTaskExists) {
+			return Duplicate, nil
+		}
 		if err != nil || !pushed {
 			// Leave nothing behind for a row reported as failed; if even this
 			// fails, the queued record is repaired by the next enqueue of the job.
@@ -135,15 +205,23 @@ func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, fo
 	return "", fmt.Errorf("enqueue %s: unexpected record state %q", job.ID, res)
 }
 
-// pushNew pushes the task of a record just created. A forced relaunch can
-// find the previous run's task still there for the moment between its
-// outcome being recorded and asynq deleting it, so a conflict is retried
-// briefly before it counts as a duplicate.
-func (p *Producer) pushNew(ctx context.Context, job launch.Job) (bool, error) {
+// pushNew pushes the task of a record just created. Without force, a task
+// that already holds the job's ID was pushed for this very record by a
+// producer that found it queued (the same job offered twice at once), and
+// runs it: the job is a duplicate, and its record must stay. A forced
+// relaunch can find the previous run's task still there for the moment
+// between its outcome being recorded and asynq deleting it, so there a
+// conflict is retried briefly before it counts as a duplicate.
+func (p *Producer) pushNew(ctx context.Context, job launch.Job, force bool) (bool, error) {
 	for try := 0; ; try++ {
 		pushed, err := Push(ctx, p.Client, p.SID, job)
-		if err != nil || pushed || try == 20 {
+		switch {
+		case err != nil || pushed:
 			return pushed, err
+		case !force:
+			return false, errTaskExists
+		case try == 20:
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -152,6 +230,10 @@ func (p *Producer) pushNew(ctx context.Context, job launch.Job) (bool, error) {
 		}
 	}
 }
+
+// errTaskExists reports that a new record's task was pushed by another
+// producer; see pushNew.
+var errTaskExists = errors.New("task pushed by another producer")
 
 // Requeue results beyond the store's.
 const (
