@@ -111,13 +111,12 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		// The call is not tied to ctx: once sent, it runs to its own timeout
 		// and its answer is recorded, even while the worker shuts down.
 		w.metrics.InFlight.Inc()
-		out = w.client.Launch(context.WithoutCancel(ctx), job)
+		out = w.client.LaunchBody(context.WithoutCancel(ctx), rec.Payload)
 		w.metrics.InFlight.Dec()
 		w.metrics.CallDuration.WithLabelValues(out.Class.String()).Observe(out.Duration.Seconds())
 		w.metrics.Calls.WithLabelValues(out.Class.String(), out.Code).Inc()
 	}
-	w.release(log, slot, health(out))
-	return w.record(log, job.ID, attempt, out)
+	return w.record(log, slot, job.ID, attempt, out)
 }
 
 // deferred turns a limiter refusal into a return to the queue that costs the
@@ -161,11 +160,19 @@ func health(out kaleyra.Outcome) limits.Result {
 	return limits.Answered
 }
 
+// releaseTimeout bounds a launch slot's release; its lease frees it anyway.
+const releaseTimeout = 5 * time.Second
+
 // release frees a launch slot, logging what the answer changed.
 func (w *Worker) release(log zerolog.Logger, slot *limits.Slot, r limits.Result) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	ev, err := slot.Release(ctx, r)
+	w.released(log, ev, err)
+}
+
+// released logs what a slot's release changed, or that it failed.
+func (w *Worker) released(log zerolog.Logger, ev limits.Events, err error) {
 	switch {
 	case err != nil:
 		log.Warn().Err(err).Msg("cannot release launch slot; its lease frees it")
@@ -177,8 +184,9 @@ func (w *Worker) release(log zerolog.Logger, slot *limits.Slot, r limits.Result)
 	}
 }
 
-// record turns a call's outcome into the job's next state.
-func (w *Worker) record(log zerolog.Logger, id string, attempt int, out kaleyra.Outcome) error {
+// record frees the call's launch slot and turns its outcome into the job's
+// next state.
+func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attempt int, out kaleyra.Outcome) error {
 	now := time.Now()
 	o := store.Outcome{
 		Attempt: store.Attempt{
@@ -211,7 +219,7 @@ func (w *Worker) record(log zerolog.Logger, id string, attempt int, out kaleyra.
 		o.Kind, o.Attempt.Outcome = store.FinishDeadLettered, store.AttemptTerminal
 	}
 
-	state, err := w.finish(id, o)
+	state, err := w.finish(log, slot, health(out), id, o)
 	ev := log.Info()
 	if o.Kind == store.FinishDeadLettered {
 		ev = log.Warn()
@@ -234,14 +242,33 @@ func (w *Worker) record(log zerolog.Logger, id string, attempt int, out kaleyra.
 	return after
 }
 
-// finish records an outcome, retrying while Redis is unreachable: the call
-// has been made, and an unrecorded answer would make the redelivered job call
+// finish frees the launch slot and records the outcome in one round trip (two
+// scripts in a pipeline: their keys are in different cluster slots). When the
+// record fails, it retries it alone while Redis is unreachable: the call has
+// been made, and an unrecorded answer would make the redelivered job call
 // Kaleyra again. It gives up after finishTimeout, leaving the task to asynq's
-// recovery.
-func (w *Worker) finish(id string, o store.Outcome) (string, error) {
+// recovery. The release is neither retried nor waits for those retries: a
+// slot not released is freed by its lease.
+func (w *Worker) finish(log zerolog.Logger, slot *limits.Slot, r limits.Result, id string, o store.Outcome) (string, error) {
 	const finishTimeout = 2 * time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
 	defer cancel()
+	first, cancelFirst := context.WithTimeout(ctx, releaseTimeout)
+	pipe := w.store.Redis().Pipeline()
+	fin, err := w.store.QueueFinish(first, pipe, id, o, time.Now())
+	if err != nil {
+		cancelFirst()
+		w.release(log, slot, r)
+		return "", err
+	}
+	rel := slot.QueueRelease(first, pipe, r)
+	_, _ = pipe.Exec(first)
+	ev, relErr := rel.Events(first)
+	cancelFirst()
+	w.released(log, ev, relErr)
+	if state, err := fin.State(); err == nil {
+		return state, nil
+	}
 	delay := 100 * time.Millisecond
 	for {
 		state, err := w.store.Finish(ctx, id, o, time.Now())

@@ -182,8 +182,14 @@ const (
 // exactly job.Body(), without the job's ID. Launch never fails: a timeout, a
 // transport error or an unreadable answer is an Outcome too.
 func (c *Client) Launch(ctx context.Context, job launch.Job) Outcome {
+	return c.LaunchBody(ctx, job.Body())
+}
+
+// LaunchBody is Launch for a caller that already holds the job's canonical
+// body (job.Body()), which it then need not encode twice.
+func (c *Client) LaunchBody(ctx context.Context, body []byte) Outcome {
 	start := time.Now()
-	out := c.launch(ctx, job.Body())
+	out := c.launch(ctx, body)
 	out.Duration = time.Since(start)
 	c.redact(&out)
 	return out

@@ -127,14 +127,16 @@ func ParseResponse(status int, header http.Header, body []byte, retry map[string
 	if len(trimmed) == 0 {
 		return badResponse(status, "empty body", nil, nil, false)
 	}
-	if !json.Valid(body) {
-		return badResponse(status, "body is not valid JSON", body, nil, false)
-	}
-	raw := json.RawMessage(bytes.Clone(body))
+	// Unmarshal checks the whole body before decoding it, so an object needs
+	// no separate json.Valid pass.
 	var env envelope
 	if trimmed[0] != '{' || json.Unmarshal(body, &env) != nil {
-		return badResponse(status, "body is not a JSON object", body, raw, false)
+		if !json.Valid(body) {
+			return badResponse(status, "body is not valid JSON", body, nil, false)
+		}
+		return badResponse(status, "body is not a JSON object", body, bytes.Clone(body), false)
 	}
+	raw := json.RawMessage(bytes.Clone(body))
 	if env.Code == nil {
 		return badResponse(status, `body has no "code"`, body, raw, false)
 	}
@@ -330,11 +332,34 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", false
 	}
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// plainString decodes a JSON string that needs no unescaping (no
+// backslash, no control character, valid UTF-8: the usual case) without
+// encoding/json; ok is false for any other raw.
+func plainString(raw []byte) (string, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : n-1]
+	for _, c := range inner {
+		if c < ' ' || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
 }
 
 // jsonKind names the type of a JSON value, for messages.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -95,6 +96,14 @@ func (e *DeferredError) Is(target error) bool { return target == ErrDeferred }
 type Limiter struct {
 	rdb redis.UniversalClient
 	cfg Config
+	// last is the keys of the SID used last, which is nearly always the one
+	// SID a worker serves: built once instead of on every call.
+	last atomic.Pointer[sidKeys]
+}
+
+type sidKeys struct {
+	sid  string
+	keys []string
 }
 
 // New returns a Limiter over rdb.
@@ -104,6 +113,17 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	}
 	cfg.applyDefaults()
 	return &Limiter{rdb: rdb, cfg: cfg}, nil
+}
+
+// keysFor returns keys(sid), reusing the last SID's. The slice is shared and
+// must not be modified.
+func (l *Limiter) keysFor(sid string) []string {
+	if k := l.last.Load(); k != nil && k.sid == sid {
+		return k.keys
+	}
+	k := &sidKeys{sid: sid, keys: keys(sid)}
+	l.last.Store(k)
+	return k.keys
 }
 
 func keys(sid string) []string {
@@ -146,7 +166,7 @@ type Slot struct {
 // returns a *DeferredError instead; on ctx's end, ctx's error.
 func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 	token := newToken()
-	k := keys(sid)
+	k := l.keysFor(sid)
 	deadline := time.Now().Add(l.cfg.MaxWait)
 	for {
 		vals, err := acquireScript.Run(ctx, l.rdb, k, l.cfg.Rate, l.cfg.Burst, l.cfg.MaxInFlight,
@@ -235,6 +255,9 @@ end
 return {cool, tostring(newrate)}
 `)
 
+// resultNames are the release script's names of the Results.
+var resultNames = [...]string{Answered: "answered", GatewayError: "gateway", Throttled: "throttled", Unused: "unused"}
+
 // Release frees the slot and feeds the call's result to the cool-off and the
 // adaptive rate. It is safe to call once; later calls do nothing.
 func (s *Slot) Release(ctx context.Context, r Result) (Events, error) {
@@ -243,10 +266,53 @@ func (s *Slot) Release(ctx context.Context, r Result) (Events, error) {
 	}
 	token := s.token
 	s.token = ""
-	kind := map[Result]string{Answered: "answered", GatewayError: "gateway", Throttled: "throttled", Unused: "unused"}[r]
-	c := s.l.cfg
-	vals, err := releaseScript.Run(ctx, s.l.rdb, keys(s.sid), token, kind, c.Rate, c.MinRate,
-		c.CoolOffThreshold, c.CoolOffWindow.Milliseconds(), c.CoolOffDuration.Milliseconds()).Slice()
+	vals, err := releaseScript.Run(ctx, s.l.rdb, s.l.keysFor(s.sid), s.releaseArgs(token, r)...).Slice()
+	return s.events(vals, err)
+}
+
+// PendingRelease is a Release queued on a pipeline by QueueRelease.
+type PendingRelease struct {
+	slot  *Slot
+	token string
+	r     Result
+	cmd   *redis.Cmd
+}
+
+// QueueRelease queues what Release does on pipe, so that it shares a round
+// trip with other commands (the worker's record of the outcome); Events
+// reads its answer once pipe has run. Like Release, it frees a slot once.
+func (s *Slot) QueueRelease(ctx context.Context, pipe redis.Pipeliner, r Result) *PendingRelease {
+	if s == nil || s.token == "" {
+		return &PendingRelease{}
+	}
+	p := &PendingRelease{slot: s, token: s.token, r: r}
+	s.token = ""
+	p.cmd = releaseScript.EvalSha(ctx, pipe, s.l.keysFor(s.sid), s.releaseArgs(p.token, r)...)
+	return p
+}
+
+// Events returns what Release would have. When Redis did not know the
+// script (NOSCRIPT after a restart: the release did not run), it releases
+// the slot again on its own with ctx, which loads the script.
+func (p *PendingRelease) Events(ctx context.Context) (Events, error) {
+	if p.cmd == nil {
+		return Events{}, nil
+	}
+	vals, err := p.cmd.Slice()
+	if errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		vals, err = releaseScript.Run(ctx, p.slot.l.rdb, p.slot.l.keysFor(p.slot.sid), p.slot.releaseArgs(p.token, p.r)...).Slice()
+	}
+	return p.slot.events(vals, err)
+}
+
+func (s *Slot) releaseArgs(token string, r Result) []any {
+	c := &s.l.cfg
+	return []any{token, resultNames[r], c.Rate, c.MinRate,
+		c.CoolOffThreshold, c.CoolOffWindow.Milliseconds(), c.CoolOffDuration.Milliseconds()}
+}
+
+// events reads the release script's answer.
+func (s *Slot) events(vals []any, err error) (Events, error) {
 	if err != nil {
 		return Events{}, fmt.Errorf("release launch slot for %s: %w", s.sid, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -765,6 +766,58 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := s.Release(ctx, Answered); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestQueueRelease: a release queued on a pipeline frees the slot once, also
+// when Redis answers NOSCRIPT (a restart flushed the scripts: it did not run),
+// and reports the same events as Release.
+func TestQueueRelease(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 100, MaxInFlight: 2, CoolOffThreshold: 1,
+		CoolOffWindow: time.Minute, CoolOffDuration: time.Minute})
+	ctx := context.Background()
+	for i, flush := range []bool{false, true} {
+		sid := "AC" + strconv.Itoa(i)
+		s := mustAcquire(t, l, sid)
+		if flush {
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pipe := rdb.Pipeline()
+		p := s.QueueRelease(ctx, pipe, GatewayError)
+		again := s.QueueRelease(ctx, pipe, GatewayError) // released once only
+		_, _ = pipe.Exec(ctx)
+		ev, err := p.Events(ctx)
+		if err != nil || !ev.CoolOffStarted {
+			t.Fatalf("flush %v: Events = %+v, %v", flush, ev, err)
+		}
+		if ev, err := again.Events(ctx); err != nil || ev != (Events{}) {
+			t.Fatalf("flush %v: second release: %+v, %v", flush, ev, err)
+		}
+		if st, err := l.State(ctx, sid); err != nil || st.InFlight != 0 {
+			t.Fatalf("flush %v: %d slots held (%v)", flush, st.InFlight, err)
+		}
+	}
+}
+
+// BenchmarkAcquireQueueRelease is BenchmarkAcquireRelease with the release
+// queued on a pipeline, as the worker sends it with the outcome's record.
+func BenchmarkAcquireQueueRelease(b *testing.B) {
+	l, rdb := newLimiter(b, Config{Rate: 1e6, Burst: 1000, MaxInFlight: 5})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := l.Acquire(ctx, "AC1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		pipe := rdb.Pipeline()
+		p := s.QueueRelease(ctx, pipe, Answered)
+		_, _ = pipe.Exec(ctx)
+		if _, err := p.Events(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Create results: what a producer learns about a job ID when it asks for it.
@@ -155,19 +157,21 @@ const (
 )
 
 var startScript = withBatch(`
-local state = redis.call('HGET', KEYS[1], 'state')
+-- one read of the fields the script needs; it writes none of them before use
+local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'attempts')
+local state, batch, attempts = h[1], h[2], h[3]
 if not state then
   redis.call('HSET', KEYS[1], 'id', ARGV[3], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
     'attempts', 0, 'enqueued_at', ARGV[1], 'generation', 1)
-  state = 'queued'
+  state, batch, attempts = 'queued', false, '0'
 end
 if state == 'succeeded' or state == 'dead_lettered' then
-  return {state, tonumber(redis.call('HGET', KEYS[1], 'attempts'))}
+  return {state, tonumber(attempts)}
 end
-local bk = batch_key(redis.call('HGET', KEYS[1], 'batch'))
+local bk = batch_key(batch)
 if state == 'running' then
   -- redelivered after its worker died: still running, as its batch counts it
-  local n = redis.call('HGET', KEYS[1], 'attempts')
+  local n = attempts
   redis.call('RPUSH', KEYS[2], '{"attempt":' .. n .. ',"outcome":"lost","message":"the worker stopped during this call; no answer was recorded","finished_at":"' .. ARGV[7] .. '"}')
 else
   batch_move(bk, state, 'running')
@@ -215,10 +219,12 @@ type Outcome struct {
 }
 
 var finishScript = withBatch(`
-local state = redis.call('HGET', KEYS[1], 'state')
+-- one read of the fields the script needs; it writes none of them before use
+local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'agent_no', 'attempts')
+local state = h[1]
 if not state then return 'missing' end
 if state == 'succeeded' or state == 'dead_lettered' then return state end
-local bk = batch_key(redis.call('HGET', KEYS[1], 'batch'))
+local bk = batch_key(h[2])
 redis.call('RPUSH', KEYS[2], ARGV[2])
 local kind = ARGV[1]
 if kind == 'deferred' then
@@ -227,18 +233,19 @@ if kind == 'deferred' then
   batch_move(bk, state, 'queued')
   return 'queued'
 end
-redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9])
 if kind == 'retrying' then
-  redis.call('HSET', KEYS[1], 'state', 'retrying', 'next_run_at', ARGV[10])
+  redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
+    'state', 'retrying', 'next_run_at', ARGV[10])
   batch_move(bk, state, 'retrying')
   return 'retrying'
 end
 batch_move(bk, state, kind)
 if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
 batch_settle(bk, ARGV[9], ARGV[11])
-redis.call('HSET', KEYS[1], 'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
+redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
+  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
 redis.call('HDEL', KEYS[1], 'next_run_at')
-local h = redis.call('HMGET', KEYS[1], 'agent_no', 'attempts', 'batch')
+h = {h[3], h[4], h[2]} -- agent_no, attempts, batch for the stream entry
 local x = {'XADD', KEYS[3]}
 if tonumber(ARGV[12]) > 0 then
   table.insert(x, 'MAXLEN'); table.insert(x, '~'); table.insert(x, ARGV[12])
@@ -267,9 +274,51 @@ return kind
 // finished is left as it was (and its state returned), so a late or repeated
 // Finish never records a second outcome.
 func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time) (string, error) {
-	entry, err := json.Marshal(o.Attempt)
+	keys, args, err := s.finishArgs(id, o, now)
+	if err != nil {
+		return "", err
+	}
+	res, err := finishScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
 		return "", fmt.Errorf("finish job %s: %w", id, err)
+	}
+	return res, nil
+}
+
+// PendingFinish is a Finish queued on a pipeline by QueueFinish.
+type PendingFinish struct {
+	id  string
+	cmd *redis.Cmd
+}
+
+// QueueFinish queues what Finish does on pipe, so that it shares a round trip
+// with other commands (the worker's limiter release); State reads its answer
+// once pipe has run.
+func (s *Store) QueueFinish(ctx context.Context, pipe redis.Pipeliner, id string, o Outcome, now time.Time) (*PendingFinish, error) {
+	keys, args, err := s.finishArgs(id, o, now)
+	if err != nil {
+		return nil, err
+	}
+	return &PendingFinish{id: id, cmd: finishScript.EvalSha(ctx, pipe, keys, args...)}, nil
+}
+
+// State returns what Finish would have: the job's state afterwards, or the
+// error. An error means the outcome may not be recorded (NOSCRIPT after a
+// Redis restart: it was not); the caller then calls Finish, which is safe to
+// repeat.
+func (p *PendingFinish) State() (string, error) {
+	res, err := p.cmd.Text()
+	if err != nil {
+		return "", fmt.Errorf("finish job %s: %w", p.id, err)
+	}
+	return res, nil
+}
+
+// finishArgs builds the finish script's keys and arguments.
+func (s *Store) finishArgs(id string, o Outcome, now time.Time) ([]string, []any, error) {
+	entry, err := json.Marshal(o.Attempt)
+	if err != nil {
+		return nil, nil, fmt.Errorf("finish job %s: %w", id, err)
 	}
 	var next int64
 	if !o.NextRunAt.IsZero() {
@@ -277,11 +326,6 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time)
 	}
 	a := o.Attempt
 	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters, outcomes}
-	res, err := finishScript.Run(ctx, s.rdb, keys,
-		o.Kind, entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
-		ms(now), next, int64(s.Retention/time.Second), s.ResultsMaxLen, now.UTC().Format(time.RFC3339Nano), id).Text()
-	if err != nil {
-		return "", fmt.Errorf("finish job %s: %w", id, err)
-	}
-	return res, nil
+	return keys, []any{o.Kind, entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
+		ms(now), next, int64(s.Retention / time.Second), s.ResultsMaxLen, now.UTC().Format(time.RFC3339Nano), id}, nil
 }
