@@ -280,7 +280,7 @@ type fileRun struct {
 // what a Redis failure can leave in doubt: the rows of the chunks in flight.
 const (
 	chunkRows      = 64
-	enqueueWorkers = 4
+	enqueueWorkers = 8
 )
 
 func (r *fileRun) run(ctx context.Context) (*summary, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/launch"
 )
 
 // BenchmarkEnqueue is one new job through Producer.Enqueue: the record's
@@ -32,4 +33,36 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.Fatal(st, err)
 		}
 	}
+}
+
+// BenchmarkEnqueueMany is a chunk of 64 new jobs through
+// Producer.EnqueueMany, as `enqueue --file` sends them (records in one
+// script, tasks pushed concurrently through an AutoPipeliner); allocs/op
+// are for the 64 jobs.
+func BenchmarkEnqueueMany(b *testing.B) {
+	const chunk = 64
+	r := testredis.Start(b)
+	ap, err := r.Client().AutoPipeline()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &Producer{Store: store.New(r.Client()), Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	ctx := context.Background()
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		jobs := make([]launch.Job, chunk)
+		for k := range jobs {
+			jobs[k] = testJob(strconv.Itoa(100000 + n))
+			n++
+		}
+		b.StartTimer()
+		for _, res := range p.EnqueueMany(ctx, jobs, "", false) {
+			if res.Err != nil || res.Status != Enqueued {
+				b.Fatal(res.Status, res.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/job")
 }
