@@ -378,10 +378,13 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 		s.NotTried += validTotal - s.Valid
 		s.Valid = validTotal
 	}
-	sort.SliceStable(s.Errors, func(i, j int) bool { return s.Errors[i].Line < s.Errors[j].Line })
 	if e.firstUnsent > 0 {
-		s.addError(e.firstUnsent, "", "not tried: the run stopped before this row; it and every later valid row were not enqueued")
+		// Outside the cap on listed errors: it is the one line that names
+		// the rows the run left out.
+		s.Errors = append(s.Errors, rowError{Line: e.firstUnsent,
+			Reason: "not tried: the run stopped before this row; it and every later valid row were not enqueued"})
 	}
+	sort.SliceStable(s.Errors, func(i, j int) bool { return s.Errors[i].Line < s.Errors[j].Line })
 	const again = "rows in doubt or not tried are safe to enqueue again: run the same file again"
 	switch {
 	case err != nil:
@@ -442,6 +445,9 @@ func (e *bulkEnqueue) start(ctx context.Context) {
 		e.wg.Go(func() {
 			for c := range e.work {
 				e.mu.Lock()
+				if e.stopped == nil && ctx.Err() != nil {
+					e.stopped = ctx.Err()
+				}
 				stopped := e.stopped != nil
 				if stopped {
 					e.notTried(c.lines, true)
@@ -532,7 +538,10 @@ func (r *fileRun) each(path string, total int, fn func([]jobfile.Row) error) err
 	}
 	bar := r.progress(total)
 	defer bar.Finish()
-	err = rd.Chunks(chunkRows, runtime.GOMAXPROCS(0), func(chunk []jobfile.Row) error {
+	// A few decoders keep up with Redis; more would only hold more rows
+	// in memory on a machine with many cores.
+	decoders := min(runtime.GOMAXPROCS(0), 4)
+	err = rd.Chunks(chunkRows, decoders, func(chunk []jobfile.Row) error {
 		if err := fn(chunk); err != nil {
 			return err
 		}

@@ -10,8 +10,9 @@ import (
 // consecutive rows, in file order, from the calling goroutine. Decoding a
 // JSONL row (the strict JSON parse) is most of what reading a row costs, so
 // up to workers goroutines decode JSONL rows at once, a few chunks ahead of
-// fn; CSV rows are cheap and decoded as they are read. Memory stays bounded
-// by a few chunks, whatever the file's size.
+// fn; CSV rows are cheap and decoded as they are read. A JSONL chunk is cut
+// short at maxChunkBytes, so memory stays bounded by about 2×workers+2
+// chunks of at most that size, whatever the file's size and its rows'.
 //
 // It returns nil after the last row, the first fatal read error (as Next
 // would return it, after fn has had every row before it), or the first
@@ -67,13 +68,14 @@ func (r *Reader) Chunks(size, workers int, fn func([]Row) error) error {
 		for {
 			var raws []rawRow
 			var err error
-			for len(raws) < size {
+			for n := 0; len(raws) < size && n < maxChunkBytes; {
 				line, data, rowErr, e := r.nextRawJSONL()
 				if e != nil {
 					err = e
 					break
 				}
 				raws = append(raws, rawRow{line: line, data: append([]byte(nil), data...), err: rowErr})
+				n += len(data)
 			}
 			if len(raws) > 0 {
 				t := task{rows: raws, out: make(chan []Row, 1)}
@@ -114,6 +116,10 @@ func (r *Reader) Chunks(size, workers int, fn func([]Row) error) error {
 	}
 	return readErr
 }
+
+// maxChunkBytes bounds the raw bytes of a JSONL chunk: 64 rows of the
+// largest job would be 4 MiB.
+const maxChunkBytes = 1 << 20
 
 // chunksInline is Chunks without decoding goroutines.
 func (r *Reader) chunksInline(size int, fn func([]Row) error) error {

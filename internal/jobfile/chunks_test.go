@@ -585,3 +585,29 @@ func TestChunksFnErrorStopsReading(t *testing.T) {
 		}
 	}
 }
+
+// TestChunksCutAtBytes: with decoders, a chunk of large JSONL rows is cut
+// short once it holds about 1 MiB, so memory does not grow with the rows'
+// size; the rows still all come, in order.
+func TestChunksCutAtBytes(t *testing.T) {
+	const rowBytes = 60 << 10
+	var b strings.Builder
+	for n := range 50 {
+		b.WriteString(padded(t, n, rowBytes) + "\n")
+	}
+	want := readAll(t, strings.NewReader(b.String()), jobfile.JSONL)
+	chunks, err := readChunks(t, strings.NewReader(b.String()), jobfile.JSONL, 64, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []jobfile.Row
+	for i, c := range chunks {
+		if n := len(c) * rowBytes; n > 1<<20+rowBytes {
+			t.Errorf("chunk %d holds %d rows, about %d bytes", i, len(c), n)
+		}
+		all = append(all, c...)
+	}
+	if len(chunks) < 3 || !reflect.DeepEqual(all, want) {
+		t.Fatalf("%d chunks holding %d rows; want at least 3 chunks holding the %d rows Next reads", len(chunks), len(all), len(want))
+	}
+}

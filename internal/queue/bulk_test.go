@@ -229,3 +229,21 @@ func TestEnqueueManyFailsWhenRedisIsDown(t *testing.T) {
 		}
 	}
 }
+
+// TestEnqueueManyRepairAfterConflict: a copy of a known ID with another
+// body comes first in the call (a conflict); the copy that matches the
+// record, whose task was lost, still repairs it, and a further copy is a
+// duplicate.
+func TestEnqueueManyRepairAfterConflict(t *testing.T) {
+	e := newEnv(t)
+	lost := testJob("1")
+	if st := e.enqueue(lost, false); st != Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	e.deleteTask(lost.ID)
+	other := testJob("2")
+	other.ID = lost.ID
+	res := e.enqueueMany([]launch.Job{other, lost, lost}, "", false)
+	e.wantResults(res, []Status{Conflict, Enqueued, Duplicate})
+	e.checkTask(lost)
+}

@@ -139,8 +139,8 @@ func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch str
 			repeats = append(repeats, i)
 			continue
 		}
-		if _, seen := first[job.ID]; !seen {
-			first[job.ID] = i
+		if _, seen := first[job.ID]; !seen && res[i] != store.Conflict {
+			first[job.ID] = i // a copy whose payload matches the record
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
