@@ -23,10 +23,10 @@ import (
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
-// newTopoEnv is newEnv for a Redis set-up given as a connection option
+// newEnvOn is newEnv on a Redis set-up given as a connection option
 // (Sentinel, Cluster): the env's redis is nil, so env.startWorker must not be
 // used; startWorkerOn takes its place.
-func newTopoEnv(t *testing.T, opt asynq.RedisConnOpt, sc sim.Config) *env {
+func newEnvOn(t *testing.T, opt asynq.RedisConnOpt, sc sim.Config) *env {
 	t.Helper()
 	s := sim.New(sc)
 	ts := httptest.NewServer(s)
@@ -184,7 +184,7 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 	// 200 ms per call at 20 calls/s keeps about four calls in flight, so
 	// the kill catches several between call and record.
-	e := newTopoEnv(t, opt, sim.Config{APIKey: testKey, Latency: 200 * time.Millisecond})
+	e := newEnvOn(t, opt, sim.Config{APIKey: testKey, Latency: 200 * time.Millisecond})
 	ctx := context.Background()
 
 	const n = 60
@@ -336,7 +336,7 @@ func TestClusterBatch(t *testing.T) {
 	if _, ok := opt.(asynq.RedisClusterClientOpt); !ok {
 		t.Fatalf("REDIS_CLUSTER_ADDRS gave %#v, want a RedisClusterClientOpt", opt)
 	}
-	e := newTopoEnv(t, opt, sim.Config{APIKey: testKey})
+	e := newEnvOn(t, opt, sim.Config{APIKey: testKey})
 	ctx := context.Background()
 	rdb, ok := e.store.Redis().(*redis.ClusterClient)
 	if !ok {

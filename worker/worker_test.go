@@ -18,7 +18,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/enqueue"
-	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
@@ -61,47 +60,19 @@ type env struct {
 	logs  *syncBuffer
 }
 
+// newEnv gives the test its own redis-server, a simulator and a producer.
 func newEnv(t *testing.T, opts ...testredis.Option) *env {
 	t.Helper()
 	r := testredis.Start(t, opts...)
-	s := sim.New(sim.Config{APIKey: testKey})
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	st := store.New(config.RedisClient(opt))
-	ac := asynq.NewClient(opt)
-	t.Cleanup(func() { ac.Close(); st.Redis().Close() })
-	return &env{t: t, redis: r, sim: s, simTS: ts, store: st, logs: &syncBuffer{},
-		prod: &queue.Producer{Store: st, Client: ac, SID: testSID}}
+	e := newEnvOn(t, asynq.RedisClientOpt{Addr: r.Addr()}, sim.Config{APIKey: testKey})
+	e.redis = r
+	return e
 }
 
 // startWorker runs a worker until the test ends (or the returned stop is called).
 func (e *env) startWorker(retryMax int) (stop func()) {
 	e.t.Helper()
-	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	w, err := worker.New(worker.Options{
-		Redis: asynq.RedisClientOpt{Addr: e.redis.Addr()}, SID: testSID, APIKey: testKey,
-		BaseURL: e.simTS.URL, Timeout: 2 * time.Second, RateLimit: 200, RateBurst: 10,
-		Concurrency: 8, RetryMax: retryMax, RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay: 400 * time.Millisecond, CoolOffThreshold: -1, Logger: &log,
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
-	return stop
+	return e.startWorkerOn(asynq.RedisClientOpt{Addr: e.redis.Addr()}, func(o *worker.Options) { o.RetryMax = retryMax })
 }
 
 func job(agentNo string) launch.Job {
