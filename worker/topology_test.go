@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -570,4 +572,60 @@ func slotOwner(t *testing.T, rdb *redis.ClusterClient, slot int64) string {
 		}
 	}
 	return "?"
+}
+
+// TestClusterEnqueueMany enqueues chunks the way `enqueue --file` does (one
+// create script per chunk, tasks pushed through an AutoPipeliner) on Redis
+// Cluster: every job once, in its batch, a repeat a duplicate.
+func TestClusterEnqueueMany(t *testing.T) {
+	t.Parallel()
+	cl := testredis.StartCluster(t)
+	opt, err := config.Config{RedisClusterAddrs: cl.Addrs()}.RedisConnOpt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := config.RedisClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	ap, err := rdb.AutoPipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(rdb)
+	p := &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	ctx := context.Background()
+	batch := store.NewBatchID(time.Now())
+	if err := st.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []launch.Job
+	for i := range 150 {
+		j := job(fmt.Sprint(20000 + i))
+		j.ID = launch.IDFor(testSID, j)
+		jobs = append(jobs, j)
+	}
+	for start := 0; start < len(jobs); start += 64 {
+		chunk := jobs[start:min(start+64, len(jobs))]
+		if start == 64 {
+			chunk = append(slices.Clone(chunk), jobs[0]) // known from the first chunk
+		}
+		for i, r := range p.EnqueueMany(ctx, chunk, batch, false) {
+			want := queue.Enqueued
+			if start == 64 && i == len(chunk)-1 {
+				want = queue.Duplicate
+			}
+			if r.Err != nil || r.Status != want {
+				t.Fatalf("chunk at %d, job %d: %s %v, want %s", start, i, r.Status, r.Err, want)
+			}
+		}
+	}
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { insp.Close() })
+	info, err := insp.GetQueueInfo(queue.Name)
+	if err != nil || info.Pending != len(jobs) {
+		t.Fatalf("queue info %+v, %v; want %d pending", info, err, len(jobs))
+	}
+	b, err := st.GetBatch(ctx, batch)
+	if err != nil || b.Total != int64(len(jobs)) || b.Queued != int64(len(jobs)) {
+		t.Fatalf("batch %+v, %v; want %d queued", b, err, len(jobs))
+	}
 }
