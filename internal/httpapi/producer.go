@@ -109,6 +109,9 @@ type batchAnswer struct {
 	Jobs            []launchAnswer `json:"jobs"`
 }
 
+// batchChunk is how many jobs of a batch request are enqueued together.
+const batchChunk = 64
+
 // postBatch validates up to MaxBatchJobs jobs together and enqueues them all,
 // or none when any is invalid (400, every problem with its jobs[i] path).
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
@@ -175,15 +178,26 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	ans := batchAnswer{BatchID: batch, Jobs: make([]launchAnswer, len(jobs))}
-	for i, job := range jobs {
-		st, err := s.opts.Producer.Enqueue(r.Context(), job, batch, false)
-		if err != nil {
-			// Say exactly how far it got: the jobs before this one are enqueued.
-			s.internal(w, r, fmt.Errorf("batch %s: jobs[%d] (%s) and after not enqueued, %d before it were: %w", batch, i, job.ID, i, err))
-			return
+	// In chunks, one after the other, as `enqueue --file` does: a chunk's
+	// records take one round trip and its tasks are pushed together.
+	for start := 0; start < len(jobs); start += batchChunk {
+		end := min(start+batchChunk, len(jobs))
+		for k, res := range s.opts.Producer.EnqueueMany(r.Context(), jobs[start:end], batch, false) {
+			if res.Err != nil {
+				// Say exactly how far it got; the same request again is safe.
+				done := "no job was"
+				if start > 0 {
+					done = fmt.Sprintf("jobs[0] to jobs[%d] were", start-1)
+				}
+				s.internal(w, r, fmt.Errorf("batch %s: %s enqueued (or known), jobs[%d] to jobs[%d] may or may not be, "+
+					"the rest were not tried; sending the same jobs again enqueues each once: %w", batch, done, start, end-1, res.Err))
+				return
+			}
+			ans.Jobs[start+k] = launchAnswer{JobID: jobs[start+k].ID, Status: res.Status}
 		}
-		ans.Jobs[i] = launchAnswer{JobID: job.ID, Status: st}
-		switch st {
+	}
+	for _, a := range ans.Jobs {
+		switch a.Status {
 		case queue.Enqueued:
 			ans.Enqueued++
 		case queue.Duplicate:
