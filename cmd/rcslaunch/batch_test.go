@@ -548,8 +548,9 @@ func TestBatchWorkerKilled(t *testing.T) {
 // TestEnqueueRepeatedRows: a file that holds some jobs more than once, in
 // the same chunk and chunks apart, enqueues each job once: the first row
 // is enqueued, the repeats are duplicates, every job keeps its record and
-// is counted once in the batch. With --force after the jobs succeeded, each
-// is relaunched exactly once and its repeats are duplicates.
+// is counted once in the batch. With --force after the jobs succeeded (and
+// no worker running meanwhile), each is relaunched exactly once and its
+// repeats are duplicates.
 func TestEnqueueRepeatedRows(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sim.Config{})
@@ -595,7 +596,12 @@ func TestEnqueueRepeatedRows(t *testing.T) {
 			t.Fatalf("rep-%d: %+v", i, rec)
 		}
 	}
+	// No worker while the forced run enqueues: a repeat read after its job
+	// had been relaunched and had succeeded again would, with --force, rightly
+	// relaunch it once more.
+	w.stop()
 	check(e.mustRun(0, "enqueue", "--file", file, "--force", "--json"), unique)
+	w = e.startWorker(nil)
 	e.waitResultCount(2*unique, 60*time.Second)
 	w.stop()
 	calls := map[string]int{}
