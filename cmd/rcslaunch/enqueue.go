@@ -364,8 +364,8 @@ func (r *fileRun) run(ctx context.Context) (*summary, error) {
 		select {
 		case e.work <- c:
 		case <-ctx.Done():
-			e.stop(ctx.Err())
 			e.mu.Lock()
+			e.stopWith(ctx.Err())
 			e.notTried(c.lines, false)
 			e.mu.Unlock()
 		}
@@ -445,8 +445,8 @@ func (e *bulkEnqueue) start(ctx context.Context) {
 		e.wg.Go(func() {
 			for c := range e.work {
 				e.mu.Lock()
-				if e.stopped == nil && ctx.Err() != nil {
-					e.stopped = ctx.Err()
+				if ctx.Err() != nil {
+					e.stopWith(ctx.Err())
 				}
 				stopped := e.stopped != nil
 				if stopped {
@@ -460,9 +460,7 @@ func (e *bulkEnqueue) start(ctx context.Context) {
 				e.mu.Lock()
 				for i, r := range res {
 					if r.Err != nil {
-						if e.stopped == nil {
-							e.stopped = r.Err
-						}
+						e.stopWith(r.Err)
 						e.s.InDoubt++
 						e.s.addError(c.lines[i], "", "in doubt: the run failed while it was being enqueued, so it may or may not be on the queue: "+r.Err.Error())
 						continue
@@ -475,13 +473,12 @@ func (e *bulkEnqueue) start(ctx context.Context) {
 	}
 }
 
-// stop stops the run with err unless it already stopped.
-func (e *bulkEnqueue) stop(err error) {
-	e.mu.Lock()
+// stopWith stops the run with err unless it already stopped. e.mu must be
+// held.
+func (e *bulkEnqueue) stopWith(err error) {
 	if e.stopped == nil {
 		e.stopped = err
 	}
-	e.mu.Unlock()
 }
 
 // notTried counts rows never sent to Redis. Rows already handed to a worker

@@ -299,7 +299,7 @@ func (p *PendingRelease) Events(ctx context.Context) (Events, error) {
 		return Events{}, nil
 	}
 	vals, err := p.cmd.Slice()
-	if errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
 		vals, err = releaseScript.Run(ctx, p.slot.l.rdb, p.slot.l.keysFor(p.slot.sid), p.slot.releaseArgs(p.token, p.r)...).Slice()
 	}
 	return p.slot.events(vals, err)

@@ -135,11 +135,12 @@ func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch str
 	sem := make(chan struct{}, pushersPerCall)
 	var wg sync.WaitGroup
 	for i, job := range jobs {
-		if _, seen := first[job.ID]; seen && res[i] == store.Pending {
+		_, seen := first[job.ID]
+		switch {
+		case seen && res[i] == store.Pending:
 			repeats = append(repeats, i)
 			continue
-		}
-		if _, seen := first[job.ID]; !seen && res[i] != store.Conflict {
+		case !seen && res[i] != store.Conflict:
 			first[job.ID] = i // a copy whose payload matches the record
 		}
 		sem <- struct{}{}
