@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/rcslaunch/rcslaunch/internal/jsontext"
 	"github.com/rcslaunch/rcslaunch/internal/suggest"
 )
 
@@ -197,7 +198,7 @@ func stringField(p *problems, path string, raw json.RawMessage, dst *string) {
 		p.add(path, "must be a string, got %s", jsonKind(raw))
 		return
 	}
-	*dst = decodeString(raw)
+	*dst, _ = jsontext.String(raw)
 }
 
 // stringList decodes a JSON array of strings; null counts as absent. An
@@ -215,7 +216,7 @@ func stringList(p *problems, path string, raw json.RawMessage, dst *[]string) {
 	out := make([]string, len(items))
 	for i, item := range items {
 		if item[0] == '"' {
-			out[i] = decodeString(item)
+			out[i], _ = jsontext.String(item)
 		} else {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "must be a string, got %s", jsonKind(item))
 		}

@@ -1,9 +1,6 @@
 package launch
 
-import (
-	"encoding/json"
-	"unicode/utf8"
-)
+import "github.com/rcslaunch/rcslaunch/internal/jsontext"
 
 // The scanners below split JSON that json.Valid has accepted, which Parse
 // checks first: on valid input they only have to find where each value ends.
@@ -81,7 +78,7 @@ func scanObject(data []byte) (ms members, ok bool) {
 	i = skipSpace(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		end := stringEnd(data, i)
-		name := decodeString(data[i:end])
+		name, _ := jsontext.String(data[i:end])
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // the colon
 		end = valueEnd(data, i)
@@ -111,24 +108,4 @@ func scanArray(data []byte) (items [][]byte, ok bool) {
 		}
 	}
 	return items, true
-}
-
-// decodeString returns the text of a valid JSON string, as encoding/json
-// would (escapes resolved, invalid UTF-8 replaced), without its help when
-// there is nothing to resolve.
-func decodeString(quoted []byte) string {
-	inner := quoted[1 : len(quoted)-1]
-	plain := utf8.Valid(inner)
-	for _, c := range inner {
-		if c == '\\' {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return string(inner)
-	}
-	var s string
-	_ = json.Unmarshal(quoted, &s) // valid input: cannot fail
-	return s
 }

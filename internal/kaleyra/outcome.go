@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rcslaunch/rcslaunch/internal/jsontext"
 )
 
 // Class is what an Outcome means for the job: done, try again, give up, or
@@ -140,7 +142,7 @@ func ParseResponse(status int, header http.Header, body []byte, retry map[string
 	if env.Code == nil {
 		return badResponse(status, `body has no "code"`, body, raw, false)
 	}
-	code, ok := jsonString(env.Code)
+	code, ok := jsontext.String(env.Code)
 	if !ok {
 		return badResponse(status, fmt.Sprintf(`"code" is %s, not a string`, jsonKind(env.Code)), body, raw, false)
 	}
@@ -276,7 +278,7 @@ func launchID(data json.RawMessage) (string, bool) {
 	if json.Unmarshal(data, &d) != nil {
 		return "", false
 	}
-	id, ok := jsonString(d.Launch.AgentLaunchID)
+	id, ok := jsontext.String(d.Launch.AgentLaunchID)
 	if !ok || len(id) == 0 || len(id) > maxIDLen || !printableASCII(id) {
 		return "", false
 	}
@@ -295,14 +297,14 @@ func errorDetail(raw json.RawMessage) (code, message string) {
 	if json.Unmarshal(raw, &e) != nil {
 		return "", ""
 	}
-	code, _ = jsonString(e.Code)
-	message, _ = jsonString(e.Message)
+	code, _ = jsontext.String(e.Code)
+	message, _ = jsontext.String(e.Message)
 	if s := strings.TrimSpace(message); strings.HasPrefix(s, "{") {
 		var inner struct {
 			Message json.RawMessage `json:"message"`
 		}
 		if json.Unmarshal([]byte(s), &inner) == nil {
-			if m, ok := jsonString(inner.Message); ok && strings.TrimSpace(m) != "" {
+			if m, ok := jsontext.String(inner.Message); ok && strings.TrimSpace(m) != "" {
 				message = m
 			}
 		}
@@ -313,7 +315,7 @@ func errorDetail(raw json.RawMessage) (code, message string) {
 // describe joins Kaleyra's message and its error detail, leaving the detail
 // out when it only repeats the message.
 func describe(rawMessage json.RawMessage, detail string) string {
-	msg, _ := jsonString(rawMessage)
+	msg, _ := jsontext.String(rawMessage)
 	msg = escape(strings.TrimSpace(msg), maxPart)
 	detail = escape(strings.TrimSpace(detail), maxPart)
 	core := strings.ToLower(strings.TrimRight(detail, ". "))
@@ -324,42 +326,6 @@ func describe(rawMessage json.RawMessage, detail string) string {
 		return detail
 	}
 	return msg + ": " + detail
-}
-
-// jsonString decodes raw if it is a JSON string.
-func jsonString(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", false
-	}
-	if s, ok := plainString(raw); ok {
-		return s, true
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// plainString decodes a JSON string that needs no unescaping (no
-// backslash, no control character, valid UTF-8: the usual case) without
-// encoding/json; ok is false for any other raw.
-func plainString(raw []byte) (string, bool) {
-	n := len(raw)
-	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
-		return "", false
-	}
-	inner := raw[1 : n-1]
-	for _, c := range inner {
-		if c < ' ' || c == '"' || c == '\\' {
-			return "", false
-		}
-	}
-	if !utf8.Valid(inner) {
-		return "", false
-	}
-	return string(inner), true
 }
 
 // jsonKind names the type of a JSON value, for messages.
