@@ -324,12 +324,10 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 		strings.Count(logs, "cannot record outcome yet"), len(redone), redone)
 }
 
-// TestClusterBatch runs a mixed batch through REDIS_CLUSTER_ADDRS against
-// three primaries and checks every outcome, the dead-letter store, dlq retry,
-// and that the keys of ours sit in two slots: the results stream's (every
-// job-outcome key) and the SID's (the limiter).
-func TestClusterBatch(t *testing.T) {
-	t.Parallel()
+// clusterConnOpt starts a Redis Cluster for the test and returns the
+// connection REDIS_CLUSTER_ADDRS gives for it.
+func clusterConnOpt(t *testing.T) asynq.RedisConnOpt {
+	t.Helper()
 	cl := testredis.StartCluster(t)
 	opt, err := config.Config{RedisClusterAddrs: cl.Addrs()}.RedisConnOpt()
 	if err != nil {
@@ -338,6 +336,16 @@ func TestClusterBatch(t *testing.T) {
 	if _, ok := opt.(asynq.RedisClusterClientOpt); !ok {
 		t.Fatalf("REDIS_CLUSTER_ADDRS gave %#v, want a RedisClusterClientOpt", opt)
 	}
+	return opt
+}
+
+// TestClusterBatch runs a mixed batch through REDIS_CLUSTER_ADDRS against
+// three primaries and checks every outcome, the dead-letter store, dlq retry,
+// and that the keys of ours sit in two slots: the results stream's (every
+// job-outcome key) and the SID's (the limiter).
+func TestClusterBatch(t *testing.T) {
+	t.Parallel()
+	opt := clusterConnOpt(t)
 	e := newEnvOn(t, opt, sim.Config{APIKey: testKey})
 	ctx := context.Background()
 	rdb, ok := e.store.Redis().(*redis.ClusterClient)
@@ -579,11 +587,7 @@ func slotOwner(t *testing.T, rdb *redis.ClusterClient, slot int64) string {
 // Cluster: every job once, in its batch, a repeat a duplicate.
 func TestClusterEnqueueMany(t *testing.T) {
 	t.Parallel()
-	cl := testredis.StartCluster(t)
-	opt, err := config.Config{RedisClusterAddrs: cl.Addrs()}.RedisConnOpt()
-	if err != nil {
-		t.Fatal(err)
-	}
+	opt := clusterConnOpt(t)
 	rdb := config.RedisClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	ap, err := rdb.AutoPipeline()
