@@ -45,7 +45,7 @@ func startJob(tb testing.TB, w *Worker, id string) *limits.Slot {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if state, _, err := w.store.Start(ctx, rec, 9, time.Now()); err != nil || state != store.Started {
+	if state, _, err := w.store.Start(ctx, rec, 9, time.Now()); err != nil || state != store.StateRunning {
 		tb.Fatalf("start %s: %s, %v", id, state, err)
 	}
 	return slot
@@ -103,12 +103,12 @@ func BenchmarkFinish(b *testing.B) {
 	i := 0
 	for _, bm := range []struct {
 		name string
-		end  func(slot *limits.Slot, id string) (string, error)
+		end  func(slot *limits.Slot, id string) (store.State, error)
 	}{
-		{"pipelined", func(slot *limits.Slot, id string) (string, error) {
+		{"pipelined", func(slot *limits.Slot, id string) (store.State, error) {
 			return w.finish(w.log, slot, limits.Answered, id, o)
 		}},
-		{"separate", func(slot *limits.Slot, id string) (string, error) {
+		{"separate", func(slot *limits.Slot, id string) (store.State, error) {
 			w.release(w.log, slot, limits.Answered)
 			return w.store.Finish(context.Background(), id, o, time.Now())
 		}},

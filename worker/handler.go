@@ -94,9 +94,9 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		return err
 	}
 	log = log.With().Int("attempt", attempt).Logger()
-	if state != store.Started {
+	if state != store.StateRunning {
 		w.release(log, slot, limits.Unused)
-		log.Info().Str("state", state).Msg("job already finished; not calling Kaleyra again")
+		log.Info().Str("state", string(state)).Msg("job already finished; not calling Kaleyra again")
 		return nil
 	}
 
@@ -220,6 +220,11 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attemp
 	}
 
 	state, err := w.finish(log, slot, health(out), id, o)
+	if errors.Is(err, store.ErrNotFound) {
+		// The record was deleted by hand while the call ran: there is
+		// nothing to record the outcome in, and the task is done.
+		state, err = "missing", nil
+	}
 	ev := log.Info()
 	if o.Kind == store.FinishDeadLettered {
 		ev = log.Warn()
@@ -230,13 +235,13 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attemp
 	// Kaleyra's message goes under its own key: "message" is zerolog's key
 	// for the event's own message, and a JSON object with the key twice
 	// loses one of the two in most log pipelines.
-	ev.Str("outcome", o.Kind).Str("code", out.Code).Int("http_status", out.HTTPStatus).
+	ev.Str("outcome", string(o.Kind)).Str("code", out.Code).Int("http_status", out.HTTPStatus).
 		Dur("duration", out.Duration).Bool("uncertain", out.Uncertain).Str("kaleyra_message", out.Message).
-		Str("state", state).Msg("launch attempt")
+		Str("state", string(state)).Msg("launch attempt")
 	if err != nil {
 		return err
 	}
-	if state == o.Kind && (o.Kind == store.FinishSucceeded || o.Kind == store.FinishDeadLettered) {
+	if state == o.Kind.State() && state.Finished() {
 		w.metrics.Attempts.Observe(float64(attempt))
 	}
 	return after
@@ -249,7 +254,7 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attemp
 // Kaleyra again. It gives up after finishTimeout, leaving the task to asynq's
 // recovery. The release is neither retried nor waits for those retries: a
 // slot not released is freed by its lease.
-func (w *Worker) finish(log zerolog.Logger, slot *limits.Slot, r limits.Result, id string, o store.Outcome) (string, error) {
+func (w *Worker) finish(log zerolog.Logger, slot *limits.Slot, r limits.Result, id string, o store.Outcome) (store.State, error) {
 	const finishTimeout = 2 * time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
 	defer cancel()
@@ -266,14 +271,14 @@ func (w *Worker) finish(log zerolog.Logger, slot *limits.Slot, r limits.Result, 
 	ev, relErr := rel.Events(first)
 	cancelFirst()
 	w.released(log, ev, relErr)
-	if state, err := fin.State(); err == nil {
-		return state, nil
+	if state, err := fin.State(); err == nil || errors.Is(err, store.ErrNotFound) {
+		return state, err
 	}
 	delay := 100 * time.Millisecond
 	for {
 		state, err := w.store.Finish(ctx, id, o, time.Now())
-		if err == nil {
-			return state, nil
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			return state, err
 		}
 		w.log.Warn().Err(err).Str("job_id", id).Msg("cannot record outcome yet; retrying")
 		select {

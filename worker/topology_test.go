@@ -111,7 +111,7 @@ func waitAllFinished(t *testing.T, st *store.Store, ids []string, timeout time.D
 			var states []string
 			for _, id := range open {
 				r, err := st.Get(context.Background(), id)
-				states = append(states, id[:min(len(id), 12)]+"="+r.State+"/"+errString(err))
+				states = append(states, id[:min(len(id), 12)]+"="+string(r.State)+"/"+errString(err))
 			}
 			t.Fatalf("after %v, %d of %d jobs have no final outcome: %v", timeout, len(open), len(ids), states)
 		}
@@ -270,7 +270,7 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 		rs := results[id]
 		if len(rs) != 1 {
 			t.Errorf("agent %s: %d results stream entries, want exactly 1", a, len(rs))
-		} else if rs[0].Outcome != r.State || rs[0].Code != r.Code || rs[0].AgentLaunchID != r.AgentLaunchID {
+		} else if rs[0].Outcome != string(r.State) || rs[0].Code != r.Code || rs[0].AgentLaunchID != r.AgentLaunchID {
 			t.Errorf("agent %s: result %+v disagrees with record %s %s %s", a, rs[0], r.State, r.Code, r.AgentLaunchID)
 		}
 		switch calls := byAgent[a]; {
@@ -438,8 +438,10 @@ func TestClusterBatch(t *testing.T) {
 	took := time.Since(start)
 
 	want := []struct {
-		agent, state, code string
-		calls, attempts    int
+		agent           string
+		state           store.State
+		code            string
+		calls, attempts int
 	}{
 		{"100", store.StateSucceeded, "RCS902", 1, 1},
 		{"101", store.StateSucceeded, "RCS902", 3, 3},
@@ -466,7 +468,7 @@ func TestClusterBatch(t *testing.T) {
 			t.Errorf("agent %s: %d results stream entries, want 1", w.agent, len(rs))
 			continue
 		}
-		if rs[0].Outcome != w.state || rs[0].Code != w.code || rs[0].Attempts != w.attempts {
+		if rs[0].Outcome != string(w.state) || rs[0].Code != w.code || rs[0].Attempts != w.attempts {
 			t.Errorf("agent %s: result %+v", w.agent, rs[0])
 		}
 		if w.state == store.StateSucceeded && (rs[0].AgentLaunchID == "" || rs[0].AgentLaunchID != r.AgentLaunchID) {
@@ -493,8 +495,8 @@ func TestClusterBatch(t *testing.T) {
 	}
 
 	// dlq retry puts agent 103 back with a fresh budget; the gateway is fine now.
-	res, err := e.prod.RetryDeadLetter(ctx, ids["103"], false)
-	if err != nil || res != queue.Retried {
+	res, _, err := e.prod.RetryDeadLetter(ctx, ids["103"], false)
+	if err != nil || res != store.Requeued {
 		t.Fatalf("retry dead letter: %q, %v", res, err)
 	}
 	r := e.waitFinished(ids["103"])[ids["103"]]
@@ -504,7 +506,7 @@ func TestClusterBatch(t *testing.T) {
 	if n, err := e.store.CountDeadLetters(ctx, store.Filter{}); err != nil || n != 2 {
 		t.Errorf("dead letters after retry: %d (%v), want 2", n, err)
 	}
-	if rs := e.results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != store.StateSucceeded {
+	if rs := e.results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != string(store.StateSucceeded) {
 		t.Errorf("agent 103's results after dlq retry: %+v, want the dead letter then the success", rs)
 	}
 	wantBatch(4, 2, map[string]int64{"RCS904": 1, "RCS601": 1})

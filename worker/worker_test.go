@@ -154,8 +154,10 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 	recs := e.waitFinished(all...)
 
 	want := []struct {
-		agent, state, code string
-		calls              int
+		agent string
+		state store.State
+		code  string
+		calls int
 	}{
 		{"100", store.StateSucceeded, "RCS902", 1},
 		{"101", store.StateSucceeded, "RCS902", 3},               // 1 + failures
@@ -182,7 +184,7 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 			t.Errorf("agent %s: %d results stream entries, want 1", w.agent, len(rs))
 			continue
 		}
-		if rs[0].Outcome != w.state || rs[0].Code != w.code || rs[0].Attempts != w.calls {
+		if rs[0].Outcome != string(w.state) || rs[0].Code != w.code || rs[0].Attempts != w.calls {
 			t.Errorf("agent %s: result %+v", w.agent, rs[0])
 		}
 		if w.state == store.StateSucceeded && (rs[0].AgentLaunchID == "" || rs[0].AgentLaunchID != r.AgentLaunchID) {
@@ -224,8 +226,8 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 	}
 
 	// dlq retry relaunches with a fresh budget; now the gateway is healthy.
-	res, err := e.prod.RetryDeadLetter(context.Background(), ids["103"], false)
-	if err != nil || res != queue.Retried {
+	res, _, err := e.prod.RetryDeadLetter(context.Background(), ids["103"], false)
+	if err != nil || res != store.Requeued {
 		t.Fatalf("retry dead letter: %q, %v", res, err)
 	}
 	r := e.waitFinished(ids["103"])[ids["103"]]

@@ -2,22 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/rcslaunch/rcslaunch/internal/jobfile"
-	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 const batchUsage = `Usage: rcslaunch batch SUBCOMMAND
@@ -66,53 +59,21 @@ func batchList(ctx context.Context, args []string, io stdio) int {
 		return f.usageError("unexpected argument %q", pos[0])
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		var tw *tabwriter.Writer
-		if *asJSON {
-			fprintf(io.out, "[")
-		} else {
-			tw = tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
-			fprintf(tw, "BATCH ID\tNAME\tCREATED\tTOTAL\tQUEUED\tRUNNING\tRETRYING\tSUCCEEDED\tDEAD-LETTERED\tFINISHED\n")
-		}
-		n := 0
-		var err error
-		for {
-			var bs []store.Batch
-			bs, err = a.store.ListBatches(ctx, n, 100)
-			if err != nil {
-				break
-			}
-			for _, b := range bs {
-				if *asJSON {
-					if n > 0 {
-						fprintf(io.out, ",")
-					}
-					data, _ := json.Marshal(b)
-					fprintf(io.out, "\n  %s", data)
-				} else {
-					finished := "-"
-					switch {
-					case b.FinishedAt != nil:
-						finished = stamp(*b.FinishedAt)
-					case !b.Closed:
-						finished = "(enqueueing)"
-					}
-					fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.ID, oneLine(b.Name, 40), stamp(b.CreatedAt),
-						b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, finished)
+		l := newListing(io.out, *asJSON, "BATCH ID\tNAME\tCREATED\tTOTAL\tQUEUED\tRUNNING\tRETRYING\tSUCCEEDED\tDEAD-LETTERED\tFINISHED")
+		err := a.ops.EachBatch(ctx, func(b ops.Batch) error {
+			return l.add(b, func() string {
+				finished := "-"
+				switch {
+				case b.FinishedAt != nil:
+					finished = stamp(*b.FinishedAt)
+				case !b.Closed:
+					finished = "(enqueueing)"
 				}
-				n++
-			}
-			if len(bs) < 100 {
-				break
-			}
-		}
-		if *asJSON {
-			if n > 0 {
-				fprintf(io.out, "\n")
-			}
-			fprintf(io.out, "]\n")
-		} else {
-			tw.Flush()
-		}
+				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s", b.ID, oneLine(b.Name, 40), stamp(b.CreatedAt),
+					b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, finished)
+			})
+		})
+		l.end()
 		if err != nil {
 			return fail(io, err)
 		}
@@ -128,14 +89,6 @@ const (
 	plainEvery    = 5 * time.Second
 )
 
-// failBatch reports err about batch id, an unknown ID in plain words.
-func failBatch(io stdio, id string, err error) int {
-	if errors.Is(err, store.ErrBatchNotFound) {
-		err = fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`)", id)
-	}
-	return fail(io, err)
-}
-
 func batchClose(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "batch close", "BATCH_ID",
 		`Closes a batch whose "enqueue --file" run stopped before it could (Redis
@@ -150,10 +103,7 @@ a closed batch changes nothing; a later run of the same file is a new batch.`)
 		return f.usageError("need exactly one BATCH_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		if err := a.store.CloseBatch(ctx, pos[0], time.Now()); err != nil {
-			return failBatch(io, pos[0], err)
-		}
-		b, err := a.store.GetBatch(ctx, pos[0])
+		b, err := a.ops.CloseBatch(ctx, pos[0])
 		if err != nil {
 			return fail(io, err)
 		}
@@ -182,19 +132,19 @@ and exits 0 if nothing was dead-lettered, 1 otherwise.`)
 		return f.usageError("need exactly one BATCH_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		b, err := a.store.GetBatch(ctx, pos[0])
+		b, err := a.ops.BatchStatus(ctx, pos[0])
 		if err != nil {
-			return failBatch(io, pos[0], err)
+			return fail(io, err)
 		}
 		if *watch {
-			if b, err = watchBatch(ctx, io, a.store, b); err != nil {
+			if b, err = watchBatch(ctx, io, a.ops, b); err != nil {
 				return fail(io, err)
 			}
 		}
 		if *asJSON {
-			printJSON(io.out, b)
+			printJSON(io.out, b.Batch)
 		} else {
-			printBatch(io, b, rateSince(b))
+			printBatch(io, b)
 		}
 		if *watch && b.DeadLettered > 0 {
 			return exitFailed
@@ -203,42 +153,7 @@ and exits 0 if nothing was dead-lettered, 1 otherwise.`)
 	})
 }
 
-// rate is an observed pace of a batch: jobs finished per second.
-type rate struct {
-	perSecond float64
-	ok        bool
-}
-
-// rateSince is the batch's average pace since its first job started.
-func rateSince(b store.Batch) rate {
-	if b.StartedAt.IsZero() || b.Done() == 0 {
-		return rate{}
-	}
-	end := time.Now()
-	if b.FinishedAt != nil {
-		end = *b.FinishedAt
-	}
-	secs := end.Sub(b.StartedAt).Seconds()
-	if secs <= 0 {
-		return rate{}
-	}
-	return rate{perSecond: float64(b.Done()) / secs, ok: true}
-}
-
-// timeLeft estimates the time until every job of b has its outcome.
-func timeLeft(b store.Batch, r rate) (time.Duration, bool) {
-	left := b.Total - b.Done()
-	if !r.ok || r.perSecond <= 0 || left < 0 {
-		return 0, false
-	}
-	d := time.Duration(float64(left) / r.perSecond * float64(time.Second)).Round(time.Second)
-	if left > 0 {
-		d = max(d, time.Second)
-	}
-	return d, true
-}
-
-func printBatch(io stdio, b store.Batch, r rate) {
+func printBatch(io stdio, b ops.BatchStatus) {
 	fprintf(io.out, "batch %s (%s)\n", b.ID, b.Name)
 	fprintf(io.out, "  created        %s\n", stamp(b.CreatedAt))
 	fprintf(io.out, "  started        %s\n", stamp(b.StartedAt))
@@ -254,7 +169,7 @@ func printBatch(io stdio, b store.Batch, r rate) {
 	}
 	fprintf(io.out, "  total          %d\n", b.Total)
 	fprintf(io.out, "  queued         %d\n  running        %d\n  retrying       %d\n  succeeded      %d\n", b.Queued, b.Running, b.Retrying, b.Succeeded)
-	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, byCode(b))
+	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, byCode(b.Batch))
 	var gone []string
 	if b.Deleted > 0 {
 		gone = append(gone, fmt.Sprintf("%d deleted from the dead-letter store", b.Deleted))
@@ -265,11 +180,11 @@ func printBatch(io stdio, b store.Batch, r rate) {
 	if len(gone) > 0 {
 		fprintf(io.out, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
 	}
-	fprintf(io.out, "  progress       %s\n", progressLine(b, r))
+	fprintf(io.out, "  progress       %s\n", progressLine(b))
 }
 
 // byCode is " (RCS502 3, RCS904 1)", most frequent first, or "".
-func byCode(b store.Batch) string {
+func byCode(b ops.Batch) string {
 	if len(b.DeadLetteredByCode) == 0 {
 		return ""
 	}
@@ -289,16 +204,16 @@ func byCode(b store.Batch) string {
 }
 
 // progressLine is "275 of 300 done (91.7%), 4.2 jobs/s, about 6s left".
-func progressLine(b store.Batch, r rate) string {
+func progressLine(b ops.BatchStatus) string {
 	pct := 100.0
 	if b.Total > 0 {
 		pct = float64(b.Done()) * 100 / float64(b.Total)
 	}
 	s := fmt.Sprintf("%d of %d done (%.1f%%)", b.Done(), b.Total, pct)
-	if r.ok {
-		s += fmt.Sprintf(", %.1f jobs/s", r.perSecond)
+	if b.Rate > 0 {
+		s += fmt.Sprintf(", %.1f jobs/s", b.Rate)
 	}
-	switch left, ok := timeLeft(b, r); {
+	switch left, ok := b.TimeLeft(); {
 	case b.FinishedAt != nil:
 		s += ", finished"
 	case b.Queued == 0 && b.Running == 0 && b.Retrying > 0:
@@ -312,8 +227,9 @@ func progressLine(b store.Batch, r rate) string {
 	return s
 }
 
-// watchBatch follows b until it is finished and returns its last status.
-func watchBatch(ctx context.Context, io stdio, st *store.Store, b store.Batch) (store.Batch, error) {
+// watchBatch follows b until it is finished and returns its last status:
+// a progress bar on a terminal, else a line when the counts change.
+func watchBatch(ctx context.Context, io stdio, c *ops.Client, b ops.BatchStatus) (ops.BatchStatus, error) {
 	var bar *progressbar.ProgressBar
 	if isTerminal(io.err) {
 		bar = progressbar.NewOptions64(max(b.Total, 1),
@@ -325,86 +241,38 @@ func watchBatch(ctx context.Context, io stdio, st *store.Store, b store.Batch) (
 		)
 		defer func() { _ = bar.Exit() }()
 	}
-	var samples []sample // recent (time, done): the pace of the last minute
 	last, lastAt := "", time.Time{}
-	tick := time.NewTicker(watchInterval)
-	defer tick.Stop()
-	for {
-		now := time.Now()
-		samples = append(samples, sample{now, b.Done()})
-		for len(samples) > 2 && now.Sub(samples[0].at) > time.Minute {
-			samples = samples[1:]
-		}
-		r := recentRate(samples, b)
-		line := fmt.Sprintf("queued %d, running %d, retrying %d, succeeded %d, dead-lettered %d%s",
-			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, byCode(b))
+	return c.WatchBatch(ctx, b.ID, watchInterval, func(b ops.BatchStatus) {
 		if bar != nil {
-			// Short, so that the bar keeps some width on a narrow terminal;
-			// the full counts are printed at the end.
-			if bar.GetMax64() != max(b.Total, 1) {
-				bar.ChangeMax64(max(b.Total, 1))
-			}
-			desc := fmt.Sprintf("succeeded %d · dead-lettered %d", b.Succeeded, b.DeadLettered)
-			if left, ok := timeLeft(b, r); ok && b.FinishedAt == nil && (b.Queued > 0 || b.Running > 0) {
-				desc += fmt.Sprintf(" · ~%v left", left)
-			}
-			bar.Describe(desc)
-			_ = bar.Set64(b.Done())
-		} else if (line != last && now.Sub(lastAt) >= plainEvery) || now.Sub(lastAt) >= time.Minute || b.FinishedAt != nil {
-			fprintf(io.err, "%s %s: %s; %s\n", now.UTC().Format(time.RFC3339), b.ID, line, progressLine(b, r))
+			showBar(bar, b)
+			return
+		}
+		now := time.Now()
+		line := fmt.Sprintf("queued %d, running %d, retrying %d, succeeded %d, dead-lettered %d%s",
+			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, byCode(b.Batch))
+		if (line != last && now.Sub(lastAt) >= plainEvery) || now.Sub(lastAt) >= time.Minute || b.Finished() {
+			fprintf(io.err, "%s %s: %s; %s\n", now.UTC().Format(time.RFC3339), b.ID, line, progressLine(b))
 			last, lastAt = line, now
 		}
-		if b.FinishedAt != nil {
-			if bar != nil {
-				_ = bar.Finish()
-			}
-			return b, nil
-		}
-		select {
-		case <-ctx.Done():
-			return b, errors.New("interrupted before the batch finished")
-		case <-tick.C:
-		}
-		nb, err := st.GetBatch(ctx, b.ID)
-		if err != nil {
-			if ctx.Err() != nil {
-				return b, errors.New("interrupted before the batch finished")
-			}
-			return b, err
-		}
-		b = nb
+	})
+}
+
+// showBar moves the bar to b. Its text is short, so that the bar keeps some
+// width on a narrow terminal; the full counts are printed at the end.
+func showBar(bar *progressbar.ProgressBar, b ops.BatchStatus) {
+	if bar.GetMax64() != max(b.Total, 1) {
+		bar.ChangeMax64(max(b.Total, 1))
+	}
+	desc := fmt.Sprintf("succeeded %d · dead-lettered %d", b.Succeeded, b.DeadLettered)
+	if left, ok := b.TimeLeft(); ok && !b.Finished() && (b.Queued > 0 || b.Running > 0) {
+		desc += fmt.Sprintf(" · ~%v left", left)
+	}
+	bar.Describe(desc)
+	_ = bar.Set64(b.Done())
+	if b.Finished() {
+		_ = bar.Finish()
 	}
 }
-
-type sample struct {
-	at   time.Time
-	done int64
-}
-
-// recentRate is the pace over the samples (the last minute), falling back
-// to the average since the batch started while they show none yet.
-func recentRate(s []sample, b store.Batch) rate {
-	if len(s) >= 2 {
-		first, last := s[0], s[len(s)-1]
-		if d := last.at.Sub(first.at).Seconds(); d >= 5 && last.done > first.done {
-			return rate{perSecond: float64(last.done-first.done) / d, ok: true}
-		}
-	}
-	return rateSince(b)
-}
-
-// reportRow is one job of `batch report`; its JSON form is the contract's.
-type reportRow struct {
-	JobID         string `json:"job_id"`
-	AgentNo       string `json:"agent_no"`
-	Outcome       string `json:"outcome"`
-	Code          string `json:"code"`
-	Message       string `json:"message"`
-	AgentLaunchID string `json:"agent_launch_id"`
-	Attempts      int    `json:"attempts"`
-}
-
-var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}
 
 func batchReport(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "batch report", "BATCH_ID [--format csv|jsonl] [--failed]",
@@ -433,52 +301,17 @@ dead-lettered until "rcslaunch dlq delete" drops them (or use "dlq retry").`)
 	case *failed && formatSet && *format != "jsonl":
 		return f.usageError("--failed writes jobs as JSONL, the form enqueue --file reads; leave out --format csv")
 	}
+	form := ops.ReportCSV
+	switch {
+	case *failed:
+		form = ops.ReportFailedJobs
+	case *format == "jsonl":
+		form = ops.ReportJSONL
+	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		if _, err := a.store.GetBatch(ctx, pos[0]); err != nil {
-			return failBatch(io, pos[0], err)
-		}
-		var write func(store.BatchJob) error
-		var flush func() error
-		switch {
-		case *failed:
-			write = func(j store.BatchJob) error {
-				if j.State != store.StateDeadLettered {
-					return nil
-				}
-				var job launch.Job
-				if err := json.Unmarshal(j.Payload, &job); err != nil {
-					return fmt.Errorf("job %s: stored payload: %w", j.ID, err)
-				}
-				job.ID = j.ID
-				return jobfile.Write(io.out, job)
-			}
-		case *format == "jsonl":
-			enc := json.NewEncoder(io.out)
-			enc.SetEscapeHTML(false)
-			write = func(j store.BatchJob) error { return enc.Encode(rowOf(j)) }
-		default:
-			w := csv.NewWriter(io.out)
-			if err := w.Write(reportColumns); err != nil {
-				return fail(io, err)
-			}
-			write = func(j store.BatchJob) error {
-				r := rowOf(j)
-				return w.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID, strconv.Itoa(r.Attempts)})
-			}
-			flush = func() error { w.Flush(); return w.Error() }
-		}
-		err := a.store.EachBatchJob(ctx, pos[0], write)
-		if flush != nil {
-			err = errors.Join(err, flush())
-		}
-		if err != nil {
+		if err := a.ops.WriteBatchReport(ctx, pos[0], form, io.out); err != nil {
 			return fail(io, err)
 		}
 		return exitOK
 	})
-}
-
-func rowOf(j store.BatchJob) reportRow {
-	return reportRow{JobID: j.ID, AgentNo: j.AgentNo, Outcome: j.State, Code: j.Code, Message: j.Message,
-		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // batchStatusJSON is `batch status --json`, as the contract defines it.
@@ -113,7 +114,7 @@ func (e *env) batchStream(batch string) streamTally {
 			Message: str("message"), AgentLaunchID: str("agent_launch_id")}
 		fmt.Sscan(str("attempts"), &r.Attempts)
 		st.jobs[r.JobID] = append(st.jobs[r.JobID], r)
-		if r.Outcome == store.StateSucceeded {
+		if r.Outcome == string(store.StateSucceeded) {
 			st.succeeded++
 		} else {
 			st.dead++
@@ -304,7 +305,7 @@ func TestBatchAcceptance(t *testing.T) {
 	}
 
 	// The report lists every job once, as the stream has it.
-	checkReport := func(rows []reportRow) {
+	checkReport := func(rows []ops.ReportRow) {
 		t.Helper()
 		seen := map[string]bool{}
 		for _, row := range rows {
@@ -330,28 +331,28 @@ func TestBatchAcceptance(t *testing.T) {
 		}
 	}
 	jr := e.mustRun(0, "batch", "report", id, "--format", "jsonl")
-	var rows []reportRow
+	var rows []ops.ReportRow
 	for i, line := range strings.Split(strings.TrimSuffix(jr.stdout, "\n"), "\n") {
 		var raw map[string]any
 		if err := json.Unmarshal([]byte(line), &raw); err != nil {
 			t.Fatalf("report line %d: %v", i+1, err)
 		}
-		if keys := sortedKeys(raw); !slices.Equal(keys, sortedStrings(reportColumns)) {
+		if keys := sortedKeys(raw); !slices.Equal(keys, sortedStrings(contractReportColumns)) {
 			t.Fatalf("report line %d has members %v", i+1, keys)
 		}
-		var row reportRow
+		var row ops.ReportRow
 		_ = json.Unmarshal([]byte(line), &row)
 		rows = append(rows, row)
 	}
 	checkReport(rows)
 	cr := e.mustRun(0, "batch", "report", id) // CSV by default
 	recs, err := csv.NewReader(strings.NewReader(cr.stdout)).ReadAll()
-	if err != nil || len(recs) != n+1 || !slices.Equal(recs[0], reportColumns) {
+	if err != nil || len(recs) != n+1 || !slices.Equal(recs[0], contractReportColumns) {
 		t.Fatalf("CSV report: %d records, header %v (%v)", len(recs), recs[0], err)
 	}
 	rows = rows[:0]
 	for _, rec := range recs[1:] {
-		row := reportRow{JobID: rec[0], AgentNo: rec[1], Outcome: rec[2], Code: rec[3], Message: rec[4], AgentLaunchID: rec[5]}
+		row := ops.ReportRow{JobID: rec[0], AgentNo: rec[1], Outcome: rec[2], Code: rec[3], Message: rec[4], AgentLaunchID: rec[5]}
 		fmt.Sscan(rec[6], &row.Attempts)
 		rows = append(rows, row)
 	}
@@ -509,7 +510,7 @@ func TestBatchWorkerKilled(t *testing.T) {
 	rows := strings.Split(strings.TrimSuffix(e.mustRun(0, "batch", "report", id, "--format", "jsonl").stdout, "\n"), "\n")
 	seen := map[string]bool{}
 	for _, line := range rows {
-		var row reportRow
+		var row ops.ReportRow
 		if err := json.Unmarshal([]byte(line), &row); err != nil || seen[row.JobID] || len(st.jobs[row.JobID]) != 1 {
 			t.Fatalf("report row %q: %v, seen %v", line, err, seen[row.JobID])
 		}
@@ -614,3 +615,6 @@ func TestEnqueueRepeatedRows(t *testing.T) {
 		}
 	}
 }
+
+// contractReportColumns are `batch report`'s columns as the contract names them.
+var contractReportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}

@@ -32,6 +32,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
@@ -211,7 +212,7 @@ func newBench(ctx context.Context, cfg config.Config, o benchOpts, io stdio) (*b
 		a.Close()
 		return nil, err
 	}
-	b := &bench{o: o, cfg: cfg, opt: a.redis, rdb: a.store.Redis(), a: a, io: io, dir: dir,
+	b := &bench{o: o, cfg: cfg, opt: a.redis, rdb: config.RedisClient(a.redis), a: a, io: io, dir: dir,
 		sim: sim.New(sim.Config{APIKey: benchKey}), job: demoJob("1")}
 	simCtx, stopSim := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -364,7 +365,7 @@ func (b *bench) pipelineRun(ctx context.Context) (rate, cmdsPerJob, allocsPerJob
 	go func() { done <- w.Run(wctx) }()
 	n := int64(len(jobs))
 	for {
-		got, err := b.a.store.ResultsLen(ctx)
+		got, err := b.a.ops.ResultsLen(ctx)
 		if err != nil {
 			stop()
 			<-done
@@ -421,9 +422,9 @@ func (b *bench) enqueueAll(ctx context.Context, jobs []launch.Job) error {
 		go func() {
 			defer wg.Done()
 			for j := range ch {
-				st, err := b.a.producer.Enqueue(ctx, j, "", false)
-				if err == nil && st != queue.Enqueued {
-					err = fmt.Errorf("job %s: %s", j.ID, st)
+				res, err := b.a.ops.Enqueue(ctx, j, nil)
+				if err == nil && res.SkippedAsDuplicate {
+					err = fmt.Errorf("job %s: %s", j.ID, res.Status)
 				}
 				if err != nil {
 					mu.Lock()
@@ -614,10 +615,8 @@ func (b *bench) fileRunRate(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	r := &fileRun{io: stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, cfg: b.cfg,
-		path: path, format: jobfile.JSONL, batchName: "bench"}
 	start := time.Now()
-	s, err := r.run(ctx)
+	s, err := b.a.ops.EnqueueFile(ctx, path, ops.FormatJSONL, &ops.BatchOpts{Name: "bench"})
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, err
@@ -906,7 +905,7 @@ func (b *bench) pipelineLatency(ctx context.Context) ([]float64, error) {
 	defer func() { stop(); <-done }()
 	time.Sleep(200 * time.Millisecond)
 	return b.sampleLatency(ctx, func(j launch.Job) error {
-		_, err := b.a.producer.Enqueue(ctx, j, "", false)
+		_, err := b.a.ops.Enqueue(ctx, j, nil)
 		return err
 	})
 }

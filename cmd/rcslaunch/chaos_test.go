@@ -1026,7 +1026,7 @@ func deadLetter(ctx context.Context, st *store.Store, i int, code string, at tim
 	if res, err := st.Create(ctx, nj, at); err != nil || res != store.Created {
 		return fmt.Errorf("create %s: %q, %v", id, res, err)
 	}
-	if state, _, err := st.Start(ctx, nj, 1, at); err != nil || state != store.Started {
+	if state, _, err := st.Start(ctx, nj, 1, at); err != nil || state != store.StateRunning {
 		return fmt.Errorf("start %s: %q, %v", id, state, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{

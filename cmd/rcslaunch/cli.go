@@ -9,13 +9,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
-	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // flags is a subcommand's flag set, with its usage line.
@@ -125,12 +125,12 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// app is what most commands need: configuration and the shared Redis.
+// app is what most commands need: configuration and the operations layer
+// on the shared Redis.
 type app struct {
-	cfg      config.Config
-	redis    asynq.RedisConnOpt
-	store    *store.Store
-	producer *queue.Producer
+	cfg   config.Config
+	redis asynq.RedisConnOpt
+	ops   *ops.Client
 }
 
 // open loads the configuration (with need) and connects to Redis.
@@ -143,28 +143,34 @@ func open(ctx context.Context, need config.Need) (*app, error) {
 }
 
 func openWith(ctx context.Context, cfg config.Config) (*app, error) {
+	a, err := newApp(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.ops.Check(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// newApp is openWith without connecting yet, for a command that may not
+// need Redis at all (a dry run).
+func newApp(cfg config.Config) (*app, error) {
 	opt, err := cfg.RedisConnOpt()
 	if err != nil {
 		return nil, err
 	}
-	rdb := config.RedisClient(opt)
-	if err := config.CheckRedis(ctx, rdb); err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	st := store.New(rdb)
-	st.ResultsMaxLen = cfg.ResultsMaxLen
 	// A batch finished here (closed after its last outcome, a dead letter
 	// restored) expires like its jobs' records.
-	st.Retention = cfg.JobRetention
-	return &app{cfg: cfg, redis: opt, store: st,
-		producer: &queue.Producer{Store: st, Client: asynq.NewClient(opt), SID: cfg.SID}}, nil
+	c, err := ops.New(ops.Options{Redis: opt, SID: cfg.SID, JobRetention: cfg.JobRetention})
+	if err != nil {
+		return nil, err
+	}
+	return &app{cfg: cfg, redis: opt, ops: c}, nil
 }
 
-func (a *app) Close() {
-	a.producer.Client.Close()
-	a.store.Redis().Close()
-}
+func (a *app) Close() { a.ops.Close() }
 
 // withApp runs fn with an open app, reporting a failure to open as exitFailed.
 func withApp(ctx context.Context, io stdio, need config.Need, fn func(*app) int) int {
@@ -174,4 +180,55 @@ func withApp(ctx context.Context, io stdio, need config.Need, fn func(*app) int)
 	}
 	defer a.Close()
 	return fn(a)
+}
+
+// listing writes a list as it is read: a JSON array with one element a line,
+// or a table with a header row.
+type listing struct {
+	w      io.Writer
+	asJSON bool
+	tw     *tabwriter.Writer
+	n      int
+}
+
+// newListing starts a list; header is the table's tab-separated header.
+func newListing(w io.Writer, asJSON bool, header string) *listing {
+	l := &listing{w: w, asJSON: asJSON}
+	if asJSON {
+		fprintf(w, "[")
+	} else {
+		l.tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fprintf(l.tw, "%s\n", header)
+	}
+	return l
+}
+
+// add writes one item: v as JSON, or row() as a tab-separated table row.
+func (l *listing) add(v any, row func() string) error {
+	if !l.asJSON {
+		fprintf(l.tw, "%s\n", row())
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if l.n > 0 {
+		fprintf(l.w, ",")
+	}
+	fprintf(l.w, "\n  %s", b)
+	l.n++
+	return nil
+}
+
+// end closes the array or flushes the table.
+func (l *listing) end() {
+	if !l.asJSON {
+		l.tw.Flush()
+		return
+	}
+	if l.n > 0 {
+		fprintf(l.w, "\n")
+	}
+	fprintf(l.w, "]\n")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
@@ -22,7 +23,7 @@ type demoCase struct {
 	agentNo string
 	about   string
 	steps   []sim.Step // scripted answers before normal behaviour (success)
-	want    string     // expected outcome: succeeded or dead_lettered
+	want    ops.State  // expected outcome: succeeded or dead_lettered
 	code    string     // expected final code
 }
 
@@ -34,17 +35,17 @@ const (
 
 func demoCases() []demoCase {
 	return []demoCase{
-		{"48900", "launches at once", nil, store.StateSucceeded, "RCS902"},
-		{"48901", "launches at once", nil, store.StateSucceeded, "RCS902"},
-		{"48902", "launches at once", nil, store.StateSucceeded, "RCS902"},
+		{"48900", "launches at once", nil, ops.StateSucceeded, "RCS902"},
+		{"48901", "launches at once", nil, ops.StateSucceeded, "RCS902"},
+		{"48902", "launches at once", nil, ops.StateSucceeded, "RCS902"},
 		{"48903", "gateway error twice (RCS502), retried with backoff, then launches",
-			[]sim.Step{sim.StepGateway, sim.StepGateway}, store.StateSucceeded, "RCS902"},
+			[]sim.Step{sim.StepGateway, sim.StepGateway}, ops.StateSucceeded, "RCS902"},
 		{"48904", "gateway error every time: retried RETRY_MAX times, then dead-lettered",
-			[]sim.Step{sim.StepGateway, sim.StepGateway, sim.StepGateway}, store.StateDeadLettered, "RCS502"},
+			[]sim.Step{sim.StepGateway, sim.StepGateway, sim.StepGateway}, ops.StateDeadLettered, "RCS502"},
 		{"48905", "refused by the carrier side (RCS904): terminal, dead-lettered at once",
-			[]sim.Step{sim.StepMissingFields}, store.StateDeadLettered, "RCS904"},
+			[]sim.Step{sim.StepMissingFields}, ops.StateDeadLettered, "RCS904"},
 		{"48906", "RCS channel not enabled (RCS601): terminal, dead-lettered at once",
-			[]sim.Step{sim.StepDisabled}, store.StateDeadLettered, "RCS601"},
+			[]sim.Step{sim.StepDisabled}, ops.StateDeadLettered, "RCS601"},
 	}
 }
 
@@ -127,29 +128,28 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 	// The sample batch; IDs are unique per run so that a demo on a kept
 	// Redis never finds its jobs already launched.
 	run := time.Now().UTC().Format("20060102T150405.000")
-	batch := store.NewBatchID(time.Now())
-	if err := a.store.CreateBatch(ctx, batch, "demo", time.Now()); err != nil {
-		return fail(io, err)
-	}
 	want := map[string]demoCase{}
+	jobs := make([]launch.Job, len(cases))
 	for i, c := range cases {
-		job := demoJob(c.agentNo)
-		job.ID = fmt.Sprintf("demo-%s-%d", run, i+1)
-		st, err := a.producer.Enqueue(ctx, job, batch, false)
-		if err != nil {
-			return fail(io, err)
-		}
-		want[job.ID] = c
-		fprintf(io.out, "%-9s agent %s: %s\n", st, c.agentNo, c.about)
+		jobs[i] = demoJob(c.agentNo)
+		jobs[i].ID = fmt.Sprintf("demo-%s-%d", run, i+1)
+		want[jobs[i].ID] = c
 	}
-	if err := a.store.CloseBatch(ctx, batch, time.Now()); err != nil {
+	statuses := make([]ops.Status, len(jobs))
+	sum, err := a.ops.EnqueueJobs(ctx, jobs, &ops.BatchOpts{Name: "demo",
+		OnResult: func(line int, r ops.EnqueueResult) { statuses[line-1] = r.Status }})
+	if err != nil {
 		return fail(io, err)
+	}
+	batch := *sum.BatchID
+	for i, c := range cases {
+		fprintf(io.out, "%-9s agent %s: %s\n", statuses[i], c.agentNo, c.about)
 	}
 	fprintf(io.out, "\nOutcomes, as they land on the results stream (%s):\n", store.ResultsStream)
 
 	after, seen, surprises := "0", 0, 0
 	for seen < len(want) {
-		rs, err := a.store.ReadResults(ctx, after, 100, 500*time.Millisecond)
+		rs, err := a.ops.ReadResults(ctx, after, 100, 500*time.Millisecond)
 		if err != nil {
 			return fail(io, fmt.Errorf("waiting for outcomes: %w", err))
 		}
@@ -164,7 +164,7 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 			}
 			seen++
 			printResult(io, r)
-			if r.Outcome != c.want || r.Code != c.code {
+			if r.Outcome != string(c.want) || r.Code != c.code {
 				surprises++
 				errorf(io, "job %s: expected %s %s, got %s %s", r.JobID, c.want, c.code, r.Outcome, r.Code)
 			}
@@ -173,10 +173,10 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 
 	stats := simulator.Stats()
 	fprintf(io.out, "\nThe simulator received %d launch calls: %v\n", stats.Calls, stats.ByCode)
-	if b, err := a.store.GetBatch(ctx, batch); err == nil {
-		fprintf(io.out, "The batch: %d succeeded, %d dead-lettered%s\n", b.Succeeded, b.DeadLettered, byCode(b))
+	if b, err := a.ops.BatchStatus(ctx, batch); err == nil {
+		fprintf(io.out, "The batch: %d succeeded, %d dead-lettered%s\n", b.Succeeded, b.DeadLettered, byCode(b.Batch))
 	}
-	n, _ := a.store.CountDeadLetters(ctx, store.Filter{})
+	n, _ := a.ops.CountDeadLetters(ctx, ops.Filter{})
 	fprintf(io.out, `
 Where to look (with REDIS_URL set, these work after the demo too):
   rcslaunch results                 every finished job, from the results stream

@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
-	"github.com/rcslaunch/rcslaunch/internal/jobfile"
-	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 const dlqUsage = `Usage: rcslaunch dlq SUBCOMMAND
@@ -46,14 +41,14 @@ func runDLQ(ctx context.Context, args []string, io stdio) int {
 }
 
 // filterFlags adds --code and, when withSince, --since to f.
-func filterFlags(f *flags, withSince bool) func() (store.Filter, error) {
+func filterFlags(f *flags, withSince bool) func() (ops.Filter, error) {
 	code := f.String("code", "", "only dead letters whose last code is `CODE` (e.g. RCS904, TIMEOUT)")
 	var since *time.Duration
 	if withSince {
 		since = f.Duration("since", 0, "only dead letters from the last `DUR` (e.g. 24h)")
 	}
-	return func() (store.Filter, error) {
-		flt := store.Filter{Code: *code}
+	return func() (ops.Filter, error) {
+		flt := ops.Filter{Code: *code}
 		if since != nil && *since != 0 {
 			if *since < 0 {
 				return flt, fmt.Errorf("--since must be positive, got %v", *since)
@@ -80,42 +75,17 @@ func dlqList(ctx context.Context, args []string, io stdio) int {
 		return f.usageError("%v", err)
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		var tw *tabwriter.Writer
-		first := true
-		if *asJSON {
-			fprintf(io.out, "[")
-		} else {
-			tw = tabwriter.NewWriter(io.out, 0, 4, 2, ' ', 0)
-			fprintf(tw, "DEAD-LETTERED AT\tJOB ID\tAGENT\tCODE\tATTEMPTS\tMESSAGE\n")
-		}
-		err := a.store.EachDeadLetter(ctx, flt, func(r store.Record) error {
-			if *asJSON {
-				if !first {
-					fprintf(io.out, ",")
-				}
-				b, err := json.Marshal(r)
-				if err != nil {
-					return err
-				}
-				fprintf(io.out, "\n  %s", b)
-			} else {
+		l := newListing(io.out, *asJSON, "DEAD-LETTERED AT\tJOB ID\tAGENT\tCODE\tATTEMPTS\tMESSAGE")
+		err := a.ops.EachDeadLetter(ctx, flt, func(r ops.Record) error {
+			return l.add(r, func() string {
 				msg := r.Message
 				if r.Uncertain {
 					msg = "[uncertain] " + msg
 				}
-				fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, oneLine(msg, 100))
-			}
-			first = false
-			return nil
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, oneLine(msg, 100))
+			})
 		})
-		if *asJSON {
-			if !first {
-				fprintf(io.out, "\n")
-			}
-			fprintf(io.out, "]\n")
-		} else {
-			tw.Flush()
-		}
+		l.end()
 		if err != nil {
 			return fail(io, err)
 		}
@@ -134,15 +104,12 @@ func dlqShow(ctx context.Context, args []string, io stdio) int {
 		return f.usageError("need exactly one JOB_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		r, err := a.store.Get(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return fail(io, fmt.Errorf("no dead letter with ID %q", pos[0]))
+		r, err := a.ops.DeadLetter(ctx, pos[0])
+		if errors.Is(err, ops.ErrNotDeadLettered) {
+			return fail(io, fmt.Errorf("job %s is not dead-lettered (state: %s); see `rcslaunch status %s`", r.ID, r.State, r.ID))
 		}
 		if err != nil {
 			return fail(io, err)
-		}
-		if r.State != store.StateDeadLettered {
-			return fail(io, fmt.Errorf("job %s is not dead-lettered (state: %s); see `rcslaunch status %s`", r.ID, r.State, r.ID))
 		}
 		if *asJSON {
 			printJSON(io.out, r)
@@ -161,90 +128,15 @@ func dlqShow(ctx context.Context, args []string, io stdio) int {
 	})
 }
 
-// selection is the dead letters an operator names: IDs, --all or --code.
-type selection struct {
-	ids  []string
-	all  bool
-	code string
-}
-
-func selectionFlags(f *flags) (all *bool, code *string) {
-	return f.Bool("all", false, "every dead letter"), f.String("code", "", "every dead letter whose last code is `CODE`")
-}
-
-func (f *flags) selection(pos []string, all bool, code string) (selection, bool) {
-	n := 0
-	for _, given := range []bool{len(pos) > 0, all, code != ""} {
-		if given {
-			n++
-		}
+// selectionFlags adds --all and --code; selection reads them with the
+// positional IDs, exactly one of the three.
+func selectionFlags(f *flags) func(pos []string) (ops.Selection, bool) {
+	all := f.Bool("all", false, "every dead letter")
+	code := f.String("code", "", "every dead letter whose last code is `CODE`")
+	return func(pos []string) (ops.Selection, bool) {
+		sel := ops.Selection{IDs: pos, All: *all, Code: *code}
+		return sel, sel.Check() == nil
 	}
-	if n != 1 {
-		return selection{}, false
-	}
-	return selection{ids: pos, all: all, code: code}, true
-}
-
-// each calls fn for every selected job ID; named IDs are passed as given.
-func (s selection) each(ctx context.Context, st *store.Store, fn func(id string) error) error {
-	if len(s.ids) > 0 {
-		for _, id := range s.ids {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := fn(id); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return st.EachDeadLetter(ctx, store.Filter{Code: s.code}, func(r store.Record) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return fn(r.ID)
-	})
-}
-
-func (s selection) total(ctx context.Context, st *store.Store) int64 {
-	if len(s.ids) > 0 {
-		return int64(len(s.ids))
-	}
-	n, err := st.CountDeadLetters(ctx, store.Filter{Code: s.code})
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// tally counts what happened to each selected dead letter.
-type tally struct {
-	counts map[string]int
-	order  []string
-}
-
-func (t *tally) add(what string) {
-	if t.counts == nil {
-		t.counts = map[string]int{}
-	}
-	if t.counts[what] == 0 {
-		t.order = append(t.order, what)
-	}
-	t.counts[what]++
-}
-
-func (t *tally) String() string {
-	if len(t.order) == 0 {
-		return "nothing selected"
-	}
-	s := ""
-	for i, k := range t.order {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%s %d", k, t.counts[k])
-	}
-	return s
 }
 
 func dlqRetry(ctx context.Context, args []string, io stdio) int {
@@ -253,90 +145,63 @@ func dlqRetry(ctx context.Context, args []string, io stdio) int {
 removed from the dead-letter store only once it is safely enqueued. Dead letters
 marked uncertain (the agent may have been launched) are left alone unless
 --include-uncertain.`)
-	all, codeFlag := selectionFlags(f)
+	selection := selectionFlags(f)
 	uncertain := f.Bool("include-uncertain", false, "retry uncertain dead letters too")
-	pos, code, ok := f.parse(args)
-	if !ok {
-		return code
-	}
-	sel, ok := f.selection(pos, *all, *codeFlag)
-	if !ok {
-		return f.usageError("name dead letters by JOB_ID..., --all or --code CODE (exactly one of them)")
-	}
-	return withApp(ctx, io, 0, func(a *app) int {
-		return a.walk(ctx, io, sel, "retrying", func(id string) (string, error) {
-			res, err := a.producer.RetryDeadLetter(ctx, id, *uncertain)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				return "not found", nil
-			case err != nil:
-				return "", err
-			case res == queue.Retried:
-				return "retried", nil
-			case res == store.Uncertain:
-				return "skipped as uncertain", nil
-			}
-			return "not dead-lettered (" + res + ")", nil
-		}, func(what string) bool { return what == "retried" || what == "skipped as uncertain" })
-	})
+	return dlqBulk(ctx, f, args, "retrying", func(a *app, sel ops.Selection, o *ops.BulkOpts) (ops.Tally, error) {
+		o.IncludeUncertain = *uncertain
+		return a.ops.RetryDeadLetters(ctx, sel, o)
+	}, selection)
 }
 
 func dlqDelete(ctx context.Context, args []string, io stdio) int {
 	f := newFlags(io, "dlq delete", "(JOB_ID... | --all | --code CODE)",
 		"Drops dead letters and their records; a job dropped this way can be enqueued anew.")
-	all, codeFlag := selectionFlags(f)
+	selection := selectionFlags(f)
+	return dlqBulk(ctx, f, args, "deleting", func(a *app, sel ops.Selection, o *ops.BulkOpts) (ops.Tally, error) {
+		return a.ops.DeleteDeadLetters(ctx, sel, o)
+	}, selection)
+}
+
+// dlqBulk runs a bulk retry or delete with a progress bar, reports each
+// named job that was not acted on, prints the tally, and fails when any job
+// was not acted on (or the run stopped).
+func dlqBulk(ctx context.Context, f *flags, args []string, verb string,
+	run func(*app, ops.Selection, *ops.BulkOpts) (ops.Tally, error), selection func([]string) (ops.Selection, bool)) int {
 	pos, code, ok := f.parse(args)
 	if !ok {
 		return code
 	}
-	sel, ok := f.selection(pos, *all, *codeFlag)
+	sel, ok := selection(pos)
 	if !ok {
 		return f.usageError("name dead letters by JOB_ID..., --all or --code CODE (exactly one of them)")
 	}
+	io := f.io
 	return withApp(ctx, io, 0, func(a *app) int {
-		return a.walk(ctx, io, sel, "deleting", func(id string) (string, error) {
-			res, err := a.store.DeleteDeadLetter(ctx, id)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				return "not found", nil
-			case err != nil:
-				return "", err
-			case res == store.Deleted:
-				return "deleted", nil
-			}
-			return "not dead-lettered (" + res + ")", nil
-		}, func(what string) bool { return what == "deleted" })
-	})
-}
-
-// walk applies op to every selected dead letter with a progress bar, prints
-// the tally, and fails when any outcome is not good (or op errs).
-func (a *app) walk(ctx context.Context, io stdio, sel selection, verb string, op func(id string) (string, error), good func(string) bool) int {
-	bar := progressBar(io, sel.total(ctx, a.store), verb)
-	var t tally
-	err := sel.each(ctx, a.store, func(id string) error {
-		what, err := op(id)
+		total, err := a.ops.CountSelected(ctx, sel)
 		if err != nil {
-			return fmt.Errorf("%s: %w", id, err)
+			total = -1
 		}
-		if len(sel.ids) > 0 && !good(what) {
-			errorf(io, "%s: %s", id, what)
+		bar := progressBar(io, total, verb)
+		allOK := true
+		t, err := run(a, sel, &ops.BulkOpts{OnEach: func(r ops.DeadLetterResult) {
+			if !r.OK() {
+				allOK = false
+				if len(sel.IDs) > 0 {
+					errorf(io, "%s: %s", r.JobID, r.Describe())
+				}
+			}
+			_ = bar.Add(1)
+		}})
+		_ = bar.Finish()
+		fprintf(io.out, "%s\n", t.String())
+		if err != nil {
+			return fail(io, err)
 		}
-		t.add(what)
-		_ = bar.Add(1)
-		return nil
-	})
-	_ = bar.Finish()
-	fprintf(io.out, "%s\n", t.String())
-	if err != nil {
-		return fail(io, fmt.Errorf("stopped: %w", err))
-	}
-	for what := range t.counts {
-		if !good(what) {
+		if !allOK {
 			return exitFailed
 		}
-	}
-	return exitOK
+		return exitOK
+	})
 }
 
 func dlqExport(ctx context.Context, args []string, io stdio) int {
@@ -351,15 +216,7 @@ func dlqExport(ctx context.Context, args []string, io stdio) int {
 	}
 	flt, _ := filter()
 	return withApp(ctx, io, 0, func(a *app) int {
-		err := a.store.EachDeadLetter(ctx, flt, func(r store.Record) error {
-			var j launch.Job
-			if err := json.Unmarshal(r.Payload, &j); err != nil {
-				return fmt.Errorf("dead letter %s: stored payload: %w", r.ID, err)
-			}
-			j.ID = r.ID
-			return jobfile.Write(io.out, j)
-		})
-		if err != nil {
+		if err := a.ops.ExportDeadLetters(ctx, flt, io.out); err != nil {
 			return fail(io, err)
 		}
 		return exitOK

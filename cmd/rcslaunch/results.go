@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 func runResults(ctx context.Context, args []string, io stdio) int {
@@ -30,7 +31,7 @@ only reads.`)
 			if *follow {
 				block = 2 * time.Second
 			}
-			rs, err := a.store.ReadResults(ctx, after, 1000, block)
+			rs, err := a.ops.ReadResults(ctx, after, 1000, block)
 			if err != nil {
 				if ctx.Err() != nil {
 					return exitOK
@@ -52,9 +53,9 @@ only reads.`)
 	})
 }
 
-func printResult(io stdio, r store.Result) {
+func printResult(io stdio, r ops.Result) {
 	switch r.Outcome {
-	case store.StateSucceeded:
+	case string(ops.StateSucceeded):
 		fprintf(io.out, "%s  succeeded      job %s  agent %s  %s  agent_launch_id %s  attempts %d\n",
 			r.FinishedAt, r.JobID, r.AgentNo, r.Code, r.AgentLaunchID, r.Attempts)
 	default:

@@ -13,6 +13,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
+	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
 func runServe(ctx context.Context, args []string, io stdio) int {
@@ -51,7 +52,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 		return fail(io, err)
 	}
 	api := httpapi.New(httpapi.Options{
-		Producer: a.producer, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
+		Ops: a.ops, Redis: a.redis, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
 		Token: cfg.HTTPToken.Reveal(), AdminToken: cfg.HTTPAdminToken.Reveal(),
 	})
 	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -73,11 +74,12 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 
 // fleetMetrics is the registry of the fleet-wide metrics, read from Redis.
 func fleetMetrics(a *app, inspector *asynq.Inspector) (*prometheus.Registry, error) {
-	lim, err := limits.New(a.store.Redis(), limits.Config{Rate: a.cfg.RateLimit, Burst: a.cfg.RateBurst, MaxInFlight: a.cfg.MaxInFlight})
+	rdb := config.RedisClient(a.redis)
+	lim, err := limits.New(rdb, limits.Config{Rate: a.cfg.RateLimit, Burst: a.cfg.RateBurst, MaxInFlight: a.cfg.MaxInFlight})
 	if err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	metrics.RegisterFleet(reg, a.store, lim, []string{a.cfg.SID}, inspector)
+	metrics.RegisterFleet(reg, store.New(rdb), lim, []string{a.cfg.SID}, inspector)
 	return reg, nil
 }

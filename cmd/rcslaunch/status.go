@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 func runStatus(ctx context.Context, args []string, io stdio) int {
@@ -21,10 +20,7 @@ succeeded (agent_launch_id) or dead-lettered (code, message).`)
 		return f.usageError("need exactly one JOB_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		rec, err := a.store.Get(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return fail(io, fmt.Errorf("no job with ID %q", pos[0]))
-		}
+		rec, err := a.ops.Job(ctx, pos[0])
 		if err != nil {
 			return fail(io, err)
 		}
@@ -41,31 +37,31 @@ succeeded (agent_launch_id) or dead-lettered (code, message).`)
 }
 
 // describeState is a record's state in one line, as `status` prints it.
-func describeState(r store.Record) string {
+func describeState(r ops.Record) string {
 	switch r.State {
-	case store.StateSucceeded:
+	case ops.StateSucceeded:
 		return fmt.Sprintf("succeeded, agent_launch_id %s (attempts: %d, finished %s)", r.AgentLaunchID, r.Attempts, stamp(r.FinishedAt))
-	case store.StateDeadLettered:
+	case ops.StateDeadLettered:
 		s := fmt.Sprintf("dead-lettered, code %s: %s (attempts: %d, at %s)", r.Code, r.Message, r.Attempts, stamp(r.FinishedAt))
 		if r.Uncertain {
 			s += " [uncertain: the agent may have been launched]"
 		}
 		return s
-	case store.StateRetrying:
+	case ops.StateRetrying:
 		return fmt.Sprintf("retrying (attempt %d of %d, next run at %s), last code %s: %s",
 			r.Attempts, r.MaxAttempts, stamp(r.NextRunAt), r.Code, r.Message)
-	case store.StateRunning:
+	case ops.StateRunning:
 		return fmt.Sprintf("running (attempt %d of %d)", r.Attempts, r.MaxAttempts)
-	case store.StateQueued:
+	case ops.StateQueued:
 		if !r.NextRunAt.IsZero() {
 			return fmt.Sprintf("queued (deferred until %s)", stamp(r.NextRunAt))
 		}
 		return fmt.Sprintf("queued (since %s)", stamp(r.EnqueuedAt))
 	}
-	return r.State
+	return string(r.State)
 }
 
-func describeAttempt(a store.Attempt) string {
+func describeAttempt(a ops.Attempt) string {
 	n := "-"
 	if a.N > 0 {
 		n = fmt.Sprint(a.N)

@@ -29,6 +29,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 const (
@@ -54,7 +55,6 @@ type env struct {
 	t     *testing.T
 	redis *testredis.Server
 	store *store.Store
-	prod  *queue.Producer
 	insp  *asynq.Inspector
 	h     http.Handler
 
@@ -84,21 +84,35 @@ func newDeadEnv(t *testing.T) *env {
 func newEnvOn(t *testing.T, r *testredis.Server, rdb redis.UniversalClient, opts ...func(*Options)) *env {
 	t.Helper()
 	st := store.New(rdb)
-	ac := asynq.NewClientFromRedisClient(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	prod := &queue.Producer{Store: st, Client: ac, SID: testSID}
+	c := newOps(t, rdb, testSID)
 	reg := prometheus.NewRegistry()
 	lim, err := limits.New(rdb, limits.Config{Rate: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics.RegisterFleet(reg, st, lim, []string{testSID}, insp)
-	o := Options{Producer: prod, Inspector: insp, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
+	o := Options{Ops: c, Redis: sharedConn{rdb}, Inspector: insp, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
 		Metrics: metrics.Handler(reg)}
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{t: t, redis: r, store: st, prod: prod, insp: insp, h: New(o).Handler(), seen: map[string]bool{}}
+	return &env{t: t, redis: r, store: st, insp: insp, h: New(o).Handler(), seen: map[string]bool{}}
+}
+
+// sharedConn hands a test's Redis client to the code under test.
+type sharedConn struct{ c redis.UniversalClient }
+
+func (o sharedConn) MakeRedisClient() any { return o.c }
+
+// newOps is an operations client on the test's Redis client.
+func newOps(t *testing.T, rdb redis.UniversalClient, sid string) *ops.Client {
+	t.Helper()
+	c, err := ops.New(ops.Options{Redis: sharedConn{rdb}, SID: sid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -262,7 +276,7 @@ func (e *env) deadLetter(id, code string, at time.Time, uncertain bool) {
 	if res, err := e.store.Create(ctx, nj, at.Add(-2*time.Second)); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
-	if st, _, err := e.store.Start(ctx, nj, 9, at.Add(-time.Second)); err != nil || st != store.Started {
+	if st, _, err := e.store.Start(ctx, nj, 9, at.Add(-time.Second)); err != nil || st != store.StateRunning {
 		e.t.Fatalf("start %s: %s %v", id, st, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
@@ -1024,7 +1038,7 @@ func TestDeadLetterOne(t *testing.T) {
 	}
 	r = e.do("POST", "/v1/deadletters/dl-a/retry", adminToken, nil)
 	wantStatus(t, r, http.StatusOK)
-	if got := r.obj(t); got["job_id"] != "dl-a" || got["result"] != queue.Retried {
+	if got := r.obj(t); got["job_id"] != "dl-a" || got["result"] != string(ops.Retried) {
 		t.Fatalf("retry: %s", r.body)
 	}
 	if !e.hasTask("dl-a") {
@@ -1049,7 +1063,7 @@ func TestDeadLetterOne(t *testing.T) {
 	wantError(t, e.do("DELETE", "/v1/deadletters/dl-a", adminToken, nil), http.StatusConflict, "not_dead_lettered")
 	r = e.do("DELETE", "/v1/deadletters/dl-b", adminToken, nil)
 	wantStatus(t, r, http.StatusOK)
-	if got := r.obj(t); got["job_id"] != "dl-b" || got["result"] != store.Deleted {
+	if got := r.obj(t); got["job_id"] != "dl-b" || got["result"] != string(ops.Deleted) {
 		t.Fatalf("delete: %s", r.body)
 	}
 	wantError(t, e.do("GET", "/v1/launches/dl-b", adminToken, nil), http.StatusNotFound, "not_found")

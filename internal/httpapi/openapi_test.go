@@ -24,6 +24,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // The OpenAPI document is plain JSON, read with encoding/json; the checker
@@ -802,9 +803,9 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		want []string
 	}{
 		{"JobStatus", enum(sch("JobStatus")), sorted(string(queue.Enqueued), string(queue.Duplicate), string(queue.AlreadyLaunched), string(queue.DeadLettered), string(queue.Conflict))},
-		{"JobRecord.state", enum(prop(sch("JobRecord"), "state")), sorted(store.StateQueued, store.StateRunning, store.StateRetrying, store.StateSucceeded, store.StateDeadLettered)},
+		{"JobRecord.state", enum(prop(sch("JobRecord"), "state")), sorted(string(store.StateQueued), string(store.StateRunning), string(store.StateRetrying), string(store.StateSucceeded), string(store.StateDeadLettered))},
 		{"Attempt.outcome", enum(prop(sch("Attempt"), "outcome")), sorted(store.AttemptSucceeded, store.AttemptRetryable, store.AttemptTerminal, store.AttemptThrottled, store.AttemptLost)},
-		{"Outcome.result", enum(prop(sch("Outcome"), "result")), sorted(queue.Retried, store.Deleted)},
+		{"Outcome.result", enum(prop(sch("Outcome"), "result")), sorted(string(ops.Retried), string(ops.Deleted))},
 		{"Error.code", enum(prop(inner, "code")), errorCodesInSource(t)},
 	} {
 		if !slices.Equal(c.got, c.want) {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // Pagination of GET /v1/deadletters.
@@ -21,9 +20,9 @@ const (
 
 // deadLetterPage is one page of dead letters; NextCursor is empty on the last.
 type deadLetterPage struct {
-	DeadLetters []store.Record `json:"dead_letters"`
-	NextCursor  string         `json:"next_cursor,omitempty"`
-	Total       int64          `json:"total"`
+	DeadLetters []ops.Record `json:"dead_letters"`
+	NextCursor  string       `json:"next_cursor,omitempty"`
+	Total       int64        `json:"total"`
 }
 
 // listDeadLetters answers GET /v1/deadletters?code=&since=&limit=&cursor=,
@@ -42,12 +41,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One more than the page tells whether another page follows.
-	recs, err := s.store.ListDeadLetters(r.Context(), f, offset, limit+1)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	total, err := s.store.CountDeadLetters(r.Context(), f)
+	recs, total, err := s.ops.ListDeadLetters(r.Context(), f, offset, limit+1)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -58,7 +52,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		page.NextCursor = strconv.Itoa(offset + limit)
 	}
 	if page.DeadLetters == nil {
-		page.DeadLetters = []store.Record{}
+		page.DeadLetters = []ops.Record{}
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -85,8 +79,8 @@ func pageQuery(q url.Values) (limit, offset int, bad []launch.FieldError) {
 }
 
 // filterFrom builds a dead-letter filter from a code and a "since" duration.
-func filterFrom(code, since string) (store.Filter, error) {
-	f := store.Filter{Code: code}
+func filterFrom(code, since string) (ops.Filter, error) {
+	f := ops.Filter{Code: code}
 	if since == "" {
 		return f, nil
 	}
@@ -99,44 +93,39 @@ func filterFrom(code, since string) (store.Filter, error) {
 }
 
 func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
-	s.writeRecord(w, r, r.PathValue("id"), store.StateDeadLettered)
+	rec, err := s.ops.DeadLetter(r.Context(), r.PathValue("id"))
+	s.writeRecord(w, r, "dead letter", rec, err)
 }
 
 // outcome is what a retry or delete did to one dead letter.
 type outcome struct {
-	JobID  string `json:"job_id"`
-	Result string `json:"result"`
+	JobID  string     `json:"job_id"`
+	Result ops.Action `json:"result"`
 }
 
 func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	res, err := s.opts.Producer.RetryDeadLetter(r.Context(), id, r.URL.Query().Get("include_uncertain") == "true")
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no dead letter with ID %q", id), nil)
-	case err != nil:
-		s.internal(w, r, err)
-	case res == queue.Retried:
-		writeJSON(w, http.StatusOK, outcome{JobID: id, Result: res})
-	case res == store.Uncertain:
-		writeError(w, http.StatusConflict, "uncertain", "the agent may have been launched; retry with include_uncertain=true to launch it anyway", nil)
-	default:
-		writeError(w, http.StatusConflict, "not_dead_lettered", fmt.Sprintf("job %s is %s, not dead-lettered", id, res), nil)
-	}
+	res, err := s.ops.RetryDeadLetter(r.Context(), r.PathValue("id"), r.URL.Query().Get("include_uncertain") == "true")
+	s.writeOutcome(w, r, res, err)
 }
 
 func (s *Server) deleteDeadLetter(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	res, err := s.store.DeleteDeadLetter(r.Context(), id)
+	res, err := s.ops.DeleteDeadLetter(r.Context(), r.PathValue("id"))
+	s.writeOutcome(w, r, res, err)
+}
+
+// writeOutcome answers a retry or delete of one dead letter.
+func (s *Server) writeOutcome(w http.ResponseWriter, r *http.Request, res ops.DeadLetterResult, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no dead letter with ID %q", id), nil)
 	case err != nil:
 		s.internal(w, r, err)
-	case res == store.Deleted:
-		writeJSON(w, http.StatusOK, outcome{JobID: id, Result: res})
+	case res.Action == ops.NotFound:
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no dead letter with ID %q", res.JobID), nil)
+	case res.Action == ops.SkippedUncertain:
+		writeError(w, http.StatusConflict, "uncertain", "the agent may have been launched; retry with include_uncertain=true to launch it anyway", nil)
+	case res.Action == ops.NotDeadLettered:
+		writeError(w, http.StatusConflict, "not_dead_lettered", fmt.Sprintf("job %s is %s, not dead-lettered", res.JobID, res.State), nil)
 	default:
-		writeError(w, http.StatusConflict, "not_dead_lettered", fmt.Sprintf("job %s is %s, not dead-lettered", id, res), nil)
+		writeJSON(w, http.StatusOK, outcome{JobID: res.JobID, Result: res.Action})
 	}
 }
 
@@ -166,51 +155,29 @@ func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (selectio
 	return sel, true
 }
 
-// tally counts what a bulk operation did, by result.
-type tally map[string]int
-
 // retryDeadLetters answers POST /v1/deadletters:retry.
 func (s *Server) retryDeadLetters(w http.ResponseWriter, r *http.Request) {
-	sel, ok := s.readSelection(w, r)
-	if !ok {
-		return
+	if sel, ok := s.readSelection(w, r); ok {
+		t, err := s.ops.RetryDeadLetters(r.Context(), ops.Selection{All: sel.All, Code: sel.Code},
+			&ops.BulkOpts{IncludeUncertain: sel.IncludeUncertain})
+		s.writeTally(w, r, t, err)
 	}
-	t := tally{}
-	err := s.store.EachDeadLetter(r.Context(), store.Filter{Code: sel.Code}, func(rec store.Record) error {
-		res, err := s.opts.Producer.RetryDeadLetter(r.Context(), rec.ID, sel.IncludeUncertain)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		t[res]++
-		return nil
-	})
-	s.writeTally(w, r, t, err)
 }
 
 // deleteDeadLetters answers POST /v1/deadletters:delete.
 func (s *Server) deleteDeadLetters(w http.ResponseWriter, r *http.Request) {
-	sel, ok := s.readSelection(w, r)
-	if !ok {
-		return
+	if sel, ok := s.readSelection(w, r); ok {
+		t, err := s.ops.DeleteDeadLetters(r.Context(), ops.Selection{All: sel.All, Code: sel.Code}, nil)
+		s.writeTally(w, r, t, err)
 	}
-	t := tally{}
-	err := s.store.EachDeadLetter(r.Context(), store.Filter{Code: sel.Code}, func(rec store.Record) error {
-		res, err := s.store.DeleteDeadLetter(r.Context(), rec.ID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		t[res]++
-		return nil
-	})
-	s.writeTally(w, r, t, err)
 }
 
-func (s *Server) writeTally(w http.ResponseWriter, r *http.Request, t tally, err error) {
+func (s *Server) writeTally(w http.ResponseWriter, r *http.Request, t ops.Tally, err error) {
 	if err != nil {
-		s.internal(w, r, fmt.Errorf("stopped after %v: %w", map[string]int(t), err))
+		s.internal(w, r, err) // the error says how far it got
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]tally{"results": t})
+	writeJSON(w, http.StatusOK, map[string]map[string]int{"results": t.Counts()})
 }
 
 // stats answers GET /v1/stats: asynq's view of the launch queue and ours.
@@ -225,12 +192,12 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out["queue"] = nil // no task was ever enqueued
 	}
-	dl, err := s.store.CountDeadLetters(r.Context(), store.Filter{})
+	dl, err := s.ops.CountDeadLetters(r.Context(), ops.Filter{})
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	n, err := s.store.ResultsLen(r.Context())
+	n, err := s.ops.ResultsLen(r.Context())
 	if err != nil {
 		s.internal(w, r, err)
 		return

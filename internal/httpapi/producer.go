@@ -1,28 +1,25 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // launchAnswer is the answer to an enqueue: the job's ID, what happened to
 // it, and its state.
 type launchAnswer struct {
-	JobID  string        `json:"job_id"`
-	Status queue.Status  `json:"status"`
-	Job    *store.Record `json:"job,omitempty"`
+	JobID  string      `json:"job_id"`
+	Status ops.Status  `json:"status"`
+	Job    *ops.Record `json:"job,omitempty"`
 }
 
 // postLaunch enqueues one job: 201 when new, 200 with the existing state for
@@ -38,24 +35,23 @@ func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, "", err)
 		return
 	}
-	job.ID = launch.IDFor(s.opts.Producer.SID, job)
-	st, err := s.opts.Producer.Enqueue(r.Context(), job, "", false)
-	if err != nil {
+	res, err := s.ops.Enqueue(r.Context(), job, nil)
+	switch {
+	case errors.Is(err, ops.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job ID %q exists with a different payload", res.JobID),
+			[]launch.FieldError{{Field: "id", Reason: "exists with a different payload"}})
+		return
+	case err != nil:
 		s.internal(w, r, err)
 		return
 	}
-	ans := launchAnswer{JobID: job.ID, Status: st}
-	switch st {
-	case queue.Conflict:
-		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job ID %q exists with a different payload", job.ID),
-			[]launch.FieldError{{Field: "id", Reason: "exists with a different payload"}})
-		return
-	case queue.Enqueued:
-		w.Header().Set("Location", "/v1/launches/"+job.ID)
+	ans := launchAnswer{JobID: res.JobID, Status: res.Status}
+	if !res.SkippedAsDuplicate {
+		w.Header().Set("Location", "/v1/launches/"+res.JobID)
 		writeJSON(w, http.StatusCreated, ans)
 		return
 	}
-	if rec, err := s.store.Get(r.Context(), job.ID); err == nil {
+	if rec, err := s.ops.Job(r.Context(), res.JobID); err == nil {
 		ans.Job = &rec
 	}
 	writeJSON(w, http.StatusOK, ans)
@@ -109,115 +105,97 @@ type batchAnswer struct {
 	Jobs            []launchAnswer `json:"jobs"`
 }
 
-// batchChunk is how many jobs of a batch request are enqueued together.
-const batchChunk = 64
-
 // postBatch validates up to MaxBatchJobs jobs together and enqueues them all,
 // or none when any is invalid (400, every problem with its jobs[i] path).
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
-	data, ok := readBody(w, r, maxBatchBody)
+	req, ok := s.readBatch(w, r)
 	if !ok {
-		return
-	}
-	var req batchRequest
-	if err := decodeStrict(data, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"jobs": [job, …]}: `+err.Error(), nil)
-		return
-	}
-	switch {
-	case len(req.Jobs) == 0:
-		writeError(w, http.StatusBadRequest, "bad_request", "jobs is empty", []launch.FieldError{{Field: "jobs", Reason: "must hold at least one job"}})
-		return
-	case len(req.Jobs) > MaxBatchJobs:
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("at most %d jobs per batch, got %d", MaxBatchJobs, len(req.Jobs)),
-			[]launch.FieldError{{Field: "jobs", Reason: fmt.Sprintf("must hold at most %d jobs", MaxBatchJobs)}})
-		return
-	}
-	name := req.Name
-	switch {
-	case name == "":
-		name = DefaultBatchName
-	case utf8.RuneCountInString(name) > MaxBatchName || strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name):
-		writeError(w, http.StatusBadRequest, "bad_request", "the batch name is too long or holds control characters",
-			[]launch.FieldError{{Field: "name", Reason: fmt.Sprintf("must be at most %d characters, without control characters", MaxBatchName)}})
 		return
 	}
 	jobs := make([]launch.Job, len(req.Jobs))
 	var invalid []launch.FieldError
 	for i, raw := range req.Jobs {
 		job, err := launch.Parse(raw)
-		if err != nil {
-			var ve *launch.ValidationError
-			if errors.As(err, &ve) {
-				for _, fe := range ve.Errors {
-					invalid = append(invalid, launch.FieldError{Field: joinPath(fmt.Sprintf("jobs[%d]", i), fe.Field), Reason: fe.Reason})
-				}
+		var ve *launch.ValidationError
+		if errors.As(err, &ve) {
+			for _, fe := range ve.Errors {
+				invalid = append(invalid, launch.FieldError{Field: joinPath(fmt.Sprintf("jobs[%d]", i), fe.Field), Reason: fe.Reason})
 			}
-			continue
 		}
-		job.ID = launch.IDFor(s.opts.Producer.SID, job)
 		jobs[i] = job
 	}
 	if len(invalid) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_job", "some jobs are invalid; none was enqueued", invalid)
 		return
 	}
-	// The batch: the jobs this request enqueues are counted there; it is
-	// closed (its total final) once every job has been offered, even when
-	// the request fails half-way.
-	batch := store.NewBatchID(time.Now())
-	if err := s.store.CreateBatch(r.Context(), batch, name, time.Now()); err != nil {
+	ans := batchAnswer{Jobs: make([]launchAnswer, len(jobs))}
+	sum, err := s.ops.EnqueueJobs(r.Context(), jobs, &ops.BatchOpts{Name: req.Name,
+		OnResult: func(line int, res ops.EnqueueResult) {
+			ans.Jobs[line-1] = launchAnswer{JobID: res.JobID, Status: res.Status}
+		}})
+	if err == nil && sum.BatchID == nil { // invalid: nothing was enqueued
+		writeError(w, http.StatusBadRequest, "invalid_job", "some jobs are invalid; none was enqueued", rowErrors(sum.Errors))
+		return
+	}
+	if err != nil {
+		// The error says how far it got; the same request again is safe.
+		if sum != nil {
+			err = fmt.Errorf("batch %s: %d jobs enqueued (or known), %d in doubt, %d not tried: %w",
+				*sum.BatchID, sum.Enqueued+sum.Duplicate+sum.AlreadyLaunched+sum.DeadLettered+sum.Conflict, sum.InDoubt, sum.NotTried, err)
+		}
 		s.internal(w, r, err)
 		return
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-		defer cancel()
-		if err := s.store.CloseBatch(ctx, batch, time.Now()); err != nil {
-			s.opts.Logger.Error().Err(err).Str("batch_id", batch).Msg("cannot close batch")
-		}
-	}()
-	ans := batchAnswer{BatchID: batch, Jobs: make([]launchAnswer, len(jobs))}
-	// In chunks, one after the other, as `enqueue --file` does: a chunk's
-	// records take one round trip and its tasks are pushed together.
-	for start := 0; start < len(jobs); start += batchChunk {
-		end := min(start+batchChunk, len(jobs))
-		for k, res := range s.opts.Producer.EnqueueMany(r.Context(), jobs[start:end], batch, false) {
-			if res.Err != nil {
-				// Say exactly how far it got; the same request again is safe.
-				done := "no job was"
-				if start > 0 {
-					done = fmt.Sprintf("jobs[0] to jobs[%d] were", start-1)
-				}
-				s.internal(w, r, fmt.Errorf("batch %s: %s enqueued (or known), jobs[%d] to jobs[%d] may or may not be, "+
-					"the rest were not tried; sending the same jobs again enqueues each once: %w", batch, done, start, end-1, res.Err))
-				return
-			}
-			ans.Jobs[start+k] = launchAnswer{JobID: jobs[start+k].ID, Status: res.Status}
-		}
-	}
-	for _, a := range ans.Jobs {
-		switch a.Status {
-		case queue.Enqueued:
-			ans.Enqueued++
-		case queue.Duplicate:
-			ans.Duplicate++
-		case queue.AlreadyLaunched:
-			ans.AlreadyLaunched++
-		case queue.DeadLettered:
-			ans.DeadLettered++
-		case queue.Conflict:
-			ans.Conflict++
-		}
-	}
+	ans.BatchID, ans.Conflict = *sum.BatchID, sum.Conflict
+	ans.Enqueued, ans.Duplicate, ans.AlreadyLaunched, ans.DeadLettered = sum.Enqueued, sum.Duplicate, sum.AlreadyLaunched, sum.DeadLettered
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// rowErrors names each row's problems by its jobs[i] path.
+func rowErrors(rows []ops.RowError) []launch.FieldError {
+	out := make([]launch.FieldError, len(rows))
+	for i, e := range rows {
+		out[i] = launch.FieldError{Field: joinPath(fmt.Sprintf("jobs[%d]", e.Line-1), e.Field), Reason: e.Reason}
+	}
+	return out
+}
+
+// readBatch reads and checks a batch request's body and name.
+func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (batchRequest, bool) {
+	var req batchRequest
+	data, ok := readBody(w, r, maxBatchBody)
+	if !ok {
+		return req, false
+	}
+	if err := decodeStrict(data, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"jobs": [job, …]}: `+err.Error(), nil)
+		return req, false
+	}
+	switch {
+	case len(req.Jobs) == 0:
+		writeError(w, http.StatusBadRequest, "bad_request", "jobs is empty", []launch.FieldError{{Field: "jobs", Reason: "must hold at least one job"}})
+		return req, false
+	case len(req.Jobs) > MaxBatchJobs:
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("at most %d jobs per batch, got %d", MaxBatchJobs, len(req.Jobs)),
+			[]launch.FieldError{{Field: "jobs", Reason: fmt.Sprintf("must hold at most %d jobs", MaxBatchJobs)}})
+		return req, false
+	}
+	switch {
+	case req.Name == "":
+		req.Name = DefaultBatchName
+	case utf8.RuneCountInString(req.Name) > MaxBatchName || strings.ContainsFunc(req.Name, unicode.IsControl) || !utf8.ValidString(req.Name):
+		writeError(w, http.StatusBadRequest, "bad_request", "the batch name is too long or holds control characters",
+			[]launch.FieldError{{Field: "name", Reason: fmt.Sprintf("must be at most %d characters, without control characters", MaxBatchName)}})
+		return req, false
+	}
+	return req, true
 }
 
 // batchPage is one page of GET /v1/batches; NextCursor is empty on the last.
 type batchPage struct {
-	Batches    []store.Batch `json:"batches"`
-	NextCursor string        `json:"next_cursor,omitempty"`
-	Total      int64         `json:"total"`
+	Batches    []ops.Batch `json:"batches"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+	Total      int64       `json:"total"`
 }
 
 // listBatches answers GET /v1/batches?limit=&cursor=, newest first.
@@ -229,12 +207,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One more than the page tells whether another page follows.
-	bs, err := s.store.ListBatches(r.Context(), offset, limit+1)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	total, err := s.store.CountBatches(r.Context())
+	bs, total, err := s.ops.ListBatches(r.Context(), offset, limit+1)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -250,41 +223,33 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 // getBatch answers GET /v1/batches/{id}: the batch's status, from its
 // counters.
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	b, err := s.store.GetBatch(r.Context(), id)
+	b, err := s.ops.BatchStatus(r.Context(), r.PathValue("id"))
 	switch {
-	case errors.Is(err, store.ErrBatchNotFound):
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no batch with ID %q", id), nil)
+	case errors.Is(err, ops.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no batch with ID %q", r.PathValue("id")), nil)
 	case err != nil:
 		s.internal(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, b)
+		writeJSON(w, http.StatusOK, b.Batch)
 	}
 }
 
 func (s *Server) getLaunch(w http.ResponseWriter, r *http.Request) {
-	s.writeRecord(w, r, r.PathValue("id"), "")
+	rec, err := s.ops.Job(r.Context(), r.PathValue("id"))
+	s.writeRecord(w, r, "job", rec, err)
 }
 
-// writeRecord answers with a job's record, 404 when unknown or (with
-// wantState) not in that state.
-func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, id, wantState string) {
-	rec, err := s.store.Get(r.Context(), id)
+// writeRecord answers with a job's record, 404 when there is no such job
+// (what: "job") or dead letter (what: "dead letter").
+func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, what string, rec ops.Record, err error) {
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && wantState != "" && rec.State != wantState):
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no %s with ID %q", describe(wantState), id), nil)
+	case errors.Is(err, ops.ErrNotFound) || errors.Is(err, ops.ErrNotDeadLettered):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no %s with ID %q", what, r.PathValue("id")), nil)
 	case err != nil:
 		s.internal(w, r, err)
 	default:
 		writeJSON(w, http.StatusOK, rec)
 	}
-}
-
-func describe(state string) string {
-	if state == store.StateDeadLettered {
-		return "dead letter"
-	}
-	return "job"
 }
 
 // internal answers 500 and logs the cause (which never holds a secret: the

@@ -20,10 +20,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
-	"github.com/rcslaunch/rcslaunch/internal/config"
-	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // Bounds on request bodies.
@@ -40,7 +38,10 @@ const (
 
 // Options configures a Server.
 type Options struct {
-	Producer *queue.Producer
+	// Ops is the operations layer every route acts through. Required.
+	Ops *ops.Client
+	// Redis is the Redis asynq uses, for asynq's monitor under the UI.
+	Redis asynq.RedisConnOpt
 	// Inspector reads asynq's queue statistics.
 	Inspector *asynq.Inspector
 	// Metrics serves GET /metrics (Prometheus text format), behind the
@@ -54,9 +55,9 @@ type Options struct {
 
 // Server is the HTTP API's handler.
 type Server struct {
-	opts  Options
-	store *store.Store
-	mux   *http.ServeMux
+	opts Options
+	ops  *ops.Client
+	mux  *http.ServeMux
 }
 
 // New returns the API; mount it with Handler.
@@ -64,7 +65,7 @@ func New(opts Options) *Server {
 	if opts.AdminToken == "" {
 		opts.AdminToken = opts.Token
 	}
-	s := &Server{opts: opts, store: opts.Producer.Store, mux: http.NewServeMux()}
+	s := &Server{opts: opts, ops: opts.Ops, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -193,7 +194,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := config.CheckRedis(ctx, s.store.Redis()); err != nil {
+	if err := s.ops.Check(ctx); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error(), nil)
 		return
 	}

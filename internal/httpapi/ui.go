@@ -40,12 +40,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // UI paths and settings.
@@ -123,15 +120,6 @@ type ui struct {
 	revoked map[string]time.Time // session ID -> its expiry
 }
 
-// sharedRedis hands asynqmon the store's Redis client instead of a new
-// pool. asynqmon would close it in its Close, which is never called: the
-// client belongs to the caller of New.
-type sharedRedis struct{ c redis.UniversalClient }
-
-func (o sharedRedis) MakeRedisClient() any { return o.c }
-
-var _ asynq.RedisConnOpt = sharedRedis{}
-
 func newUI(s *Server) *ui {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -152,7 +140,7 @@ func newUI(s *Server) *ui {
 	// Operators steer launches through the dead-letter page and the API.
 	u.mon = asynqmon.New(asynqmon.Options{
 		RootPath:     UIAsynqRoot,
-		RedisConnOpt: sharedRedis{s.store.Redis()},
+		RedisConnOpt: s.opts.Redis,
 		ReadOnly:     true,
 	})
 	u.monCSP = asynqmonCSP(u.mon)
@@ -536,7 +524,7 @@ type uiListData struct {
 	Page, Pages int
 	Total       int64
 	From, To    int
-	Letters     []store.Record
+	Letters     []ops.Record
 	PrevURL     string
 	NextURL     string
 	ClearURL    string
@@ -577,8 +565,8 @@ func listURL(code string, page int) string {
 func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	q := r.URL.Query()
 	code, page := uiCode(q.Get("code")), uiPage(q.Get("page"))
-	f := store.Filter{Code: code}
-	total, err := u.s.store.CountDeadLetters(r.Context(), f)
+	f := ops.Filter{Code: code}
+	total, err := u.s.ops.CountDeadLetters(r.Context(), f)
 	if err != nil {
 		u.internal(w, r, sess, err)
 		return
@@ -586,7 +574,7 @@ func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	pages := max(1, int((total+uiPageSize-1)/uiPageSize))
 	page = min(page, pages)
 	offset := (page - 1) * uiPageSize
-	recs, err := u.s.store.ListDeadLetters(r.Context(), f, offset, uiPageSize)
+	recs, _, err := u.s.ops.ListDeadLetters(r.Context(), f, offset, uiPageSize)
 	if err != nil {
 		u.internal(w, r, sess, err)
 		return
@@ -610,15 +598,15 @@ func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 
 type uiShowData struct {
 	uiBase
-	R       store.Record
+	R       ops.Record
 	Payload string
 }
 
 func (u *ui) show(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	id := r.PathValue("id")
-	rec, err := u.s.store.Get(r.Context(), id)
+	rec, err := u.s.ops.DeadLetter(r.Context(), id)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && rec.State != store.StateDeadLettered):
+	case errors.Is(err, ops.ErrNotFound) || errors.Is(err, ops.ErrNotDeadLettered):
 		u.fail(w, r, sess, http.StatusNotFound, "Not found", fmt.Sprintf("There is no dead letter with ID %q.", id))
 		return
 	case err != nil:
@@ -634,8 +622,8 @@ func (u *ui) show(w http.ResponseWriter, r *http.Request, sess uiSession) {
 }
 
 // audit logs what an operator did through the UI.
-func (u *ui) audit(r *http.Request, action, id, res string, err error) {
-	u.s.opts.Logger.Info().Str("action", action).Str("job_id", id).Str("result", res).Err(err).
+func (u *ui) audit(r *http.Request, action string, res ops.DeadLetterResult, err error) {
+	u.s.opts.Logger.Info().Str("action", action).Str("job_id", res.JobID).Str("result", res.Key()).Err(err).
 		Str("remote", r.RemoteAddr).Msg("UI: dead letter " + action)
 }
 
@@ -645,39 +633,33 @@ func back(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *ui) retry(w http.ResponseWriter, r *http.Request, sess uiSession) {
-	id := r.PathValue("id")
-	res, err := u.s.opts.Producer.RetryDeadLetter(r.Context(), id, r.PostFormValue("include_uncertain") == "1")
-	u.audit(r, "retry", id, res, err)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		u.flash(w, r, false, "There is no dead letter %s (already retried or deleted?).", id)
-	case err != nil:
-		u.s.opts.Logger.Error().Err(err).Str("job_id", id).Msg("UI: retry failed")
-		u.flash(w, r, false, "Retrying %s failed: %v", id, err)
-	case res == queue.Retried:
-		u.flash(w, r, true, "Retried %s: it is back on the launch queue with a fresh attempt budget.", id)
-	case res == store.Uncertain:
-		u.flash(w, r, false, "Left %s alone: it is uncertain (the agent may have been launched). Tick \"launch anyway\" to retry it regardless.", id)
-	default:
-		u.flash(w, r, false, "Job %s is %s, not a dead letter.", id, res)
-	}
-	back(w, r)
+	res, err := u.s.ops.RetryDeadLetter(r.Context(), r.PathValue("id"), r.PostFormValue("include_uncertain") == "1")
+	u.audit(r, "retry", res, err)
+	u.flashOutcome(w, r, "Retrying", res, err, "Retried %s: it is back on the launch queue with a fresh attempt budget.")
 }
 
 func (u *ui) delete(w http.ResponseWriter, r *http.Request, sess uiSession) {
-	id := r.PathValue("id")
-	res, err := u.s.store.DeleteDeadLetter(r.Context(), id)
-	u.audit(r, "delete", id, res, err)
+	res, err := u.s.ops.DeleteDeadLetter(r.Context(), r.PathValue("id"))
+	u.audit(r, "delete", res, err)
+	u.flashOutcome(w, r, "Deleting", res, err, "Deleted dead letter %s.")
+}
+
+// flashOutcome tells the operator what a retry or delete of one dead letter
+// did, and goes back to the list.
+func (u *ui) flashOutcome(w http.ResponseWriter, r *http.Request, doing string, res ops.DeadLetterResult, err error, done string) {
+	id := res.JobID
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		u.flash(w, r, false, "There is no dead letter %s (already retried or deleted?).", id)
 	case err != nil:
-		u.s.opts.Logger.Error().Err(err).Str("job_id", id).Msg("UI: delete failed")
-		u.flash(w, r, false, "Deleting %s failed: %v", id, err)
-	case res == store.Deleted:
-		u.flash(w, r, true, "Deleted dead letter %s.", id)
+		u.s.opts.Logger.Error().Err(err).Str("job_id", id).Msg("UI: " + strings.ToLower(doing) + " failed")
+		u.flash(w, r, false, "%s %s failed: %v", doing, id, err)
+	case res.Action == ops.NotFound:
+		u.flash(w, r, false, "There is no dead letter %s (already retried or deleted?).", id)
+	case res.Action == ops.SkippedUncertain:
+		u.flash(w, r, false, "Left %s alone: it is uncertain (the agent may have been launched). Tick \"launch anyway\" to retry it regardless.", id)
+	case res.Action == ops.NotDeadLettered:
+		u.flash(w, r, false, "Job %s is %s, not a dead letter.", id, res.State)
 	default:
-		u.flash(w, r, false, "Job %s is %s, not a dead letter.", id, res)
+		u.flash(w, r, true, done, id)
 	}
 	back(w, r)
 }
@@ -691,26 +673,19 @@ func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		return
 	}
 	include := r.PostFormValue("include_uncertain") == "1"
-	counts := map[string]int{}
-	err := u.s.store.EachDeadLetter(r.Context(), store.Filter{Code: code}, func(rec store.Record) error {
-		res, err := u.s.opts.Producer.RetryDeadLetter(r.Context(), rec.ID, include)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		counts[res]++
-		return nil
-	})
-	u.s.opts.Logger.Info().Str("code", code).Bool("include_uncertain", include).Interface("results", counts).Err(err).
+	t, err := u.s.ops.RetryDeadLetters(r.Context(), ops.Selection{Code: code}, &ops.BulkOpts{IncludeUncertain: include})
+	u.s.opts.Logger.Info().Str("code", code).Bool("include_uncertain", include).Interface("results", t.Counts()).Err(err).
 		Str("remote", r.RemoteAddr).Msg("UI: retry by code")
-	msg := fmt.Sprintf("Code %s: retried %d", code, counts[queue.Retried])
-	if n := counts[store.Uncertain]; n > 0 {
-		msg += fmt.Sprintf(", left %d uncertain alone", n)
+	msg := fmt.Sprintf("Code %s: retried %d", code, t.Count(string(ops.Retried)))
+	uncertain := t.Count(string(ops.SkippedUncertain))
+	if uncertain > 0 {
+		msg += fmt.Sprintf(", left %d uncertain alone", uncertain)
 	}
 	if err != nil {
 		u.s.opts.Logger.Error().Err(err).Str("code", code).Msg("UI: retry by code failed")
 		u.flash(w, r, false, "%s, then stopped: %v", msg, err)
 	} else {
-		u.flash(w, r, counts[store.Uncertain] == 0, "%s.", msg)
+		u.flash(w, r, uncertain == 0, "%s.", msg)
 	}
 	// The retried letters have left this code's list: back to its first page.
 	http.Redirect(w, r, listURL(code, 1), http.StatusSeeOther)

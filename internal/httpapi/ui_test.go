@@ -46,10 +46,10 @@ func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEn
 	r := testredis.Start(t)
 	rdb := r.Client()
 	st := store.New(rdb)
-	ac := asynq.NewClientFromRedisClient(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	s := New(Options{
-		Producer:  &queue.Producer{Store: st, Client: ac, SID: uiTestSID},
+		Ops:       newOps(t, rdb, uiTestSID),
+		Redis:     sharedConn{rdb},
 		Inspector: insp,
 		Token:     uiTestProd, AdminToken: uiTestAdmin,
 		Logger: zerolog.Nop(),
@@ -80,7 +80,7 @@ func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Tim
 	if res, err := e.st.Create(ctx, nj, at); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
-	if state, _, err := e.st.Start(ctx, nj, 9, at); err != nil || state != store.Started {
+	if state, _, err := e.st.Start(ctx, nj, 9, at); err != nil || state != store.StateRunning {
 		e.t.Fatalf("start %s: %s %v", id, state, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
@@ -93,7 +93,7 @@ func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Tim
 }
 
 // state is the job's state, or "gone" when it has no record.
-func (e *uiEnv) state(id string) string {
+func (e *uiEnv) state(id string) store.State {
 	e.t.Helper()
 	rec, err := e.st.Get(context.Background(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -779,7 +779,7 @@ func TestUILoginDisabledWithoutAdminToken(t *testing.T) {
 	r := testredis.Start(t)
 	rdb := r.Client()
 	st := store.New(rdb)
-	s := New(Options{Producer: &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(rdb), SID: uiTestSID},
+	s := New(Options{Ops: newOps(t, rdb, uiTestSID), Redis: sharedConn{rdb},
 		Inspector: asynq.NewInspectorFromRedisClient(rdb), Logger: zerolog.Nop()})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()

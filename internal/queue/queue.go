@@ -162,7 +162,7 @@ func (p *Producer) newJob(job launch.Job, batch string, force bool) store.NewJob
 
 // afterCreate pushes the job's task as its record's Create result res
 // requires, and says what became of the job.
-func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res string, force bool) (Status, error) {
+func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res store.CreateResult, force bool) (Status, error) {
 	switch res {
 	case store.Conflict:
 		return Conflict, nil
@@ -236,36 +236,32 @@ func (p *Producer) pushNew(ctx context.Context, job launch.Job, force bool) (boo
 // producer; see pushNew.
 var errTaskExists = errors.New("task pushed by another producer")
 
-// Requeue results beyond the store's.
-const (
-	Retried = "retried" // back on the queue with a fresh attempt budget
-)
-
 // RetryDeadLetter puts a dead letter back on the queue with a fresh attempt
 // budget and removes it from the dead-letter store once the task is safely
-// pushed. It returns Retried, store.Uncertain (left alone), or the job's
-// state when it is not a dead letter; store.ErrNotFound when unknown.
-func (p *Producer) RetryDeadLetter(ctx context.Context, id string, includeUncertain bool) (string, error) {
-	res, rj, err := p.Store.Requeue(ctx, id, includeUncertain, time.Now())
+// pushed. It returns store.Requeued when the job is back on the queue;
+// store.Uncertain when it was left alone; store.NotDeadLettered with the
+// job's state; store.ErrNotFound when the ID is unknown.
+func (p *Producer) RetryDeadLetter(ctx context.Context, id string, includeUncertain bool) (store.RequeueResult, store.State, error) {
+	res, state, rj, err := p.Store.Requeue(ctx, id, includeUncertain, time.Now())
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if res != store.Requeued && res != store.Resume {
-		return res, nil
+		return res, state, nil
 	}
 	var body launch.Job
 	if err := json.Unmarshal(rj.Payload, &body); err != nil {
-		return "", fmt.Errorf("dead letter %s: stored payload: %w", id, err)
+		return "", "", fmt.Errorf("dead letter %s: stored payload: %w", id, err)
 	}
 	body.ID = id
 	if _, err := Push(ctx, p.Client, rj.SID, body); err != nil {
 		if rerr := p.Store.Restore(context.WithoutCancel(ctx), id); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		return "", err
+		return "", "", err
 	}
 	if err := p.Store.Unindex(ctx, id); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return Retried, nil
+	return store.Requeued, store.StateQueued, nil
 }

@@ -139,7 +139,7 @@ func (e *env) run(j launch.Job, o store.Outcome) {
 	}
 	now := time.Now()
 	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, now)
-	if err != nil || state != store.Started {
+	if err != nil || state != store.StateRunning {
 		e.t.Fatalf("start %s: %s, %v", j.ID, state, err)
 	}
 	o.Attempt.N, o.Attempt.FinishedAt = n, now
@@ -453,8 +453,8 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatal("not dead-lettered")
 	}
 
-	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
-	if err != nil || res != Retried {
+	res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	if err != nil || res != store.Requeued {
 		t.Fatalf("retry: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -469,18 +469,20 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatalf("retried record: %+v", r)
 	}
 	// It is no dead letter any more.
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateQueued {
-		t.Fatalf("second retry: %s, %v; want %s", res, err, store.StateQueued)
+	if res, state, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.NotDeadLettered ||
+		state != store.StateQueued {
+		t.Fatalf("second retry: %s (%s), %v; want %s (%s)", res, state, err, store.NotDeadLettered, store.StateQueued)
 	}
 	e.run(j, succeeded)
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.StateSucceeded {
-		t.Fatalf("retry of a succeeded job: %s, %v", res, err)
+	if res, state, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.NotDeadLettered ||
+		state != store.StateSucceeded {
+		t.Fatalf("retry of a succeeded job: %s (%s), %v", res, state, err)
 	}
 	if e.task(j.ID) != nil {
 		t.Fatal("retry of a succeeded job pushed a task")
 	}
 
-	if _, err := e.prod.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.prod.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("retry of an unknown job: %v, want ErrNotFound", err)
 	}
 }
@@ -492,14 +494,14 @@ func TestRetryDeadLetterUncertain(t *testing.T) {
 	e.enqueue(j, false)
 	e.run(j, deadLetter("TIMEOUT", true))
 
-	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
 	if err != nil || res != store.Uncertain {
 		t.Fatalf("retry of an uncertain letter: %s, %v; want %s", res, err, store.Uncertain)
 	}
 	if e.task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
 		t.Fatal("an uncertain letter was touched")
 	}
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != Retried {
+	if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.Requeued {
 		t.Fatalf("retry with includeUncertain: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -517,7 +519,7 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 
 	good := e.prod.Client
 	e.prod.Client = brokenClient(t)
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err == nil {
+	if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err == nil {
 		t.Fatalf("retry with the queue down: %s, no error", res)
 	}
 	if r := e.get(j.ID); r.State != store.StateDeadLettered {
@@ -527,7 +529,7 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 		t.Fatal("the letter left the index although it was not pushed")
 	}
 	e.prod.Client = good
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != Retried {
+	if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.Requeued {
 		t.Fatalf("retry once the queue is back: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -541,7 +543,7 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 	for _, j := range []launch.Job{beforePush, afterPush} {
 		e.enqueue(j, false)
 		e.run(j, deadLetter("RCS904", false))
-		res, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+		res, _, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
 		if err != nil || res != store.Requeued {
 			t.Fatalf("requeue: %s, %v", res, err)
 		}
@@ -553,7 +555,7 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 		t.Fatal("requeued letters must stay indexed until their task is pushed")
 	}
 	for _, j := range []launch.Job{beforePush, afterPush} {
-		if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != Retried {
+		if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.Requeued {
 			t.Fatalf("resumed retry of %s: %s, %v", j.Launch.AgentNo, res, err)
 		}
 		e.checkTask(j)
@@ -571,7 +573,7 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	j := testJob("48900")
 	e.enqueue(j, false)
 	e.run(j, deadLetter("RCS904", false))
-	res, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+	res, _, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
 	if err != nil || res != store.Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
@@ -584,14 +586,15 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	// The worker takes the task.
 	e.deleteTask(j.ID)
 	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, time.Now())
-	if err != nil || state != store.Started || n != 1 {
+	if err != nil || state != store.StateRunning || n != 1 {
 		t.Fatalf("start: %s %d, %v", state, n, err)
 	}
 	if c := e.dlqCount(); c != 0 {
 		t.Fatalf("%d dead letters while the job runs", c)
 	}
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateRunning {
-		t.Fatalf("retry of the running job: %s, %v", res, err)
+	if res, state, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.NotDeadLettered ||
+		state != store.StateRunning {
+		t.Fatalf("retry of the running job: %s (%s), %v", res, state, err)
 	}
 	if e.task(j.ID) != nil {
 		t.Fatal("retry of a running job pushed a task")

@@ -286,7 +286,7 @@ func (s *Store) CountBatches(ctx context.Context) (int64, error) {
 type BatchJob struct {
 	ID            string
 	AgentNo       string
-	State         string
+	State         State
 	Code          string
 	Message       string
 	AgentLaunchID string
@@ -330,7 +330,7 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 			}
 			seen[jid] = true
 			n, _ := strconv.Atoi(str(6))
-			j := BatchJob{ID: jid, State: str(1), AgentNo: str(2), Code: str(3), Message: str(4),
+			j := BatchJob{ID: jid, State: State(str(1)), AgentNo: str(2), Code: str(3), Message: str(4),
 				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7))}
 			if j.State != StateSucceeded {
 				// A success relaunched with force keeps its last launch ID

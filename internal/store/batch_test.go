@@ -80,7 +80,7 @@ func wantCounts(t *testing.T, s *Store, c *redis.Client, id string, want counts)
 			continue
 		}
 		fromRecords.Total++
-		switch h["state"] {
+		switch State(h["state"]) {
 		case StateQueued:
 			fromRecords.Queued++
 		case StateRunning:
@@ -333,7 +333,7 @@ func TestBatchJobBelongsToOneBatch(t *testing.T) {
 	mustFinish(t, s, "dead", terminal(1, "RCS904", false, t0), t0)
 	mustCreate(t, s, inBatch("running", "A"), t0)
 	mustStart(t, s, inBatch("running", "A"), t0)
-	for id, want := range map[string]string{"queued": Pending, "done": AlreadyLaunched, "dead": DeadLettered, "running": InProgress} {
+	for id, want := range map[string]CreateResult{"queued": Pending, "done": AlreadyLaunched, "dead": DeadLettered, "running": InProgress} {
 		if res := mustCreate(t, s, inBatch(id, "B"), t0); res != want {
 			t.Fatalf("%s again in B: %s, want %s", id, res, want)
 		}
@@ -421,7 +421,7 @@ func TestBatchDLQRetryAndRestore(t *testing.T) {
 	}
 
 	t2 := t0.Add(time.Hour)
-	if res, _, err := s.Requeue(ctx, "dead", false, t2); err != nil || res != Requeued {
+	if res, _, _, err := s.Requeue(ctx, "dead", false, t2); err != nil || res != Requeued {
 		t.Fatalf("requeue: %s %v", res, err)
 	}
 	b := wantCounts(t, s, c, "B", counts{Total: 3, Queued: 1, Succeeded: 1, DeadLettered: 1, ByCode: "RCS502=1"})
@@ -434,7 +434,7 @@ func TestBatchDLQRetryAndRestore(t *testing.T) {
 		}
 	}
 	// A second requeue resumes: no change.
-	if res, _, _ := s.Requeue(ctx, "dead", false, t2); res != Resume {
+	if res, _, _, _ := s.Requeue(ctx, "dead", false, t2); res != Resume {
 		t.Fatalf("second requeue: %s", res)
 	}
 	wantCounts(t, s, c, "B", counts{Total: 3, Queued: 1, Succeeded: 1, DeadLettered: 1, ByCode: "RCS502=1"})
@@ -474,7 +474,7 @@ func TestBatchDLQRetryAndRestore(t *testing.T) {
 	}
 	// Requeue of a dead letter whose batch has expired touches no batch key.
 	c.Del(ctx, batchKey("B"), batchJobsKey("B"))
-	if res, _, _ := s.Requeue(ctx, "dead2", false, t3); res != Requeued {
+	if res, _, _, _ := s.Requeue(ctx, "dead2", false, t3); res != Requeued {
 		t.Fatalf("requeue: %s", res)
 	}
 	if n, _ := c.Exists(ctx, batchKey("B"), batchJobsKey("B")).Result(); n != 0 {
@@ -497,8 +497,8 @@ func TestBatchDeleteDeadLetter(t *testing.T) {
 	if err := s.CloseBatch(ctx, "B", t0); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := s.DeleteDeadLetter(ctx, "d1"); err != nil || res != Deleted {
-		t.Fatalf("delete: %s %v", res, err)
+	if deleted, state, err := s.DeleteDeadLetter(ctx, "d1"); err != nil || !deleted {
+		t.Fatalf("delete: deleted %t (state %s) %v", deleted, state, err)
 	}
 	b := wantCounts(t, s, c, "B", counts{Total: 2, Succeeded: 1, DeadLettered: 1, ByCode: "RCS601=1", Deleted: 1})
 	if b.FinishedAt == nil {
@@ -508,8 +508,8 @@ func TestBatchDeleteDeadLetter(t *testing.T) {
 		t.Fatalf("batch jobs after delete: %v", got)
 	}
 	// Not a dead letter: nothing changes.
-	if res, _ := s.DeleteDeadLetter(ctx, "ok"); res != StateSucceeded {
-		t.Fatalf("delete of a success: %s", res)
+	if deleted, state, _ := s.DeleteDeadLetter(ctx, "ok"); deleted || state != StateSucceeded {
+		t.Fatalf("delete of a success: deleted %t (state %s)", deleted, state)
 	}
 	wantCounts(t, s, c, "B", counts{Total: 2, Succeeded: 1, DeadLettered: 1, ByCode: "RCS601=1", Deleted: 1})
 
@@ -638,7 +638,7 @@ func TestEachBatchJob(t *testing.T) {
 	}
 	// A job that comes back to the batch after leaving it (deleted, then
 	// enqueued again while the run is still open) is listed once.
-	if _, err := s.DeleteDeadLetter(ctx, "j0002"); err != nil {
+	if _, _, err := s.DeleteDeadLetter(ctx, "j0002"); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, inBatch("j0002", "B"), t0)

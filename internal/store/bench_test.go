@@ -28,10 +28,10 @@ func BenchmarkStartFinish(b *testing.B) {
 		}
 		b.StartTimer()
 		state, _, err := s.Start(ctx, j, 9, t0)
-		if err != nil || state != Started {
+		if err != nil || state != StateRunning {
 			b.Fatal(state, err)
 		}
-		if res, err := s.Finish(ctx, j.ID, o, t0); err != nil || res != FinishSucceeded {
+		if res, err := s.Finish(ctx, j.ID, o, t0); err != nil || res != StateSucceeded {
 			b.Fatal(res, err)
 		}
 	}

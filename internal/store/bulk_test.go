@@ -13,7 +13,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 )
 
-func mustCreateMany(t *testing.T, s *Store, jobs []NewJob, now time.Time) []string {
+func mustCreateMany(t *testing.T, s *Store, jobs []NewJob, now time.Time) []CreateResult {
 	t.Helper()
 	res, err := s.CreateMany(ctx, jobs, now)
 	if err != nil {
@@ -97,10 +97,10 @@ func TestCreateManyAsCreate(t *testing.T) {
 	other := inBatch("j1", "A")
 	other.Payload = []byte(`{"launch":{"agent_no":"48901"}}`)
 
-	call := func(jobs []NewJob, now time.Time, want []string) {
+	call := func(jobs []NewJob, now time.Time, want []CreateResult) {
 		t.Helper()
 		got := mustCreateMany(t, s, jobs, now)
-		var one []string
+		var one []CreateResult
 		for _, j := range jobs {
 			one = append(one, mustCreate(t, ref, j, now))
 		}
@@ -121,7 +121,7 @@ func TestCreateManyAsCreate(t *testing.T) {
 		other,                            // the same ID with another payload
 		inBatch("late", "C"),             // a closed batch: created without it
 		inBatch("free", "no-such-batch"), // no such batch: kept on the record, uncounted
-	}, t0, []string{Created, Created, Created, Created, Pending, Conflict, Created, Created})
+	}, t0, []CreateResult{Created, Created, Created, Created, Pending, Conflict, Created, Created})
 	wantCounts(t, s, c, "A", counts{Total: 4, Queued: 4})
 	if got := batchJobIDs(t, s, "A"); !slices.Equal(got, []string{"j1", "j2", "j3", "j4"}) {
 		t.Fatalf("batch A lists %v", got)
@@ -160,7 +160,7 @@ func TestCreateManyAsCreate(t *testing.T) {
 		inBatch("j5", "B"),
 		forced("j4"), // force does not relaunch a dead letter
 		other,
-	}, t1, []string{Pending, InProgress, AlreadyLaunched, DeadLettered, Created, Pending, Created, DeadLettered, Conflict})
+	}, t1, []CreateResult{Pending, InProgress, AlreadyLaunched, DeadLettered, Created, Pending, Created, DeadLettered, Conflict})
 	wantCounts(t, s, c, "A", counts{Total: 3, Queued: 1, Running: 1, DeadLettered: 1, ByCode: "RCS904=1", Relaunched: 1})
 	wantCounts(t, s, c, "B", counts{Total: 2, Queued: 2})
 	if r := mustGet(t, s, "j5"); r.State != StateQueued || r.Batch != "B" || !r.EnqueuedAt.Equal(t1) {
@@ -187,7 +187,7 @@ func TestCreateManyLargeCall(t *testing.T) {
 	s, c := newStore(t)
 	mustCreateBatch(t, s, "A", t0)
 	var first, second []NewJob
-	var want []string
+	var want []CreateResult
 	for i := range 1000 {
 		j := inBatch(fmt.Sprintf("job-%04d", i), "A")
 		if i%3 == 0 {
@@ -196,7 +196,7 @@ func TestCreateManyLargeCall(t *testing.T) {
 		switch {
 		case i%5 == 0:
 			j.Payload = []byte(fmt.Sprintf(`{"launch":{"agent_no":"%d"}}`, i))
-			want = append(want, map[bool]string{true: Conflict, false: Created}[i%3 == 0])
+			want = append(want, map[bool]CreateResult{true: Conflict, false: Created}[i%3 == 0])
 		case i%3 == 0:
 			want = append(want, Pending)
 		default:

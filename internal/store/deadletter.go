@@ -148,11 +148,15 @@ func (s *Store) getMany(ctx context.Context, ids []string) ([]Record, error) {
 	return out, nil
 }
 
+// RequeueResult is what Requeue did with a job ID.
+type RequeueResult string
+
 // Requeue results.
 const (
-	Requeued  = "requeued"  // the record is queued again with a fresh budget: push its task, then call Unindex
-	Resume    = "resume"    // an earlier requeue stopped half-way: push its task (again), then call Unindex
-	Uncertain = "uncertain" // left alone: the agent may have been launched
+	Requeued        RequeueResult = "requeued"          // the record is queued again with a fresh budget: push its task, then call Unindex
+	Resume          RequeueResult = "resume"            // an earlier requeue stopped half-way: push its task (again), then call Unindex
+	Uncertain       RequeueResult = "uncertain"         // left alone: the agent may have been launched
+	NotDeadLettered RequeueResult = "not_dead_lettered" // the job is in another state, returned with it; nothing changed
 )
 
 var requeueScript = withBatch(`
@@ -184,23 +188,25 @@ return {state}
 // keeping it in the dead-letter index until Unindex: the caller pushes its
 // task first, so that a crash in between leaves it findable, never lost (and
 // the worker's Start unindexes it once it runs). The result is Requeued,
-// Resume, Uncertain (left alone unless includeUncertain), or the job's
-// current state when it is not a dead letter.
-func (s *Store) Requeue(ctx context.Context, id string, includeUncertain bool, now time.Time) (string, NewJob, error) {
+// Resume, Uncertain (left alone unless includeUncertain), or NotDeadLettered
+// with the job's current state; ErrNotFound for an unknown ID.
+func (s *Store) Requeue(ctx context.Context, id string, includeUncertain bool, now time.Time) (res RequeueResult, state State, job NewJob, err error) {
 	vals, err := requeueScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters},
 		boolArg(includeUncertain), ms(now), id).Slice()
 	if err != nil {
-		return "", NewJob{}, fmt.Errorf("requeue dead letter %s: %w", id, err)
-	}
-	res, _ := vals[0].(string)
-	if res == "missing" {
-		return "", NewJob{}, fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
-	}
-	if len(vals) < 4 {
-		return res, NewJob{}, nil
+		return "", "", NewJob{}, fmt.Errorf("requeue dead letter %s: %w", id, err)
 	}
 	str := func(i int) string { v, _ := vals[i].(string); return v }
-	return res, NewJob{ID: id, Payload: []byte(str(1)), SID: str(2), AgentNo: str(3)}, nil
+	switch r := str(0); r {
+	case "missing":
+		return "", "", NewJob{}, fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
+	case string(Requeued), string(Resume):
+		return RequeueResult(r), StateQueued, NewJob{ID: id, Payload: []byte(str(1)), SID: str(2), AgentNo: str(3)}, nil
+	case string(Uncertain):
+		return Uncertain, StateDeadLettered, NewJob{}, nil
+	default:
+		return NotDeadLettered, State(r), NewJob{}, nil
+	}
 }
 
 var unindexScript = redis.NewScript(`
@@ -265,19 +271,19 @@ end
 return 'deleted'
 `)
 
-// Deleted is DeleteDeadLetter's result when the letter is gone.
-const Deleted = "deleted"
-
 // DeleteDeadLetter drops a dead letter and its record; its batch counts it
-// as deleted, no longer in its total. It returns Deleted, or the job's state
-// when it is not a dead letter (then nothing is touched).
-func (s *Store) DeleteDeadLetter(ctx context.Context, id string) (string, error) {
+// as deleted, no longer in its total. It reports whether the letter was
+// deleted; a job that is not a dead letter is left untouched and its state
+// returned. An unknown ID is ErrNotFound.
+func (s *Store) DeleteDeadLetter(ctx context.Context, id string) (deleted bool, state State, err error) {
 	res, err := deleteScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id), deadLetters}, id).Text()
-	if err != nil {
-		return "", fmt.Errorf("delete dead letter %s: %w", id, err)
+	switch {
+	case err != nil:
+		return false, "", fmt.Errorf("delete dead letter %s: %w", id, err)
+	case res == "missing":
+		return false, "", fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
+	case res == "deleted":
+		return true, StateDeadLettered, nil
 	}
-	if res == "missing" {
-		return "", fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
-	}
-	return res, nil
+	return false, State(res), nil
 }

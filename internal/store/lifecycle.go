@@ -9,14 +9,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Create results: what a producer learns about a job ID when it asks for it.
+// CreateResult is what a producer learns about a job ID when it asks for
+// its record to be created. The values are the create script's answers.
+type CreateResult string
+
+// Create results.
 const (
-	Created         = "created"         // a new record; the job must now be pushed to the queue
-	Conflict        = "conflict"        // the ID exists with a different payload
-	AlreadyLaunched = StateSucceeded    // finished with success; not launched again without force
-	DeadLettered    = StateDeadLettered // waiting in the dead-letter store for `dlq retry`
-	Pending         = StateQueued       // queued: the caller should make sure the task is on the queue
-	InProgress      = "in_progress"     // running or retrying
+	Created         CreateResult = "created"       // a new record; the job must now be pushed to the queue
+	Conflict        CreateResult = "conflict"      // the ID exists with a different payload
+	AlreadyLaunched CreateResult = "succeeded"     // finished with success; not launched again without force
+	DeadLettered    CreateResult = "dead_lettered" // waiting in the dead-letter store for `dlq retry`
+	Pending         CreateResult = "queued"        // queued: the caller should make sure the task is on the queue
+	InProgress      CreateResult = "in_progress"   // running or retrying
 )
 
 // NewJob is what a producer knows about a job when it creates its record.
@@ -111,7 +115,7 @@ return out
 // Created, Conflict, AlreadyLaunched, DeadLettered, Pending or InProgress.
 // Only a Created job joins j.Batch (when that is an open batch made by
 // CreateBatch): a job ID already known stays where it is.
-func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (string, error) {
+func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (CreateResult, error) {
 	res, err := s.create(ctx, []NewJob{j}, now)
 	if err != nil {
 		return "", fmt.Errorf("create job %s: %w", j.ID, err)
@@ -124,7 +128,7 @@ func (s *Store) Create(ctx context.Context, j NewJob, now time.Time) (string, er
 // Create job by job. An error means the round trip failed as a whole: any
 // of the jobs may or may not have been created (a Create that ran leaves a
 // queued record, which the next Create of the job reports as Pending).
-func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, now time.Time) ([]string, error) {
+func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, now time.Time) ([]CreateResult, error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}
@@ -135,7 +139,7 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, now time.Time) ([
 	return res, nil
 }
 
-func (s *Store) create(ctx context.Context, jobs []NewJob, now time.Time) ([]string, error) {
+func (s *Store) create(ctx context.Context, jobs []NewJob, now time.Time) ([]CreateResult, error) {
 	keys := make([]string, 0, 2*len(jobs))
 	args := make([]any, 0, 1+6*len(jobs))
 	args = append(args, ms(now))
@@ -150,7 +154,11 @@ func (s *Store) create(ctx context.Context, jobs []NewJob, now time.Time) ([]str
 	if len(vals) != len(jobs) {
 		return nil, fmt.Errorf("%d answers for %d jobs", len(vals), len(jobs))
 	}
-	return vals, nil
+	out := make([]CreateResult, len(vals))
+	for i, v := range vals {
+		out[i] = CreateResult(v)
+	}
+	return out, nil
 }
 
 var uncreateScript = withBatch(`
@@ -207,12 +215,6 @@ func (s *Store) Uncreate(ctx context.Context, id string) error {
 	return nil
 }
 
-// Start results.
-const (
-	Started = StateRunning // go ahead and call Kaleyra
-	// Finished (StateSucceeded or StateDeadLettered) means do not call again.
-)
-
 var startScript = withBatch(`
 -- one read of the fields the script needs; it writes none of them before use
 local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'attempts')
@@ -244,31 +246,43 @@ return {'running', n}
 
 // Start marks the job running for its next attempt, unless it has already
 // finished (which a redelivered task must not launch again). It returns the
-// state (Started, or the finished state) and the attempt number. A job whose
+// state (StateRunning: go ahead and call Kaleyra; or the final state: do not
+// call again) and the attempt number. A job whose
 // record is missing (deleted by hand) is recreated from j, so a task on the
 // queue never runs without a record.
-func (s *Store) Start(ctx context.Context, j NewJob, maxAttempts int, now time.Time) (state string, attempt int, err error) {
+func (s *Store) Start(ctx context.Context, j NewJob, maxAttempts int, now time.Time) (state State, attempt int, err error) {
 	vals, err := startScript.Run(ctx, s.rdb, []string{jobKey(j.ID), attemptsKey(j.ID), deadLetters},
 		ms(now), maxAttempts, j.ID, j.SID, j.AgentNo, j.Payload, now.UTC().Format(time.RFC3339Nano)).Slice()
 	if err != nil {
 		return "", 0, fmt.Errorf("start job %s: %w", j.ID, err)
 	}
-	state, _ = vals[0].(string)
+	st, _ := vals[0].(string)
 	n, _ := vals[1].(int64)
-	return state, int(n), nil
+	return State(st), int(n), nil
 }
 
-// Finish kinds: what the worker decided after an attempt.
+// FinishKind is what the worker decided after an attempt.
+type FinishKind string
+
+// Finish kinds. The final ones carry the name of the state they lead to.
 const (
-	FinishSucceeded    = StateSucceeded    // success: record, results stream
-	FinishRetrying     = StateRetrying     // will run again at NextRunAt
-	FinishDeadLettered = StateDeadLettered // final failure: record, dead-letter index, results stream
-	FinishDeferred     = "deferred"        // pushed back by Kaleyra (429): runs again, the attempt not counted
+	FinishSucceeded    FinishKind = "succeeded"     // success: record, results stream
+	FinishRetrying     FinishKind = "retrying"      // will run again at NextRunAt
+	FinishDeadLettered FinishKind = "dead_lettered" // final failure: record, dead-letter index, results stream
+	FinishDeferred     FinishKind = "deferred"      // pushed back by Kaleyra (429): runs again, the attempt not counted
 )
+
+// State is the state a finish of this kind leaves the job in.
+func (k FinishKind) State() State {
+	if k == FinishDeferred {
+		return StateQueued
+	}
+	return State(k)
+}
 
 // Outcome is the worker's account of one attempt.
 type Outcome struct {
-	Kind          string // one of the Finish kinds
+	Kind          FinishKind
 	Attempt       Attempt
 	AgentLaunchID string
 	Response      json.RawMessage
@@ -330,16 +344,25 @@ return kind
 // entry and, for a dead letter, indexes it. It returns the job's state afterwards; a job that had already
 // finished is left as it was (and its state returned), so a late or repeated
 // Finish never records a second outcome.
-func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time) (string, error) {
+func (s *Store) Finish(ctx context.Context, id string, o Outcome, now time.Time) (State, error) {
 	keys, args, err := s.finishArgs(id, o, now)
 	if err != nil {
 		return "", err
 	}
-	res, err := finishScript.Run(ctx, s.rdb, keys, args...).Text()
-	if err != nil {
+	return finishState(id, finishScript.Run(ctx, s.rdb, keys, args...))
+}
+
+// finishState reads the finish script's answer: the job's state afterwards,
+// or ErrNotFound for a job without a record.
+func finishState(id string, cmd *redis.Cmd) (State, error) {
+	res, err := cmd.Text()
+	switch {
+	case err != nil:
 		return "", fmt.Errorf("finish job %s: %w", id, err)
+	case res == "missing":
+		return "", fmt.Errorf("finish job %s: %w", id, ErrNotFound)
 	}
-	return res, nil
+	return State(res), nil
 }
 
 // PendingFinish is a Finish queued on a pipeline by QueueFinish.
@@ -363,13 +386,7 @@ func (s *Store) QueueFinish(ctx context.Context, pipe redis.Pipeliner, id string
 // error. An error means the outcome may not be recorded (NOSCRIPT after a
 // Redis restart: it was not); the caller then calls Finish, which is safe to
 // repeat.
-func (p *PendingFinish) State() (string, error) {
-	res, err := p.cmd.Text()
-	if err != nil {
-		return "", fmt.Errorf("finish job %s: %w", p.id, err)
-	}
-	return res, nil
-}
+func (p *PendingFinish) State() (State, error) { return finishState(p.id, p.cmd) }
 
 // finishArgs builds the finish script's keys and arguments.
 func (s *Store) finishArgs(id string, o Outcome, now time.Time) ([]string, []any, error) {
@@ -383,6 +400,6 @@ func (s *Store) finishArgs(id string, o Outcome, now time.Time) ([]string, []any
 	}
 	a := o.Attempt
 	keys := []string{jobKey(id), attemptsKey(id), ResultsStream, deadLetters, outcomes}
-	return keys, []any{o.Kind, entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
+	return keys, []any{string(o.Kind), entry, a.Code, a.Message, o.AgentLaunchID, a.HTTPStatus, boolArg(a.Uncertain), string(o.Response),
 		ms(now), next, int64(s.Retention / time.Second), s.ResultsMaxLen, now.UTC().Format(time.RFC3339Nano), id}, nil
 }

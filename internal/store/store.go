@@ -17,14 +17,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Job states, as stored and as shown by `rcslaunch status`.
+// State is where a job is in its life, as stored and as shown by
+// `rcslaunch status`.
+type State string
+
+// Job states. Succeeded and dead-lettered are final.
 const (
-	StateQueued       = "queued"
-	StateRunning      = "running"
-	StateRetrying     = "retrying"
-	StateSucceeded    = "succeeded"
-	StateDeadLettered = "dead_lettered"
+	StateQueued       State = "queued"
+	StateRunning      State = "running"
+	StateRetrying     State = "retrying"
+	StateSucceeded    State = "succeeded"
+	StateDeadLettered State = "dead_lettered"
 )
+
+// Finished reports whether s is a final state.
+func (s State) Finished() bool { return s == StateSucceeded || s == StateDeadLettered }
 
 // Outcomes of one attempt, as kept in a job's attempt log.
 const (
@@ -73,7 +80,7 @@ type Record struct {
 	ID            string          `json:"job_id"`
 	SID           string          `json:"sid"`
 	AgentNo       string          `json:"agent_no"`
-	State         string          `json:"state"`
+	State         State           `json:"state"`
 	Payload       json.RawMessage `json:"payload"`
 	Batch         string          `json:"batch_id,omitempty"`
 	Attempts      int             `json:"attempts"`
@@ -92,9 +99,7 @@ type Record struct {
 }
 
 // Finished reports whether the job has its final outcome.
-func (r Record) Finished() bool {
-	return r.State == StateSucceeded || r.State == StateDeadLettered
-}
+func (r Record) Finished() bool { return r.State.Finished() }
 
 // Get returns the job's record with its attempt log, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Record, error) {
@@ -118,7 +123,7 @@ func recordFrom(h map[string]string) Record {
 		ID:            h["id"],
 		SID:           h["sid"],
 		AgentNo:       h["agent_no"],
-		State:         h["state"],
+		State:         State(h["state"]),
 		Payload:       rawOrNil(h["payload"]),
 		Batch:         h["batch"],
 		Attempts:      atoi("attempts"),

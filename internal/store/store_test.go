@@ -36,7 +36,7 @@ func newJob(id string) NewJob {
 		Payload: []byte(`{"launch":{"agent_no":"48900","launch_type":"1"}}`)}
 }
 
-func mustCreate(t *testing.T, s *Store, j NewJob, now time.Time) string {
+func mustCreate(t *testing.T, s *Store, j NewJob, now time.Time) CreateResult {
 	t.Helper()
 	res, err := s.Create(ctx, j, now)
 	if err != nil {
@@ -45,7 +45,7 @@ func mustCreate(t *testing.T, s *Store, j NewJob, now time.Time) string {
 	return res
 }
 
-func mustStart(t *testing.T, s *Store, j NewJob, now time.Time) (string, int) {
+func mustStart(t *testing.T, s *Store, j NewJob, now time.Time) (State, int) {
 	t.Helper()
 	state, n, err := s.Start(ctx, j, 9, now)
 	if err != nil {
@@ -54,7 +54,7 @@ func mustStart(t *testing.T, s *Store, j NewJob, now time.Time) (string, int) {
 	return state, n
 }
 
-func mustFinish(t *testing.T, s *Store, id string, o Outcome, now time.Time) string {
+func mustFinish(t *testing.T, s *Store, id string, o Outcome, now time.Time) State {
 	t.Helper()
 	res, err := s.Finish(ctx, id, o, now)
 	if err != nil {
@@ -241,7 +241,7 @@ func TestCreate(t *testing.T) {
 	if h["agent_launch_id"] != "L-1" {
 		t.Errorf("after force, agent_launch_id %q, want L-1", h["agent_launch_id"])
 	}
-	if h["state"] != StateQueued || h["attempts"] != "0" || h["batch"] != "b2" || h["generation"] != "2" ||
+	if h["state"] != string(StateQueued) || h["attempts"] != "0" || h["batch"] != "b2" || h["generation"] != "2" ||
 		h["enqueued_at"] != fmt.Sprint(t1.UnixMilli()) {
 		t.Errorf("after force: %v", h)
 	}
@@ -320,7 +320,7 @@ func TestUncreate(t *testing.T) {
 	}
 	// Requeued dead letter (generation 2, attempts 0, queued): kept.
 	deadLetter(t, s, "requeued", "RCS904", false, t0)
-	if res, _, err := s.Requeue(ctx, "requeued", false, t0); err != nil || res != Requeued {
+	if res, _, _, err := s.Requeue(ctx, "requeued", false, t0); err != nil || res != Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
 	// Finished: kept.
@@ -470,7 +470,7 @@ func TestForcedRelaunchRuns(t *testing.T) {
 	}
 	t1 := t0.Add(2 * time.Minute)
 	state, n := mustStart(t, s, newJob("f"), t1)
-	if state != Started || n != 1 {
+	if state != StateRunning || n != 1 {
 		t.Fatalf("start: %s %d", state, n)
 	}
 	if rf := restoreFields(t, c, "f"); len(rf) != 0 {
@@ -521,7 +521,7 @@ func TestStartFinishAttemptNumbers(t *testing.T) {
 	mustCreate(t, s, j, t0)
 
 	state, n := mustStart(t, s, j, t0)
-	if state != Started || n != 1 {
+	if state != StateRunning || n != 1 {
 		t.Fatalf("first start: %s %d", state, n)
 	}
 	next := t0.Add(3 * time.Second)
@@ -539,7 +539,7 @@ func TestStartFinishAttemptNumbers(t *testing.T) {
 
 	t1 := t0.Add(4 * time.Second)
 	state, n = mustStart(t, s, j, t1)
-	if state != Started || n != 2 {
+	if state != StateRunning || n != 2 {
 		t.Fatalf("second start: %s %d", state, n)
 	}
 	if r := mustGet(t, s, "j"); r.State != StateRunning || !r.NextRunAt.IsZero() || !r.UpdatedAt.Equal(t1) {
@@ -578,7 +578,7 @@ func TestStartOnRunningLogsLostAttempt(t *testing.T) {
 	t1 := t0.Add(time.Minute)
 	// The worker died during attempt 1; the task is redelivered.
 	state, n := mustStart(t, s, j, t1)
-	if state != Started || n != 2 {
+	if state != StateRunning || n != 2 {
 		t.Fatalf("start of a running job: %s %d, want running 2", state, n)
 	}
 	r := mustGet(t, s, "j")
@@ -594,7 +594,7 @@ func TestStartRecreatesMissingRecord(t *testing.T) {
 	s, _ := newStore(t)
 	j := newJob("gone")
 	state, n := mustStart(t, s, j, t0)
-	if state != Started || n != 1 {
+	if state != StateRunning || n != 1 {
 		t.Fatalf("start without record: %s %d", state, n)
 	}
 	r := mustGet(t, s, "gone")
@@ -673,7 +673,7 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("ReadResults: %v, %v", rs, err)
 	}
-	if got := rs[0]; got.JobID != "j" || got.Outcome != StateSucceeded || got.Attempts != 1 || got.AgentLaunchID != "L-1" ||
+	if got := rs[0]; got.JobID != "j" || got.Outcome != string(StateSucceeded) || got.Attempts != 1 || got.AgentLaunchID != "L-1" ||
 		got.BatchID != "b1" || got.Uncertain || string(got.Response) != string(o.Response) || got.StreamID != msgs[0].ID {
 		t.Fatalf("ReadResults: %+v", got)
 	}
@@ -803,7 +803,7 @@ func TestFinishDeadLetteredPersists(t *testing.T) {
 	if d := ttl(t, c, attemptsKey("j")); d <= 0 {
 		t.Fatalf("attempt log TTL %v, want one", d)
 	}
-	if state, _ := mustStart(t, s, j, t0); state != Started {
+	if state, _ := mustStart(t, s, j, t0); state != StateRunning {
 		t.Fatalf("start: %s", state)
 	}
 	// and a record that carries a TTL of its own
@@ -826,8 +826,8 @@ func TestFinishDeadLetteredPersists(t *testing.T) {
 func TestFinishMissingRecord(t *testing.T) {
 	s, c := newStore(t)
 	res, err := s.Finish(ctx, "nope", success(1, t0), t0)
-	if err != nil || res != "missing" {
-		t.Fatalf("finish of a missing record: %q, %v", res, err)
+	if !errors.Is(err, ErrNotFound) || res != "" {
+		t.Fatalf("finish of a missing record: %q, %v; want ErrNotFound", res, err)
 	}
 	if n := xlen(t, c); n != 0 {
 		t.Fatalf("%d stream entries for a missing record", n)
@@ -987,11 +987,11 @@ func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 					}
 					switch mode {
 					case "delete":
-						if res, err := s.DeleteDeadLetter(ctx, r.ID); err != nil || res != Deleted {
-							return fmt.Errorf("delete %s: %s, %v", r.ID, res, err)
+						if deleted, state, err := s.DeleteDeadLetter(ctx, r.ID); err != nil || !deleted {
+							return fmt.Errorf("delete %s: deleted %t (state %s), %v", r.ID, deleted, state, err)
 						}
 					case "requeue", "requeue-without-unindex":
-						res, rj, err := s.Requeue(ctx, r.ID, false, t0.Add(time.Hour))
+						res, _, rj, err := s.Requeue(ctx, r.ID, false, t0.Add(time.Hour))
 						if err != nil || (res != Requeued && res != Resume) || rj.ID != r.ID {
 							return fmt.Errorf("requeue %s: %s %+v, %v", r.ID, res, rj, err)
 						}
@@ -1102,7 +1102,7 @@ func TestRequeueUnindexRestore(t *testing.T) {
 	deadLetter(t, s, "a", "RCS904", false, t0)
 	t1 := t0.Add(time.Hour)
 
-	res, rj, err := s.Requeue(ctx, "a", false, t1)
+	res, _, rj, err := s.Requeue(ctx, "a", false, t1)
 	if err != nil || res != Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
@@ -1125,7 +1125,7 @@ func TestRequeueUnindexRestore(t *testing.T) {
 		t.Fatalf("count of RCS904 after requeue: %d, want 1", n)
 	}
 	// Stopped half-way (no push, no Unindex): a second requeue resumes.
-	res, rj2, err := s.Requeue(ctx, "a", false, t1.Add(time.Minute))
+	res, _, rj2, err := s.Requeue(ctx, "a", false, t1.Add(time.Minute))
 	if err != nil || res != Resume || rj2.ID != "a" || rj2.SID != rj.SID || rj2.AgentNo != rj.AgentNo ||
 		string(rj2.Payload) != string(j.Payload) {
 		t.Fatalf("second requeue: %s %+v, %v; want %s", res, rj2, err, Resume)
@@ -1151,21 +1151,22 @@ func TestRequeueUnindexRestore(t *testing.T) {
 		t.Fatalf("Unindex of a missing job: %v", err)
 	}
 	// Now it is just a queued job.
-	if res, rj, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateQueued || rj.ID != "" {
-		t.Fatalf("requeue of a queued job: %s %+v, %v", res, rj, err)
+	if res, state, rj, err := s.Requeue(ctx, "a", false, t1); err != nil || res != NotDeadLettered ||
+		state != StateQueued || rj.ID != "" {
+		t.Fatalf("requeue of a queued job: %s (%s) %+v, %v", res, state, rj, err)
 	}
 	// Its fresh budget starts at attempt 1.
 	if _, n := mustStart(t, s, j, t1); n != 1 {
 		t.Fatalf("first attempt after requeue: %d", n)
 	}
-	if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateRunning {
-		t.Fatalf("requeue of a running job: %s, %v", res, err)
+	if res, state, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != NotDeadLettered || state != StateRunning {
+		t.Fatalf("requeue of a running job: %s (%s), %v", res, state, err)
 	}
 	mustFinish(t, s, "a", success(1, t1), t1)
-	if res, _, err := s.Requeue(ctx, "a", true, t1); err != nil || res != StateSucceeded {
-		t.Fatalf("requeue of a succeeded job: %s, %v", res, err)
+	if res, state, _, err := s.Requeue(ctx, "a", true, t1); err != nil || res != NotDeadLettered || state != StateSucceeded {
+		t.Fatalf("requeue of a succeeded job: %s (%s), %v", res, state, err)
 	}
-	if _, _, err := s.Requeue(ctx, "nope", true, t1); !errors.Is(err, ErrNotFound) {
+	if _, _, _, err := s.Requeue(ctx, "nope", true, t1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("requeue of a missing job: %v", err)
 	}
 }
@@ -1173,14 +1174,14 @@ func TestRequeueUnindexRestore(t *testing.T) {
 func TestRequeueLeavesUncertainAlone(t *testing.T) {
 	s, c := newStore(t)
 	deadLetter(t, s, "u", "TIMEOUT", true, t0)
-	res, rj, err := s.Requeue(ctx, "u", false, t0.Add(time.Hour))
+	res, _, rj, err := s.Requeue(ctx, "u", false, t0.Add(time.Hour))
 	if err != nil || res != Uncertain || rj.ID != "" {
 		t.Fatalf("requeue of an uncertain letter: %s %+v, %v", res, rj, err)
 	}
 	if r := mustGet(t, s, "u"); r.State != StateDeadLettered || r.Attempts != 1 || !r.Uncertain {
 		t.Fatalf("uncertain letter changed: %+v", r)
 	}
-	res, rj, err = s.Requeue(ctx, "u", true, t0.Add(time.Hour))
+	res, _, rj, err = s.Requeue(ctx, "u", true, t0.Add(time.Hour))
 	if err != nil || res != Requeued || rj.ID != "u" || rj.SID != "SID1" {
 		t.Fatalf("requeue with includeUncertain: %s %+v, %v", res, rj, err)
 	}
@@ -1194,10 +1195,10 @@ func TestRequeueLeavesUncertainAlone(t *testing.T) {
 	if r := mustGet(t, s, "u"); r.State != StateDeadLettered || r.Attempts != 1 || !r.Uncertain {
 		t.Fatalf("restored uncertain letter: %+v", r)
 	}
-	if res, _, err := s.Requeue(ctx, "u", false, t0.Add(2*time.Hour)); err != nil || res != Uncertain {
+	if res, _, _, err := s.Requeue(ctx, "u", false, t0.Add(2*time.Hour)); err != nil || res != Uncertain {
 		t.Fatalf("after restore, a plain requeue: %s, %v; want it left alone", res, err)
 	}
-	if res, _, err = s.Requeue(ctx, "u", true, t0.Add(3*time.Hour)); err != nil || res != Requeued {
+	if res, _, _, err = s.Requeue(ctx, "u", true, t0.Add(3*time.Hour)); err != nil || res != Requeued {
 		t.Fatalf("requeue again with includeUncertain: %s, %v", res, err)
 	}
 	if !indexed(t, c, "u") {
@@ -1208,7 +1209,7 @@ func TestRequeueLeavesUncertainAlone(t *testing.T) {
 func TestRestore(t *testing.T) {
 	s, c := newStore(t)
 	deadLetter(t, s, "a", "RCS904", false, t0)
-	res, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour))
+	res, _, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour))
 	if err != nil || res != Requeued {
 		t.Fatal(res, err)
 	}
@@ -1223,11 +1224,11 @@ func TestRestore(t *testing.T) {
 	if !indexed(t, c, "a") {
 		t.Fatal("restored letter not indexed")
 	}
-	if res, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour)); err != nil || res != Requeued {
+	if res, _, _, err := s.Requeue(ctx, "a", false, t0.Add(time.Hour)); err != nil || res != Requeued {
 		t.Fatalf("requeue after restore: %s, %v", res, err)
 	}
-	if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != StateQueued {
-		t.Fatalf("delete of a requeued letter: %s, %v", res, err)
+	if deleted, state, err := s.DeleteDeadLetter(ctx, "a"); err != nil || deleted || state != StateQueued {
+		t.Fatalf("delete of a requeued letter: deleted %t (state %s), %v", deleted, state, err)
 	}
 
 	// Restore leaves alone a job that is not a half-requeued dead letter.
@@ -1252,7 +1253,7 @@ func TestUnindexKeepsLetterDeadLetteredAgain(t *testing.T) {
 			s, c := newStore(t)
 			deadLetter(t, s, "a", "RCS904", false, t0)
 			t1 := t0.Add(time.Hour)
-			if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != Requeued {
+			if res, _, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != Requeued {
 				t.Fatal(res, err)
 			}
 			// The worker runs it and dead-letters it again before Unindex.
@@ -1280,8 +1281,8 @@ func TestUnindexKeepsLetterDeadLetteredAgain(t *testing.T) {
 				}
 			}
 			// Deleting it leaves no index entry behind.
-			if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != Deleted {
-				t.Fatal(res, err)
+			if deleted, state, err := s.DeleteDeadLetter(ctx, "a"); err != nil || !deleted {
+				t.Fatal(deleted, state, err)
 			}
 			if n, _ := c.ZCard(ctx, deadLetters).Result(); n != 0 {
 				t.Errorf("%s still holds %d entries", deadLetters, n)
@@ -1297,13 +1298,13 @@ func TestStartUnindexesRequeuedLetter(t *testing.T) {
 	deadLetter(t, s, "a", "RCS904", false, t0)
 	deadLetter(t, s, "b", "RCS904", false, t0)
 	t1 := t0.Add(time.Hour)
-	if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != Requeued {
+	if res, _, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != Requeued {
 		t.Fatal(res, err)
 	}
 	if !indexed(t, c, "a") {
 		t.Fatal("not indexed before the run")
 	}
-	if state, n := mustStart(t, s, newJob("a"), t1); state != Started || n != 1 {
+	if state, n := mustStart(t, s, newJob("a"), t1); state != StateRunning || n != 1 {
 		t.Fatalf("start: %s %d", state, n)
 	}
 	if indexed(t, c, "a") {
@@ -1318,8 +1319,8 @@ func TestStartUnindexesRequeuedLetter(t *testing.T) {
 		}
 	}
 	// No longer a half-done retry: a second retry finds it running.
-	if res, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != StateRunning {
-		t.Fatalf("requeue after the run started: %s, %v", res, err)
+	if res, state, _, err := s.Requeue(ctx, "a", false, t1); err != nil || res != NotDeadLettered || state != StateRunning {
+		t.Fatalf("requeue after the run started: %s (%s), %v", res, state, err)
 	}
 	// The late Unindex of the stopped retry changes nothing.
 	if err := s.Unindex(ctx, "a"); err != nil {
@@ -1343,8 +1344,8 @@ func TestDeleteDeadLetter(t *testing.T) {
 	s, c := newStore(t)
 	deadLetter(t, s, "a", "RCS904", false, t0)
 	deadLetter(t, s, "b", "RCS904", false, t0)
-	if res, err := s.DeleteDeadLetter(ctx, "a"); err != nil || res != Deleted {
-		t.Fatalf("delete: %s, %v", res, err)
+	if deleted, state, err := s.DeleteDeadLetter(ctx, "a"); err != nil || !deleted {
+		t.Fatalf("delete: deleted %t (state %s), %v", deleted, state, err)
 	}
 	if n, _ := c.Exists(ctx, jobKey("a"), attemptsKey("a")).Result(); n != 0 {
 		t.Fatalf("%d keys of the deleted letter left", n)
@@ -1358,7 +1359,7 @@ func TestDeleteDeadLetter(t *testing.T) {
 	if !indexed(t, c, "b") {
 		t.Fatal("deleting a touched b")
 	}
-	if _, err := s.DeleteDeadLetter(ctx, "a"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.DeleteDeadLetter(ctx, "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
 	// The results stream is a log: the entry stays.
@@ -1369,9 +1370,9 @@ func TestDeleteDeadLetter(t *testing.T) {
 	mustCreate(t, s, newJob("q"), t0)
 	mustCreate(t, s, newJob("ok"), t0)
 	mustFinish(t, s, "ok", success(1, t0), t0)
-	for id, state := range map[string]string{"q": StateQueued, "ok": StateSucceeded} {
-		if res, err := s.DeleteDeadLetter(ctx, id); err != nil || res != state {
-			t.Errorf("delete of %s job: %s, %v; want %s", state, res, err, state)
+	for id, state := range map[string]State{"q": StateQueued, "ok": StateSucceeded} {
+		if deleted, res, err := s.DeleteDeadLetter(ctx, id); err != nil || deleted || res != state {
+			t.Errorf("delete of %s job: deleted %t (state %s), %v; want not deleted, %s", state, deleted, res, err, state)
 		}
 		if _, err := s.Get(ctx, id); err != nil {
 			t.Errorf("delete of a %s job removed it: %v", state, err)
@@ -1409,8 +1410,8 @@ func TestIDsDoNotCollide(t *testing.T) {
 			t.Errorf("%s: %+v", id, r)
 		}
 	}
-	if res, err := s.DeleteDeadLetter(ctx, "order-1"); err != nil || res != Deleted {
-		t.Fatal(res, err)
+	if deleted, state, err := s.DeleteDeadLetter(ctx, "order-1"); err != nil || !deleted {
+		t.Fatal(deleted, state, err)
 	}
 	if r, err := s.Get(ctx, "order-1:attempts"); err != nil || r.State != StateDeadLettered {
 		t.Fatalf("deleting order-1 hurt order-1:attempts: %+v, %v", r, err)

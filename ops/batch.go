@@ -1,0 +1,222 @@
+package ops
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/store"
+)
+
+// BatchStatus is a batch's counters with the pace they show.
+type BatchStatus struct {
+	Batch
+	// Rate is jobs finished per second (over the last minute while
+	// watching, else since the first job started); 0 while unknown.
+	Rate float64
+}
+
+// TimeLeft estimates the time until every job has its outcome, from Rate;
+// ok is false while it cannot be told.
+func (s BatchStatus) TimeLeft() (left time.Duration, ok bool) {
+	n := s.Total - s.Done()
+	if s.Rate <= 0 || n < 0 {
+		return 0, false
+	}
+	d := time.Duration(float64(n) / s.Rate * float64(time.Second)).Round(time.Second)
+	if n > 0 {
+		d = max(d, time.Second)
+	}
+	return d, true
+}
+
+// batchErr turns the store's not-found into ours, with a hint.
+func batchErr(id string, err error) error {
+	if errors.Is(err, store.ErrBatchNotFound) {
+		return fmt.Errorf("no batch with ID %q (see `rcslaunch batch list`): %w", id, ErrNotFound)
+	}
+	return err
+}
+
+// BatchStatus returns a batch's counts and its average pace since its first
+// job started. An unknown ID is ErrNotFound.
+func (c *Client) BatchStatus(ctx context.Context, id string) (BatchStatus, error) {
+	b, err := c.store.GetBatch(ctx, id)
+	if err != nil {
+		return BatchStatus{}, batchErr(id, err)
+	}
+	return BatchStatus{Batch: b, Rate: rateSince(b, time.Now())}, nil
+}
+
+// rateSince is the batch's average pace since its first job started.
+func rateSince(b Batch, now time.Time) float64 {
+	if b.StartedAt.IsZero() || b.Done() == 0 {
+		return 0
+	}
+	end := now
+	if b.FinishedAt != nil {
+		end = *b.FinishedAt
+	}
+	secs := end.Sub(b.StartedAt).Seconds()
+	if secs <= 0 {
+		return 0
+	}
+	return float64(b.Done()) / secs
+}
+
+// WatchBatch reads the batch every interval and calls fn with its status
+// (its pace over the last minute) until the batch is finished, then returns
+// its last status. It stops early when ctx ends.
+func (c *Client) WatchBatch(ctx context.Context, id string, interval time.Duration, fn func(BatchStatus)) (BatchStatus, error) {
+	type sample struct {
+		at   time.Time
+		done int64
+	}
+	var samples []sample
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		b, err := c.store.GetBatch(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return BatchStatus{}, errors.New("interrupted before the batch finished")
+			}
+			return BatchStatus{}, batchErr(id, err)
+		}
+		now := time.Now()
+		samples = append(samples, sample{now, b.Done()})
+		for len(samples) > 2 && now.Sub(samples[0].at) > time.Minute {
+			samples = samples[1:]
+		}
+		st := BatchStatus{Batch: b, Rate: rateSince(b, now)}
+		first, last := samples[0], samples[len(samples)-1]
+		if d := last.at.Sub(first.at).Seconds(); d >= 5 && last.done > first.done {
+			st.Rate = float64(last.done-first.done) / d
+		}
+		fn(st)
+		if b.Finished() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, errors.New("interrupted before the batch finished")
+		case <-tick.C:
+		}
+	}
+}
+
+// ListBatches returns up to limit batches from offset, newest first, and
+// how many there are in all.
+func (c *Client) ListBatches(ctx context.Context, offset, limit int) ([]Batch, int64, error) {
+	bs, err := c.store.ListBatches(ctx, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	total, err := c.store.CountBatches(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return bs, total, nil
+}
+
+// EachBatch calls fn for every batch, newest first, a page at a time.
+func (c *Client) EachBatch(ctx context.Context, fn func(Batch) error) error {
+	const page = 100
+	for n := 0; ; n += page {
+		bs, err := c.store.ListBatches(ctx, n, page)
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		if len(bs) < page {
+			return nil
+		}
+	}
+}
+
+// CloseBatch makes a batch's total final, for a batch whose enqueue stopped
+// before it could (Redis failed, the process was killed): it then finishes
+// once every job it holds has an outcome. Closing a closed batch changes
+// nothing.
+func (c *Client) CloseBatch(ctx context.Context, id string) (Batch, error) {
+	if err := c.store.CloseBatch(ctx, id, time.Now()); err != nil {
+		return Batch{}, batchErr(id, err)
+	}
+	b, err := c.store.GetBatch(ctx, id)
+	return b, batchErr(id, err)
+}
+
+// ReportFormat is the form of a batch report.
+type ReportFormat int
+
+// Report formats.
+const (
+	// ReportCSV: one row per job with a header row.
+	ReportCSV ReportFormat = iota
+	// ReportJSONL: one ReportRow object per line.
+	ReportJSONL
+	// ReportFailedJobs: the dead letters only, as JSONL jobs (with their
+	// IDs) that a file enqueue accepts.
+	ReportFailedJobs
+)
+
+// ReportRow is one job of a batch report; its JSON form is the contract's.
+type ReportRow struct {
+	JobID         string `json:"job_id"`
+	AgentNo       string `json:"agent_no"`
+	Outcome       string `json:"outcome"`
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	AgentLaunchID string `json:"agent_launch_id"`
+	Attempts      int    `json:"attempts"`
+}
+
+var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}
+
+func rowOf(j BatchJob) ReportRow {
+	return ReportRow{JobID: j.ID, AgentNo: j.AgentNo, Outcome: string(j.State), Code: j.Code, Message: j.Message,
+		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts}
+}
+
+// WriteBatchReport writes one row per job of the batch to w, in the order
+// they were enqueued. An unknown ID is ErrNotFound, with nothing written.
+func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportFormat, w io.Writer) error {
+	if _, err := c.store.GetBatch(ctx, id); err != nil {
+		return batchErr(id, err)
+	}
+	var write func(BatchJob) error
+	flush := func() error { return nil }
+	switch format {
+	case ReportFailedJobs:
+		write = func(j BatchJob) error {
+			if j.State != StateDeadLettered {
+				return nil
+			}
+			return writeJob(w, j.ID, j.Payload)
+		}
+	case ReportJSONL:
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		write = func(j BatchJob) error { return enc.Encode(rowOf(j)) }
+	default:
+		cw := csv.NewWriter(w)
+		if err := cw.Write(reportColumns); err != nil {
+			return err
+		}
+		write = func(j BatchJob) error {
+			r := rowOf(j)
+			return cw.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID, strconv.Itoa(r.Attempts)})
+		}
+		flush = func() error { cw.Flush(); return cw.Error() }
+	}
+	return errors.Join(c.store.EachBatchJob(ctx, id, write), flush())
+}

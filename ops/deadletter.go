@@ -1,0 +1,285 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/rcslaunch/rcslaunch/internal/jobfile"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+// Selection names the dead letters a bulk operation acts on: exactly one of
+// IDs, All, or Code.
+type Selection struct {
+	IDs  []string // these jobs, as named (each may turn out not found)
+	All  bool     // every dead letter
+	Code string   // every dead letter whose last code is Code
+}
+
+// ErrBadSelection: a Selection names none, or more than one, of its ways.
+var ErrBadSelection = errors.New("name dead letters by ID, all, or code (exactly one of them)")
+
+// Check reports ErrBadSelection unless exactly one way is given.
+func (s Selection) Check() error {
+	n := 0
+	for _, given := range []bool{len(s.IDs) > 0, s.All, s.Code != ""} {
+		if given {
+			n++
+		}
+	}
+	if n != 1 {
+		return ErrBadSelection
+	}
+	return nil
+}
+
+// Action is what a retry or delete did with one selected job.
+type Action string
+
+// Actions.
+const (
+	Retried          Action = "retried"           // back on the queue with a fresh attempt budget
+	SkippedUncertain Action = "uncertain"         // left alone: the agent may have been launched
+	Deleted          Action = "deleted"           // dropped with its record
+	NotFound         Action = "not_found"         // no such job (already retried or deleted?)
+	NotDeadLettered  Action = "not_dead_lettered" // the job is in another state (see State); untouched
+)
+
+// DeadLetterResult is what a retry or delete did with one job.
+type DeadLetterResult struct {
+	JobID  string
+	Action Action
+	// State is the job's state when Action is NotDeadLettered.
+	State State
+}
+
+// OK reports whether the job ended where the operator asked: retried,
+// deleted, or deliberately left alone as uncertain.
+func (r DeadLetterResult) OK() bool {
+	return r.Action == Retried || r.Action == Deleted || r.Action == SkippedUncertain
+}
+
+// Key names the result in a Tally: the action, or for a job that is not a
+// dead letter, its state ("queued", "succeeded", …).
+func (r DeadLetterResult) Key() string {
+	if r.Action == NotDeadLettered {
+		return string(r.State)
+	}
+	return string(r.Action)
+}
+
+// Describe says the result in words, for people.
+func (r DeadLetterResult) Describe() string {
+	switch r.Action {
+	case SkippedUncertain:
+		return "skipped as uncertain"
+	case NotFound:
+		return "not found"
+	case NotDeadLettered:
+		return "not dead-lettered (" + string(r.State) + ")"
+	}
+	return string(r.Action)
+}
+
+// Tally counts the results of a bulk operation by Key, in the order each
+// was first seen.
+type Tally struct {
+	counts map[string]int
+	labels map[string]string
+	order  []string
+}
+
+// Add counts one result.
+func (t *Tally) Add(r DeadLetterResult) {
+	if t.counts == nil {
+		t.counts, t.labels = map[string]int{}, map[string]string{}
+	}
+	k := r.Key()
+	if t.counts[k] == 0 {
+		t.order = append(t.order, k)
+		t.labels[k] = r.Describe()
+	}
+	t.counts[k]++
+}
+
+// Count is how many results had key k (an Action or a State).
+func (t *Tally) Count(k string) int { return t.counts[k] }
+
+// Counts is the tally as a map from key to count, for JSON.
+func (t *Tally) Counts() map[string]int {
+	out := make(map[string]int, len(t.counts))
+	for k, n := range t.counts {
+		out[k] = n
+	}
+	return out
+}
+
+// String is "retried 3, skipped as uncertain 1", or "nothing selected".
+func (t *Tally) String() string {
+	if len(t.order) == 0 {
+		return "nothing selected"
+	}
+	parts := make([]string, len(t.order))
+	for i, k := range t.order {
+		parts[i] = fmt.Sprintf("%s %d", t.labels[k], t.counts[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// BulkOpts changes a bulk retry or delete; nil means the defaults.
+type BulkOpts struct {
+	// IncludeUncertain retries dead letters marked uncertain too (the agent
+	// may have been launched). Delete ignores it.
+	IncludeUncertain bool
+	// OnEach, when set, is called after each job, for progress and for
+	// reporting named jobs that were not acted on.
+	OnEach func(DeadLetterResult)
+}
+
+// RetryDeadLetter puts one dead letter back on the launch queue with a fresh
+// attempt budget; it leaves the dead-letter store only once its task is
+// safely enqueued. An unknown ID is reported as NotFound, not as an error.
+func (c *Client) RetryDeadLetter(ctx context.Context, id string, includeUncertain bool) (DeadLetterResult, error) {
+	res, state, err := c.producer.RetryDeadLetter(ctx, id, includeUncertain)
+	r := DeadLetterResult{JobID: id}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.Action = NotFound
+	case err != nil:
+		return r, err
+	case res == store.Requeued:
+		r.Action = Retried
+	case res == store.Uncertain:
+		r.Action = SkippedUncertain
+	default:
+		r.Action, r.State = NotDeadLettered, state
+	}
+	return r, nil
+}
+
+// DeleteDeadLetter drops one dead letter and its record; the job can then be
+// enqueued anew. An unknown ID is reported as NotFound, not as an error.
+func (c *Client) DeleteDeadLetter(ctx context.Context, id string) (DeadLetterResult, error) {
+	deleted, state, err := c.store.DeleteDeadLetter(ctx, id)
+	r := DeadLetterResult{JobID: id}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		r.Action = NotFound
+	case err != nil:
+		return r, err
+	case deleted:
+		r.Action = Deleted
+	default:
+		r.Action, r.State = NotDeadLettered, state
+	}
+	return r, nil
+}
+
+// RetryDeadLetters retries every selected dead letter, as RetryDeadLetter
+// does one. It stops at the first error, returning the tally so far.
+func (c *Client) RetryDeadLetters(ctx context.Context, sel Selection, opts *BulkOpts) (Tally, error) {
+	include := opts != nil && opts.IncludeUncertain
+	return c.eachSelected(ctx, sel, opts, func(id string) (DeadLetterResult, error) {
+		return c.RetryDeadLetter(ctx, id, include)
+	})
+}
+
+// DeleteDeadLetters deletes every selected dead letter, as DeleteDeadLetter
+// does one. It stops at the first error, returning the tally so far.
+func (c *Client) DeleteDeadLetters(ctx context.Context, sel Selection, opts *BulkOpts) (Tally, error) {
+	return c.eachSelected(ctx, sel, opts, func(id string) (DeadLetterResult, error) {
+		return c.DeleteDeadLetter(ctx, id)
+	})
+}
+
+// eachSelected applies op to every selected job and tallies the results.
+// Named IDs are taken as given; the others are walked in the store, which
+// lets op remove the letter it is given.
+func (c *Client) eachSelected(ctx context.Context, sel Selection, opts *BulkOpts, op func(id string) (DeadLetterResult, error)) (Tally, error) {
+	var t Tally
+	if err := sel.Check(); err != nil {
+		return t, err
+	}
+	one := func(id string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := op(id)
+		if err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		t.Add(r)
+		if opts != nil && opts.OnEach != nil {
+			opts.OnEach(r)
+		}
+		return nil
+	}
+	if len(sel.IDs) > 0 {
+		for _, id := range sel.IDs {
+			if err := one(id); err != nil {
+				return t, fmt.Errorf("stopped after %s: %w", t.String(), err)
+			}
+		}
+		return t, nil
+	}
+	err := c.store.EachDeadLetter(ctx, store.Filter{Code: sel.Code}, func(r store.Record) error { return one(r.ID) })
+	if err != nil {
+		return t, fmt.Errorf("stopped after %s: %w", t.String(), err)
+	}
+	return t, nil
+}
+
+// CountSelected is how many dead letters sel names (for a progress bar); for
+// named IDs, how many are named.
+func (c *Client) CountSelected(ctx context.Context, sel Selection) (int64, error) {
+	if len(sel.IDs) > 0 {
+		return int64(len(sel.IDs)), nil
+	}
+	return c.store.CountDeadLetters(ctx, store.Filter{Code: sel.Code})
+}
+
+// EachDeadLetter calls fn for every dead letter matching f, newest first,
+// reading a page at a time so that memory does not grow with the store.
+func (c *Client) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) error) error {
+	return c.store.EachDeadLetter(ctx, f, fn)
+}
+
+// ListDeadLetters returns up to limit dead letters matching f from offset,
+// newest first, and how many match in all.
+func (c *Client) ListDeadLetters(ctx context.Context, f Filter, offset, limit int) ([]Record, int64, error) {
+	recs, err := c.store.ListDeadLetters(ctx, f, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	total, err := c.store.CountDeadLetters(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	return recs, total, nil
+}
+
+// CountDeadLetters is how many dead letters match f.
+func (c *Client) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
+	return c.store.CountDeadLetters(ctx, f)
+}
+
+// ExportDeadLetters writes every dead letter matching f to w as a JSONL job
+// (with its ID) that a file enqueue accepts again.
+func (c *Client) ExportDeadLetters(ctx context.Context, f Filter, w io.Writer) error {
+	return c.store.EachDeadLetter(ctx, f, func(r store.Record) error { return writeJob(w, r.ID, r.Payload) })
+}
+
+// writeJob writes a stored payload as a job line with its ID.
+func writeJob(w io.Writer, id string, payload []byte) error {
+	var j launch.Job
+	if err := json.Unmarshal(payload, &j); err != nil {
+		return fmt.Errorf("job %s: stored payload: %w", id, err)
+	}
+	j.ID = id
+	return jobfile.Write(w, j)
+}

@@ -1,0 +1,57 @@
+package ops
+
+import (
+	"github.com/rcslaunch/rcslaunch/internal/jobfile"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+)
+
+// The records a Client returns. They are defined where they are stored and
+// named here, so that code outside this module can use them.
+type (
+	// Record is everything known about one job.
+	Record = store.Record
+	// Attempt is one call to Kaleyra (or one lost with its worker).
+	Attempt = store.Attempt
+	// State is where a job is in its life.
+	State = store.State
+	// Batch is a batch's status, read from its counters.
+	Batch = store.Batch
+	// BatchJob is one job of a batch, as its report lists it.
+	BatchJob = store.BatchJob
+	// Result is one entry of the results stream.
+	Result = store.Result
+	// Filter selects dead letters by last code and time.
+	Filter = store.Filter
+	// Status is what happened to one job offered to Enqueue.
+	Status = queue.Status
+	// Format is a job file's format.
+	Format = jobfile.Format
+)
+
+// Job states. Succeeded and dead-lettered are final.
+const (
+	StateQueued       = store.StateQueued
+	StateRunning      = store.StateRunning
+	StateRetrying     = store.StateRetrying
+	StateSucceeded    = store.StateSucceeded
+	StateDeadLettered = store.StateDeadLettered
+)
+
+// Enqueue statuses.
+const (
+	StatusEnqueued        = queue.Enqueued        // now on the queue
+	StatusDuplicate       = queue.Duplicate       // already queued, running or retrying
+	StatusAlreadyLaunched = queue.AlreadyLaunched // succeeded before; not launched again without Force
+	StatusDeadLettered    = queue.DeadLettered    // in the dead-letter store; retry it there
+	StatusConflict        = queue.Conflict        // the ID exists with a different payload
+)
+
+// Job file formats.
+const (
+	FormatJSONL = jobfile.JSONL
+	FormatCSV   = jobfile.CSV
+)
+
+// ParseFormat reads a format's name: "jsonl" or "csv".
+func ParseFormat(s string) (Format, error) { return jobfile.ParseFormat(s) }
