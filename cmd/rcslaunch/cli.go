@@ -15,6 +15,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -147,12 +148,12 @@ func openWith(ctx context.Context, cfg config.Config) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := config.RedisClient(opt)
-	if err := config.CheckRedis(ctx, rdb); err != nil {
-		rdb.Close()
+	rc := rdb.NewClient(opt)
+	if err := rdb.Check(ctx, rc); err != nil {
+		rc.Close()
 		return nil, err
 	}
-	st := store.New(rdb)
+	st := store.New(rc)
 	st.ResultsMaxLen = cfg.ResultsMaxLen
 	// A batch finished here (closed after its last outcome, a dead letter
 	// restored) expires like its jobs' records.
