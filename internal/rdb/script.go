@@ -19,9 +19,13 @@ import (
 //go:embed lua/*.lua lua/lib/*.lua
 var luaFS embed.FS
 
-// loaded names every file of luaFS that a script was built from, so that a
-// test can tell that none is left unused.
-var loaded = map[string]bool{}
+// loaded names every file of luaFS that a script was built from, and
+// scripts lists every script built, so that a test can tell that no file is
+// left unused and that every script runs.
+var (
+	loaded  = map[string]bool{}
+	scripts []*script
+)
 
 // batchLib is lib/batch.lua, the batch helpers of the scripts that change a
 // job's state or a batch, with its placeholders replaced by the batch key
@@ -51,7 +55,9 @@ type script struct {
 func load(name string, preludes ...string) *script {
 	src := strings.Join(preludes, "") + readLua(name)
 	h := sha1.Sum([]byte(src))
-	return &script{name: name, src: src, sha: hex.EncodeToString(h[:])}
+	s := &script{name: name, src: src, sha: hex.EncodeToString(h[:])}
+	scripts = append(scripts, s)
+	return s
 }
 
 // run runs s on c and returns its answer: EVALSHA, then EVAL on NOSCRIPT.
@@ -109,7 +115,9 @@ func queue[T any](ctx context.Context, pipe redis.Pipeliner, s *script, keys []s
 
 // Result returns the script's answer once the pipeline has run. When Redis
 // did not know the script (NOSCRIPT: it did not run), it runs it again alone
-// on c, so that a queued script runs once like a direct one.
+// on c, so that a queued script runs once like a direct one; read again, the
+// answer is the same, and the script does not run again.
 func (p *Pending[T]) Result(ctx context.Context, c redis.Scripter) (T, error) {
-	return decoded(p.s, p.s.recover(ctx, c, p.cmd, p.keys, p.args), p.decode)
+	p.cmd = p.s.recover(ctx, c, p.cmd, p.keys, p.args)
+	return decoded(p.s, p.cmd, p.decode)
 }
