@@ -19,8 +19,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
@@ -64,7 +64,7 @@ func New(opts Options) (*Client, error) {
 		return nil, errors.New("enqueue: Options.SID is required")
 	}
 	return &Client{producer: &queue.Producer{
-		Store:  store.New(config.RedisClient(opts.Redis)),
+		Store:  store.New(rdb.NewClient(opts.Redis)),
 		Client: asynq.NewClient(opts.Redis),
 		SID:    opts.SID,
 	}}, nil

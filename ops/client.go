@@ -21,8 +21,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
@@ -83,7 +83,7 @@ func (c *Client) Close() error { return c.store.Redis().Close() }
 
 // Check connects to Redis and fails with a clear message when it cannot be
 // reached or is too old for asynq.
-func (c *Client) Check(ctx context.Context) error { return config.CheckRedis(ctx, c.store.Redis()) }
+func (c *Client) Check(ctx context.Context) error { return rdb.Check(ctx, c.store.Redis()) }
 
 // EnqueueOpts changes one Enqueue call; nil means the defaults.
 type EnqueueOpts struct {

@@ -268,11 +268,14 @@ func (w *Worker) finish(log zerolog.Logger, slot *limits.Slot, r limits.Result, 
 	}
 	rel := slot.QueueRelease(first, pipe, r)
 	_, _ = pipe.Exec(first)
+	// Either script runs again alone, within first, when Redis answered
+	// NOSCRIPT (a restart flushed its scripts): it did not run.
 	ev, relErr := rel.Events(first)
+	state, finErr := fin.State()
 	cancelFirst()
 	w.released(log, ev, relErr)
-	if state, err := fin.State(); err == nil || errors.Is(err, store.ErrNotFound) {
-		return state, err
+	if finErr == nil || errors.Is(finErr, store.ErrNotFound) {
+		return state, finErr
 	}
 	delay := 100 * time.Millisecond
 	for {

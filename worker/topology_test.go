@@ -18,6 +18,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
@@ -33,7 +34,7 @@ func newEnvOn(t *testing.T, opt asynq.RedisConnOpt, sc sim.Config) *env {
 	s := sim.New(sc)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
-	st := store.New(config.RedisClient(opt))
+	st := store.New(rdb.NewClient(opt))
 	ac := asynq.NewClient(opt)
 	t.Cleanup(func() { ac.Close(); st.Redis().Close() })
 	e := &env{t: t, sim: s, simTS: ts, store: st, logs: &syncBuffer{},
@@ -348,22 +349,22 @@ func TestClusterBatch(t *testing.T) {
 	opt := clusterConnOpt(t)
 	e := newEnvOn(t, opt, sim.Config{APIKey: testKey})
 	ctx := context.Background()
-	rdb, ok := e.store.Redis().(*redis.ClusterClient)
+	cluster, ok := e.store.Redis().(*redis.ClusterClient)
 	if !ok {
 		t.Fatalf("the store's client is %T, want *redis.ClusterClient", e.store.Redis())
 	}
-	if err := config.CheckRedis(ctx, rdb); err != nil {
-		t.Fatalf("CheckRedis on the cluster: %v", err)
+	if err := rdb.Check(ctx, cluster); err != nil {
+		t.Fatalf("rdb.Check on the cluster: %v", err)
 	}
-	if info, err := rdb.Info(ctx, "server").Result(); err != nil || !strings.Contains(info, "redis_version:") {
-		t.Errorf("INFO server on the cluster: %v; CheckRedis could not tell the version", err)
+	if info, err := cluster.Info(ctx, "server").Result(); err != nil || !strings.Contains(info, "redis_version:") {
+		t.Errorf("INFO server on the cluster: %v; rdb.Check could not tell the version", err)
 	}
 
 	// Every key of ours that exists at any time during the run.
 	var keysMu sync.Mutex
 	seen := map[string]bool{}
 	sample := func() {
-		_ = rdb.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		_ = cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 			ks, err := c.Keys(ctx, "rcslaunch:*").Result()
 			keysMu.Lock()
 			defer keysMu.Unlock()
@@ -518,7 +519,7 @@ func TestClusterBatch(t *testing.T) {
 	// CLUSTER KEYSLOT: the stream and a job's key share a slot; the SID's
 	// limiter keys share one.
 	slot := func(k string) int64 {
-		s, err := rdb.ClusterKeySlot(ctx, k).Result()
+		s, err := cluster.ClusterKeySlot(ctx, k).Result()
 		if err != nil {
 			t.Fatalf("CLUSTER KEYSLOT %s: %v", k, err)
 		}
@@ -526,7 +527,7 @@ func TestClusterBatch(t *testing.T) {
 	}
 	resultsSlot := slot(store.ResultsStream)
 	jobKey := "rcslaunch:{rcslaunch:results}:job:" + ids["100"]
-	if n, err := rdb.Exists(ctx, jobKey).Result(); err != nil || n != 1 {
+	if n, err := cluster.Exists(ctx, jobKey).Result(); err != nil || n != 1 {
 		t.Fatalf("job key %s: exists %d (%v); the store names its keys otherwise", jobKey, n, err)
 	}
 	if s := slot(jobKey); s != resultsSlot {
@@ -561,7 +562,7 @@ func TestClusterBatch(t *testing.T) {
 	}
 	owner := map[int64]string{}
 	for _, s := range []int64{resultsSlot, sidSlot, slot("asynq:{" + queue.Name + "}:pending")} {
-		owner[s] = slotOwner(t, rdb, s)
+		owner[s] = slotOwner(t, cluster, s)
 	}
 	asynqSlot := slot("asynq:{" + queue.Name + "}:pending")
 	t.Logf("batch of %d finished in %v; results slot %d on %s, SID slot %d on %s, asynq queue slot %d on %s; limiter keys seen: %v; %d outcome keys",
@@ -590,13 +591,13 @@ func slotOwner(t *testing.T, rdb *redis.ClusterClient, slot int64) string {
 func TestClusterEnqueueMany(t *testing.T) {
 	t.Parallel()
 	opt := clusterConnOpt(t)
-	rdb := config.RedisClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	ap, err := rdb.AutoPipeline()
+	client := rdb.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	ap, err := client.AutoPipeline()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(rdb)
+	st := store.New(client)
 	p := &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
 	ctx := context.Background()
 	batch := store.NewBatchID(time.Now())

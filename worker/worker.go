@@ -25,6 +25,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -188,13 +189,13 @@ func New(opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	rdb := config.RedisClient(opts.Redis)
-	st := store.New(rdb)
+	rc := rdb.NewClient(opts.Redis)
+	st := store.New(rc)
 	if opts.JobRetention > 0 {
 		st.Retention = opts.JobRetention
 	}
 	st.ResultsMaxLen = opts.ResultsMaxLen
-	lim, err := limits.New(rdb, limits.Config{
+	lim, err := limits.New(rc, limits.Config{
 		Rate: opts.RateLimit, Burst: opts.RateBurst, MaxInFlight: opts.MaxInFlight,
 		// A slot outlives the call it covers; a process killed while holding
 		// one frees it this long after it took it.
@@ -246,7 +247,7 @@ func New(opts Options) (*Worker, error) {
 // Run processes jobs until ctx is done, then shuts down gracefully: calls in
 // flight finish and are recorded, jobs not yet started go back to the queue.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := config.CheckRedis(ctx, w.store.Redis()); err != nil {
+	if err := rdb.Check(ctx, w.store.Redis()); err != nil {
 		return err
 	}
 	if err := w.srv.Start(asynq.HandlerFunc(w.process)); err != nil {

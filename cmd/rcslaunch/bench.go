@@ -30,6 +30,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/ops"
@@ -212,7 +213,7 @@ func newBench(ctx context.Context, cfg config.Config, o benchOpts, io stdio) (*b
 		a.Close()
 		return nil, err
 	}
-	b := &bench{o: o, cfg: cfg, opt: a.redis, rdb: config.RedisClient(a.redis), a: a, io: io, dir: dir,
+	b := &bench{o: o, cfg: cfg, opt: a.redis, rdb: rdb.NewClient(a.redis), a: a, io: io, dir: dir,
 		sim: sim.New(sim.Config{APIKey: benchKey}), job: demoJob("1")}
 	simCtx, stopSim := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -13,6 +13,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -74,7 +75,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 
 // fleetMetrics is the registry of the fleet-wide metrics, read from Redis.
 func fleetMetrics(a *app, inspector *asynq.Inspector) (*prometheus.Registry, error) {
-	rdb := config.RedisClient(a.redis)
+	rdb := rdb.NewClient(a.redis)
 	lim, err := limits.New(rdb, limits.Config{Rate: a.cfg.RateLimit, Burst: a.cfg.RateBurst, MaxInFlight: a.cfg.MaxInFlight})
 	if err != nil {
 		return nil, err

@@ -145,17 +145,6 @@ func TestSentinelURLPasswordReachesThePrimary(t *testing.T) {
 	}
 }
 
-func TestVersionLess(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		less bool
-	}{{"6.0.9", "6.2.0", true}, {"6.2.0", "6.2.0", false}, {"7.0.15", "6.2.0", false}, {"5", "6.2", true}, {"6.2.1", "6.2", false}} {
-		if got := versionLess(c.a, c.b); got != c.less {
-			t.Errorf("versionLess(%s, %s) = %v", c.a, c.b, got)
-		}
-	}
-}
-
 func unsetenv(t *testing.T, k string) {
 	t.Helper()
 	if err := os.Unsetenv(k); err != nil {

@@ -1,14 +1,10 @@
 package config
 
 import (
-	"context"
 	"fmt"
 	"net/url"
-	"strconv"
-	"strings"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 // RedisConnOpt returns the Redis connection asynq and our store share:
@@ -48,51 +44,4 @@ func (c Config) RedisConnOpt() (asynq.RedisConnOpt, error) {
 		}
 	}
 	return opt, nil
-}
-
-// RedisClient opens a go-redis client on opt, the same connection asynq uses.
-func RedisClient(opt asynq.RedisConnOpt) redis.UniversalClient {
-	return opt.MakeRedisClient().(redis.UniversalClient)
-}
-
-// MinRedisVersion is the oldest Redis asynq works with: its scripts use
-// ZRANGE … BYSCORE, which arrived in 6.2.
-const MinRedisVersion = "6.2.0"
-
-// CheckRedis pings Redis and fails with a clear message when it cannot be
-// reached or is older than MinRedisVersion.
-func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis: cannot reach it (check REDIS_URL / REDIS_CLUSTER_ADDRS): %w", err)
-	}
-	info, err := rdb.Info(ctx, "server").Result()
-	if err != nil {
-		return nil // INFO disabled (renamed away, or an in-process Redis): the version cannot be told
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-			if versionLess(v, MinRedisVersion) {
-				return fmt.Errorf("redis: version %s is too old; rcslaunch needs %s or newer", v, MinRedisVersion)
-			}
-			return nil
-		}
-	}
-	return nil
-}
-
-func versionLess(a, b string) bool {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < 3; i++ {
-		var x, y int
-		if i < len(pa) {
-			x, _ = strconv.Atoi(pa[i])
-		}
-		if i < len(pb) {
-			y, _ = strconv.Atoi(pb[i])
-		}
-		if x != y {
-			return x < y
-		}
-	}
-	return false
 }

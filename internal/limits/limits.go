@@ -17,11 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 // Config is one account's limits (the same for every SID a fleet serves).
@@ -103,7 +104,7 @@ type Limiter struct {
 
 type sidKeys struct {
 	sid  string
-	keys []string
+	keys rdb.SIDKeys
 }
 
 // New returns a Limiter over rdb.
@@ -115,44 +116,15 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	return &Limiter{rdb: rdb, cfg: cfg}, nil
 }
 
-// keysFor returns keys(sid), reusing the last SID's. The slice is shared and
-// must not be modified.
-func (l *Limiter) keysFor(sid string) []string {
+// keysFor returns sid's keys, reusing the last SID's.
+func (l *Limiter) keysFor(sid string) rdb.SIDKeys {
 	if k := l.last.Load(); k != nil && k.sid == sid {
 		return k.keys
 	}
-	k := &sidKeys{sid: sid, keys: keys(sid)}
+	k := &sidKeys{sid: sid, keys: rdb.LimiterKeys(sid)}
 	l.last.Store(k)
 	return k.keys
 }
-
-func keys(sid string) []string {
-	p := "rcslaunch:{sid:" + sid + "}:"
-	// tat, in-flight leases, cool-off flag, effective rate, gateway-error count
-	return []string{p + "tat", p + "inflight", p + "cooloff", p + "rate", p + "gateway_errors"}
-}
-
-var acquireScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local cool = redis.call('PTTL', KEYS[3])
-if cool > 0 then return {0, cool * 1000, 'cool_off'} end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {0, 0, 'in_flight'} end
-local rate = tonumber(ARGV[1])
-local eff = tonumber(redis.call('HGET', KEYS[4], 'rate'))
-if eff and eff < rate then rate = eff end
-local interval = math.floor(1000000 / rate)
-local tolerance = interval * tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new = tat + interval
-if new - now > tolerance then return {0, new - now - tolerance, 'rate'} end
-redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
-redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[4]) / 1000) + 1000)
-return {1, 0, 'ok'}
-`)
 
 // Slot is permission for one call, held until Release.
 type Slot struct {
@@ -169,17 +141,15 @@ func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 	k := l.keysFor(sid)
 	deadline := time.Now().Add(l.cfg.MaxWait)
 	for {
-		vals, err := acquireScript.Run(ctx, l.rdb, k, l.cfg.Rate, l.cfg.Burst, l.cfg.MaxInFlight,
-			l.cfg.Lease.Microseconds(), token).Slice()
+		r, err := rdb.LimiterAcquire(ctx, l.rdb, k, rdb.AcquireArgs{Rate: l.cfg.Rate, Burst: l.cfg.Burst,
+			MaxInFlight: l.cfg.MaxInFlight, Lease: l.cfg.Lease, Token: token})
 		if err != nil {
 			return nil, fmt.Errorf("acquire launch slot for %s: %w", sid, err)
 		}
-		if ok, _ := vals[0].(int64); ok == 1 {
+		if r.OK {
 			return &Slot{l: l, sid: sid, token: token}, nil
 		}
-		us, _ := vals[1].(int64)
-		reason, _ := vals[2].(string)
-		wait := time.Duration(us) * time.Microsecond
+		reason, wait := r.Reason, r.Wait
 		if reason == ReasonInFlight {
 			// No one can say when a call ends: look again soon, at a
 			// jittered interval so that waiters do not move in step.
@@ -220,43 +190,9 @@ type Events struct {
 	Rate float64
 }
 
-var releaseScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREM', KEYS[2], ARGV[1])
-local result, rate, floor = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local cool, newrate = 0, 0
-if result == 'gateway' and tonumber(ARGV[5]) > 0 then
-  local n = redis.call('INCR', KEYS[5])
-  if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[6]) end
-  if n >= tonumber(ARGV[5]) and redis.call('EXISTS', KEYS[3]) == 0 then
-    redis.call('SET', KEYS[3], now, 'PX', ARGV[7])
-    redis.call('DEL', KEYS[5])
-    cool = 1
-  end
-end
-local eff = tonumber(redis.call('HGET', KEYS[4], 'rate') or rate)
-if result == 'throttled' then
-  newrate = math.max(floor, math.min(eff, rate) / 2)
-  redis.call('HSET', KEYS[4], 'rate', newrate, 'changed', now)
-  if newrate == eff then newrate = 0 end -- already at the floor: nothing changed
-elseif eff < rate and result == 'answered' then
-  -- raise the rate a tenth of the limit at most once a second of successes
-  local changed = tonumber(redis.call('HGET', KEYS[4], 'changed') or '0')
-  if now - changed >= 1000 then
-    newrate = math.min(rate, eff + rate / 10)
-    if newrate >= rate then
-      redis.call('DEL', KEYS[4])
-    else
-      redis.call('HSET', KEYS[4], 'rate', newrate, 'changed', now)
-    end
-  end
-end
-return {cool, tostring(newrate)}
-`)
-
 // resultNames are the release script's names of the Results.
-var resultNames = [...]string{Answered: "answered", GatewayError: "gateway", Throttled: "throttled", Unused: "unused"}
+var resultNames = [...]rdb.ReleaseResult{Answered: rdb.ReleaseAnswered, GatewayError: rdb.ReleaseGateway,
+	Throttled: rdb.ReleaseThrottled, Unused: rdb.ReleaseUnused}
 
 // Release frees the slot and feeds the call's result to the cool-off and the
 // adaptive rate. It is safe to call once; later calls do nothing.
@@ -266,16 +202,14 @@ func (s *Slot) Release(ctx context.Context, r Result) (Events, error) {
 	}
 	token := s.token
 	s.token = ""
-	vals, err := releaseScript.Run(ctx, s.l.rdb, s.l.keysFor(s.sid), s.releaseArgs(token, r)...).Slice()
-	return s.events(vals, err)
+	rep, err := rdb.LimiterRelease(ctx, s.l.rdb, s.l.keysFor(s.sid), s.releaseArgs(token, r))
+	return s.events(rep, err)
 }
 
 // PendingRelease is a Release queued on a pipeline by QueueRelease.
 type PendingRelease struct {
-	slot  *Slot
-	token string
-	r     Result
-	cmd   *redis.Cmd
+	slot *Slot
+	p    *rdb.Pending[rdb.ReleaseReply]
 }
 
 // QueueRelease queues what Release does on pipe, so that it shares a round
@@ -285,45 +219,34 @@ func (s *Slot) QueueRelease(ctx context.Context, pipe redis.Pipeliner, r Result)
 	if s == nil || s.token == "" {
 		return &PendingRelease{}
 	}
-	p := &PendingRelease{slot: s, token: s.token, r: r}
+	p := &PendingRelease{slot: s, p: rdb.QueueLimiterRelease(ctx, pipe, s.l.keysFor(s.sid), s.releaseArgs(s.token, r))}
 	s.token = ""
-	p.cmd = releaseScript.EvalSha(ctx, pipe, s.l.keysFor(s.sid), s.releaseArgs(p.token, r)...)
 	return p
 }
 
 // Events returns what Release would have. When Redis did not know the
 // script (NOSCRIPT after a restart: the release did not run), it releases
-// the slot again on its own with ctx, which loads the script.
+// the slot again on its own with ctx.
 func (p *PendingRelease) Events(ctx context.Context) (Events, error) {
-	if p.cmd == nil {
+	if p.p == nil {
 		return Events{}, nil
 	}
-	vals, err := p.cmd.Slice()
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		vals, err = releaseScript.Run(ctx, p.slot.l.rdb, p.slot.l.keysFor(p.slot.sid), p.slot.releaseArgs(p.token, p.r)...).Slice()
-	}
-	return p.slot.events(vals, err)
+	rep, err := p.p.Result(ctx, p.slot.l.rdb)
+	return p.slot.events(rep, err)
 }
 
-func (s *Slot) releaseArgs(token string, r Result) []any {
+func (s *Slot) releaseArgs(token string, r Result) rdb.ReleaseArgs {
 	c := &s.l.cfg
-	return []any{token, resultNames[r], c.Rate, c.MinRate,
-		c.CoolOffThreshold, c.CoolOffWindow.Milliseconds(), c.CoolOffDuration.Milliseconds()}
+	return rdb.ReleaseArgs{Token: token, Result: resultNames[r], Rate: c.Rate, MinRate: c.MinRate,
+		CoolOffThreshold: c.CoolOffThreshold, CoolOffWindow: c.CoolOffWindow, CoolOffDuration: c.CoolOffDuration}
 }
 
 // events reads the release script's answer.
-func (s *Slot) events(vals []any, err error) (Events, error) {
+func (s *Slot) events(rep rdb.ReleaseReply, err error) (Events, error) {
 	if err != nil {
 		return Events{}, fmt.Errorf("release launch slot for %s: %w", s.sid, err)
 	}
-	var ev Events
-	if n, _ := vals[0].(int64); n == 1 {
-		ev.CoolOffStarted = true
-	}
-	if str, _ := vals[1].(string); str != "" {
-		ev.Rate, _ = strconv.ParseFloat(str, 64)
-	}
-	return ev, nil
+	return Events{CoolOffStarted: rep.CoolOffStarted, Rate: rep.Rate}, nil
 }
 
 // State is an account's limits as they stand.
@@ -335,11 +258,11 @@ type State struct {
 
 // State reads sid's current limits.
 func (l *Limiter) State(ctx context.Context, sid string) (State, error) {
-	k := keys(sid)
+	k := rdb.LimiterKeys(sid)
 	pipe := l.rdb.Pipeline()
-	rate := pipe.HGet(ctx, k[3], "rate")
-	n := pipe.ZCard(ctx, k[1]) // leases of dead processes count until the next Acquire reclaims them
-	cool := pipe.PTTL(ctx, k[2])
+	rate := pipe.HGet(ctx, k.Rate(), "rate")
+	n := pipe.ZCard(ctx, k.InFlight()) // leases of dead processes count until the next Acquire reclaims them
+	cool := pipe.PTTL(ctx, k.CoolOff())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return State{}, fmt.Errorf("read limits of %s: %w", sid, err)
 	}

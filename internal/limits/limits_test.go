@@ -14,8 +14,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 )
+
+// keys is sid's limiter keys; the tests call their client rdb, which hides
+// the package inside them.
+func keys(sid string) rdb.SIDKeys { return rdb.LimiterKeys(sid) }
 
 // newLimiter starts a private redis-server and returns a Limiter over it and
 // a plain client for looking at the keys.
@@ -81,7 +86,7 @@ func deferred(t testing.TB, err error, reason string) *DeferredError {
 // slot's lease score minus the lease. It must be read before s is released.
 func grantTime(t testing.TB, l *Limiter, rdb *redis.Client, s *Slot) int64 {
 	t.Helper()
-	score, err := rdb.ZScore(context.Background(), keys(s.sid)[1], s.token).Result()
+	score, err := rdb.ZScore(context.Background(), keys(s.sid).InFlight(), s.token).Result()
 	if err != nil {
 		t.Fatalf("lease of a held slot: %v", err)
 	}
@@ -434,11 +439,11 @@ func TestCoolOff(t *testing.T) {
 			t.Fatalf("gateway error %d: CoolOffStarted = %v, want %v", i+1, ev.CoolOffStarted, want)
 		}
 	}
-	startedMs, err := rdb.Get(ctx, k[2]).Int64()
+	startedMs, err := rdb.Get(ctx, k.CoolOff()).Int64()
 	if err != nil {
 		t.Fatalf("cool-off flag: %v", err)
 	}
-	if n := rdb.Exists(ctx, k[4]).Val(); n != 0 {
+	if n := rdb.Exists(ctx, k.GatewayErrors()).Val(); n != 0 {
 		t.Errorf("gateway-error count still there after the cool-off started")
 	}
 
@@ -499,7 +504,7 @@ func TestCoolOffDisabled(t *testing.T) {
 		t.Errorf("State().CoolOff = %v with threshold 0", st.CoolOff)
 	}
 	k := keys("AC1")
-	if n := rdb.Exists(context.Background(), k[2], k[4]).Val(); n != 0 {
+	if n := rdb.Exists(context.Background(), k.CoolOff(), k.GatewayErrors()).Val(); n != 0 {
 		t.Errorf("cool-off keys written with threshold 0: %d", n)
 	}
 }
@@ -519,7 +524,7 @@ func TestCoolOffCountsGatewayErrorsOnly(t *testing.T) {
 			t.Fatalf("release %d (%v) started a cool-off", i, r)
 		}
 	}
-	if n, err := rdb.Get(context.Background(), keys("AC1")[4]).Int(); err != nil || n != 2 {
+	if n, err := rdb.Get(context.Background(), keys("AC1").GatewayErrors()).Int(); err != nil || n != 2 {
 		t.Errorf("gateway-error count = %d, %v; want 2", n, err)
 	}
 	if st := mustState(t, l, "AC1"); st.CoolOff != 0 {
@@ -579,7 +584,7 @@ func TestThrottleHalvesAndRecovers(t *testing.T) {
 
 	// Acquire paces at the effective rate (1/s), not the configured 20/s.
 	paced := mustNew(t, rdb, Config{Rate: rate, Burst: 1, MaxInFlight: 100, MaxWait: 50 * time.Millisecond})
-	if err := rdb.Del(ctx, k[0]).Err(); err != nil { // an idle bucket, same effective rate
+	if err := rdb.Del(ctx, k.TAT()).Err(); err != nil { // an idle bucket, same effective rate
 		t.Fatal(err)
 	}
 	mustRelease(t, mustAcquire(t, paced, "AC1"), Unused)
@@ -603,7 +608,7 @@ func TestThrottleHalvesAndRecovers(t *testing.T) {
 		if ev := release(Answered); ev.Rate != 0 { // within the second
 			t.Errorf("second Answered within a second raised the rate to %v", ev.Rate)
 		}
-		if err := rdb.HSet(ctx, k[3], "changed", 0).Err(); err != nil { // a second has passed
+		if err := rdb.HSet(ctx, k.Rate(), "changed", 0).Err(); err != nil { // a second has passed
 			t.Fatal(err)
 		}
 		ev := release(Answered)
@@ -614,8 +619,8 @@ func TestThrottleHalvesAndRecovers(t *testing.T) {
 			t.Errorf("Answered: State().EffectiveRate = %v, want %v", got, want)
 		}
 	}
-	if n := rdb.Exists(ctx, k[3]).Val(); n != 0 {
-		t.Errorf("rate key still there at the full rate: %v", rdb.HGetAll(ctx, k[3]).Val())
+	if n := rdb.Exists(ctx, k.Rate()).Val(); n != 0 {
+		t.Errorf("rate key still there at the full rate: %v", rdb.HGetAll(ctx, k.Rate()).Val())
 	}
 	if ev := release(Answered); ev.Rate != 0 {
 		t.Errorf("Answered at the full rate: Events.Rate = %v", ev.Rate)
@@ -673,10 +678,10 @@ func TestStateReflectsKeys(t *testing.T) {
 	if st := mustState(t, l, "AC1"); st.InFlight != 2 {
 		t.Errorf("InFlight = %d, want 2", st.InFlight)
 	}
-	if err := rdb.Set(ctx, k[2], 1, 5*time.Second).Err(); err != nil {
+	if err := rdb.Set(ctx, k.CoolOff(), 1, 5*time.Second).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.HSet(ctx, k[3], "rate", 12.5, "changed", 0).Err(); err != nil {
+	if err := rdb.HSet(ctx, k.Rate(), "rate", 12.5, "changed", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	st := mustState(t, l, "AC1")
@@ -689,7 +694,7 @@ func TestStateReflectsKeys(t *testing.T) {
 	if st.InFlight != 2 {
 		t.Errorf("InFlight = %d, want 2", st.InFlight)
 	}
-	rdb.Del(ctx, k[2], k[3])
+	rdb.Del(ctx, k.CoolOff(), k.Rate())
 	mustRelease(t, a, Answered)
 	if st := mustState(t, l, "AC1"); st != (State{EffectiveRate: 100, InFlight: 1}) {
 		t.Errorf("after the flag's removal and a release: %+v", st)
@@ -736,11 +741,11 @@ func TestKeysShareOneHashTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(got)
-	want := slices.Sorted(slices.Values(keys(sid)))
+	want := slices.Sorted(slices.Values(keys(sid).All()))
 	if !slices.Equal(got, want) {
 		t.Errorf("keys in Redis: %q, want %q", got, want)
 	}
-	for _, key := range append(got, keys(sid)...) {
+	for _, key := range append(got, keys(sid).All()...) {
 		if !strings.HasPrefix(key, "rcslaunch:") {
 			t.Errorf("key %q lacks the rcslaunch: prefix", key)
 		}
@@ -748,7 +753,7 @@ func TestKeysShareOneHashTag(t *testing.T) {
 			t.Errorf("key %q hashes on %q, want the tag {sid:%s}", key, tag, sid)
 		}
 	}
-	if other := keys("other"); hashTag(other[0]) == hashTag(want[0]) {
+	if other := keys("other"); hashTag(other.TAT()) == hashTag(want[0]) {
 		t.Error("two SIDs share a hash tag")
 	}
 	mustRelease(t, slots[4], Answered)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 // Batches
@@ -46,64 +48,6 @@ import (
 
 // ErrBatchNotFound means no batch has the ID.
 var ErrBatchNotFound = errors.New("batch not found")
-
-// batchLua holds the batch helpers the state-changing scripts share; it is
-// put in front of each of them.
-//
-// A batch's keys are derived inside the scripts from the job record's batch
-// field, so they are not among the script's KEYS. They carry the same hash
-// tag, {rcslaunch:results}, as every key the scripts are given, so they are
-// in the same Redis Cluster slot, which Redis allows a script to touch.
-var batchLua = strings.NewReplacer("$BATCH_JOBS", batchJobsPrefix, "$BATCH", batchPrefix).Replace(`
-local BATCH, BATCH_JOBS = '$BATCH', '$BATCH_JOBS'
--- batch_key is the key of batch b's record, or nil when b names no batch.
-local function batch_key(b)
-  if not b or b == '' then return nil end
-  local k = BATCH .. b
-  if redis.call('EXISTS', k) == 0 then return nil end
-  return k
-end
-local function batch_jobs(k) return BATCH_JOBS .. string.sub(k, #BATCH + 1) end
--- batch_move moves one job of batch k from one counter to another (nil: none).
-local function batch_move(k, from, to)
-  if not k or from == to then return end
-  if from then redis.call('HINCRBY', k, from, -1) end
-  if to then redis.call('HINCRBY', k, to, 1) end
-end
--- batch_code counts a dead letter by its code.
-local function batch_code(k, code, d)
-  if not k then return end
-  local f = 'code:' .. (code or '')
-  if redis.call('HINCRBY', k, f, d) <= 0 then redis.call('HDEL', k, f) end
-end
--- batch_settle marks batch k finished once it is closed and every job has
--- its outcome; its keys then expire after ttl seconds (0: never).
-local function batch_settle(k, at, ttl)
-  if not k then return end
-  local h = redis.call('HMGET', k, 'closed', 'total', 'succeeded', 'dead_lettered', 'finished_at')
-  if h[1] ~= '1' or h[5] then return end
-  if (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) ~= (tonumber(h[2]) or 0) then return end
-  redis.call('HSET', k, 'finished_at', at)
-  if tonumber(ttl) > 0 then
-    redis.call('EXPIRE', k, ttl)
-    redis.call('EXPIRE', batch_jobs(k), ttl)
-  end
-end
--- batch_reopen: a finished batch has work again (a dlq retry).
-local function batch_reopen(k)
-  if not k then return end
-  local f = redis.call('HGET', k, 'finished_at')
-  if f then
-    redis.call('HSET', k, 'prev_finished_at', f)
-    redis.call('HDEL', k, 'finished_at')
-    redis.call('PERSIST', k)
-    redis.call('PERSIST', batch_jobs(k))
-  end
-end
-`)
-
-// withBatch returns a script that can use the batch helpers.
-func withBatch(src string) *redis.Script { return redis.NewScript(batchLua + src) }
 
 // Batch is a batch's status, read from its counters. Its JSON form is the
 // contract's (`rcslaunch batch status --json`); the fields without a JSON
@@ -159,14 +103,6 @@ func batchFrom(id string, h map[string]string) Batch {
 	return b
 }
 
-var createBatchScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'created_at', ARGV[3], 'total', 0, 'queued', 0, 'running', 0,
-  'retrying', 0, 'succeeded', 0, 'dead_lettered', 0, 'closed', 0)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-`)
-
 // NewBatchID names a batch: sortable by time, unique without coordination
 // ("b_20261127T080101_1a2b3c4d").
 func NewBatchID(now time.Time) string {
@@ -181,42 +117,33 @@ func (s *Store) CreateBatch(ctx context.Context, id, name string, now time.Time)
 	if id == "" {
 		return errors.New("create batch: empty ID")
 	}
-	ok, err := createBatchScript.Run(ctx, s.rdb, []string{batchKey(id), batchIndex}, id, name, ms(now)).Int()
+	ok, err := rdb.CreateBatch(ctx, s.rdb, id, name, now)
 	if err != nil {
 		return fmt.Errorf("create batch %s: %w", id, err)
 	}
-	if ok == 0 {
+	if !ok {
 		return fmt.Errorf("create batch %s: the ID is taken", id)
 	}
 	return nil
 }
 
-var closeBatchScript = withBatch(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'closed', 1)
-batch_settle(KEYS[1], ARGV[1], ARGV[2])
-return 1
-`)
-
 // CloseBatch says that every job of the batch has been offered: its total
 // is final, and it is finished as soon as (or once) every job has its
 // outcome. Closing twice is harmless.
 func (s *Store) CloseBatch(ctx context.Context, id string, now time.Time) error {
-	ok, err := closeBatchScript.Run(ctx, s.rdb, []string{batchKey(id)}, ms(now), s.retentionSeconds()).Int()
+	ok, err := rdb.CloseBatch(ctx, s.rdb, id, now, s.Retention)
 	if err != nil {
 		return fmt.Errorf("close batch %s: %w", id, err)
 	}
-	if ok == 0 {
+	if !ok {
 		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
 	}
 	return nil
 }
 
-func (s *Store) retentionSeconds() int64 { return int64(s.Retention / time.Second) }
-
 // GetBatch returns the batch's status from its counters, or ErrBatchNotFound.
 func (s *Store) GetBatch(ctx context.Context, id string) (Batch, error) {
-	h, err := s.rdb.HGetAll(ctx, batchKey(id)).Result()
+	h, err := s.rdb.HGetAll(ctx, rdb.BatchKey(id)).Result()
 	if err != nil {
 		return Batch{}, fmt.Errorf("read batch %s: %w", id, err)
 	}
@@ -232,7 +159,7 @@ func (s *Store) ListBatches(ctx context.Context, offset, limit int) ([]Batch, er
 	out := []Batch{}
 	for len(out) < limit {
 		want := limit - len(out)
-		ids, err := s.rdb.ZRevRange(ctx, batchIndex, int64(offset), int64(offset+want-1)).Result()
+		ids, err := s.rdb.ZRevRange(ctx, rdb.BatchIndex, int64(offset), int64(offset+want-1)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("list batches: %w", err)
 		}
@@ -242,7 +169,7 @@ func (s *Store) ListBatches(ctx context.Context, offset, limit int) ([]Batch, er
 		pipe := s.rdb.Pipeline()
 		hs := make([]*redis.MapStringStringCmd, len(ids))
 		for i, id := range ids {
-			hs[i] = pipe.HGetAll(ctx, batchKey(id))
+			hs[i] = pipe.HGetAll(ctx, rdb.BatchKey(id))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, fmt.Errorf("list batches: %w", err)
@@ -258,7 +185,7 @@ func (s *Store) ListBatches(ctx context.Context, offset, limit int) ([]Batch, er
 		if len(gone) > 0 {
 			// Expired with JOB_RETENTION: forget them, and read on from the
 			// same offset, which the removal has moved on.
-			if err := s.rdb.ZRem(ctx, batchIndex, gone...).Err(); err != nil {
+			if err := s.rdb.ZRem(ctx, rdb.BatchIndex, gone...).Err(); err != nil {
 				return nil, fmt.Errorf("list batches: %w", err)
 			}
 			offset += len(ids) - len(gone)
@@ -275,7 +202,7 @@ func (s *Store) ListBatches(ctx context.Context, offset, limit int) ([]Batch, er
 // CountBatches is the number of batches in the index (expired ones
 // included until a listing drops them).
 func (s *Store) CountBatches(ctx context.Context) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, batchIndex).Result()
+	n, err := s.rdb.ZCard(ctx, rdb.BatchIndex).Result()
 	if err != nil {
 		return 0, fmt.Errorf("count batches: %w", err)
 	}
@@ -300,7 +227,7 @@ type BatchJob struct {
 // dead letter deleted, a success relaunched with force in a later batch)
 // and those whose record has expired are left out.
 func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) error) error {
-	if n, err := s.rdb.Exists(ctx, batchKey(id)).Result(); err != nil {
+	if n, err := s.rdb.Exists(ctx, rdb.BatchKey(id)).Result(); err != nil {
 		return fmt.Errorf("read batch %s: %w", id, err)
 	} else if n == 0 {
 		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
@@ -308,14 +235,14 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 	fields := []string{"batch", "state", "agent_no", "code", "message", "agent_launch_id", "attempts", "payload"}
 	seen := map[string]bool{}
 	for start := int64(0); ; start += pageSize {
-		ids, err := s.rdb.LRange(ctx, batchJobsKey(id), start, start+pageSize-1).Result()
+		ids, err := s.rdb.LRange(ctx, rdb.BatchJobsKey(id), start, start+pageSize-1).Result()
 		if err != nil {
 			return fmt.Errorf("read batch %s: %w", id, err)
 		}
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.SliceCmd, len(ids))
 		for i, jid := range ids {
-			cmds[i] = pipe.HMGet(ctx, jobKey(jid), fields...)
+			cmds[i] = pipe.HMGet(ctx, rdb.JobKey(jid), fields...)
 		}
 		if len(ids) > 0 {
 			if _, err := pipe.Exec(ctx); err != nil {

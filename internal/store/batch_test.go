@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 // counts is a batch's counters as the tests compare them.
@@ -67,7 +69,7 @@ func wantCounts(t *testing.T, s *Store, c *redis.Client, id string, want counts)
 	}
 	fromRecords := counts{DeadLettered: 0}
 	codes := map[string]int64{}
-	keys, err := c.Keys(ctx, slot+"job:*").Result()
+	keys, err := c.Keys(ctx, rdb.JobPrefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func TestBatchCreateGetListClose(t *testing.T) {
 		t.Fatalf("second close moved finished_at: %v", b.FinishedAt)
 	}
 	// A batch whose keys expired leaves the index at the next listing.
-	c.Del(ctx, batchKey("B3"), batchKey("B2"))
+	c.Del(ctx, rdb.BatchKey("B3"), rdb.BatchKey("B2"))
 	bs, err := s.ListBatches(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +301,7 @@ func TestBatchFinishedByLastOutcome(t *testing.T) {
 	if b := mustBatch(t, s, "B"); b.FinishedAt != nil {
 		t.Fatal("finished with a job queued")
 	}
-	if d := ttl(t, c, batchKey("B")); d != -1 {
+	if d := ttl(t, c, rdb.BatchKey("B")); d != -1 {
 		t.Fatalf("unfinished batch has TTL %v", d)
 	}
 	t1 := t0.Add(time.Minute)
@@ -310,7 +312,7 @@ func TestBatchFinishedByLastOutcome(t *testing.T) {
 		t.Fatalf("finished_at %v, want %v", b.FinishedAt, t1)
 	}
 	// Finished: its keys expire with the retention, like its jobs' records.
-	for _, k := range []string{batchKey("B"), batchJobsKey("B")} {
+	for _, k := range []string{rdb.BatchKey("B"), rdb.BatchJobsKey("B")} {
 		if d := ttl(t, c, k); d <= 59*time.Minute || d > time.Hour {
 			t.Errorf("TTL of %s: %v, want the retention", k, d)
 		}
@@ -366,7 +368,7 @@ func TestBatchJobBelongsToOneBatch(t *testing.T) {
 	if r := mustGet(t, s, "free"); r.Batch != "no-such-batch" {
 		t.Fatalf("batch field %q", r.Batch)
 	}
-	if n, _ := c.Exists(ctx, batchKey("no-such-batch"), batchJobsKey("no-such-batch")).Result(); n != 0 {
+	if n, _ := c.Exists(ctx, rdb.BatchKey("no-such-batch"), rdb.BatchJobsKey("no-such-batch")).Result(); n != 0 {
 		t.Fatal("a job made batch keys for a batch that does not exist")
 	}
 }
@@ -385,7 +387,7 @@ func TestBatchUncreate(t *testing.T) {
 	if got := batchJobIDs(t, s, "B"); !slices.Equal(got, []string{"a", "c"}) {
 		t.Fatalf("batch jobs after Uncreate: %v", got)
 	}
-	if n, _ := c.LLen(ctx, batchJobsKey("B")).Result(); n != 2 {
+	if n, _ := c.LLen(ctx, rdb.BatchJobsKey("B")).Result(); n != 2 {
 		t.Fatalf("job list holds %d IDs", n)
 	}
 	// Nothing to undo: nothing changes.
@@ -428,7 +430,7 @@ func TestBatchDLQRetryAndRestore(t *testing.T) {
 	if b.FinishedAt != nil {
 		t.Fatalf("a batch with a requeued job is finished: %v", b.FinishedAt)
 	}
-	for _, k := range []string{batchKey("B"), batchJobsKey("B")} {
+	for _, k := range []string{rdb.BatchKey("B"), rdb.BatchJobsKey("B")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Fatalf("reopened batch key %s has TTL %v", k, d)
 		}
@@ -446,7 +448,7 @@ func TestBatchDLQRetryAndRestore(t *testing.T) {
 	if b := wantCounts(t, s, c, "B", finished); b.FinishedAt == nil || !b.FinishedAt.Equal(t1) {
 		t.Fatalf("after Restore finished_at %v, want %v as before", b.FinishedAt, t1)
 	}
-	if d := ttl(t, c, batchKey("B")); d <= 0 {
+	if d := ttl(t, c, rdb.BatchKey("B")); d <= 0 {
 		t.Fatalf("restored finished batch: TTL %v", d)
 	}
 
@@ -473,11 +475,11 @@ func TestBatchDLQRetryAndRestore(t *testing.T) {
 		t.Fatalf("finished_at after the retried job's success: %v, want %v", b.FinishedAt, t3)
 	}
 	// Requeue of a dead letter whose batch has expired touches no batch key.
-	c.Del(ctx, batchKey("B"), batchJobsKey("B"))
+	c.Del(ctx, rdb.BatchKey("B"), rdb.BatchJobsKey("B"))
 	if res, _, _, _ := s.Requeue(ctx, "dead2", false, t3); res != Requeued {
 		t.Fatalf("requeue: %s", res)
 	}
-	if n, _ := c.Exists(ctx, batchKey("B"), batchJobsKey("B")).Result(); n != 0 {
+	if n, _ := c.Exists(ctx, rdb.BatchKey("B"), rdb.BatchJobsKey("B")).Result(); n != 0 {
 		t.Fatal("requeue recreated an expired batch")
 	}
 }
@@ -591,7 +593,7 @@ func TestBatchForcedRelaunch(t *testing.T) {
 	again.Force = true
 	mustCreate(t, s, again, t0)
 	wantCounts(t, s, c, "B3", counts{Total: 1, Queued: 1})
-	if n, _ := c.LLen(ctx, batchJobsKey("B3")).Result(); n != 1 {
+	if n, _ := c.LLen(ctx, rdb.BatchJobsKey("B3")).Result(); n != 1 {
 		t.Fatalf("B3 lists the job %d times", n)
 	}
 	if err := s.Uncreate(ctx, "h"); err != nil {
@@ -741,16 +743,12 @@ func TestBatchCountsUnderConcurrency(t *testing.T) {
 
 func TestBatchKeysShareTheResultsStreamSlot(t *testing.T) {
 	want := keySlot(ResultsStream)
-	for _, k := range []string{batchIndex, batchKey("b_20261127T080101_1a2b3c4d"), batchJobsKey("b_x"), batchKey("a:b{c}")} {
+	for _, k := range []string{rdb.BatchIndex, rdb.BatchKey("b_20261127T080101_1a2b3c4d"), rdb.BatchJobsKey("b_x"), rdb.BatchKey("a:b{c}")} {
 		if !strings.HasPrefix(k, "rcslaunch:{rcslaunch:results}:") || keySlot(k) != want {
 			t.Errorf("%s: slot %d, the results stream's is %d", k, keySlot(k), want)
 		}
 	}
-	// The key names the scripts derive are the ones Go uses.
-	if !strings.Contains(batchLua, "'"+batchPrefix+"'") || !strings.Contains(batchLua, "'"+batchJobsPrefix+"'") {
-		t.Error("batchLua does not derive the batch keys keys.go names")
-	}
-	if batchKey("x:jobs") == batchJobsKey("x") || batchJobsKey("x") == batchKey("jobs:x") {
+	if rdb.BatchKey("x:jobs") == rdb.BatchJobsKey("x") || rdb.BatchJobsKey("x") == rdb.BatchKey("jobs:x") {
 		t.Error("batch keys collide")
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 )
 
@@ -218,14 +220,24 @@ func TestCreateManyLargeCall(t *testing.T) {
 	wantCounts(t, s, c, "A", counts{Total: 1000, Queued: 1000})
 }
 
-// scriptLoaded reports whether the server's script cache holds the create script.
-func scriptLoaded(t *testing.T, c *redis.Client) bool {
+// cachedScripts is the number of scripts in the server's script cache.
+func cachedScripts(t *testing.T, c *redis.Client) int {
 	t.Helper()
-	ok, err := createScript.Exists(ctx, c).Result()
+	info, err := c.Info(ctx, "memory").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ok[0]
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "number_of_cached_scripts:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("INFO memory has no number_of_cached_scripts")
+	return 0
 }
 
 // TestCreateManyAfterScriptFlush checks that a script cache emptied (as by
@@ -238,16 +250,14 @@ func TestCreateManyAfterScriptFlush(t *testing.T) {
 		jobs = append(jobs, inBatch(fmt.Sprintf("j%02d", i), "A"))
 	}
 
-	// A new server has never seen the script.
-	if scriptLoaded(t, c) {
-		t.Fatal("the create script is loaded on a new server")
-	}
+	// A new server has never seen the create script.
+	before := cachedScripts(t, c)
 	for i, res := range mustCreateMany(t, s, jobs[:10], t0) {
 		if res != Created {
 			t.Fatalf("job %d on a new server: %s", i, res)
 		}
 	}
-	if !scriptLoaded(t, c) {
+	if cachedScripts(t, c) != before+1 {
 		t.Fatal("the create script was not loaded")
 	}
 
@@ -255,8 +265,8 @@ func TestCreateManyAfterScriptFlush(t *testing.T) {
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if scriptLoaded(t, c) {
-		t.Fatal("SCRIPT FLUSH left the script")
+	if n := cachedScripts(t, c); n != 0 {
+		t.Fatalf("SCRIPT FLUSH left %d scripts", n)
 	}
 	other := inBatch("j03", "A")
 	other.Payload = []byte(`{"other":1}`)
@@ -274,7 +284,7 @@ func TestCreateManyAfterScriptFlush(t *testing.T) {
 			t.Fatalf("after SCRIPT FLUSH, job %d: %s, want %s (all: %q)", i, res, want, got)
 		}
 	}
-	if !scriptLoaded(t, c) {
+	if cachedScripts(t, c) != 1 {
 		t.Fatal("the create script was not loaded again")
 	}
 
@@ -313,7 +323,7 @@ func TestCreateManyRedisDown(t *testing.T) {
 // record key holding a string) fails the call.
 func TestCreateManyCommandError(t *testing.T) {
 	s, c := newStore(t)
-	if err := c.Set(ctx, jobKey("bad"), "not a hash", 0).Err(); err != nil {
+	if err := c.Set(ctx, rdb.JobKey("bad"), "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.CreateMany(ctx, []NewJob{newJob("a"), newJob("bad"), newJob("b")}, t0)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 // Filter selects dead letters.
@@ -41,7 +43,7 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 	max := "+inf"
 	seenAtMax := map[string]bool{}
 	for {
-		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, deadLetters, &redis.ZRangeBy{
+		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, rdb.DeadLetters, &redis.ZRangeBy{
 			Max: max, Min: f.min(), Count: int64(pageSize + len(seenAtMax)),
 		}).Result()
 		if err != nil {
@@ -89,7 +91,7 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 // is one Redis call; with one, it reads the matching records' codes.
 func (s *Store) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
 	if f.Code == "" {
-		n, err := s.rdb.ZCount(ctx, deadLetters, f.min(), "+inf").Result()
+		n, err := s.rdb.ZCount(ctx, rdb.DeadLetters, f.min(), "+inf").Result()
 		if err != nil {
 			return 0, fmt.Errorf("count dead letters: %w", err)
 		}
@@ -130,8 +132,8 @@ func (s *Store) getMany(ctx context.Context, ids []string) ([]Record, error) {
 	hs := make([]*redis.MapStringStringCmd, len(ids))
 	ls := make([]*redis.StringSliceCmd, len(ids))
 	for i, id := range ids {
-		hs[i] = pipe.HGetAll(ctx, jobKey(id))
-		ls[i] = pipe.LRange(ctx, attemptsKey(id), 0, -1)
+		hs[i] = pipe.HGetAll(ctx, rdb.JobKey(id))
+		ls[i] = pipe.LRange(ctx, rdb.AttemptsKey(id), 0, -1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read dead letters: %w", err)
@@ -159,31 +161,6 @@ const (
 	NotDeadLettered RequeueResult = "not_dead_lettered" // the job is in another state, returned with it; nothing changed
 )
 
-var requeueScript = withBatch(`
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing'} end
-local h = redis.call('HMGET', KEYS[1], 'payload', 'sid', 'agent_no', 'uncertain', 'batch', 'code')
-if state == 'dead_lettered' then
-  if h[4] == '1' and ARGV[1] ~= '1' then return {'uncertain'} end
-  -- The dead letter's fields stay as they are (its uncertain mark above
-  -- all) until the new run records its own outcome, so that Restore can put
-  -- it back exactly.
-  redis.call('HSET', KEYS[1], 'state', 'queued', 'restore_attempts', redis.call('HGET', KEYS[1], 'attempts'),
-    'attempts', 0, 'updated_at', ARGV[2])
-  redis.call('HINCRBY', KEYS[1], 'generation', 1)
-  -- It stays in its batch, which has work again.
-  local bk = batch_key(h[5])
-  batch_move(bk, 'dead_lettered', 'queued')
-  batch_code(bk, h[6], -1)
-  batch_reopen(bk)
-  return {'requeued', h[1], h[2], h[3]}
-end
-if state == 'queued' and redis.call('ZSCORE', KEYS[2], ARGV[3]) then
-  return {'resume', h[1], h[2], h[3]}
-end
-return {state}
-`)
-
 // Requeue gives a dead letter a fresh attempt budget and marks it queued,
 // keeping it in the dead-letter index until Unindex: the caller pushes its
 // task first, so that a crash in between leaves it findable, never lost (and
@@ -191,92 +168,47 @@ return {state}
 // Resume, Uncertain (left alone unless includeUncertain), or NotDeadLettered
 // with the job's current state; ErrNotFound for an unknown ID.
 func (s *Store) Requeue(ctx context.Context, id string, includeUncertain bool, now time.Time) (res RequeueResult, state State, job NewJob, err error) {
-	vals, err := requeueScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters},
-		boolArg(includeUncertain), ms(now), id).Slice()
+	r, err := rdb.RequeueDeadLetter(ctx, s.rdb, id, includeUncertain, now)
 	if err != nil {
 		return "", "", NewJob{}, fmt.Errorf("requeue dead letter %s: %w", id, err)
 	}
-	str := func(i int) string { v, _ := vals[i].(string); return v }
-	switch r := str(0); r {
+	switch r.Result {
 	case "missing":
 		return "", "", NewJob{}, fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
 	case string(Requeued), string(Resume):
-		return RequeueResult(r), StateQueued, NewJob{ID: id, Payload: []byte(str(1)), SID: str(2), AgentNo: str(3)}, nil
+		return RequeueResult(r.Result), StateQueued, NewJob{ID: id, Payload: r.Payload, SID: r.SID, AgentNo: r.AgentNo}, nil
 	case string(Uncertain):
 		return Uncertain, StateDeadLettered, NewJob{}, nil
-	default:
-		return NotDeadLettered, State(r), NewJob{}, nil
 	}
+	return NotDeadLettered, State(r.Result), NewJob{}, nil
 }
-
-var unindexScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') == 'dead_lettered' then return 0 end
-return redis.call('ZREM', KEYS[2], ARGV[1])
-`)
 
 // Unindex removes a requeued job from the dead-letter index once its task is
 // safely on the queue. A job that was dead-lettered again in the meantime
 // stays indexed.
 func (s *Store) Unindex(ctx context.Context, id string) error {
-	if err := unindexScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters}, id).Err(); err != nil {
+	if _, err := rdb.UnindexDeadLetter(ctx, s.rdb, id); err != nil {
 		return fmt.Errorf("remove %s from the dead-letter index: %w", id, err)
 	}
 	return nil
 }
 
-var restoreScript = withBatch(`
-if redis.call('HGET', KEYS[1], 'state') == 'queued' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'state', 'dead_lettered', 'attempts', redis.call('HGET', KEYS[1], 'restore_attempts') or '0')
-  redis.call('HDEL', KEYS[1], 'restore_attempts')
-  local h = redis.call('HMGET', KEYS[1], 'batch', 'code')
-  local bk = batch_key(h[1])
-  if bk then
-    batch_move(bk, 'queued', 'dead_lettered')
-    batch_code(bk, h[2], 1)
-    -- finished again when it was before the requeue, as of then
-    batch_settle(bk, redis.call('HGET', bk, 'prev_finished_at') or ARGV[2], ARGV[3])
-  end
-  return 1
-end
-return 0
-`)
-
 // Restore puts a requeued job back to dead-lettered when its task could not
 // be pushed, so it stays where the operator left it (and its batch counts
 // it as before).
 func (s *Store) Restore(ctx context.Context, id string) error {
-	err := restoreScript.Run(ctx, s.rdb, []string{jobKey(id), deadLetters}, id, ms(time.Now()), s.retentionSeconds()).Err()
-	if err != nil {
+	if _, err := rdb.RestoreDeadLetter(ctx, s.rdb, id, time.Now(), s.Retention); err != nil {
 		return fmt.Errorf("restore dead letter %s: %w", id, err)
 	}
 	return nil
 }
-
-var deleteScript = withBatch(`
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 'missing' end
-if state ~= 'dead_lettered' then return state end
-local h = redis.call('HMGET', KEYS[1], 'batch', 'code')
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
--- The job leaves its batch with its record (enqueued again, it joins the
--- new run's batch); the batch keeps count of the deleted.
-local bk = batch_key(h[1])
-if bk then
-  batch_move(bk, 'dead_lettered', nil)
-  batch_code(bk, h[2], -1)
-  redis.call('HINCRBY', bk, 'total', -1)
-  redis.call('HINCRBY', bk, 'deleted', 1)
-end
-return 'deleted'
-`)
 
 // DeleteDeadLetter drops a dead letter and its record; its batch counts it
 // as deleted, no longer in its total. It reports whether the letter was
 // deleted; a job that is not a dead letter is left untouched and its state
 // returned. An unknown ID is ErrNotFound.
 func (s *Store) DeleteDeadLetter(ctx context.Context, id string) (deleted bool, state State, err error) {
-	res, err := deleteScript.Run(ctx, s.rdb, []string{jobKey(id), attemptsKey(id), deadLetters}, id).Text()
+	res, err := rdb.DeleteDeadLetter(ctx, s.rdb, id)
 	switch {
 	case err != nil:
 		return false, "", fmt.Errorf("delete dead letter %s: %w", id, err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 // Result is one entry of the results stream: a finished job.
@@ -101,7 +103,7 @@ type OutcomeKey struct {
 // Outcomes returns how many jobs finished with each outcome and code, over
 // the whole fleet since the store began.
 func (s *Store) Outcomes(ctx context.Context) (map[OutcomeKey]int64, error) {
-	h, err := s.rdb.HGetAll(ctx, outcomes).Result()
+	h, err := s.rdb.HGetAll(ctx, rdb.Outcomes).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read outcome counts: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 // State is where a job is in its life, as stored and as shown by
@@ -41,6 +43,10 @@ const (
 	AttemptThrottled = "throttled"
 	AttemptLost      = "lost"
 )
+
+// ResultsStream is the stream with one entry per finished job (the
+// contract's name; rdb.ResultsStream).
+const ResultsStream = rdb.ResultsStream
 
 // ErrNotFound means no record exists for the job ID.
 var ErrNotFound = errors.New("job not found")
@@ -104,8 +110,8 @@ func (r Record) Finished() bool { return r.State.Finished() }
 // Get returns the job's record with its attempt log, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	pipe := s.rdb.Pipeline()
-	h := pipe.HGetAll(ctx, jobKey(id))
-	l := pipe.LRange(ctx, attemptsKey(id), 0, -1)
+	h := pipe.HGetAll(ctx, rdb.JobKey(id))
+	l := pipe.LRange(ctx, rdb.AttemptsKey(id), 0, -1)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Record{}, fmt.Errorf("read job %s: %w", id, err)
 	}
@@ -157,13 +163,6 @@ func msTime(s string) time.Time {
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
-
-func boolArg(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
 
 func decodeAttempts(raw []string) []Attempt {
 	out := make([]Attempt, 0, len(raw))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 )
 
@@ -124,7 +125,7 @@ func xlen(t *testing.T, c *redis.Client) int64 {
 // indexed reports whether id is in the dead-letter index.
 func indexed(t *testing.T, c *redis.Client, id string) bool {
 	t.Helper()
-	_, err := c.ZScore(ctx, deadLetters, id).Result()
+	_, err := c.ZScore(ctx, rdb.DeadLetters, id).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func pttl(t *testing.T, c *redis.Client, key string) time.Duration {
 
 func hash(t *testing.T, c *redis.Client, id string) map[string]string {
 	t.Helper()
-	h, err := c.HGetAll(ctx, jobKey(id)).Result()
+	h, err := c.HGetAll(ctx, rdb.JobKey(id)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func restoreFields(t *testing.T, c *redis.Client, id string) []string {
 
 func field(t *testing.T, c *redis.Client, id, name string) (string, bool) {
 	t.Helper()
-	v, err := c.HGet(ctx, jobKey(id), name).Result()
+	v, err := c.HGet(ctx, rdb.JobKey(id), name).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false
 	}
@@ -212,13 +213,13 @@ func TestCreate(t *testing.T) {
 	if res := mustCreate(t, s, j, t0); res != AlreadyLaunched {
 		t.Fatalf("succeeded: %s, want %s", res, AlreadyLaunched)
 	}
-	if d := ttl(t, c, jobKey("j1")); d <= 0 {
+	if d := ttl(t, c, rdb.JobKey("j1")); d <= 0 {
 		t.Fatalf("succeeded record has TTL %v, want one", d)
 	}
 
 	// Force relaunches: the record is queued again and kept forever, while
 	// the last success stays readable, with the TTL it had kept for Uncreate.
-	before, err := c.HGetAll(ctx, jobKey("j1")).Result()
+	before, err := c.HGetAll(ctx, rdb.JobKey("j1")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestCreate(t *testing.T) {
 	if res := mustCreate(t, s, forced, t1); res != Created {
 		t.Fatalf("force: %s, want %s", res, Created)
 	}
-	h, err := c.HGetAll(ctx, jobKey("j1")).Result()
+	h, err := c.HGetAll(ctx, rdb.JobKey("j1")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestCreate(t *testing.T) {
 			t.Errorf("after force, restore_%s %q, want the success's %q", k, h["restore_"+k], before[k])
 		}
 	}
-	for _, k := range []string{jobKey("j1"), attemptsKey("j1")} {
+	for _, k := range []string{rdb.JobKey("j1"), rdb.AttemptsKey("j1")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Errorf("after force, %s has TTL %v, want none (-1)", k, d)
 		}
@@ -287,7 +288,7 @@ func TestCreate(t *testing.T) {
 func TestUncreate(t *testing.T) {
 	s, c := newStore(t)
 	gone := func(id string) bool {
-		n, err := c.Exists(ctx, jobKey(id), attemptsKey(id)).Result()
+		n, err := c.Exists(ctx, rdb.JobKey(id), rdb.AttemptsKey(id)).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,14 +375,14 @@ func TestUncreateForcedRelaunch(t *testing.T) {
 			s.Retention = 0
 			was := mustGet(t, s, "f")
 			wasHash := hash(t, c, "f")
-			wasTTL := pttl(t, c, jobKey("f"))
+			wasTTL := pttl(t, c, rdb.JobKey("f"))
 
 			forced := j
 			forced.Force, forced.Batch = true, "b2"
 			if res := mustCreate(t, s, forced, t0.Add(time.Minute)); res != Created {
 				t.Fatalf("force: %s", res)
 			}
-			for _, k := range []string{jobKey("f"), attemptsKey("f")} {
+			for _, k := range []string{rdb.JobKey("f"), rdb.AttemptsKey("f")} {
 				if d := ttl(t, c, k); d != -1 {
 					t.Fatalf("relaunched %s has TTL %v, want none", k, d)
 				}
@@ -400,7 +401,7 @@ func TestUncreateForcedRelaunch(t *testing.T) {
 			if !maps.Equal(h, wasHash) {
 				t.Fatalf("after Uncreate: %v\nwas %v", h, wasHash)
 			}
-			for _, k := range []string{jobKey("f"), attemptsKey("f")} {
+			for _, k := range []string{rdb.JobKey("f"), rdb.AttemptsKey("f")} {
 				d := pttl(t, c, k)
 				if retention == 0 {
 					if d != -1 {
@@ -428,7 +429,7 @@ func TestUncreateForcedRelaunch(t *testing.T) {
 					t.Fatalf("after another Uncreate: %+v", r)
 				}
 			}
-			if d := pttl(t, c, jobKey("f")); (retention == 0) != (d == -1) || d > wasTTL {
+			if d := pttl(t, c, rdb.JobKey("f")); (retention == 0) != (d == -1) || d > wasTTL {
 				t.Errorf("TTL after a second relaunch undone: %v (was %v)", d, wasTTL)
 			}
 		})
@@ -476,7 +477,7 @@ func TestForcedRelaunchRuns(t *testing.T) {
 	if rf := restoreFields(t, c, "f"); len(rf) != 0 {
 		t.Fatalf("%v kept by Start", rf)
 	}
-	if d := ttl(t, c, jobKey("f")); d != -1 {
+	if d := ttl(t, c, rdb.JobKey("f")); d != -1 {
 		t.Fatalf("running relaunch has TTL %v", d)
 	}
 	s.Retention = time.Hour
@@ -490,7 +491,7 @@ func TestForcedRelaunchRuns(t *testing.T) {
 		r.Batch != "b2" || len(r.History) != 2 {
 		t.Fatalf("relaunch's success: %+v", r)
 	}
-	if d := ttl(t, c, jobKey("f")); d <= 0 {
+	if d := ttl(t, c, rdb.JobKey("f")); d <= 0 {
 		t.Fatalf("relaunch's success has TTL %v, want one", d)
 	}
 	// The relaunch failing for good replaces the success too.
@@ -686,7 +687,7 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 		string(r.Response) != string(o.Response) || !r.NextRunAt.IsZero() {
 		t.Fatalf("record: %+v", r)
 	}
-	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
 		if d := ttl(t, c, k); d <= time.Hour-time.Minute || d > time.Hour {
 			t.Errorf("TTL of %s: %v, want about 1h", k, d)
 		}
@@ -716,7 +717,7 @@ func TestFinishWithoutRetentionKeepsRecordForever(t *testing.T) {
 	mustCreate(t, s, j, t0)
 	mustStart(t, s, j, t0)
 	mustFinish(t, s, "j", success(1, t0), t0)
-	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Errorf("TTL of %s: %v, want none (-1)", k, d)
 		}
@@ -732,11 +733,11 @@ func TestFinishDeadLettered(t *testing.T) {
 	if res := mustFinish(t, s, "j", terminal(1, "RCS904", true, t0), t0); res != StateDeadLettered {
 		t.Fatalf("finish: %s", res)
 	}
-	score, err := c.ZScore(ctx, deadLetters, "j").Result()
+	score, err := c.ZScore(ctx, rdb.DeadLetters, "j").Result()
 	if err != nil || int64(score) != t0.UnixMilli() {
 		t.Errorf("dead-letter index score: %v, %v; want %d", score, err, t0.UnixMilli())
 	}
-	if n, _ := c.ZCard(ctx, deadLetters).Result(); n != 1 {
+	if n, _ := c.ZCard(ctx, rdb.DeadLetters).Result(); n != 1 {
 		t.Errorf("dead-letter index holds %d entries, want 1", n)
 	}
 	msgs, err := c.XRange(ctx, ResultsStream, "-", "+").Result()
@@ -757,7 +758,7 @@ func TestFinishDeadLettered(t *testing.T) {
 		t.Fatalf("record: %+v", r)
 	}
 	// Dead letters are a store of record: no TTL, whatever the retention.
-	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Errorf("TTL of dead letter key %s: %v, want none", k, d)
 		}
@@ -780,7 +781,7 @@ func TestFinishDeadLettered(t *testing.T) {
 	if n, _ := s.CountDeadLetters(ctx, Filter{Code: "RCS601"}); n != 0 {
 		t.Fatalf("second finish's code counted: %d", n)
 	}
-	if score, _ := c.ZScore(ctx, deadLetters, "j").Result(); int64(score) != t0.UnixMilli() {
+	if score, _ := c.ZScore(ctx, rdb.DeadLetters, "j").Result(); int64(score) != t0.UnixMilli() {
 		t.Fatalf("second finish moved the index entry to %v", score)
 	}
 	if r2 := mustGet(t, s, "j"); r2.Code != "RCS904" || len(r2.History) != 1 {
@@ -797,23 +798,23 @@ func TestFinishDeadLetteredPersists(t *testing.T) {
 	mustCreate(t, s, j, t0)
 	_, n := mustStart(t, s, j, t0)
 	mustFinish(t, s, "j", success(n, t0), t0)
-	if err := c.Del(ctx, jobKey("j")).Err(); err != nil {
+	if err := c.Del(ctx, rdb.JobKey("j")).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if d := ttl(t, c, attemptsKey("j")); d <= 0 {
+	if d := ttl(t, c, rdb.AttemptsKey("j")); d <= 0 {
 		t.Fatalf("attempt log TTL %v, want one", d)
 	}
 	if state, _ := mustStart(t, s, j, t0); state != StateRunning {
 		t.Fatalf("start: %s", state)
 	}
 	// and a record that carries a TTL of its own
-	if err := c.Expire(ctx, jobKey("j"), time.Hour).Err(); err != nil {
+	if err := c.Expire(ctx, rdb.JobKey("j"), time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if res := mustFinish(t, s, "j", terminal(1, "RCS904", false, t0), t0); res != StateDeadLettered {
 		t.Fatalf("finish: %s", res)
 	}
-	for _, k := range []string{jobKey("j"), attemptsKey("j")} {
+	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Errorf("TTL of dead letter key %s: %v, want none", k, d)
 		}
@@ -832,7 +833,7 @@ func TestFinishMissingRecord(t *testing.T) {
 	if n := xlen(t, c); n != 0 {
 		t.Fatalf("%d stream entries for a missing record", n)
 	}
-	if n, _ := c.Exists(ctx, jobKey("nope"), attemptsKey("nope")).Result(); n != 0 {
+	if n, _ := c.Exists(ctx, rdb.JobKey("nope"), rdb.AttemptsKey("nope")).Result(); n != 0 {
 		t.Fatal("finish created keys for a missing record")
 	}
 }
@@ -1076,7 +1077,7 @@ func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 				// are the history of what finished, not dead letters.
 				keys, err := c.Keys(ctx, "*").Result()
 				slices.Sort(keys)
-				if err != nil || !slices.Equal(keys, []string{ResultsStream, outcomes}) {
+				if err != nil || !slices.Equal(keys, []string{ResultsStream, rdb.Outcomes}) {
 					t.Fatalf("keys left after deleting every letter: %v, %v", keys, err)
 				}
 			}
@@ -1242,7 +1243,7 @@ func TestRestore(t *testing.T) {
 	if err := s.Restore(ctx, "nope"); err != nil {
 		t.Fatalf("restore of a missing job: %v", err)
 	}
-	if n, _ := c.Exists(ctx, jobKey("nope")).Result(); n != 0 {
+	if n, _ := c.Exists(ctx, rdb.JobKey("nope")).Result(); n != 0 {
 		t.Fatal("restore created a record")
 	}
 }
@@ -1262,7 +1263,7 @@ func TestUnindexKeepsLetterDeadLetteredAgain(t *testing.T) {
 			if err := s.Unindex(ctx, "a"); err != nil {
 				t.Fatal(err)
 			}
-			score, err := c.ZScore(ctx, deadLetters, "a").Result()
+			score, err := c.ZScore(ctx, rdb.DeadLetters, "a").Result()
 			if err != nil || int64(score) != t1.UnixMilli() {
 				t.Fatalf("dead-letter index: %v, %v; want the new time", score, err)
 			}
@@ -1284,8 +1285,8 @@ func TestUnindexKeepsLetterDeadLetteredAgain(t *testing.T) {
 			if deleted, state, err := s.DeleteDeadLetter(ctx, "a"); err != nil || !deleted {
 				t.Fatal(deleted, state, err)
 			}
-			if n, _ := c.ZCard(ctx, deadLetters).Result(); n != 0 {
-				t.Errorf("%s still holds %d entries", deadLetters, n)
+			if n, _ := c.ZCard(ctx, rdb.DeadLetters).Result(); n != 0 {
+				t.Errorf("%s still holds %d entries", rdb.DeadLetters, n)
 			}
 		})
 	}
@@ -1347,7 +1348,7 @@ func TestDeleteDeadLetter(t *testing.T) {
 	if deleted, state, err := s.DeleteDeadLetter(ctx, "a"); err != nil || !deleted {
 		t.Fatalf("delete: deleted %t (state %s), %v", deleted, state, err)
 	}
-	if n, _ := c.Exists(ctx, jobKey("a"), attemptsKey("a")).Result(); n != 0 {
+	if n, _ := c.Exists(ctx, rdb.JobKey("a"), rdb.AttemptsKey("a")).Result(); n != 0 {
 		t.Fatalf("%d keys of the deleted letter left", n)
 	}
 	if indexed(t, c, "a") {
@@ -1386,14 +1387,14 @@ func TestIDsDoNotCollide(t *testing.T) {
 	idsToTry := []string{"a", "a:attempts", "a:attempts:attempts", "attempts", "dlq", "code:x", "a.b"}
 	seen := map[string]string{}
 	for _, id := range idsToTry {
-		for _, k := range []string{jobKey(id), attemptsKey(id)} {
+		for _, k := range []string{rdb.JobKey(id), rdb.AttemptsKey(id)} {
 			if prev, ok := seen[k]; ok {
 				t.Errorf("key %s belongs to %s and %s", k, prev, id)
 			}
 			seen[k] = id
 		}
 	}
-	for _, k := range []string{deadLetters, ResultsStream} {
+	for _, k := range []string{rdb.DeadLetters, ResultsStream} {
 		if prev, ok := seen[k]; ok {
 			t.Errorf("index key %s is also a key of job %s", k, prev)
 		}
@@ -1468,8 +1469,8 @@ func TestKeySlotReference(t *testing.T) {
 }
 
 func TestKeysShareTheResultsStreamSlot(t *testing.T) {
-	keys := []string{deadLetters, jobKey("j1"), attemptsKey("j1"),
-		jobKey("0123456789abcdef0123456789abcdef"), attemptsKey("x:y.z@w-1"), jobKey("a:b{c}d")}
+	keys := []string{rdb.DeadLetters, rdb.JobKey("j1"), rdb.AttemptsKey("j1"),
+		rdb.JobKey("0123456789abcdef0123456789abcdef"), rdb.AttemptsKey("x:y.z@w-1"), rdb.JobKey("a:b{c}d")}
 	want := keySlot(ResultsStream)
 	if !strings.HasPrefix(ResultsStream, "rcslaunch:") {
 		t.Errorf("%s lacks the rcslaunch: prefix", ResultsStream)

@@ -1,0 +1,229 @@
+package rdb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The store's scripts: every write that changes a job's state or a batch.
+// Those that touch a batch's counters have lib/batch.lua put in front.
+var (
+	createJobsScript        = load("create_jobs.lua", batchLib)
+	uncreateJobScript       = load("uncreate_job.lua", batchLib)
+	startJobScript          = load("start_job.lua", batchLib)
+	finishJobScript         = load("finish_job.lua", batchLib)
+	createBatchScript       = load("create_batch.lua")
+	closeBatchScript        = load("close_batch.lua", batchLib)
+	requeueDeadLetterScript = load("requeue_dead_letter.lua", batchLib)
+	unindexDeadLetterScript = load("unindex_dead_letter.lua")
+	restoreDeadLetterScript = load("restore_dead_letter.lua", batchLib)
+	deleteDeadLetterScript  = load("delete_dead_letter.lua", batchLib)
+)
+
+// NewJob is one job's arguments to CreateJobs.
+type NewJob struct {
+	ID      string
+	SID     string
+	AgentNo string
+	Payload []byte
+	Batch   string // batch to join; empty for none
+	Force   bool   // relaunch a job that succeeded
+}
+
+// CreateJobs runs create_jobs.lua: it creates the jobs' records unless they
+// exist, and returns each job's answer ("created", "conflict",
+// "in_progress" or its state), in order.
+func CreateJobs(ctx context.Context, c redis.Scripter, jobs []NewJob, now time.Time) ([]string, error) {
+	keys := make([]string, 0, 2*len(jobs))
+	args := make([]any, 0, 1+6*len(jobs))
+	args = append(args, ms(now))
+	for _, j := range jobs {
+		keys = append(keys, JobKey(j.ID), AttemptsKey(j.ID))
+		args = append(args, j.ID, j.SID, j.AgentNo, j.Payload, j.Batch, flag(j.Force))
+	}
+	return call(ctx, c, createJobsScript, keys, args, func(cmd *redis.Cmd) ([]string, error) {
+		vals, err := cmd.StringSlice()
+		if err == nil && len(vals) != len(jobs) {
+			err = fmt.Errorf("%d answers for %d jobs", len(vals), len(jobs))
+		}
+		return vals, err
+	})
+}
+
+// UncreateJob runs uncreate_job.lua: it undoes CreateJobs for a job that has
+// not started, and reports whether there was anything to undo.
+func UncreateJob(ctx context.Context, c redis.Scripter, id string) (bool, error) {
+	return call(ctx, c, uncreateJobScript, []string{JobKey(id), AttemptsKey(id)}, []any{id}, isOne)
+}
+
+// StartArgs is start_job.lua's arguments: the job (to recreate a missing
+// record), its retry budget and the time.
+type StartArgs struct {
+	ID          string
+	SID         string
+	AgentNo     string
+	Payload     []byte
+	MaxAttempts int
+	Now         time.Time
+}
+
+// StartJob runs start_job.lua: it marks the job running for its next attempt
+// unless it has finished, and returns the state ("running" or the finished
+// state) and the attempt number.
+func StartJob(ctx context.Context, c redis.Scripter, a StartArgs) (state string, attempt int, err error) {
+	type reply struct {
+		state   string
+		attempt int
+	}
+	keys := []string{JobKey(a.ID), AttemptsKey(a.ID), DeadLetters}
+	args := []any{ms(a.Now), a.MaxAttempts, a.ID, a.SID, a.AgentNo, a.Payload, a.Now.UTC().Format(time.RFC3339Nano)}
+	r, err := call(ctx, c, startJobScript, keys, args, func(cmd *redis.Cmd) (reply, error) {
+		vals, err := slice(cmd, 2)
+		if err != nil {
+			return reply{}, err
+		}
+		s, _ := vals[0].(string)
+		n, _ := vals[1].(int64)
+		return reply{s, int(n)}, nil
+	})
+	return r.state, r.attempt, err
+}
+
+// FinishArgs is finish_job.lua's arguments: one attempt's outcome.
+type FinishArgs struct {
+	ID            string
+	Kind          string // "succeeded", "retrying", "dead_lettered" or "deferred"
+	Entry         []byte // the attempt log entry (JSON)
+	Code          string
+	Message       string
+	AgentLaunchID string
+	HTTPStatus    int
+	Uncertain     bool
+	Response      []byte // Kaleyra's answer (JSON); nil for none
+	Now           time.Time
+	NextRunAt     time.Time     // zero for none
+	Retention     time.Duration // how long a finished job's keys are kept (whole seconds); 0 forever
+	ResultsMaxLen int64         // the results stream's approximate cap; 0 never trims
+}
+
+func (a FinishArgs) keys() []string {
+	return []string{JobKey(a.ID), AttemptsKey(a.ID), ResultsStream, DeadLetters, Outcomes}
+}
+
+func (a FinishArgs) args() []any {
+	var next int64
+	if !a.NextRunAt.IsZero() {
+		next = ms(a.NextRunAt)
+	}
+	return []any{a.Kind, a.Entry, a.Code, a.Message, a.AgentLaunchID, a.HTTPStatus, flag(a.Uncertain), string(a.Response),
+		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID}
+}
+
+// FinishJob runs finish_job.lua: it records an attempt's outcome and returns
+// the job's state afterwards ("missing" when it has no record).
+func FinishJob(ctx context.Context, c redis.Scripter, a FinishArgs) (string, error) {
+	return call(ctx, c, finishJobScript, a.keys(), a.args(), text)
+}
+
+// QueueFinishJob queues FinishJob on pipe; its Result is FinishJob's.
+func QueueFinishJob(ctx context.Context, pipe redis.Pipeliner, a FinishArgs) *Pending[string] {
+	return queue(ctx, pipe, finishJobScript, a.keys(), a.args(), text)
+}
+
+// CreateBatch runs create_batch.lua: it makes an empty, open batch, and
+// reports false when the ID is taken.
+func CreateBatch(ctx context.Context, c redis.Scripter, id, name string, now time.Time) (bool, error) {
+	return call(ctx, c, createBatchScript, []string{BatchKey(id), BatchIndex}, []any{id, name, ms(now)}, isOne)
+}
+
+// CloseBatch runs close_batch.lua: it closes the batch, which is finished
+// once every job has its outcome and then kept for retention (whole
+// seconds; 0 forever). It reports false when the batch does not exist.
+func CloseBatch(ctx context.Context, c redis.Scripter, id string, now time.Time, retention time.Duration) (bool, error) {
+	return call(ctx, c, closeBatchScript, []string{BatchKey(id)}, []any{ms(now), seconds(retention)}, isOne)
+}
+
+// RequeueReply is requeue_dead_letter.lua's answer.
+type RequeueReply struct {
+	// Result is "requeued", "resume", "uncertain", "missing", or the state
+	// of a job that is no dead letter.
+	Result string
+	// HasJob is set when the job's fields below were returned (requeued,
+	// resume).
+	HasJob  bool
+	Payload []byte
+	SID     string
+	AgentNo string
+}
+
+// RequeueDeadLetter runs requeue_dead_letter.lua: it marks a dead letter
+// queued with a fresh budget, keeping it in the dead-letter index.
+func RequeueDeadLetter(ctx context.Context, c redis.Scripter, id string, includeUncertain bool, now time.Time) (RequeueReply, error) {
+	keys := []string{JobKey(id), DeadLetters}
+	return call(ctx, c, requeueDeadLetterScript, keys, []any{flag(includeUncertain), ms(now), id}, func(cmd *redis.Cmd) (RequeueReply, error) {
+		vals, err := slice(cmd, 1)
+		if err != nil {
+			return RequeueReply{}, err
+		}
+		str := func(i int) string { v, _ := vals[i].(string); return v }
+		r := RequeueReply{Result: str(0)}
+		if len(vals) >= 4 {
+			r.HasJob, r.Payload, r.SID, r.AgentNo = true, []byte(str(1)), str(2), str(3)
+		}
+		return r, nil
+	})
+}
+
+// UnindexDeadLetter runs unindex_dead_letter.lua: it removes a requeued job
+// from the dead-letter index unless it is dead-lettered again, and reports
+// whether it did.
+func UnindexDeadLetter(ctx context.Context, c redis.Scripter, id string) (bool, error) {
+	return call(ctx, c, unindexDeadLetterScript, []string{JobKey(id), DeadLetters}, []any{id}, isOne)
+}
+
+// RestoreDeadLetter runs restore_dead_letter.lua: it puts a requeued job
+// back to dead-lettered, and reports whether it did. A batch it finishes
+// again is kept for retention (whole seconds; 0 forever).
+func RestoreDeadLetter(ctx context.Context, c redis.Scripter, id string, now time.Time, retention time.Duration) (bool, error) {
+	keys := []string{JobKey(id), DeadLetters}
+	return call(ctx, c, restoreDeadLetterScript, keys, []any{id, ms(now), seconds(retention)}, isOne)
+}
+
+// DeleteDeadLetter runs delete_dead_letter.lua: it drops a dead letter and
+// returns "deleted", "missing", or the state of a job that is no dead letter.
+func DeleteDeadLetter(ctx context.Context, c redis.Scripter, id string) (string, error) {
+	return call(ctx, c, deleteDeadLetterScript, []string{JobKey(id), AttemptsKey(id), DeadLetters}, []any{id}, text)
+}
+
+// ms is t as the scripts take times: Unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// seconds is d as the scripts take TTLs: whole seconds.
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+// flag is b as the scripts take flags: "1" or "0".
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func text(cmd *redis.Cmd) (string, error) { return cmd.Text() }
+
+func isOne(cmd *redis.Cmd) (bool, error) {
+	n, err := cmd.Int64()
+	return n == 1, err
+}
+
+// slice is cmd's array answer, which must hold at least n values.
+func slice(cmd *redis.Cmd, n int) ([]any, error) {
+	vals, err := cmd.Slice()
+	if err == nil && len(vals) < n {
+		err = fmt.Errorf("%d values, want %d or more", len(vals), n)
+	}
+	return vals, err
+}

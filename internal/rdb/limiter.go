@@ -1,0 +1,108 @@
+package rdb
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The limiter's scripts, on one account's SIDKeys.
+var (
+	limiterAcquireScript = load("limiter_acquire.lua")
+	limiterReleaseScript = load("limiter_release.lua")
+)
+
+// AcquireArgs is limiter_acquire.lua's arguments.
+type AcquireArgs struct {
+	Rate        float64 // calls per second
+	Burst       int
+	MaxInFlight int
+	Lease       time.Duration // sent in whole µs
+	Token       string        // the slot's lease token
+}
+
+// AcquireReply is limiter_acquire.lua's answer.
+type AcquireReply struct {
+	OK     bool          // the slot is taken
+	Wait   time.Duration // otherwise, how long until a call may go (0: unknown)
+	Reason string        // otherwise, why not: "cool_off", "in_flight" or "rate"
+}
+
+// LimiterAcquire runs limiter_acquire.lua: it takes a rate token and an
+// in-flight slot for one call on k's account, or says how long to wait.
+func LimiterAcquire(ctx context.Context, c redis.Scripter, k SIDKeys, a AcquireArgs) (AcquireReply, error) {
+	args := []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token}
+	return call(ctx, c, limiterAcquireScript, k.keys, args, func(cmd *redis.Cmd) (AcquireReply, error) {
+		vals, err := slice(cmd, 3)
+		if err != nil {
+			return AcquireReply{}, err
+		}
+		ok, _ := vals[0].(int64)
+		us, _ := vals[1].(int64)
+		reason, _ := vals[2].(string)
+		return AcquireReply{OK: ok == 1, Wait: time.Duration(us) * time.Microsecond, Reason: reason}, nil
+	})
+}
+
+// ReleaseResult is what a call's answer says about the account's health, as
+// limiter_release.lua names it.
+type ReleaseResult string
+
+// The results limiter_release.lua knows.
+const (
+	ReleaseAnswered  ReleaseResult = "answered"
+	ReleaseGateway   ReleaseResult = "gateway"
+	ReleaseThrottled ReleaseResult = "throttled"
+	ReleaseUnused    ReleaseResult = "unused"
+)
+
+// ReleaseArgs is limiter_release.lua's arguments.
+type ReleaseArgs struct {
+	Token            string // the slot's lease token
+	Result           ReleaseResult
+	Rate             float64 // the configured rate, calls per second
+	MinRate          float64 // the floor throttling lowers the rate to
+	CoolOffThreshold int     // gateway errors that start a cool-off; 0 disables it
+	CoolOffWindow    time.Duration
+	CoolOffDuration  time.Duration
+}
+
+func (a ReleaseArgs) args() []any {
+	return []any{a.Token, string(a.Result), a.Rate, a.MinRate,
+		a.CoolOffThreshold, a.CoolOffWindow.Milliseconds(), a.CoolOffDuration.Milliseconds()}
+}
+
+// ReleaseReply is limiter_release.lua's answer.
+type ReleaseReply struct {
+	CoolOffStarted bool    // this release put the account in cool-off
+	Rate           float64 // the effective rate when this release changed it, else 0
+}
+
+// LimiterRelease runs limiter_release.lua: it frees the slot of token and
+// feeds the call's result to the cool-off and the adaptive rate.
+func LimiterRelease(ctx context.Context, c redis.Scripter, k SIDKeys, a ReleaseArgs) (ReleaseReply, error) {
+	return call(ctx, c, limiterReleaseScript, k.keys, a.args(), releaseReply)
+}
+
+// QueueLimiterRelease queues LimiterRelease on pipe; its Result is
+// LimiterRelease's.
+func QueueLimiterRelease(ctx context.Context, pipe redis.Pipeliner, k SIDKeys, a ReleaseArgs) *Pending[ReleaseReply] {
+	return queue(ctx, pipe, limiterReleaseScript, k.keys, a.args(), releaseReply)
+}
+
+func releaseReply(cmd *redis.Cmd) (ReleaseReply, error) {
+	vals, err := slice(cmd, 2)
+	if err != nil {
+		return ReleaseReply{}, err
+	}
+	var r ReleaseReply
+	if n, _ := vals[0].(int64); n == 1 {
+		r.CoolOffStarted = true
+	}
+	if s, _ := vals[1].(string); s != "" {
+		r.Rate, _ = strconv.ParseFloat(s, 64)
+	}
+	return r, nil
+}

@@ -1,0 +1,89 @@
+-- create_jobs: creates the records of #KEYS/2 jobs, each unless it exists
+-- (or relaunches a success with force), and counts the new ones in their
+-- batch. A chunk of jobs in one script costs Redis far less than a script
+-- each (BENCHMARKS.md). Needs lib/batch.lua.
+--
+-- KEYS[2i-1]  job        job i's record (rdb.JobKey)
+-- KEYS[2i]    attempts   job i's attempt log (rdb.AttemptsKey)
+-- ARGV[1]     now        the time, Unix ms
+-- then six per job i, from ARGV[6i-4]:
+-- ARGV[6i-4]  id         job ID
+-- ARGV[6i-3]  sid        Kaleyra account
+-- ARGV[6i-2]  agent_no   agent number
+-- ARGV[6i-1]  payload    canonical request body
+-- ARGV[6i]    batch      batch ID to join ('' for none)
+-- ARGV[6i+1]  force      '1' relaunches a job that succeeded, else '0'
+--
+-- Returns one answer per job, in order: 'created', 'conflict' (another
+-- payload), 'in_progress' (running or retrying), or the job's state
+-- ('queued', 'succeeded', 'dead_lettered').
+
+local now = ARGV[1]
+-- The batch a job joins, if it joins one: its batch when that batch is
+-- open. A closed batch takes no more jobs (its total is final); the job is
+-- then stored without a batch.
+local batches = {} -- batch name: {key or false, closed}
+local function batch_of(batch)
+  local b = batches[batch]
+  if not b then
+    local bk = batch_key(batch)
+    b = {bk or false, bk and redis.call('HGET', bk, 'closed') == '1'}
+    batches[batch] = b
+  end
+  if b[2] then return nil, '' end
+  return b[1] or nil, batch
+end
+local function create(jk, ak, id, sid, agent_no, payload, batch, force)
+  local bk
+  bk, batch = batch_of(batch)
+  local function join()
+    if not bk then return end
+    redis.call('HINCRBY', bk, 'total', 1)
+    batch_move(bk, nil, 'queued')
+    redis.call('RPUSH', batch_jobs(bk), id)
+  end
+  local state = redis.call('HGET', jk, 'state')
+  if not state then
+    redis.call('HSET', jk, 'id', id, 'sid', sid, 'agent_no', agent_no, 'payload', payload,
+      'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now, 'batch', batch, 'generation', 1)
+    join()
+    return 'created'
+  end
+  if redis.call('HGET', jk, 'payload') ~= payload then return 'conflict' end
+  if state == 'succeeded' and force == '1' then
+    -- The last success stays readable (and restorable by Uncreate) until the
+    -- relaunch records its own outcome over it; the fields set here are kept
+    -- as restore_<field> for Uncreate.
+    local prev = redis.call('HMGET', jk, 'attempts', 'enqueued_at', 'updated_at', 'batch')
+    redis.call('HSET', jk, 'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now,
+      'batch', batch, 'restore_ttl', redis.call('PTTL', jk))
+    for i, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
+      if prev[i] then redis.call('HSET', jk, 'restore_' .. f, prev[i]) end
+    end
+    -- The relaunch counts in its new batch: the job leaves the batch it
+    -- succeeded in (unless that is the same one, where it just starts over).
+    if bk and prev[4] == batch then
+      batch_move(bk, 'succeeded', 'queued')
+    else
+      local old = batch_key(prev[4])
+      if old then
+        batch_move(old, 'succeeded', nil)
+        redis.call('HINCRBY', old, 'total', -1)
+        redis.call('HINCRBY', old, 'relaunched', 1)
+      end
+      join()
+    end
+    redis.call('HINCRBY', jk, 'generation', 1)
+    redis.call('PERSIST', jk)
+    redis.call('PERSIST', ak)
+    return 'created'
+  end
+  if state == 'running' or state == 'retrying' then return 'in_progress' end
+  return state
+end
+local out = {}
+for i = 1, #KEYS / 2 do
+  local a = 6 * i - 4
+  out[i] = create(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+end
+return out

@@ -1,0 +1,75 @@
+-- finish_job: records an attempt's outcome in one atomic step, with the
+-- job's batch counters; a final outcome also appends the results stream
+-- entry and counts it, and a dead letter is indexed. A job that has already
+-- finished is left as it was. Needs lib/batch.lua.
+--
+-- KEYS[1]   job              the job's record (rdb.JobKey)
+-- KEYS[2]   attempts         the job's attempt log (rdb.AttemptsKey)
+-- KEYS[3]   results          the results stream (rdb.ResultsStream)
+-- KEYS[4]   dlq              the dead-letter index (rdb.DeadLetters)
+-- KEYS[5]   outcomes         the outcome counters (rdb.Outcomes)
+-- ARGV[1]   kind             'succeeded', 'retrying', 'dead_lettered' or 'deferred'
+-- ARGV[2]   entry            the attempt log entry (JSON)
+-- ARGV[3]   code             the answer's code
+-- ARGV[4]   message          the answer's message
+-- ARGV[5]   agent_launch_id  Kaleyra's ID of the launch
+-- ARGV[6]   http_status      the answer's HTTP status
+-- ARGV[7]   uncertain        '1' when the agent may have been launched, else '0'
+-- ARGV[8]   response         Kaleyra's answer (JSON; '' for none)
+-- ARGV[9]   now              the time, Unix ms
+-- ARGV[10]  next_run_at      Unix ms of the next run (retrying, deferred); 0 for none
+-- ARGV[11]  ttl              seconds a finished job's keys are kept; 0 forever
+-- ARGV[12]  maxlen           the results stream's approximate cap; 0 never trims
+-- ARGV[13]  now_rfc3339      the time, RFC 3339, for the stream entry
+-- ARGV[14]  id               job ID
+--
+-- Returns the job's state afterwards ('queued' for deferred, 'retrying',
+-- 'succeeded', 'dead_lettered'), or 'missing' when it has no record.
+
+-- one read of the fields the script needs; it writes none of them before use
+local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'agent_no', 'attempts')
+local state = h[1]
+if not state then return 'missing' end
+if state == 'succeeded' or state == 'dead_lettered' then return state end
+local bk = batch_key(h[2])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local kind = ARGV[1]
+if kind == 'deferred' then
+  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'next_run_at', ARGV[10], 'updated_at', ARGV[9])
+  batch_move(bk, state, 'queued')
+  return 'queued'
+end
+if kind == 'retrying' then
+  redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
+    'state', 'retrying', 'next_run_at', ARGV[10])
+  batch_move(bk, state, 'retrying')
+  return 'retrying'
+end
+batch_move(bk, state, kind)
+if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
+batch_settle(bk, ARGV[9], ARGV[11])
+redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
+  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
+redis.call('HDEL', KEYS[1], 'next_run_at')
+h = {h[3], h[4], h[2]} -- agent_no, attempts, batch for the stream entry
+local x = {'XADD', KEYS[3]}
+if tonumber(ARGV[12]) > 0 then
+  table.insert(x, 'MAXLEN'); table.insert(x, '~'); table.insert(x, ARGV[12])
+end
+for _, v in ipairs({'*', 'job_id', ARGV[14], 'agent_no', h[1] or '', 'outcome', kind, 'code', ARGV[3],
+    'message', ARGV[4], 'agent_launch_id', ARGV[5], 'attempts', h[2] or '0', 'finished_at', ARGV[13],
+    'uncertain', ARGV[7], 'batch_id', h[3] or '', 'response', ARGV[8]}) do
+  table.insert(x, v)
+end
+redis.call(unpack(x))
+redis.call('HINCRBY', KEYS[5], kind .. '|' .. ARGV[3], 1)
+if kind == 'dead_lettered' then
+  redis.call('ZADD', KEYS[4], ARGV[9], ARGV[14])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+elseif tonumber(ARGV[11]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[11])
+  redis.call('EXPIRE', KEYS[2], ARGV[11])
+end
+return kind

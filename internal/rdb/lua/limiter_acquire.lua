@@ -1,0 +1,36 @@
+-- limiter_acquire: takes a rate token (GCRA) and an in-flight slot together
+-- for one launch call, on Redis's clock, or says how long to wait.
+--
+-- KEYS[1]  tat             theoretical arrival time, Unix µs (rdb.SIDKeys.TAT)
+-- KEYS[2]  inflight        leases, token scored by expiry in Unix µs (InFlight)
+-- KEYS[3]  cooloff         exists while in cool-off (CoolOff)
+-- KEYS[4]  rate            the effective rate hash (Rate)
+-- KEYS[5]  gateway_errors  unused here; passed so both limiter scripts take the same KEYS
+-- ARGV[1]  rate            the configured rate, calls per second
+-- ARGV[2]  burst           calls that may go at once above the rate
+-- ARGV[3]  max_in_flight   the cap on calls in flight
+-- ARGV[4]  lease           how long a slot is held at most, µs
+-- ARGV[5]  token           the slot's lease token
+--
+-- Returns {1, 0, 'ok'} with the slot taken, or {0, wait_us, reason} with
+-- reason 'cool_off', 'in_flight' (wait_us 0: unknown) or 'rate'.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cool = redis.call('PTTL', KEYS[3])
+if cool > 0 then return {0, cool * 1000, 'cool_off'} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {0, 0, 'in_flight'} end
+local rate = tonumber(ARGV[1])
+local eff = tonumber(redis.call('HGET', KEYS[4], 'rate'))
+if eff and eff < rate then rate = eff end
+local interval = math.floor(1000000 / rate)
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new = tat + interval
+if new - now > tolerance then return {0, new - now - tolerance, 'rate'} end
+redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
+redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[4]) / 1000) + 1000)
+return {1, 0, 'ok'}

@@ -1,0 +1,209 @@
+package rdb
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/testredis"
+)
+
+// flushScripts empties the server's script cache, as a Redis restart does.
+func flushScripts(t *testing.T, c *redis.Client) {
+	t.Helper()
+	if err := c.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cached reports, for every script, whether the server's cache holds it.
+func cached(t *testing.T, c *redis.Client) map[string]bool {
+	t.Helper()
+	shas := make([]string, len(scripts))
+	for i, s := range scripts {
+		shas[i] = s.sha
+	}
+	ok, err := c.ScriptExists(context.Background(), shas...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for i, s := range scripts {
+		out[s.name] = ok[i]
+	}
+	return out
+}
+
+// must fails the test on err, naming the call.
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// TestScriptsAfterScriptFlush runs every wrapper on a server whose script
+// cache is empty, so that each script's first EVALSHA meets NOSCRIPT and
+// recovers through recover; at the end every script is cached, which shows
+// that a wrapper runs each. Then a pipelined finish and release, queued
+// after another SCRIPT FLUSH, recover the same way and run once.
+func TestScriptsAfterScriptFlush(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Start(t).Client()
+	now := time.Now()
+	flushScripts(t, c)
+	for name, ok := range cached(t, c) {
+		if ok {
+			t.Fatalf("%s cached after SCRIPT FLUSH", name)
+		}
+	}
+
+	ok, err := CreateBatch(ctx, c, "b1", "first", now)
+	must(t, "CreateBatch", err)
+	if !ok {
+		t.Fatal("CreateBatch: the ID is taken on a new server")
+	}
+	job := func(id string) NewJob {
+		return NewJob{ID: id, SID: "AC1", AgentNo: "+15550001", Payload: []byte(`{"n":"` + id + `"}`), Batch: "b1"}
+	}
+	res, err := CreateJobs(ctx, c, []NewJob{job("j1"), job("j2"), job("j3")}, now)
+	must(t, "CreateJobs", err)
+	if strings.Join(res, " ") != "created created created" {
+		t.Fatalf("CreateJobs: %q", res)
+	}
+	ok, err = UncreateJob(ctx, c, "j2")
+	must(t, "UncreateJob", err)
+	if !ok {
+		t.Fatal("UncreateJob of a new job did nothing")
+	}
+	start := func(id string) {
+		t.Helper()
+		state, n, err := StartJob(ctx, c, StartArgs{ID: id, SID: "AC1", AgentNo: "+15550001", MaxAttempts: 3, Now: now})
+		if err != nil || state != "running" || n < 1 {
+			t.Fatalf("StartJob %s: %s, %d, %v", id, state, n, err)
+		}
+	}
+	deadLetter := func(id string) {
+		t.Helper()
+		start(id)
+		a := FinishArgs{ID: id, Kind: "dead_lettered", Entry: []byte(`{"attempt":1}`), Code: "RCS400", Now: now}
+		state, err := FinishJob(ctx, c, a)
+		must(t, "FinishJob", err)
+		if state != "dead_lettered" {
+			t.Fatalf("FinishJob %s: %s", id, state)
+		}
+	}
+	deadLetter("j1")
+	ok, err = CloseBatch(ctx, c, "b1", now, 0)
+	must(t, "CloseBatch", err)
+	if !ok {
+		t.Fatal("CloseBatch: no batch")
+	}
+	r, err := RequeueDeadLetter(ctx, c, "j1", false, now)
+	must(t, "RequeueDeadLetter", err)
+	if r.Result != "requeued" || !r.HasJob || string(r.Payload) != `{"n":"j1"}` || r.SID != "AC1" || r.AgentNo != "+15550001" {
+		t.Fatalf("RequeueDeadLetter: %+v", r)
+	}
+	ok, err = RestoreDeadLetter(ctx, c, "j1", now, 0)
+	must(t, "RestoreDeadLetter", err)
+	if !ok {
+		t.Fatal("RestoreDeadLetter did nothing")
+	}
+	_, err = RequeueDeadLetter(ctx, c, "j1", false, now)
+	must(t, "RequeueDeadLetter", err)
+	ok, err = UnindexDeadLetter(ctx, c, "j1")
+	must(t, "UnindexDeadLetter", err)
+	if !ok {
+		t.Fatal("UnindexDeadLetter did nothing")
+	}
+	deadLetter("j1")
+	deleted, err := DeleteDeadLetter(ctx, c, "j1")
+	must(t, "DeleteDeadLetter", err)
+	if deleted != "deleted" {
+		t.Fatalf("DeleteDeadLetter: %s", deleted)
+	}
+	k := LimiterKeys("AC1")
+	acq := AcquireArgs{Rate: 100, Burst: 10, MaxInFlight: 1, Lease: time.Minute, Token: "t1"}
+	a, err := LimiterAcquire(ctx, c, k, acq)
+	must(t, "LimiterAcquire", err)
+	if !a.OK {
+		t.Fatalf("LimiterAcquire: %+v", a)
+	}
+	rel := ReleaseArgs{Token: "t1", Result: ReleaseThrottled, Rate: 100, MinRate: 5}
+	rep, err := LimiterRelease(ctx, c, k, rel)
+	must(t, "LimiterRelease", err)
+	if rep.Rate != 50 {
+		t.Fatalf("LimiterRelease after a throttled call: %+v, want the rate halved", rep)
+	}
+	for name, ok := range cached(t, c) {
+		if !ok {
+			t.Errorf("%s did not run: no wrapper called above runs it", name)
+		}
+	}
+
+	// Pipelined: the finish of j3 and the release of a slot share a round
+	// trip, as in the worker.
+	start("j3")
+	acq.Token = "t2"
+	a, err = LimiterAcquire(ctx, c, k, acq)
+	must(t, "LimiterAcquire", err)
+	if !a.OK {
+		t.Fatalf("LimiterAcquire: %+v", a)
+	}
+	flushScripts(t, c)
+	pipe := c.Pipeline()
+	fin := QueueFinishJob(ctx, pipe, FinishArgs{ID: "j3", Kind: "succeeded", Entry: []byte(`{"attempt":1}`),
+		Code: "RCS902", HTTPStatus: 200, Now: now})
+	rel.Token, rel.Result = "t2", ReleaseGateway
+	rel.CoolOffThreshold, rel.CoolOffWindow, rel.CoolOffDuration = 5, time.Minute, time.Minute
+	release := QueueLimiterRelease(ctx, pipe, k, rel)
+	_, _ = pipe.Exec(ctx)
+	for _, cmd := range []*redis.Cmd{fin.cmd, release.cmd} {
+		if !isNoScript(cmd.Err()) {
+			t.Fatalf("pipelined %v after SCRIPT FLUSH: %v, want NOSCRIPT", cmd.Args()[0], cmd.Err())
+		}
+	}
+	state, err := fin.Result(ctx, c)
+	must(t, "pipelined FinishJob", err)
+	if state != "succeeded" {
+		t.Fatalf("pipelined FinishJob: %s", state)
+	}
+	_, err = release.Result(ctx, c)
+	must(t, "pipelined LimiterRelease", err)
+	if n := c.ZCard(ctx, k.InFlight()).Val(); n != 0 {
+		t.Errorf("%d slots held after the pipelined release", n)
+	}
+	// Once each: one success in the stream (j1's two dead letters are the
+	// other entries), one gateway error counted.
+	if n := c.XLen(ctx, ResultsStream).Val(); n != 3 {
+		t.Errorf("results stream holds %d entries, want 3", n)
+	}
+	if n, _ := c.Get(ctx, k.GatewayErrors()).Int(); n != 1 {
+		t.Errorf("gateway errors: %d, want 1", n)
+	}
+	// Read again, the answers are the same, and nothing runs again.
+	state, err = fin.Result(ctx, c)
+	must(t, "pipelined FinishJob, read again", err)
+	_, err = release.Result(ctx, c)
+	must(t, "pipelined LimiterRelease, read again", err)
+	if n, _ := c.Get(ctx, k.GatewayErrors()).Int(); state != "succeeded" || n != 1 {
+		t.Errorf("read again: finish %s, %d gateway errors; want succeeded, 1", state, n)
+	}
+}
+
+// TestRecoverLeavesOtherErrors: only NOSCRIPT runs a script again; any
+// other error is the caller's, with the script named.
+func TestRecoverLeavesOtherErrors(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Start(t).Client()
+	if err := c.Set(ctx, JobKey("bad"), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := FinishJob(ctx, c, FinishArgs{ID: "bad", Kind: "succeeded", Now: time.Now()})
+	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), "finish_job.lua") {
+		t.Fatalf("FinishJob on a string key: %v, want WRONGTYPE naming the script", err)
+	}
+}
