@@ -23,7 +23,6 @@ func newFinishWorker(tb testing.TB) *Worker {
 	w, err := New(Options{
 		Redis: asynq.RedisClientOpt{Addr: r.Addr()}, SID: finishSID, APIKey: "test-key",
 		BaseURL: "http://127.0.0.1:1", RateLimit: 1e6, RateBurst: 1000, MaxInFlight: 1_000_000,
-		CoolOffThreshold: -1,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -111,7 +111,7 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		// The call is not tied to ctx: once sent, it runs to its own timeout
 		// and its answer is recorded, even while the worker shuts down.
 		w.metrics.InFlight.Inc()
-		out = w.client.LaunchBody(context.WithoutCancel(ctx), rec.Payload)
+		out = w.client.Launch(context.WithoutCancel(ctx), rec.Payload)
 		w.metrics.InFlight.Dec()
 		w.metrics.CallDuration.WithLabelValues(out.Class.String()).Observe(out.Duration.Seconds())
 		w.metrics.Calls.WithLabelValues(out.Class.String(), out.Code).Inc()

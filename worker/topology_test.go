@@ -56,7 +56,7 @@ func (e *env) startWorkerOn(opt asynq.RedisConnOpt, mod func(*worker.Options)) (
 		Redis: opt, SID: testSID, APIKey: testKey,
 		BaseURL: e.simTS.URL, Timeout: 2 * time.Second, RateLimit: 200, RateBurst: 10,
 		Concurrency: 8, RetryMax: 3, RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay: 400 * time.Millisecond, CoolOffThreshold: -1, Logger: &log,
+		RetryMaxDelay: 400 * time.Millisecond, Logger: &log,
 	}
 	if mod != nil {
 		mod(&o)

@@ -20,17 +20,45 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/backoff"
-	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/baseurl"
+	"github.com/rcslaunch/rcslaunch/internal/defaults"
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
+	"github.com/rcslaunch/rcslaunch/internal/secret"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
-// Options configures a Worker. Zero values take the defaults named on each
-// field (the same as the environment variables in the README).
+// Defaults of Options, and of the environment variables that set them
+// (README). Fields whose zero means something of its own (RetryMax,
+// JobRetention, CoolOffThreshold, ResultsMaxLen) do not fall back to these:
+// start from DefaultOptions to get them.
+const (
+	DefaultPod              = defaults.Pod              // KALEYRA_POD
+	DefaultTimeout          = defaults.Timeout          // KALEYRA_TIMEOUT
+	DefaultRateLimit        = defaults.RateLimit        // KALEYRA_RATE_LIMIT
+	DefaultRateBurst        = defaults.RateBurst        // KALEYRA_RATE_BURST
+	DefaultMaxInFlight      = defaults.MaxInFlight      // KALEYRA_MAX_IN_FLIGHT
+	DefaultCoolOffThreshold = defaults.CoolOffThreshold // COOLOFF_THRESHOLD
+	DefaultCoolOffWindow    = defaults.CoolOffWindow    // COOLOFF_WINDOW
+	DefaultCoolOffDuration  = defaults.CoolOffDuration  // COOLOFF_DURATION
+	DefaultConcurrency      = defaults.Concurrency      // WORKER_CONCURRENCY
+	DefaultRetryMax         = defaults.RetryMax         // RETRY_MAX
+	DefaultRetryBaseDelay   = defaults.RetryBaseDelay   // RETRY_BASE_DELAY
+	DefaultRetryMaxDelay    = defaults.RetryMaxDelay    // RETRY_MAX_DELAY
+	DefaultRetryCode        = defaults.RetryCode        // RETRY_CODES: the one code retried
+	DefaultJobRetention     = defaults.JobRetention     // JOB_RETENTION
+)
+
+// Options configures a Worker. Its fields mirror the environment variables
+// (README). Where a variable's zero is a setting of its own, the field's
+// zero is the same setting: RetryMax (no retries), JobRetention (keep
+// forever), CoolOffThreshold (no cool-off) and ResultsMaxLen (never trim);
+// these take their defaults only from DefaultOptions, and refuse negative
+// values. Every other field, whose variable refuses zero, takes its default
+// (Default*) when zero.
 type Options struct {
 	// Redis is where the queue and all state live (asynq.RedisClientOpt,
 	// RedisFailoverClientOpt or RedisClusterClientOpt). Required.
@@ -42,40 +70,48 @@ type Options struct {
 	// BaseURL overrides the API base derived from Pod; plain http only for
 	// loopback hosts.
 	BaseURL string
-	// Pod is "in" (default) or "na".
+	// Pod is "in" or "na". Zero means DefaultPod ("in").
 	Pod string
-	// Timeout bounds one Kaleyra call. Default 30s.
+	// Timeout bounds one Kaleyra call. Zero means DefaultTimeout (30s).
 	Timeout time.Duration
-	// RateLimit is launch calls per second per SID. Default 10.
+	// RateLimit is launch calls per second per SID. Zero means
+	// DefaultRateLimit (10).
 	RateLimit float64
-	// RateBurst is the limiter's burst. Default 1.
+	// RateBurst is the limiter's burst. Zero means DefaultRateBurst (1).
 	RateBurst int
 	// MaxInFlight caps launch calls in flight per SID over every process
-	// sharing the Redis. Default 5.
+	// sharing the Redis. Zero means DefaultMaxInFlight (5).
 	MaxInFlight int
 	// CoolOffThreshold RCS502 answers within CoolOffWindow put the account
 	// in cool-off for CoolOffDuration: no calls, jobs wait without using
-	// their retry budget. Defaults 5, 10s, 30s; a negative threshold
-	// disables the cool-off.
+	// their retry budget. A zero threshold disables the cool-off (as
+	// COOLOFF_THRESHOLD=0 does); DefaultCoolOffThreshold is 5. Zero window
+	// and duration mean DefaultCoolOffWindow (10s) and
+	// DefaultCoolOffDuration (30s).
 	CoolOffThreshold int
 	CoolOffWindow    time.Duration
 	CoolOffDuration  time.Duration
-	// Concurrency is how many jobs this process works on at once. Default 10.
+	// Concurrency is how many jobs this process works on at once. Zero means
+	// DefaultConcurrency (10).
 	Concurrency int
 	// RetryMax is how many retries a retryable answer gets after the first
-	// attempt; it applies to jobs already queued. Default 8; -1 for none.
+	// attempt; it applies to jobs already queued. Zero means none (as
+	// RETRY_MAX=0 does); DefaultRetryMax is 8.
 	RetryMax int
 	// RetryBaseDelay and RetryMaxDelay shape the backoff: retry n waits about
-	// min(RetryMaxDelay, RetryBaseDelay·2^n). Defaults 1s and 5m.
+	// min(RetryMaxDelay, RetryBaseDelay·2^n). Zero means
+	// DefaultRetryBaseDelay (1s) and DefaultRetryMaxDelay (5m).
 	RetryBaseDelay, RetryMaxDelay time.Duration
-	// RetryCodes are the Kaleyra codes retried. Default ["RCS502"].
+	// RetryCodes are the Kaleyra codes retried. Empty means
+	// [DefaultRetryCode] (RCS502).
 	RetryCodes []string
 	// JobRetention is how long a succeeded job's record (its "already
-	// launched" guard) is kept. Default 2160h; negative keeps it forever.
+	// launched" guard) is kept. Zero keeps it forever (as JOB_RETENTION=0
+	// does); DefaultJobRetention is 2160h.
 	JobRetention time.Duration
-	// ResultsMaxLen caps the results stream approximately. Default 0: never trims.
+	// ResultsMaxLen caps the results stream approximately. Zero never trims.
 	ResultsMaxLen int64
-	// Logger receives one structured event per line. Default: no logging.
+	// Logger receives one structured event per line. Nil: no logging.
 	Logger *zerolog.Logger
 	// Metrics is where the worker registers its Prometheus metrics: its own
 	// (call latency, attempts, limiter waits) and the fleet's read from
@@ -83,67 +119,81 @@ type Options struct {
 	Metrics prometheus.Registerer
 }
 
-// OptionsFromConfig maps the environment's configuration onto Options.
-func OptionsFromConfig(c config.Config, redis asynq.RedisConnOpt, log *zerolog.Logger) Options {
-	retention, retryMax, coolOff := c.JobRetention, c.RetryMax, c.CoolOffThreshold
-	if retention == 0 {
-		retention = -1 // the environment's 0 means forever
-	}
-	if retryMax == 0 {
-		retryMax = -1 // the environment's 0 means none
-	}
-	if coolOff == 0 {
-		coolOff = -1 // the environment's 0 disables the cool-off
-	}
+// DefaultOptions returns Options with every default filled in, those whose
+// zero means something else included: what the worker does with no
+// environment variable set. Set Redis, SID and APIKey, and change what
+// differs.
+func DefaultOptions() Options {
 	return Options{
-		Redis: redis, SID: c.SID, APIKey: c.APIKey.Reveal(), BaseURL: c.BaseURL, Pod: c.Pod,
-		Timeout: c.Timeout, RateLimit: c.RateLimit, RateBurst: c.RateBurst, MaxInFlight: c.MaxInFlight,
-		CoolOffThreshold: coolOff, CoolOffWindow: c.CoolOffWindow, CoolOffDuration: c.CoolOffDuration,
-		Concurrency:    c.Concurrency,
-		RetryMax:       retryMax,
-		RetryBaseDelay: c.RetryBaseDelay, RetryMaxDelay: c.RetryMaxDelay, RetryCodes: c.RetryCodes,
-		JobRetention: retention, ResultsMaxLen: c.ResultsMaxLen, Logger: log,
+		Pod:              DefaultPod,
+		Timeout:          DefaultTimeout,
+		RateLimit:        DefaultRateLimit,
+		RateBurst:        DefaultRateBurst,
+		MaxInFlight:      DefaultMaxInFlight,
+		CoolOffThreshold: DefaultCoolOffThreshold,
+		CoolOffWindow:    DefaultCoolOffWindow,
+		CoolOffDuration:  DefaultCoolOffDuration,
+		Concurrency:      DefaultConcurrency,
+		RetryMax:         DefaultRetryMax,
+		RetryBaseDelay:   DefaultRetryBaseDelay,
+		RetryMaxDelay:    DefaultRetryMaxDelay,
+		RetryCodes:       []string{DefaultRetryCode},
+		JobRetention:     DefaultJobRetention,
 	}
 }
 
+// ErrNegative is wrapped by New's error for a negative RetryMax,
+// JobRetention, CoolOffThreshold or ResultsMaxLen, whose zero is the
+// smallest setting ("none", "forever", "off", "never trim").
+var ErrNegative = errors.New("must not be negative")
+
+// check refuses the values that have no meaning, naming their fields.
+func (o *Options) check() error {
+	var errs []error
+	negative := func(field string, isNegative bool) {
+		if isNegative {
+			errs = append(errs, fmt.Errorf("Options.%s %w", field, ErrNegative))
+		}
+	}
+	negative("RetryMax", o.RetryMax < 0)
+	negative("JobRetention", o.JobRetention < 0)
+	negative("CoolOffThreshold", o.CoolOffThreshold < 0)
+	negative("ResultsMaxLen", o.ResultsMaxLen < 0)
+	if o.Redis == nil {
+		errs = append(errs, errors.New("Options.Redis is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// applyDefaults sets the fields whose zero stands for their default.
 func (o *Options) applyDefaults() {
 	setDefault := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
-	setDefault(&o.Timeout, 30*time.Second)
-	setDefault(&o.RetryBaseDelay, time.Second)
-	setDefault(&o.RetryMaxDelay, 5*time.Minute)
-	setDefault(&o.JobRetention, 2160*time.Hour)
-	setDefault(&o.CoolOffWindow, 10*time.Second)
-	setDefault(&o.CoolOffDuration, 30*time.Second)
-	if o.CoolOffThreshold == 0 {
-		o.CoolOffThreshold = 5
-	}
+	setDefault(&o.Timeout, DefaultTimeout)
+	setDefault(&o.RetryBaseDelay, DefaultRetryBaseDelay)
+	setDefault(&o.RetryMaxDelay, DefaultRetryMaxDelay)
+	setDefault(&o.CoolOffWindow, DefaultCoolOffWindow)
+	setDefault(&o.CoolOffDuration, DefaultCoolOffDuration)
 	if o.MaxInFlight == 0 {
-		o.MaxInFlight = 5
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.Pod == "" {
-		o.Pod = "in"
+		o.Pod = DefaultPod
 	}
 	if o.RateLimit == 0 {
-		o.RateLimit = 10
+		o.RateLimit = DefaultRateLimit
 	}
 	if o.RateBurst == 0 {
-		o.RateBurst = 1
+		o.RateBurst = DefaultRateBurst
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = 10
-	}
-	switch {
-	case o.RetryMax == 0:
-		o.RetryMax = 8
-	case o.RetryMax < 0:
-		o.RetryMax = 0
+		o.Concurrency = DefaultConcurrency
 	}
 	if len(o.RetryCodes) == 0 {
-		o.RetryCodes = []string{"RCS502"}
+		o.RetryCodes = []string{DefaultRetryCode}
 	}
 	if o.Logger == nil {
 		nop := zerolog.Nop()
@@ -174,16 +224,16 @@ type Worker struct {
 
 // New checks opts and builds a worker; nothing runs until Run.
 func New(opts Options) (*Worker, error) {
-	opts.applyDefaults()
-	if opts.Redis == nil {
-		return nil, errors.New("worker: Options.Redis is required")
-	}
-	base, err := kaleyra.BaseURL(opts.Pod, opts.BaseURL)
-	if err != nil {
+	if err := opts.check(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
+	opts.applyDefaults()
+	base, err := baseurl.Resolve(opts.Pod, opts.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("worker: Options: %w", err)
+	}
 	client, err := kaleyra.New(kaleyra.Options{
-		BaseURL: base, SID: opts.SID, APIKey: kaleyra.Secret(opts.APIKey),
+		BaseURL: base, SID: opts.SID, APIKey: secret.String(opts.APIKey),
 		Timeout: opts.Timeout, RetryCodes: opts.RetryCodes,
 	})
 	if err != nil {
@@ -191,16 +241,14 @@ func New(opts Options) (*Worker, error) {
 	}
 	rc := rdb.NewClient(opts.Redis)
 	st := store.New(rc)
-	if opts.JobRetention > 0 {
-		st.Retention = opts.JobRetention
-	}
+	st.Retention = opts.JobRetention
 	st.ResultsMaxLen = opts.ResultsMaxLen
 	lim, err := limits.New(rc, limits.Config{
 		Rate: opts.RateLimit, Burst: opts.RateBurst, MaxInFlight: opts.MaxInFlight,
 		// A slot outlives the call it covers; a process killed while holding
 		// one frees it this long after it took it.
 		Lease:            opts.Timeout + 2*time.Second,
-		CoolOffThreshold: max(opts.CoolOffThreshold, 0),
+		CoolOffThreshold: opts.CoolOffThreshold,
 		CoolOffWindow:    opts.CoolOffWindow,
 		CoolOffDuration:  opts.CoolOffDuration,
 	})

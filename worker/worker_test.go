@@ -343,8 +343,8 @@ func TestMetricsEqualOutcomes(t *testing.T) {
 	log := zerolog.New(e.logs)
 	w, err := worker.New(worker.Options{
 		Redis: asynq.RedisClientOpt{Addr: e.redis.Addr()}, SID: testSID, APIKey: testKey, BaseURL: e.simTS.URL,
-		RateLimit: 200, RetryBaseDelay: 100 * time.Millisecond, RetryMaxDelay: 200 * time.Millisecond,
-		CoolOffThreshold: -1, Logger: &log, Metrics: reg,
+		RateLimit: 200, RetryMax: worker.DefaultRetryMax, RetryBaseDelay: 100 * time.Millisecond,
+		RetryMaxDelay: 200 * time.Millisecond, Logger: &log, Metrics: reg,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -342,7 +342,7 @@ func (b *bench) pipelineRun(ctx context.Context) (rate, cmdsPerJob, allocsPerJob
 	w, err := worker.New(worker.Options{
 		Redis: b.opt, SID: benchSID, APIKey: benchKey, BaseURL: b.base,
 		Concurrency: b.o.concurrency, RateLimit: 1e6, RateBurst: 1000, MaxInFlight: 1_000_000,
-		CoolOffThreshold: -1, Logger: &logger,
+		Logger: &logger,
 	})
 	if err != nil {
 		return 0, 0, 0, nil, err
@@ -799,7 +799,7 @@ func (b *bench) fidelity(ctx context.Context, rep *benchReport) error {
 	}
 	w, err := worker.New(worker.Options{
 		Redis: b.opt, SID: benchSID, APIKey: benchKey, BaseURL: b.base,
-		Concurrency: b.o.concurrency, RateLimit: b.o.rate, RateBurst: 1, MaxInFlight: 50, CoolOffThreshold: -1,
+		Concurrency: b.o.concurrency, RateLimit: b.o.rate, RateBurst: 1, MaxInFlight: 50,
 	})
 	if err != nil {
 		return err
@@ -895,7 +895,7 @@ func (b *bench) pipelineLatency(ctx context.Context) ([]float64, error) {
 	w, err := worker.New(worker.Options{
 		Redis: b.opt, SID: benchSID, APIKey: benchKey, BaseURL: b.base,
 		Concurrency: b.o.concurrency, RateLimit: 1e6, RateBurst: 1000, MaxInFlight: 1_000_000,
-		CoolOffThreshold: -1, Logger: &logger,
+		Logger: &logger,
 	})
 	if err != nil {
 		return nil, err

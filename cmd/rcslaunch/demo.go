@@ -110,10 +110,10 @@ letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq 
 	logger := zerolog.New(zerolog.ConsoleWriter{Out: io.err, NoColor: !isTerminal(io.err)}).Level(zerolog.ErrorLevel).With().Timestamp().Logger()
 	w, err := worker.New(worker.Options{
 		Redis: a.redis, SID: demoSID, APIKey: demoKey, BaseURL: base,
-		Concurrency: 4, RateLimit: 20, RetryMax: demoRetryMax,
+		Concurrency: 4, RateLimit: 20, RetryMax: demoRetryMax, JobRetention: cfg.JobRetention,
 		RetryBaseDelay: 300 * time.Millisecond, RetryMaxDelay: 2 * time.Second, Logger: &logger,
-		// The batch has five RCS502 answers on purpose; a cool-off would only slow the demo.
-		CoolOffThreshold: -1,
+		// CoolOffThreshold is left zero, no cool-off: the batch has five
+		// RCS502 answers on purpose, and a cool-off would only slow the demo.
 	})
 	if err != nil {
 		return fail(io, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
+	"github.com/rcslaunch/rcslaunch/internal/workerenv"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
@@ -39,7 +40,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	}
 	log := newLogger(cfg, io.err)
 	logRedisTo(log)
-	opts := worker.OptionsFromConfig(cfg, opt, &log)
+	opts := workerenv.Options(cfg, opt, &log)
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
 		admin := cfg.HTTPAdminToken.Reveal()

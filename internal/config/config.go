@@ -11,37 +11,68 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/baseurl"
+	"github.com/rcslaunch/rcslaunch/internal/defaults"
+	"github.com/rcslaunch/rcslaunch/internal/secret"
 )
 
 // Config is every environment variable rcslaunch reads.
+//
+// The launch settings' defaults come from package defaults (the worker's
+// too), set by Load before it reads the environment: a field whose variable
+// is unset keeps them. The other defaults, which no other package shares,
+// are the default tags here. Zero means what the README says, the same as
+// in worker.Options: RETRY_MAX=0 no retries, JOB_RETENTION=0 forever,
+// COOLOFF_THRESHOLD=0 no cool-off, RESULTS_MAX_LEN=0 never trims.
 type Config struct {
-	RedisURL          string         `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0"`
-	RedisClusterAddrs []string       `envconfig:"REDIS_CLUSTER_ADDRS"`
-	SID               string         `envconfig:"KALEYRA_SID"`
-	APIKey            kaleyra.Secret `envconfig:"KALEYRA_API_KEY"`
-	Pod               string         `envconfig:"KALEYRA_POD" default:"in"`
-	BaseURL           string         `envconfig:"KALEYRA_BASE_URL"`
-	Timeout           time.Duration  `envconfig:"KALEYRA_TIMEOUT" default:"30s"`
-	RateLimit         float64        `envconfig:"KALEYRA_RATE_LIMIT" default:"10"`
-	RateBurst         int            `envconfig:"KALEYRA_RATE_BURST" default:"1"`
-	MaxInFlight       int            `envconfig:"KALEYRA_MAX_IN_FLIGHT" default:"5"`
-	CoolOffThreshold  int            `envconfig:"COOLOFF_THRESHOLD" default:"5"`
-	CoolOffWindow     time.Duration  `envconfig:"COOLOFF_WINDOW" default:"10s"`
-	CoolOffDuration   time.Duration  `envconfig:"COOLOFF_DURATION" default:"30s"`
-	Concurrency       int            `envconfig:"WORKER_CONCURRENCY" default:"10"`
-	RetryMax          int            `envconfig:"RETRY_MAX" default:"8"`
-	RetryBaseDelay    time.Duration  `envconfig:"RETRY_BASE_DELAY" default:"1s"`
-	RetryMaxDelay     time.Duration  `envconfig:"RETRY_MAX_DELAY" default:"5m"`
-	RetryCodes        []string       `envconfig:"RETRY_CODES" default:"RCS502"`
-	JobRetention      time.Duration  `envconfig:"JOB_RETENTION" default:"2160h"`
-	ResultsMaxLen     int64          `envconfig:"RESULTS_MAX_LEN" default:"0"`
-	HTTPAddr          string         `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
-	MetricsAddr       string         `envconfig:"METRICS_ADDR"`
-	HTTPToken         kaleyra.Secret `envconfig:"HTTP_TOKEN"`
-	HTTPAdminToken    kaleyra.Secret `envconfig:"HTTP_ADMIN_TOKEN"`
-	LogLevel          string         `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat         string         `envconfig:"LOG_FORMAT" default:"json"`
+	RedisURL          string        `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0"`
+	RedisClusterAddrs []string      `envconfig:"REDIS_CLUSTER_ADDRS"`
+	SID               string        `envconfig:"KALEYRA_SID"`
+	APIKey            secret.String `envconfig:"KALEYRA_API_KEY"`
+	Pod               string        `envconfig:"KALEYRA_POD"`
+	BaseURL           string        `envconfig:"KALEYRA_BASE_URL"`
+	Timeout           time.Duration `envconfig:"KALEYRA_TIMEOUT"`
+	RateLimit         float64       `envconfig:"KALEYRA_RATE_LIMIT"`
+	RateBurst         int           `envconfig:"KALEYRA_RATE_BURST"`
+	MaxInFlight       int           `envconfig:"KALEYRA_MAX_IN_FLIGHT"`
+	CoolOffThreshold  int           `envconfig:"COOLOFF_THRESHOLD"`
+	CoolOffWindow     time.Duration `envconfig:"COOLOFF_WINDOW"`
+	CoolOffDuration   time.Duration `envconfig:"COOLOFF_DURATION"`
+	Concurrency       int           `envconfig:"WORKER_CONCURRENCY"`
+	RetryMax          int           `envconfig:"RETRY_MAX"`
+	RetryBaseDelay    time.Duration `envconfig:"RETRY_BASE_DELAY"`
+	RetryMaxDelay     time.Duration `envconfig:"RETRY_MAX_DELAY"`
+	RetryCodes        []string      `envconfig:"RETRY_CODES"`
+	JobRetention      time.Duration `envconfig:"JOB_RETENTION"`
+	ResultsMaxLen     int64         `envconfig:"RESULTS_MAX_LEN"`
+	HTTPAddr          string        `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
+	MetricsAddr       string        `envconfig:"METRICS_ADDR"`
+	HTTPToken         secret.String `envconfig:"HTTP_TOKEN"`
+	HTTPAdminToken    secret.String `envconfig:"HTTP_ADMIN_TOKEN"`
+	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat         string        `envconfig:"LOG_FORMAT" default:"json"`
+}
+
+// withDefaults returns a Config holding the launch settings' defaults, for
+// envconfig to overwrite where a variable is set (envconfig leaves a field
+// without a default tag alone when its variable is unset).
+func withDefaults() Config {
+	return Config{
+		Pod:              defaults.Pod,
+		Timeout:          defaults.Timeout,
+		RateLimit:        defaults.RateLimit,
+		RateBurst:        defaults.RateBurst,
+		MaxInFlight:      defaults.MaxInFlight,
+		CoolOffThreshold: defaults.CoolOffThreshold,
+		CoolOffWindow:    defaults.CoolOffWindow,
+		CoolOffDuration:  defaults.CoolOffDuration,
+		Concurrency:      defaults.Concurrency,
+		RetryMax:         defaults.RetryMax,
+		RetryBaseDelay:   defaults.RetryBaseDelay,
+		RetryMaxDelay:    defaults.RetryMaxDelay,
+		RetryCodes:       []string{defaults.RetryCode},
+		JobRetention:     defaults.JobRetention,
+	}
 }
 
 // Need names what a command requires beyond the defaults.
@@ -56,7 +87,7 @@ const (
 // at once, each by its variable's name. Values are never echoed for
 // KALEYRA_API_KEY.
 func Load(need Need) (Config, error) {
-	var c Config
+	c := withDefaults()
 	if err := envconfig.Process("", &c); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
@@ -82,8 +113,13 @@ func (c *Config) Check(need Need) error {
 	if need&NeedAPIKey != 0 && strings.TrimSpace(c.APIKey.Reveal()) == "" {
 		bad("KALEYRA_API_KEY", "is required (the api-key Kaleyra gave you)")
 	}
-	if _, err := kaleyra.BaseURL(c.Pod, c.BaseURL); err != nil {
-		errs = append(errs, err)
+	// KALEYRA_BASE_URL overrides the pod, which is then not looked at.
+	if c.BaseURL != "" {
+		if _, err := baseurl.Check(c.BaseURL); err != nil {
+			bad("KALEYRA_BASE_URL", "%w", err)
+		}
+	} else if _, err := baseurl.ForPod(c.Pod); err != nil {
+		bad("KALEYRA_POD", "%w", err)
 	}
 	if c.Timeout <= 0 {
 		bad("KALEYRA_TIMEOUT", "must be positive, got %v", c.Timeout)

@@ -156,3 +156,33 @@ func unsetenv(t *testing.T, k string) {
 func fmtAll(c Config) string {
 	return fmt.Sprintf("%v %+v %#v %s", c, c, c, c.APIKey)
 }
+
+// TestZeroIsKept: a variable set to 0 is 0, not its default, where 0 has a
+// meaning of its own (no retries, keep forever, no cool-off).
+func TestZeroIsKept(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("RETRY_MAX", "0")
+	t.Setenv("JOB_RETENTION", "0")
+	t.Setenv("COOLOFF_THRESHOLD", "0")
+	c, err := Load(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RetryMax != 0 || c.JobRetention != 0 || c.CoolOffThreshold != 0 {
+		t.Errorf("RETRY_MAX, JOB_RETENTION, COOLOFF_THRESHOLD set to 0 loaded as %d, %v, %d", c.RetryMax, c.JobRetention, c.CoolOffThreshold)
+	}
+}
+
+// TestLoadDoesNotShareDefaults: one Load's slices are its own, so that a
+// caller changing them cannot change the next Load's defaults.
+func TestLoadDoesNotShareDefaults(t *testing.T) {
+	clearEnv(t)
+	c, err := Load(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.RetryCodes[0] = "RCS999"
+	if c2, _ := Load(0); c2.RetryCodes[0] != "RCS502" {
+		t.Errorf("RETRY_CODES default changed to %v by a previous caller", c2.RetryCodes)
+	}
+}

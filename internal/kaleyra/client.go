@@ -13,30 +13,29 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/internal/baseurl"
+	"github.com/rcslaunch/rcslaunch/internal/defaults"
+	"github.com/rcslaunch/rcslaunch/internal/secret"
 )
 
-// Defaults for Options.
 const (
-	defaultTimeout      = 30 * time.Second
-	defaultRetryCode    = "RCS502"
 	maxIdleConnsPerHost = 64
 	maxSIDLen           = 128
 )
 
 // Options configure a Client.
 type Options struct {
-	// BaseURL is the API base, as returned by BaseURL.
+	// BaseURL is the API base, as returned by baseurl.Resolve.
 	BaseURL string
 	// SID is the account SID; it becomes part of the request path.
 	SID string
 	// APIKey is sent in the api-key header.
-	APIKey Secret
+	APIKey secret.String
 	// Timeout bounds each call, from connecting to reading the whole
-	// answer. Zero means 30s.
+	// answer. Zero means defaults.Timeout (30s).
 	Timeout time.Duration
 	// RetryCodes are the Kaleyra codes classified as Retryable. Empty means
-	// just RCS502.
+	// just defaults.RetryCode (RCS502).
 	RetryCodes []string
 	// HTTPClient, when set, is used instead of the default client (in
 	// tests). Whatever its CheckRedirect, redirects are not followed.
@@ -49,18 +48,18 @@ type Client struct {
 	http     *http.Client
 	endpoint string
 	// key is a pointer so that printing a Client with fmt shows an address:
-	// fmt cannot call Secret's methods on an unexported field.
-	key     *Secret
+	// fmt cannot call secret.String's methods on an unexported field.
+	key     *secret.String
 	timeout time.Duration
 	retry   map[string]bool
 }
 
-// New returns a Client for o after checking it: BaseURL as BaseURL checks
-// an override, SID made of letters, digits, '-' and '_', a non-empty API key
+// New returns a Client for o after checking it: BaseURL as baseurl.Check
+// does, SID made of letters, digits, '-' and '_', a non-empty API key
 // without control characters, and retry codes that Kaleyra can send as a
 // failure (matched case-insensitively; never RCS902 or a pseudo-code).
 func New(o Options) (*Client, error) {
-	base, err := checkBaseURL(o.BaseURL)
+	base, err := baseurl.Check(o.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("kaleyra: base URL: %w", err)
 	}
@@ -75,7 +74,7 @@ func New(o Options) (*Client, error) {
 	case timeout < 0:
 		return nil, fmt.Errorf("kaleyra: timeout %v is negative", timeout)
 	case timeout == 0:
-		timeout = defaultTimeout
+		timeout = defaults.Timeout
 	}
 	retry, err := retrySet(o.RetryCodes)
 	if err != nil {
@@ -110,7 +109,7 @@ func checkSID(sid string) error {
 
 // checkKey rejects a key that cannot be sent as a header value. Its errors
 // never include the key.
-func checkKey(key Secret) error {
+func checkKey(key secret.String) error {
 	k := key.Reveal()
 	if strings.TrimSpace(k) == "" {
 		return errors.New("empty")
@@ -129,7 +128,7 @@ func checkKey(key Secret) error {
 // success code.
 func retrySet(codes []string) (map[string]bool, error) {
 	if len(codes) == 0 {
-		codes = []string{defaultRetryCode}
+		codes = []string{defaults.RetryCode}
 	}
 	set := make(map[string]bool, len(codes))
 	for _, c := range codes {
@@ -178,16 +177,11 @@ const (
 	writeFailed                  // writing failed part way
 )
 
-// Launch submits job to Kaleyra and returns what came of it. The body is
-// exactly job.Body(), without the job's ID. Launch never fails: a timeout, a
-// transport error or an unreadable answer is an Outcome too.
-func (c *Client) Launch(ctx context.Context, job launch.Job) Outcome {
-	return c.LaunchBody(ctx, job.Body())
-}
-
-// LaunchBody is Launch for a caller that already holds the job's canonical
-// body (job.Body()), which it then need not encode twice.
-func (c *Client) LaunchBody(ctx context.Context, body []byte) Outcome {
+// Launch posts body, the JSON request Kaleyra's launch endpoint takes, and
+// returns what came of it. The body is sent as it is: the caller encodes it
+// (a launch job's canonical body, without the job's ID). Launch never fails:
+// a timeout, a transport error or an unreadable answer is an Outcome too.
+func (c *Client) Launch(ctx context.Context, body []byte) Outcome {
 	start := time.Now()
 	out := c.launch(ctx, body)
 	out.Duration = time.Since(start)
@@ -273,11 +267,11 @@ func isTimeout(err error) bool {
 func (c *Client) scrub(header http.Header, body []byte) (http.Header, []byte) {
 	key := []byte(c.key.Reveal())
 	if bytes.Contains(body, key) {
-		body = bytes.ReplaceAll(body, key, []byte(redacted))
+		body = bytes.ReplaceAll(body, key, []byte(secret.Redacted))
 	}
 	if loc := header.Get("Location"); strings.Contains(loc, string(key)) {
 		header = header.Clone()
-		header.Set("Location", strings.ReplaceAll(loc, string(key), redacted))
+		header.Set("Location", strings.ReplaceAll(loc, string(key), secret.Redacted))
 	}
 	return header, body
 }
@@ -288,7 +282,7 @@ func (c *Client) redact(out *Outcome) {
 	key := c.key.Reveal()
 	for _, s := range []*string{&out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID} {
 		if strings.Contains(*s, key) {
-			*s = strings.ReplaceAll(*s, key, redacted)
+			*s = strings.ReplaceAll(*s, key, secret.Redacted)
 		}
 	}
 	if bytes.Contains(out.Raw, []byte(key)) {

@@ -74,7 +74,7 @@ func assertNoKey(t *testing.T, out kaleyra.Outcome) {
 
 func launchOnce(t *testing.T, c *kaleyra.Client) kaleyra.Outcome {
 	t.Helper()
-	out := c.Launch(context.Background(), testJob())
+	out := c.Launch(context.Background(), testJob().Body())
 	assertNoKey(t, out)
 	checkMessage(t, out)
 	return out
@@ -210,7 +210,7 @@ func TestLaunchCallerDeadline(t *testing.T) {
 	c := newClient(t, srv.URL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	out := c.Launch(ctx, testJob())
+	out := c.Launch(ctx, testJob().Body())
 	assertNoKey(t, out)
 	if out.Code != kaleyra.CodeTimeout || !out.Uncertain || !strings.Contains(out.Message, "caller's deadline") {
 		t.Errorf("got %+v", out)
@@ -223,7 +223,7 @@ func TestLaunchCancelledBeforeSending(t *testing.T) {
 	c := newClient(t, srv.URL, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := c.Launch(ctx, testJob())
+	out := c.Launch(ctx, testJob().Body())
 	assertNoKey(t, out)
 	if out.Class != kaleyra.Terminal || out.Code != kaleyra.CodeTransport || out.Uncertain {
 		t.Errorf("got %+v", out)
@@ -254,7 +254,7 @@ func TestLaunchCancelledAfterSending(t *testing.T) {
 		<-received
 		cancel()
 	}()
-	out := c.Launch(ctx, testJob())
+	out := c.Launch(ctx, testJob().Body())
 	assertNoKey(t, out)
 	if out.Code != kaleyra.CodeTransport || !out.Uncertain {
 		t.Errorf("got %+v", out)
@@ -439,7 +439,7 @@ func TestLaunchConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
-			out := c.Launch(context.Background(), testJob())
+			out := c.Launch(context.Background(), testJob().Body())
 			if out.Class != kaleyra.Succeeded && out.Class != kaleyra.Retryable {
 				t.Errorf("got %+v", out)
 			}

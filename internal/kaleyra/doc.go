@@ -5,7 +5,7 @@
 // Answers are classified by Kaleyra's JSON "code", never by HTTP status alone,
 // because RCS502 (retryable) and RCS500 (terminal) share HTTP 500.
 //
-// The API key is a Secret: it formats as "[redacted]", is sent only in the
+// The API key is a secret.String: it formats as "[redacted]", is sent only in the
 // api-key header, is never forwarded on a redirect, and is scrubbed from
 // anything the server echoes back.
 package kaleyra

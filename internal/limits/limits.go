@@ -22,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rcslaunch/rcslaunch/internal/defaults"
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
@@ -29,9 +30,11 @@ import (
 type Config struct {
 	// Rate is launch calls per second over every process. Required.
 	Rate float64
-	// Burst is how many calls may go at once above the steady rate. Default 1.
+	// Burst is how many calls may go at once above the steady rate. Default
+	// defaults.RateBurst (1).
 	Burst int
-	// MaxInFlight caps calls in flight at once over every process. Default 5.
+	// MaxInFlight caps calls in flight at once over every process. Default
+	// defaults.MaxInFlight (5).
 	MaxInFlight int
 	// Lease is how long an in-flight slot is held at most: a process that
 	// dies holding one frees it after Lease. It must outlast a call (the
@@ -53,10 +56,10 @@ type Config struct {
 
 func (c *Config) applyDefaults() {
 	if c.Burst < 1 {
-		c.Burst = 1
+		c.Burst = defaults.RateBurst
 	}
 	if c.MaxInFlight < 1 {
-		c.MaxInFlight = 5
+		c.MaxInFlight = defaults.MaxInFlight
 	}
 	if c.Lease <= 0 {
 		c.Lease = 35 * time.Second

@@ -1,13 +1,13 @@
-package kaleyra_test
+package baseurl_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/baseurl"
 )
 
-func TestBaseURL(t *testing.T) {
+func TestResolve(t *testing.T) {
 	for _, tc := range []struct {
 		pod, override string
 		want          string
@@ -15,9 +15,9 @@ func TestBaseURL(t *testing.T) {
 	}{
 		{pod: "in", want: "https://rcs-api.in.kaleyra.io"},
 		{pod: "na", want: "https://rcs-api.na.kaleyra.io"},
-		{pod: "eu", err: `KALEYRA_POD: unknown pod "eu"`},
-		{pod: "IN", err: "KALEYRA_POD"},
-		{pod: "", err: "KALEYRA_POD: empty"},
+		{pod: "eu", err: `pod: "eu" is unknown; want "in" or "na"`},
+		{pod: "IN", err: "pod: "},
+		{pod: "", err: "pod: empty"},
 		{pod: "eu", override: "https://proxy.example.com", want: "https://proxy.example.com"},
 		{pod: "in", override: "https://proxy.example.com/", want: "https://proxy.example.com"},
 		{override: "https://proxy.example.com:8443/kaleyra//", want: "https://proxy.example.com:8443/kaleyra"},
@@ -27,7 +27,7 @@ func TestBaseURL(t *testing.T) {
 		{override: "http://[::1]:8089", want: "http://[::1]:8089"},
 		{override: "http://localhost:8089", want: "http://localhost:8089"},
 		{override: "http://LocalHost", want: "http://LocalHost"},
-		{override: "http://example.com", err: "KALEYRA_BASE_URL: \"http://example.com\": plain http is allowed only for a loopback host"},
+		{override: "http://example.com", err: "base URL: \"http://example.com\": plain http is allowed only for a loopback host"},
 		{override: "http://10.0.0.1:8089", err: "loopback"},
 		{override: "http://localhost.example.com", err: "loopback"},
 		{override: "http://[::2]", err: "loopback"},
@@ -37,7 +37,7 @@ func TestBaseURL(t *testing.T) {
 		{override: "https:opaque", err: "not an absolute URL"},
 		{override: "https://", err: "not an absolute URL"},
 		{override: "https://:443", err: "no host name"},
-		{override: "::garbage::", err: "KALEYRA_BASE_URL: not a valid URL"},
+		{override: "::garbage::", err: "base URL: not a valid URL"},
 		{override: "https://exa mple.com", err: "not a valid URL"},
 		{override: "https://example.com/\n", err: "not a valid URL"},
 		{override: "https://example.com?x=1", err: "must not have a query"},
@@ -46,19 +46,29 @@ func TestBaseURL(t *testing.T) {
 		{override: "https://user:hunter2@example.com", err: "must not contain user information"},
 		{override: "https://user:hunter2@example.com:bad", err: "not a valid URL"},
 	} {
-		got, err := kaleyra.BaseURL(tc.pod, tc.override)
+		got, err := baseurl.Resolve(tc.pod, tc.override)
 		switch {
 		case tc.err == "" && err != nil:
-			t.Errorf("BaseURL(%q, %q): %v", tc.pod, tc.override, err)
+			t.Errorf("Resolve(%q, %q): %v", tc.pod, tc.override, err)
 		case tc.err == "" && got != tc.want:
-			t.Errorf("BaseURL(%q, %q) = %q, want %q", tc.pod, tc.override, got, tc.want)
+			t.Errorf("Resolve(%q, %q) = %q, want %q", tc.pod, tc.override, got, tc.want)
 		case tc.err != "" && err == nil:
-			t.Errorf("BaseURL(%q, %q) = %q, want an error", tc.pod, tc.override, got)
+			t.Errorf("Resolve(%q, %q) = %q, want an error", tc.pod, tc.override, got)
 		case tc.err != "" && !strings.Contains(err.Error(), tc.err):
-			t.Errorf("BaseURL(%q, %q): %v, want %q in it", tc.pod, tc.override, err, tc.err)
+			t.Errorf("Resolve(%q, %q): %v, want %q in it", tc.pod, tc.override, err, tc.err)
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("BaseURL(%q, %q): the error repeats the password: %v", tc.pod, tc.override, err)
+			t.Errorf("Resolve(%q, %q): the error repeats the password: %v", tc.pod, tc.override, err)
+		}
+	}
+}
+
+// TestNamesNoVariable: baseurl's errors name its own inputs; which variable
+// held a value is its caller's to say.
+func TestNamesNoVariable(t *testing.T) {
+	for _, in := range [][2]string{{"eu", ""}, {"", ""}, {"in", "http://example.com"}, {"in", "::bad::"}} {
+		if _, err := baseurl.Resolve(in[0], in[1]); err == nil || strings.Contains(err.Error(), "KALEYRA_") {
+			t.Errorf("Resolve(%q, %q): %v, want an error naming no variable", in[0], in[1], err)
 		}
 	}
 }

@@ -1,0 +1,114 @@
+// Package baseurl says where Kaleyra's RCS API is: the base URL of an
+// account's pod, or a URL given instead of it once checked to be safe to send
+// the API key to. It knows nothing of environment variables: its errors name
+// what was wrong (pod, base URL), and the caller says which setting held it.
+package baseurl
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Resolve returns the API base URL, without a trailing slash: override when
+// it is set (checked by Check), otherwise the URL of pod (ForPod). Its errors
+// say which of the two was refused.
+func Resolve(pod, override string) (string, error) {
+	if override != "" {
+		base, err := Check(override)
+		if err != nil {
+			return "", fmt.Errorf("base URL: %w", err)
+		}
+		return base, nil
+	}
+	base, err := ForPod(pod)
+	if err != nil {
+		return "", fmt.Errorf("pod: %w", err)
+	}
+	return base, nil
+}
+
+// ForPod returns Kaleyra's API base URL for pod ("in" or "na"), so
+// https://rcs-api.<pod>.kaleyra.io.
+func ForPod(pod string) (string, error) {
+	switch pod {
+	case "in", "na":
+		return "https://rcs-api." + pod + ".kaleyra.io", nil
+	case "":
+		return "", errors.New(`empty; want "in" or "na"`)
+	default:
+		return "", fmt.Errorf(`%s is unknown; want "in" or "na"`, quote(pod, 40))
+	}
+}
+
+// Check validates a base URL given instead of a pod's: an absolute https URL
+// (plain http only for a loopback host, since the API key would travel in
+// clear) with no user information, query or fragment, because the api-key
+// header goes wherever it points. It returns the URL without trailing
+// slashes. Its errors never repeat user information, which may hold a
+// password.
+func Check(raw string) (string, error) {
+	if raw == "" {
+		return "", errors.New("empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // ue.URL would repeat the whole value
+		}
+		return "", fmt.Errorf("not a valid URL: %w", err)
+	}
+	if u.User != nil {
+		return "", errors.New("must not contain user information (user:password@)")
+	}
+	shown := quote(u.String(), 200)
+	if u.Scheme == "" || u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("%s is not an absolute URL such as https://rcs-api.in.kaleyra.io", shown)
+	}
+	if u.Hostname() == "" {
+		return "", fmt.Errorf("%s has no host name", shown)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return "", fmt.Errorf("%s: plain http is allowed only for a loopback host (127.0.0.0/8, ::1, localhost), since the API key would travel in clear", shown)
+		}
+	default:
+		return "", fmt.Errorf("%s: scheme must be https (or http for a loopback host), got %q", shown, u.Scheme)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return "", fmt.Errorf("%s must not have a query", shown)
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		return "", fmt.Errorf("%s must not have a fragment", shown)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// quote quotes s for an error message, cut to at most limit bytes before
+// quoting (ending in "…" when cut).
+func quote(s string, limit int) string {
+	if len(s) > limit {
+		n := limit - len("…")
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "…"
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,59 @@
+package worker_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/worker"
+)
+
+// TestDefaultOptions: DefaultOptions holds the defaults the README lists for
+// the environment variables.
+func TestDefaultOptions(t *testing.T) {
+	o := worker.DefaultOptions()
+	if o.Pod != "in" || o.Timeout != 30*time.Second || o.RateLimit != 10 || o.RateBurst != 1 || o.MaxInFlight != 5 ||
+		o.CoolOffThreshold != 5 || o.CoolOffWindow != 10*time.Second || o.CoolOffDuration != 30*time.Second ||
+		o.Concurrency != 10 || o.RetryMax != 8 || o.RetryBaseDelay != time.Second || o.RetryMaxDelay != 5*time.Minute ||
+		len(o.RetryCodes) != 1 || o.RetryCodes[0] != "RCS502" || o.JobRetention != 2160*time.Hour || o.ResultsMaxLen != 0 {
+		t.Errorf("DefaultOptions() = %+v", o)
+	}
+}
+
+// TestNegativeOptionsRefused: the fields whose zero is "none", "forever" or
+// "off" have no meaning below zero.
+func TestNegativeOptionsRefused(t *testing.T) {
+	for name, mod := range map[string]func(*worker.Options){
+		"RetryMax":         func(o *worker.Options) { o.RetryMax = -1 },
+		"JobRetention":     func(o *worker.Options) { o.JobRetention = -time.Hour },
+		"CoolOffThreshold": func(o *worker.Options) { o.CoolOffThreshold = -1 },
+		"ResultsMaxLen":    func(o *worker.Options) { o.ResultsMaxLen = -1 },
+	} {
+		o := worker.Options{Redis: asynq.RedisClientOpt{Addr: "127.0.0.1:1"}, SID: testSID, APIKey: testKey}
+		mod(&o)
+		_, err := worker.New(o)
+		if !errors.Is(err, worker.ErrNegative) || !strings.Contains(err.Error(), "Options."+name) {
+			t.Errorf("%s negative: %v, want ErrNegative naming Options.%s", name, err, name)
+		}
+	}
+}
+
+// TestZeroRetryMaxMeansNoRetry: RetryMax 0 is no retries, as RETRY_MAX=0.
+func TestZeroRetryMaxMeansNoRetry(t *testing.T) {
+	e := newEnv(t)
+	e.sim.Script("500", sim.StepGateway, sim.StepGateway)
+	id, _ := e.enqueue(job("500"))
+	e.startWorker(0)
+	r := e.waitFinished(id)[id]
+	if r.State != store.StateDeadLettered || r.Code != "RCS502" {
+		t.Errorf("with RetryMax 0: %s %s, want dead-lettered RCS502", r.State, r.Code)
+	}
+	if n := e.sim.Stats().ByAgent["500"]; n != 1 {
+		t.Errorf("with RetryMax 0: Kaleyra called %d times, want 1", n)
+	}
+}
