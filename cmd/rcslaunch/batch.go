@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -96,7 +96,7 @@ func batchList(ctx context.Context, args []string, io stdio) int {
 					case !b.Closed:
 						finished = "(enqueueing)"
 					}
-					fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.ID, oneLine(b.Name, 40), stamp(b.CreatedAt),
+					fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", b.ID, display.OneLine(b.Name, 40), stamp(b.CreatedAt),
 						b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, finished)
 				}
 				n++
@@ -254,7 +254,7 @@ func printBatch(io stdio, b store.Batch, r rate) {
 	}
 	fprintf(io.out, "  total          %d\n", b.Total)
 	fprintf(io.out, "  queued         %d\n  running        %d\n  retrying       %d\n  succeeded      %d\n", b.Queued, b.Running, b.Retrying, b.Succeeded)
-	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, byCode(b))
+	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, display.ByCode(b))
 	var gone []string
 	if b.Deleted > 0 {
 		gone = append(gone, fmt.Sprintf("%d deleted from the dead-letter store", b.Deleted))
@@ -266,26 +266,6 @@ func printBatch(io stdio, b store.Batch, r rate) {
 		fprintf(io.out, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
 	}
 	fprintf(io.out, "  progress       %s\n", progressLine(b, r))
-}
-
-// byCode is " (RCS502 3, RCS904 1)", most frequent first, or "".
-func byCode(b store.Batch) string {
-	if len(b.DeadLetteredByCode) == 0 {
-		return ""
-	}
-	codes := make([]string, 0, len(b.DeadLetteredByCode))
-	for c := range b.DeadLetteredByCode {
-		codes = append(codes, c)
-	}
-	sort.Slice(codes, func(i, j int) bool {
-		ci, cj := b.DeadLetteredByCode[codes[i]], b.DeadLetteredByCode[codes[j]]
-		return ci > cj || (ci == cj && codes[i] < codes[j])
-	})
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s %d", c, b.DeadLetteredByCode[c])
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // progressLine is "275 of 300 done (91.7%), 4.2 jobs/s, about 6s left".
@@ -337,7 +317,7 @@ func watchBatch(ctx context.Context, io stdio, st *store.Store, b store.Batch) (
 		}
 		r := recentRate(samples, b)
 		line := fmt.Sprintf("queued %d, running %d, retrying %d, succeeded %d, dead-lettered %d%s",
-			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, byCode(b))
+			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, display.ByCode(b))
 		if bar != nil {
 			// Short, so that the bar keeps some width on a narrow terminal;
 			// the full counts are printed at the end.

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/conn"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
@@ -143,22 +144,11 @@ func open(ctx context.Context, need config.Need) (*app, error) {
 }
 
 func openWith(ctx context.Context, cfg config.Config) (*app, error) {
-	opt, err := cfg.RedisConnOpt()
+	c, err := conn.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	rdb := config.RedisClient(opt)
-	if err := config.CheckRedis(ctx, rdb); err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	st := store.New(rdb)
-	st.ResultsMaxLen = cfg.ResultsMaxLen
-	// A batch finished here (closed after its last outcome, a dead letter
-	// restored) expires like its jobs' records.
-	st.Retention = cfg.JobRetention
-	return &app{cfg: cfg, redis: opt, store: st,
-		producer: &queue.Producer{Store: st, Client: asynq.NewClient(opt), SID: cfg.SID}}, nil
+	return &app{cfg: cfg, redis: c.Redis, store: c.Store, producer: c.Producer}, nil
 }
 
 func (a *app) Close() {

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
@@ -103,7 +104,7 @@ func dlqList(ctx context.Context, args []string, io stdio) int {
 				if r.Uncertain {
 					msg = "[uncertain] " + msg
 				}
-				fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, oneLine(msg, 100))
+				fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, display.OneLine(msg, 100))
 			}
 			first = false
 			return nil
@@ -364,18 +365,4 @@ func dlqExport(ctx context.Context, args []string, io stdio) int {
 		}
 		return exitOK
 	})
-}
-
-// oneLine shortens s to n characters on one line, for tables.
-func oneLine(s string, n int) string {
-	r := []rune(s)
-	for i, c := range r {
-		if c == '\n' || c == '\r' || c == '\t' {
-			r[i] = ' '
-		}
-	}
-	if len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return string(r)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -41,7 +42,7 @@ only reads.`)
 				if *asJSON {
 					_ = enc.Encode(r)
 				} else {
-					printResult(io, r)
+					fprintf(io.out, "%s\n", display.Result(r))
 				}
 				after = r.StreamID
 			}
@@ -50,19 +51,4 @@ only reads.`)
 			}
 		}
 	})
-}
-
-func printResult(io stdio, r store.Result) {
-	switch r.Outcome {
-	case store.StateSucceeded:
-		fprintf(io.out, "%s  succeeded      job %s  agent %s  %s  agent_launch_id %s  attempts %d\n",
-			r.FinishedAt, r.JobID, r.AgentNo, r.Code, r.AgentLaunchID, r.Attempts)
-	default:
-		extra := ""
-		if r.Uncertain {
-			extra = "  [uncertain]"
-		}
-		fprintf(io.out, "%s  dead-lettered  job %s  agent %s  %s: %s  attempts %d%s\n",
-			r.FinishedAt, r.JobID, r.AgentNo, r.Code, oneLine(r.Message, 120), r.Attempts, extra)
-	}
 }
