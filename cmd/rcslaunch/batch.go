@@ -4,12 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
@@ -60,7 +60,7 @@ func batchList(ctx context.Context, args []string, io stdio) int {
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
 		l := newListing(io.out, *asJSON, "BATCH ID\tNAME\tCREATED\tTOTAL\tQUEUED\tRUNNING\tRETRYING\tSUCCEEDED\tDEAD-LETTERED\tFINISHED")
-		err := a.ops.EachBatch(ctx, func(b ops.Batch) error {
+		err := a.Ops.EachBatch(ctx, func(b ops.Batch) error {
 			return l.add(b, func() string {
 				finished := "-"
 				switch {
@@ -69,7 +69,7 @@ func batchList(ctx context.Context, args []string, io stdio) int {
 				case !b.Closed:
 					finished = "(enqueueing)"
 				}
-				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s", b.ID, oneLine(b.Name, 40), stamp(b.CreatedAt),
+				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s", b.ID, display.OneLine(b.Name, 40), stamp(b.CreatedAt),
 					b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, finished)
 			})
 		})
@@ -103,7 +103,7 @@ a closed batch changes nothing; a later run of the same file is a new batch.`)
 		return f.usageError("need exactly one BATCH_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		b, err := a.ops.CloseBatch(ctx, pos[0])
+		b, err := a.Ops.CloseBatch(ctx, pos[0])
 		if err != nil {
 			return fail(io, err)
 		}
@@ -132,12 +132,12 @@ and exits 0 if nothing was dead-lettered, 1 otherwise.`)
 		return f.usageError("need exactly one BATCH_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		b, err := a.ops.BatchStatus(ctx, pos[0])
+		b, err := a.Ops.BatchStatus(ctx, pos[0])
 		if err != nil {
 			return fail(io, err)
 		}
 		if *watch {
-			if b, err = watchBatch(ctx, io, a.ops, b); err != nil {
+			if b, err = watchBatch(ctx, io, a.Ops, b); err != nil {
 				return fail(io, err)
 			}
 		}
@@ -169,7 +169,7 @@ func printBatch(io stdio, b ops.BatchStatus) {
 	}
 	fprintf(io.out, "  total          %d\n", b.Total)
 	fprintf(io.out, "  queued         %d\n  running        %d\n  retrying       %d\n  succeeded      %d\n", b.Queued, b.Running, b.Retrying, b.Succeeded)
-	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, byCode(b.Batch))
+	fprintf(io.out, "  dead-lettered  %d%s\n", b.DeadLettered, display.ByCode(b.Batch))
 	var gone []string
 	if b.Deleted > 0 {
 		gone = append(gone, fmt.Sprintf("%d deleted from the dead-letter store", b.Deleted))
@@ -181,26 +181,6 @@ func printBatch(io stdio, b ops.BatchStatus) {
 		fprintf(io.out, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
 	}
 	fprintf(io.out, "  progress       %s\n", progressLine(b))
-}
-
-// byCode is " (RCS502 3, RCS904 1)", most frequent first, or "".
-func byCode(b ops.Batch) string {
-	if len(b.DeadLetteredByCode) == 0 {
-		return ""
-	}
-	codes := make([]string, 0, len(b.DeadLetteredByCode))
-	for c := range b.DeadLetteredByCode {
-		codes = append(codes, c)
-	}
-	sort.Slice(codes, func(i, j int) bool {
-		ci, cj := b.DeadLetteredByCode[codes[i]], b.DeadLetteredByCode[codes[j]]
-		return ci > cj || (ci == cj && codes[i] < codes[j])
-	})
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s %d", c, b.DeadLetteredByCode[c])
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // progressLine is "275 of 300 done (91.7%), 4.2 jobs/s, about 6s left".
@@ -249,7 +229,7 @@ func watchBatch(ctx context.Context, io stdio, c *ops.Client, b ops.BatchStatus)
 		}
 		now := time.Now()
 		line := fmt.Sprintf("queued %d, running %d, retrying %d, succeeded %d, dead-lettered %d%s",
-			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, byCode(b.Batch))
+			b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, display.ByCode(b.Batch))
 		if (line != last && now.Sub(lastAt) >= plainEvery) || now.Sub(lastAt) >= time.Minute || b.Finished() {
 			fprintf(io.err, "%s %s: %s; %s\n", now.UTC().Format(time.RFC3339), b.ID, line, progressLine(b))
 			last, lastAt = line, now
@@ -309,7 +289,7 @@ dead-lettered until "rcslaunch dlq delete" drops them (or use "dlq retry").`)
 		form = ops.ReportJSONL
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		if err := a.ops.WriteBatchReport(ctx, pos[0], form, io.out); err != nil {
+		if err := a.Ops.WriteBatchReport(ctx, pos[0], form, io.out); err != nil {
 			return fail(io, err)
 		}
 		return exitOK

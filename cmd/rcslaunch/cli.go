@@ -11,11 +11,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
-	"github.com/rcslaunch/rcslaunch/ops"
+	"github.com/rcslaunch/rcslaunch/internal/conn"
 )
 
 // flags is a subcommand's flag set, with its usage line.
@@ -128,9 +127,8 @@ func isTerminal(w io.Writer) bool {
 // app is what most commands need: configuration and the operations layer
 // on the shared Redis.
 type app struct {
-	cfg   config.Config
-	redis asynq.RedisConnOpt
-	ops   *ops.Client
+	cfg config.Config
+	*conn.Conn
 }
 
 // open loads the configuration (with need) and connects to Redis.
@@ -143,34 +141,12 @@ func open(ctx context.Context, need config.Need) (*app, error) {
 }
 
 func openWith(ctx context.Context, cfg config.Config) (*app, error) {
-	a, err := newApp(cfg)
+	c, err := conn.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.ops.Check(ctx); err != nil {
-		a.Close()
-		return nil, err
-	}
-	return a, nil
+	return &app{cfg: cfg, Conn: c}, nil
 }
-
-// newApp is openWith without connecting yet, for a command that may not
-// need Redis at all (a dry run).
-func newApp(cfg config.Config) (*app, error) {
-	opt, err := cfg.RedisConnOpt()
-	if err != nil {
-		return nil, err
-	}
-	// A batch finished here (closed after its last outcome, a dead letter
-	// restored) expires like its jobs' records.
-	c, err := ops.New(ops.Options{Redis: opt, SID: cfg.SID, JobRetention: cfg.JobRetention})
-	if err != nil {
-		return nil, err
-	}
-	return &app{cfg: cfg, redis: opt, ops: c}, nil
-}
-
-func (a *app) Close() { a.ops.Close() }
 
 // withApp runs fn with an open app, reporting a failure to open as exitFailed.
 func withApp(ctx context.Context, io stdio, need config.Need, fn func(*app) int) int {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
@@ -76,13 +77,13 @@ func dlqList(ctx context.Context, args []string, io stdio) int {
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
 		l := newListing(io.out, *asJSON, "DEAD-LETTERED AT\tJOB ID\tAGENT\tCODE\tATTEMPTS\tMESSAGE")
-		err := a.ops.EachDeadLetter(ctx, flt, func(r ops.Record) error {
+		err := a.Ops.EachDeadLetter(ctx, flt, func(r ops.Record) error {
 			return l.add(r, func() string {
 				msg := r.Message
 				if r.Uncertain {
 					msg = "[uncertain] " + msg
 				}
-				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, oneLine(msg, 100))
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, display.OneLine(msg, 100))
 			})
 		})
 		l.end()
@@ -104,7 +105,7 @@ func dlqShow(ctx context.Context, args []string, io stdio) int {
 		return f.usageError("need exactly one JOB_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		r, err := a.ops.DeadLetter(ctx, pos[0])
+		r, err := a.Ops.DeadLetter(ctx, pos[0])
 		if errors.Is(err, ops.ErrNotDeadLettered) {
 			return fail(io, fmt.Errorf("job %s is not dead-lettered (state: %s); see `rcslaunch status %s`", r.ID, r.State, r.ID))
 		}
@@ -149,7 +150,7 @@ marked uncertain (the agent may have been launched) are left alone unless
 	uncertain := f.Bool("include-uncertain", false, "retry uncertain dead letters too")
 	return dlqBulk(ctx, f, args, "retrying", func(a *app, sel ops.Selection, o *ops.BulkOpts) (ops.Tally, error) {
 		o.IncludeUncertain = *uncertain
-		return a.ops.RetryDeadLetters(ctx, sel, o)
+		return a.Ops.RetryDeadLetters(ctx, sel, o)
 	}, selection)
 }
 
@@ -158,7 +159,7 @@ func dlqDelete(ctx context.Context, args []string, io stdio) int {
 		"Drops dead letters and their records; a job dropped this way can be enqueued anew.")
 	selection := selectionFlags(f)
 	return dlqBulk(ctx, f, args, "deleting", func(a *app, sel ops.Selection, o *ops.BulkOpts) (ops.Tally, error) {
-		return a.ops.DeleteDeadLetters(ctx, sel, o)
+		return a.Ops.DeleteDeadLetters(ctx, sel, o)
 	}, selection)
 }
 
@@ -177,7 +178,7 @@ func dlqBulk(ctx context.Context, f *flags, args []string, verb string,
 	}
 	io := f.io
 	return withApp(ctx, io, 0, func(a *app) int {
-		total, err := a.ops.CountSelected(ctx, sel)
+		total, err := a.Ops.CountSelected(ctx, sel)
 		if err != nil {
 			total = -1
 		}
@@ -216,23 +217,9 @@ func dlqExport(ctx context.Context, args []string, io stdio) int {
 	}
 	flt, _ := filter()
 	return withApp(ctx, io, 0, func(a *app) int {
-		if err := a.ops.ExportDeadLetters(ctx, flt, io.out); err != nil {
+		if err := a.Ops.ExportDeadLetters(ctx, flt, io.out); err != nil {
 			return fail(io, err)
 		}
 		return exitOK
 	})
-}
-
-// oneLine shortens s to n characters on one line, for tables.
-func oneLine(s string, n int) string {
-	r := []rune(s)
-	for i, c := range r {
-		if c == '\n' || c == '\r' || c == '\t' {
-			r[i] = ' '
-		}
-	}
-	if len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return string(r)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/conn"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
@@ -113,7 +114,7 @@ func enqueueOne(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs)
 		return nil, err
 	}
 	defer app.Close()
-	res, err := app.ops.Enqueue(ctx, job, &ops.EnqueueOpts{Force: a.force})
+	res, err := app.Ops.Enqueue(ctx, job, &ops.EnqueueOpts{Force: a.force})
 	switch {
 	case err == nil || errors.Is(err, ops.ErrConflict):
 		s.Add(0, res)
@@ -142,14 +143,14 @@ func enqueueFile(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs
 	} else if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("--file: %w", err)
 	}
-	app, err := newApp(cfg)
+	app, err := conn.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer app.Close()
 	bar := newPhaseBar(io)
 	defer bar.finish()
-	return app.ops.EnqueueFile(ctx, path, format, &ops.BatchOpts{Name: name, Force: a.force,
+	return app.Ops.EnqueueFile(ctx, path, format, &ops.BatchOpts{Name: name, Force: a.force,
 		SkipInvalid: a.skipInvalid, DryRun: a.dryRun, OnProgress: bar.update})
 }
 

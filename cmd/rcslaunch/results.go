@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 func runResults(ctx context.Context, args []string, io stdio) int {
@@ -31,7 +31,7 @@ only reads.`)
 			if *follow {
 				block = 2 * time.Second
 			}
-			rs, err := a.ops.ReadResults(ctx, after, 1000, block)
+			rs, err := a.Ops.ReadResults(ctx, after, 1000, block)
 			if err != nil {
 				if ctx.Err() != nil {
 					return exitOK
@@ -42,7 +42,7 @@ only reads.`)
 				if *asJSON {
 					_ = enc.Encode(r)
 				} else {
-					printResult(io, r)
+					fprintf(io.out, "%s\n", display.Result(r))
 				}
 				after = r.StreamID
 			}
@@ -51,19 +51,4 @@ only reads.`)
 			}
 		}
 	})
-}
-
-func printResult(io stdio, r ops.Result) {
-	switch r.Outcome {
-	case string(ops.StateSucceeded):
-		fprintf(io.out, "%s  succeeded      job %s  agent %s  %s  agent_launch_id %s  attempts %d\n",
-			r.FinishedAt, r.JobID, r.AgentNo, r.Code, r.AgentLaunchID, r.Attempts)
-	default:
-		extra := ""
-		if r.Uncertain {
-			extra = "  [uncertain]"
-		}
-		fprintf(io.out, "%s  dead-lettered  job %s  agent %s  %s: %s  attempts %d%s\n",
-			r.FinishedAt, r.JobID, r.AgentNo, r.Code, oneLine(r.Message, 120), r.Attempts, extra)
-	}
 }

@@ -46,14 +46,14 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	defer a.Close()
 	log := newLogger(cfg, io.err)
 	logRedisTo(log)
-	inspector := asynq.NewInspector(a.redis)
+	inspector := asynq.NewInspector(a.Redis)
 	defer inspector.Close()
 	reg, err := fleetMetrics(a, inspector)
 	if err != nil {
 		return fail(io, err)
 	}
 	api := httpapi.New(httpapi.Options{
-		Ops: a.ops, Redis: a.redis, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
+		Ops: a.Ops, Redis: a.Redis, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
 		Token: cfg.HTTPToken.Reveal(), AdminToken: cfg.HTTPAdminToken.Reveal(),
 	})
 	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -75,12 +75,12 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 
 // fleetMetrics is the registry of the fleet-wide metrics, read from Redis.
 func fleetMetrics(a *app, inspector *asynq.Inspector) (*prometheus.Registry, error) {
-	rdb := rdb.NewClient(a.redis)
-	lim, err := limits.New(rdb, limits.Config{Rate: a.cfg.RateLimit, Burst: a.cfg.RateBurst, MaxInFlight: a.cfg.MaxInFlight})
+	rc := rdb.NewClient(a.Redis)
+	lim, err := limits.New(rc, limits.Config{Rate: a.cfg.RateLimit, Burst: a.cfg.RateBurst, MaxInFlight: a.cfg.MaxInFlight})
 	if err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	metrics.RegisterFleet(reg, store.New(rdb), lim, []string{a.cfg.SID}, inspector)
+	metrics.RegisterFleet(reg, store.New(rc), lim, []string{a.cfg.SID}, inspector)
 	return reg, nil
 }

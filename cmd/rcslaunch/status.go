@@ -20,7 +20,7 @@ succeeded (agent_launch_id) or dead-lettered (code, message).`)
 		return f.usageError("need exactly one JOB_ID")
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		rec, err := a.ops.Job(ctx, pos[0])
+		rec, err := a.Ops.Job(ctx, pos[0])
 		if err != nil {
 			return fail(io, err)
 		}

@@ -57,6 +57,23 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(url
 	return nil
 }
 
+// Start serves s on addr in the background, for a caller in the same
+// process (the demo, the bench), and returns its base URL and a stop
+// function that shuts it down and waits for it.
+func (s *Server) Start(addr string) (url string, stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() { done <- s.ListenAndServe(ctx, addr, func(u string) { ready <- u }) }()
+	select {
+	case url = <-ready:
+		return url, func() { cancel(); <-done }, nil
+	case err = <-done:
+		cancel()
+		return "", nil, err
+	}
+}
+
 // baseURL is the URL a local client reaches the listener at; a listener on
 // every interface is reached through loopback.
 func baseURL(a net.Addr) string {

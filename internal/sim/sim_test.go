@@ -956,3 +956,31 @@ func TestListenAndServe(t *testing.T) {
 		t.Errorf("bad address: no error")
 	}
 }
+
+// TestStart: Start serves in the background until stop, and reports an
+// address it cannot listen on.
+func TestStart(t *testing.T) {
+	s := New(Config{APIKey: testKey})
+	base, stop, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/"+testSID+"/rcs/agent/launch", bytes.NewReader(body("1")))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("api-key", testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || s.Stats().Calls != 1 {
+		t.Fatalf("HTTP %d, %d calls", resp.StatusCode, s.Stats().Calls)
+	}
+	stop()
+	if _, err := http.Get(base + "/_sim/stats"); err == nil {
+		t.Error("still serving after stop")
+	}
+	if _, _, err := New(Config{}).Start("256.0.0.1:http"); err == nil {
+		t.Error("Start on a bad address did not fail")
+	}
+}

@@ -1,0 +1,339 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/worker"
+)
+
+// ---- 1 and 5: throughput and Redis commands per job ----
+
+// drainRun is one timed drain of a queue.
+type drainRun struct {
+	rate, cmds, allocs float64 // jobs/s; Redis commands and heap allocations per job
+	byCmd              map[string]float64
+}
+
+// series is one side's runs.
+type series struct{ rate, cmds, allocs []float64 }
+
+func (s *series) add(r drainRun) {
+	s.rate, s.cmds, s.allocs = append(s.rate, r.rate), append(s.cmds, r.cmds), append(s.allocs, r.allocs)
+}
+
+func (b *bench) throughput(ctx context.Context, rep *Report) error {
+	var pipe, post, noop series
+	var byCmd []map[string]float64
+	if b.o.CPUProfile != "" {
+		fh, err := os.Create(b.o.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		defer fh.Close()
+		b.profile = fh
+	}
+	for r := 0; r < b.o.Runs; r++ {
+		b.progress("throughput run %d/%d", r+1, b.o.Runs)
+		run, err := b.pipelineRun(ctx)
+		if err != nil {
+			return fmt.Errorf("pipeline run: %w", err)
+		}
+		pipe.add(run)
+		byCmd = append(byCmd, run.byCmd)
+		for _, side := range []struct {
+			s    *series
+			post bool
+		}{{&post, true}, {&noop, false}} {
+			if run, err = b.bareRun(ctx, side.post); err != nil {
+				return fmt.Errorf("bare asynq run: %w", err)
+			}
+			side.s.add(run)
+		}
+	}
+	const withPost, noOp = "bare asynq, handler POSTs the payload", "bare asynq, no-op handler"
+	rep.Figures = append(rep.Figures,
+		fig("pipeline throughput", "jobs/s", pipe.rate, withPost, post.rate),
+		fig("pipeline throughput", "jobs/s", pipe.rate, noOp, noop.rate),
+		fig("bare asynq with POST", "jobs/s", post.rate, noOp, noop.rate),
+		fig("Redis commands per job", "commands", pipe.cmds, withPost, post.cmds),
+		fig("Redis commands per job (bare POST)", "commands", post.cmds, noOp, noop.cmds),
+		// In-process: the simulator's allocations count on both sides.
+		fig("heap allocations per job (incl. simulator)", "allocs", pipe.allocs, withPost, post.allocs),
+		fig("heap allocations per job (bare POST)", "allocs", post.allocs, noOp, noop.allocs),
+	)
+	// The breakdown of the median run.
+	m := median(pipe.cmds)
+	for i, c := range pipe.cmds {
+		if c == m {
+			rep.RedisCommands = byCmd[i]
+			break
+		}
+	}
+	return nil
+}
+
+// pipelineRun enqueues the jobs (untimed), then times a worker draining them
+// until every result is on the results stream.
+func (b *bench) pipelineRun(ctx context.Context) (drainRun, error) {
+	if err := b.flush(ctx); err != nil {
+		return drainRun{}, err
+	}
+	jobs := b.nextJobs(b.o.Jobs)
+	if err := b.enqueueAll(ctx, jobs); err != nil {
+		return drainRun{}, err
+	}
+	// The production logger's cost is part of the pipeline's: JSON at info level, discarded.
+	logger := zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	w, err := b.newWorker(1e6, 1000, 1_000_000, &logger)
+	if err != nil {
+		return drainRun{}, err
+	}
+	before, err := commandStats(ctx, b.rdb)
+	if err != nil {
+		return drainRun{}, err
+	}
+	if b.profile != nil {
+		if err := pprof.StartCPUProfile(b.profile); err != nil {
+			return drainRun{}, fmt.Errorf("CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+		b.profile = nil // one run is enough
+	}
+	n := len(jobs)
+	m0 := mallocs()
+	start := time.Now()
+	rw := startWorker(ctx, w)
+	defer rw.stop()
+	if err := b.awaitResults(ctx, rw, int64(n)); err != nil {
+		return drainRun{}, err
+	}
+	elapsed := time.Since(start)
+	allocs := float64(mallocs()-m0) / float64(n)
+	after, err := commandStats(ctx, b.rdb)
+	if err != nil {
+		return drainRun{}, err
+	}
+	if c := b.sim.Stats().ByCode["RCS902"]; c != n {
+		return drainRun{}, fmt.Errorf("simulator answered %d successes for %d jobs", c, n)
+	}
+	// The bench's own polling (XLEN) and the INFO calls are not the pipeline's.
+	by, total := commandsSince(before, after, "xlen", "info")
+	for k := range by {
+		by[k] /= float64(n)
+	}
+	return drainRun{rate: float64(n) / elapsed.Seconds(), cmds: total / float64(n), allocs: allocs, byCmd: by}, nil
+}
+
+// newWorker is a pipeline worker on the bench's Redis and simulator, with
+// the default retry budget and retention (so that it sends Redis what a
+// production worker does) and no cool-off (zero).
+func (b *bench) newWorker(rate float64, burst, inFlight int, logger *zerolog.Logger) (*worker.Worker, error) {
+	return worker.New(worker.Options{
+		Redis: b.Redis, SID: SID, APIKey: apiKey, BaseURL: b.base,
+		Concurrency: b.o.Concurrency, RateLimit: rate, RateBurst: burst, MaxInFlight: inFlight,
+		RetryMax: worker.DefaultRetryMax, JobRetention: worker.DefaultJobRetention, Logger: logger,
+	})
+}
+
+// runningWorker is a worker running in the background.
+type runningWorker struct {
+	cancel context.CancelFunc
+	done   chan error
+	exited bool
+}
+
+func startWorker(ctx context.Context, w *worker.Worker) *runningWorker {
+	wctx, cancel := context.WithCancel(ctx)
+	rw := &runningWorker{cancel: cancel, done: make(chan error, 1)}
+	go func() { rw.done <- w.Run(wctx) }()
+	return rw
+}
+
+// stop stops the worker and waits for it to return.
+func (rw *runningWorker) stop() {
+	rw.cancel()
+	if !rw.exited {
+		<-rw.done
+		rw.exited = true
+	}
+}
+
+// awaitResults waits until the results stream holds n entries.
+func (b *bench) awaitResults(ctx context.Context, rw *runningWorker, n int64) error {
+	for {
+		got, err := b.Ops.ResultsLen(ctx)
+		if err != nil {
+			return err
+		}
+		if got >= n {
+			return nil
+		}
+		select {
+		case err := <-rw.done:
+			rw.exited = true
+			return fmt.Errorf("worker stopped early: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// enqueueAll enqueues jobs through the producer from a few goroutines.
+func (b *bench) enqueueAll(ctx context.Context, jobs []launch.Job) error {
+	var wg sync.WaitGroup
+	var first error
+	var mu sync.Mutex
+	ch := make(chan launch.Job)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				res, err := b.Ops.Enqueue(ctx, j, nil)
+				if err == nil && res.SkippedAsDuplicate {
+					err = fmt.Errorf("job %s: %s", j.ID, res.Status)
+				}
+				if err != nil {
+					mu.Lock()
+					first = cmp(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
+	return first
+}
+
+// cmp is the first of two errors that is not nil.
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// bareRun is the baseline: the same tasks on plain asynq with the same
+// concurrency and polling, and a handler that POSTs the payload (post) or
+// does nothing.
+func (b *bench) bareRun(ctx context.Context, post bool) (drainRun, error) {
+	if err := b.flush(ctx); err != nil {
+		return drainRun{}, err
+	}
+	jobs := b.nextJobs(b.o.Jobs)
+	cl := asynq.NewClientFromRedisClient(b.rdb)
+	for _, j := range jobs {
+		if _, err := cl.EnqueueContext(ctx, bareTask(j)); err != nil {
+			return drainRun{}, err
+		}
+	}
+	n := int64(len(jobs))
+	handler, all := b.bareHandler(post, n)
+	before, err := commandStats(ctx, b.rdb)
+	if err != nil {
+		return drainRun{}, err
+	}
+	srv := bareServer(b.Redis, b.o.Concurrency)
+	m0 := mallocs()
+	start := time.Now()
+	if err := srv.Start(handler); err != nil {
+		return drainRun{}, err
+	}
+	defer srv.Shutdown()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		return drainRun{}, ctx.Err()
+	}
+	elapsed := time.Since(start)
+	allocs := float64(mallocs()-m0) / float64(n)
+	// asynq deletes a finished task after the handler returns: give the
+	// last ones a moment before counting commands.
+	time.Sleep(50 * time.Millisecond)
+	after, err := commandStats(ctx, b.rdb)
+	if err != nil {
+		return drainRun{}, err
+	}
+	_, total := commandsSince(before, after, "info")
+	return drainRun{rate: float64(n) / elapsed.Seconds(), cmds: total / float64(n), allocs: allocs}, nil
+}
+
+// bareHandler POSTs each task's payload to the simulator (post) or does
+// nothing; all is closed once it has handled n tasks.
+func (b *bench) bareHandler(post bool, n int64) (h asynq.Handler, all <-chan struct{}) {
+	var count atomic.Int64
+	done := make(chan struct{})
+	hc := b.httpClient()
+	url := b.launchURL()
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if post {
+			if err := barePost(ctx, hc, url, t.Payload()); err != nil {
+				return err
+			}
+		}
+		if count.Add(1) == n {
+			close(done)
+		}
+		return nil
+	}), done
+}
+
+// bareTask is the launch task's payload on plain asynq: the Kaleyra body,
+// which is all the bare handler needs.
+func bareTask(j launch.Job) *asynq.Task {
+	return asynq.NewTask("bench:post", j.Body(), asynq.Queue("bare"), asynq.MaxRetry(0))
+}
+
+func bareServer(opt asynq.RedisConnOpt, concurrency int) *asynq.Server {
+	return asynq.NewServer(opt, asynq.Config{
+		Concurrency:       concurrency,
+		Queues:            map[string]int{"bare": 1},
+		TaskCheckInterval: 50 * time.Millisecond, // as the worker's
+		LogLevel:          asynq.FatalLevel,
+	})
+}
+
+func (b *bench) launchURL() string { return b.base + "/v1/" + SID + "/rcs/agent/launch" }
+
+func (b *bench) httpClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(b.o.Concurrency, 100)
+	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+}
+
+func barePost(ctx context.Context, hc *http.Client, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("api-key", apiKey)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("simulator answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

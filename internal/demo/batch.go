@@ -1,0 +1,133 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/display"
+	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
+)
+
+// demoCase is one launch of the demo batch and what the simulator answers it.
+type demoCase struct {
+	agentNo string
+	about   string
+	steps   []sim.Step // scripted answers before normal behaviour (success)
+	want    ops.State  // expected outcome: succeeded or dead_lettered
+	code    string     // expected final code
+}
+
+func cases() []demoCase {
+	return []demoCase{
+		{"48900", "launches at once", nil, ops.StateSucceeded, "RCS902"},
+		{"48901", "launches at once", nil, ops.StateSucceeded, "RCS902"},
+		{"48902", "launches at once", nil, ops.StateSucceeded, "RCS902"},
+		{"48903", "gateway error twice (RCS502), retried with backoff, then launches",
+			[]sim.Step{sim.StepGateway, sim.StepGateway}, ops.StateSucceeded, "RCS902"},
+		{"48904", "gateway error every time: retried RETRY_MAX times, then dead-lettered",
+			[]sim.Step{sim.StepGateway, sim.StepGateway, sim.StepGateway}, ops.StateDeadLettered, "RCS502"},
+		{"48905", "refused by the carrier side (RCS904): terminal, dead-lettered at once",
+			[]sim.Step{sim.StepMissingFields}, ops.StateDeadLettered, "RCS904"},
+		{"48906", "RCS channel not enabled (RCS601): terminal, dead-lettered at once",
+			[]sim.Step{sim.StepDisabled}, ops.StateDeadLettered, "RCS601"},
+	}
+}
+
+// Job is the demo's sample launch for agentNo: complete and valid, with
+// every description filled in and one region.
+func Job(agentNo string) launch.Job {
+	return launch.Job{
+		Launch: launch.Launch{
+			AgentNo:                 agentNo,
+			OptinDescription:        "Customers opt in on the checkout page",
+			TriggerDescription:      "The customer sends START",
+			InteractionsDescription: "Order and delivery updates",
+			OptoutDescription:       "Reply STOP at any time",
+			AgentAccessInstructions: "Demo agent; no login needed",
+			LaunchName:              "launch_" + agentNo,
+			ScreenshotURIs:          []string{"https://www.example.com/screens/" + agentNo + ".png"},
+		},
+		Regions: []launch.Region{{RegionID: "8346a250-d7a9-47dc-8202-a8b1c2d3e4e8", Region: "4f4bf2b0-5110-44e1-9aa1-43392c7d3b17"}},
+	}
+}
+
+// enqueue enqueues the sample batch, printing each job's status, and returns
+// the batch's ID and the expected outcome by job ID. IDs are unique per run
+// so that a demo on a kept Redis never finds its jobs already launched.
+func (s session) enqueue(ctx context.Context, out io.Writer) (string, map[string]demoCase, error) {
+	run := time.Now().UTC().Format("20060102T150405.000")
+	want := map[string]demoCase{}
+	cs := cases()
+	jobs := make([]launch.Job, len(cs))
+	for i, c := range cs {
+		jobs[i] = Job(c.agentNo)
+		jobs[i].ID = fmt.Sprintf("demo-%s-%d", run, i+1)
+		want[jobs[i].ID] = c
+	}
+	statuses := make([]ops.Status, len(jobs))
+	sum, err := s.Ops.EnqueueJobs(ctx, jobs, &ops.BatchOpts{Name: "demo",
+		OnResult: func(line int, r ops.EnqueueResult) { statuses[line-1] = r.Status }})
+	if err != nil {
+		return "", nil, fmt.Errorf("enqueue the demo batch: %w", err)
+	}
+	for i, c := range cs {
+		fmt.Fprintf(out, "%-9s agent %s: %s\n", statuses[i], c.agentNo, c.about)
+	}
+	batch := *sum.BatchID
+	return batch, want, nil
+}
+
+// await prints the batch's outcomes as they land on the results stream, and
+// reports on o.Err each one that is not the expected one; it returns how
+// many were not.
+func (s session) await(ctx context.Context, o Options, want map[string]demoCase) (surprises int, err error) {
+	fmt.Fprintf(o.Out, "\nOutcomes, as they land on the results stream (%s):\n", store.ResultsStream)
+	after, seen := "0", 0
+	for seen < len(want) {
+		rs, err := s.Ops.ReadResults(ctx, after, 100, 500*time.Millisecond)
+		if err != nil {
+			return 0, fmt.Errorf("waiting for outcomes: %w", err)
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("gave up after %v with %d of %d outcomes", o.Timeout, seen, len(want))
+		}
+		for _, r := range rs {
+			after = r.StreamID
+			cs, ok := want[r.JobID]
+			if !ok {
+				continue
+			}
+			seen++
+			fmt.Fprintf(o.Out, "%s\n", display.Result(r))
+			if r.Outcome != string(cs.want) || r.Code != cs.code {
+				surprises++
+				fmt.Fprintf(o.Err, "rcslaunch: job %s: expected %s %s, got %s %s\n", r.JobID, cs.want, cs.code, r.Outcome, r.Code)
+			}
+		}
+	}
+	return surprises, nil
+}
+
+// summarize prints what the simulator saw, the batch's counts and where to
+// look next.
+func (s session) summarize(ctx context.Context, out io.Writer, stats sim.Stats, batch string) {
+	fmt.Fprintf(out, "\nThe simulator received %d launch calls: %v\n", stats.Calls, stats.ByCode)
+	if b, err := s.Ops.BatchStatus(ctx, batch); err == nil {
+		fmt.Fprintf(out, "The batch: %d succeeded, %d dead-lettered%s\n", b.Succeeded, b.DeadLettered, display.ByCode(b.Batch))
+	}
+	n, _ := s.Ops.CountDeadLetters(ctx, ops.Filter{})
+	fmt.Fprintf(out, `
+Where to look (with REDIS_URL set, these work after the demo too):
+  rcslaunch results                 every finished job, from the results stream
+  rcslaunch batch status %s
+                                    the batch's counts; "batch report" for one row per job
+  rcslaunch dlq list                the %d dead letters; "dlq show JOB_ID" for every attempt
+  rcslaunch dlq retry --code RCS502 replay dead letters with a fresh attempt budget
+  rcslaunch status JOB_ID           one job's state
+`, batch, n)
+}
