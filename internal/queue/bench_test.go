@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -19,7 +20,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	r := testredis.Start(b)
 	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
 	b.Cleanup(func() { ac.Close() })
-	p := &Producer{Store: store.New(r.Client()), Client: ac, SID: testSID}
+	p := &queue.Producer{Store: store.New(r.Client()), Client: ac, SID: testSID}
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -29,7 +30,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		i++
 		b.StartTimer()
 		st, err := p.Enqueue(ctx, j, "", false)
-		if err != nil || st != Enqueued {
+		if err != nil || st != queue.Enqueued {
 			b.Fatal(st, err)
 		}
 	}
@@ -46,7 +47,7 @@ func BenchmarkEnqueueMany(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &Producer{Store: store.New(r.Client()), Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	p := &queue.Producer{Store: store.New(r.Client()), Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
 	ctx := context.Background()
 	b.ReportAllocs()
 	n := 0
@@ -59,7 +60,7 @@ func BenchmarkEnqueueMany(b *testing.B) {
 		}
 		b.StartTimer()
 		for _, res := range p.EnqueueMany(ctx, jobs, "", false) {
-			if res.Err != nil || res.Status != Enqueued {
+			if res.Err != nil || res.Status != queue.Enqueued {
 				b.Fatal(res.Status, res.Err)
 			}
 		}

@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
-func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []Result {
+func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []queue.Result {
 	e.t.Helper()
 	res := e.prod.EnqueueMany(ctxT(e.t), jobs, batch, force)
 	if len(res) != len(jobs) {
@@ -24,7 +25,7 @@ func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []Result 
 }
 
 // wantResults fails unless every job's result has its status and no error.
-func (e *env) wantResults(res []Result, want []Status) {
+func (e *env) wantResults(res []queue.Result, want []queue.Status) {
 	e.t.Helper()
 	for i := range want {
 		if res[i].Err != nil || res[i].Status != want[i] {
@@ -37,7 +38,7 @@ func (e *env) wantResults(res []Result, want []Status) {
 // are pending.
 func (e *env) queueSize() (size, pending int) {
 	e.t.Helper()
-	info, err := e.insp.GetQueueInfo(Name)
+	info, err := e.insp.GetQueueInfo(queue.Name)
 	if errors.Is(err, asynq.ErrQueueNotFound) {
 		return 0, 0
 	}
@@ -71,14 +72,14 @@ func manyJobs(n, from int) []launch.Job {
 	return jobs
 }
 
-func repeat(s Status, n int) []Status { return slices.Repeat([]Status{s}, n) }
+func repeat(s queue.Status, n int) []queue.Status { return slices.Repeat([]queue.Status{s}, n) }
 
 func TestEnqueueMany(t *testing.T) {
 	e := newEnv(t)
 	e.createBatch("batch-1")
 	jobs := manyJobs(100, 48000)
 
-	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(Enqueued, 100))
+	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(queue.Enqueued, 100))
 	if size, pending := e.queueSize(); size != 100 || pending != 100 {
 		t.Fatalf("queue: %d tasks, %d pending; want 100 pending", size, pending)
 	}
@@ -94,7 +95,7 @@ func TestEnqueueMany(t *testing.T) {
 	}
 
 	// The same jobs again: all known and on the queue.
-	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(Duplicate, 100))
+	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(queue.Duplicate, 100))
 	if size, _ := e.queueSize(); size != 100 {
 		t.Fatalf("queue: %d tasks after the duplicates, want 100", size)
 	}
@@ -116,7 +117,7 @@ func TestEnqueueManyMixed(t *testing.T) {
 	e := newEnv(t)
 	queued, conflicting, done, dead, lost := testJob("1"), testJob("2"), testJob("3"), testJob("4"), testJob("5")
 	for _, j := range []launch.Job{queued, conflicting, done, dead, lost} {
-		if st := e.enqueue(j, false); st != Enqueued {
+		if st := e.enqueue(j, false); st != queue.Enqueued {
 			t.Fatalf("enqueue %s: %s", j.Launch.AgentNo, st)
 		}
 	}
@@ -129,7 +130,7 @@ func TestEnqueueManyMixed(t *testing.T) {
 
 	jobs := []launch.Job{new1, queued, other, new2, done, dead, lost, new3}
 	res := e.enqueueMany(jobs, "batch-1", false)
-	e.wantResults(res, []Status{Enqueued, Duplicate, Conflict, Enqueued, AlreadyLaunched, DeadLettered, Enqueued, Enqueued})
+	e.wantResults(res, []queue.Status{queue.Enqueued, queue.Duplicate, queue.Conflict, queue.Enqueued, queue.AlreadyLaunched, queue.DeadLettered, queue.Enqueued, queue.Enqueued})
 	for _, j := range []launch.Job{new1, queued, conflicting, new2, lost, new3} {
 		e.checkTask(j)
 	}
@@ -147,7 +148,7 @@ func TestEnqueueManyMixed(t *testing.T) {
 
 	// force relaunches the success, and nothing else changes.
 	res = e.enqueueMany([]launch.Job{done, dead, new1}, "batch-1", true)
-	e.wantResults(res, []Status{Enqueued, DeadLettered, Duplicate})
+	e.wantResults(res, []queue.Status{queue.Enqueued, queue.DeadLettered, queue.Duplicate})
 	e.checkTask(done)
 	if r := e.get(done.ID); r.State != store.StateQueued || r.Attempts != 0 {
 		t.Fatalf("relaunched record: %+v", r)
@@ -164,7 +165,7 @@ func TestEnqueueManySameJobTwice(t *testing.T) {
 	jobs := []launch.Job{a, b, a, c, a, b, a, a, c}
 	res := e.enqueueMany(jobs, "batch-1", false)
 	for _, j := range []launch.Job{a, b, c} {
-		var got []Status
+		var got []queue.Status
 		for i, r := range res {
 			if jobs[i].ID != j.ID {
 				continue
@@ -174,7 +175,7 @@ func TestEnqueueManySameJobTwice(t *testing.T) {
 			}
 			got = append(got, r.Status)
 		}
-		if slices.Index(got, Enqueued) < 0 || len(slices.DeleteFunc(slices.Clone(got), func(s Status) bool { return s == Duplicate })) != 1 {
+		if slices.Index(got, queue.Enqueued) < 0 || len(slices.DeleteFunc(slices.Clone(got), func(s queue.Status) bool { return s == queue.Duplicate })) != 1 {
 			t.Errorf("job %s in the call %d times: %v; want one enqueued, the others duplicates", j.Launch.AgentNo, len(got), got)
 		}
 		e.checkTask(j)
@@ -194,7 +195,7 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 	e := newEnv(t)
 	e.createBatch("batch-1")
 	known := testJob("1")
-	if st := e.enqueue(known, false); st != Enqueued {
+	if st := e.enqueue(known, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
 	e.prod.Client = brokenClient(t) // the records' Redis works, the queue's does not
@@ -237,13 +238,13 @@ func TestEnqueueManyFailsWhenRedisIsDown(t *testing.T) {
 func TestEnqueueManyRepairAfterConflict(t *testing.T) {
 	e := newEnv(t)
 	lost := testJob("1")
-	if st := e.enqueue(lost, false); st != Enqueued {
+	if st := e.enqueue(lost, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
 	e.deleteTask(lost.ID)
 	other := testJob("2")
 	other.ID = lost.ID
 	res := e.enqueueMany([]launch.Job{other, lost, lost}, "", false)
-	e.wantResults(res, []Status{Conflict, Enqueued, Duplicate})
+	e.wantResults(res, []queue.Status{queue.Conflict, queue.Enqueued, queue.Duplicate})
 	e.checkTask(lost)
 }

@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -23,7 +24,7 @@ type env struct {
 	t     *testing.T
 	redis *testredis.Server
 	store *store.Store
-	prod  *Producer
+	prod  *queue.Producer
 	insp  *asynq.Inspector
 }
 
@@ -37,7 +38,7 @@ func newEnv(t *testing.T) *env {
 	ac := asynq.NewClient(opt)
 	insp := asynq.NewInspector(opt)
 	t.Cleanup(func() { ac.Close(); insp.Close() })
-	return &env{t: t, redis: r, store: st, insp: insp, prod: &Producer{Store: st, Client: ac, SID: testSID}}
+	return &env{t: t, redis: r, store: st, insp: insp, prod: &queue.Producer{Store: st, Client: ac, SID: testSID}}
 }
 
 // failFast is a client that gives up on an unreachable server at once,
@@ -72,7 +73,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func (e *env) enqueue(j launch.Job, force bool) Status {
+func (e *env) enqueue(j launch.Job, force bool) queue.Status {
 	e.t.Helper()
 	st, err := e.prod.Enqueue(ctxT(e.t), j, "batch-1", force)
 	if err != nil {
@@ -84,7 +85,7 @@ func (e *env) enqueue(j launch.Job, force bool) Status {
 // task returns the job's task, or nil when there is none.
 func (e *env) task(id string) *asynq.TaskInfo {
 	e.t.Helper()
-	info, err := e.insp.GetTaskInfo(Name, id)
+	info, err := e.insp.GetTaskInfo(queue.Name, id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return nil
 	}
@@ -101,10 +102,10 @@ func (e *env) checkTask(j launch.Job) {
 	if info == nil {
 		e.t.Fatalf("no task for %s", j.ID)
 	}
-	if info.ID != j.ID || info.Queue != Name || info.Type != TaskType || info.MaxRetry != math.MaxInt32 {
+	if info.ID != j.ID || info.Queue != queue.Name || info.Type != queue.TaskType || info.MaxRetry != math.MaxInt32 {
 		e.t.Fatalf("task: id %s queue %s type %s max retry %d", info.ID, info.Queue, info.Type, info.MaxRetry)
 	}
-	var p Payload
+	var p queue.Payload
 	if err := json.Unmarshal(info.Payload, &p); err != nil {
 		e.t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func (e *env) checkTask(j launch.Job) {
 
 func (e *env) deleteTask(id string) {
 	e.t.Helper()
-	if err := e.insp.DeleteTask(Name, id); err != nil {
+	if err := e.insp.DeleteTask(queue.Name, id); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -169,14 +170,14 @@ func TestNewTask(t *testing.T) {
 	t.Parallel()
 	j := testJob("48900")
 	j.ID = "order-1"
-	task, err := NewTask(testSID, j)
+	task, err := queue.NewTask(testSID, j)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task.Type() != TaskType {
+	if task.Type() != queue.TaskType {
 		t.Fatalf("type %s", task.Type())
 	}
-	var p Payload
+	var p queue.Payload
 	if err := json.Unmarshal(task.Payload(), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -192,11 +193,11 @@ func TestNewTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ID != "order-1" || info.Queue != Name || info.MaxRetry != math.MaxInt32 {
+	if info.ID != "order-1" || info.Queue != queue.Name || info.MaxRetry != math.MaxInt32 {
 		t.Fatalf("task: id %s queue %s max retry %d", info.ID, info.Queue, info.MaxRetry)
 	}
-	if maxRetry < 1<<30 {
-		t.Fatalf("maxRetry %d is within reach", maxRetry)
+	if queue.MaxRetry < 1<<30 {
+		t.Fatalf("maxRetry %d is within reach", queue.MaxRetry)
 	}
 }
 
@@ -204,7 +205,7 @@ func TestEnqueue(t *testing.T) {
 	e := newEnv(t)
 	j := testJob("48900")
 
-	if st := e.enqueue(j, false); st != Enqueued {
+	if st := e.enqueue(j, false); st != queue.Enqueued {
 		t.Fatalf("first enqueue: %s", st)
 	}
 	e.checkTask(j)
@@ -213,15 +214,15 @@ func TestEnqueue(t *testing.T) {
 		string(r.Payload) != string(j.Body()) {
 		t.Fatalf("record: %+v", r)
 	}
-	if st := e.enqueue(j, false); st != Duplicate {
-		t.Fatalf("second enqueue: %s, want %s", st, Duplicate)
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("second enqueue: %s, want %s", st, queue.Duplicate)
 	}
 
 	// Same ID, different payload.
 	other := testJob("48901")
 	other.ID = j.ID
-	if st := e.enqueue(other, false); st != Conflict {
-		t.Fatalf("same id, other payload: %s, want %s", st, Conflict)
+	if st := e.enqueue(other, false); st != queue.Conflict {
+		t.Fatalf("same id, other payload: %s, want %s", st, queue.Conflict)
 	}
 	if r := e.get(j.ID); r.AgentNo != "48900" {
 		t.Fatalf("conflict changed the record: %+v", r)
@@ -230,26 +231,26 @@ func TestEnqueue(t *testing.T) {
 	// A crash between record and push: the task is missing, and the next
 	// enqueue puts it back.
 	e.deleteTask(j.ID)
-	if st := e.enqueue(j, false); st != Enqueued {
-		t.Fatalf("repair: %s, want %s", st, Enqueued)
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("repair: %s, want %s", st, queue.Enqueued)
 	}
 	e.checkTask(j)
-	if st := e.enqueue(j, false); st != Duplicate {
-		t.Fatalf("after repair: %s, want %s", st, Duplicate)
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("after repair: %s, want %s", st, queue.Duplicate)
 	}
 
 	// Running with its task (as while a worker has it): a duplicate.
 	if _, _, err := e.store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.enqueue(j, false); st != Duplicate {
-		t.Fatalf("running: %s, want %s", st, Duplicate)
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("running: %s, want %s", st, queue.Duplicate)
 	}
 	// Running without a task (lost in a Redis failover): the task is put back,
 	// or the job would never finish.
 	e.deleteTask(j.ID)
-	if st := e.enqueue(j, false); st != Enqueued {
-		t.Fatalf("running without its task: %s, want %s", st, Enqueued)
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("running without its task: %s, want %s", st, queue.Enqueued)
 	}
 	e.checkTask(j)
 }
@@ -258,30 +259,30 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 	e := newEnv(t)
 	ok, dead := testJob("100"), testJob("101")
 	for _, j := range []launch.Job{ok, dead} {
-		if st := e.enqueue(j, false); st != Enqueued {
+		if st := e.enqueue(j, false); st != queue.Enqueued {
 			t.Fatalf("enqueue: %s", st)
 		}
 	}
 	e.run(ok, succeeded)
 	e.run(dead, deadLetter("RCS904", false))
 
-	if st := e.enqueue(ok, false); st != AlreadyLaunched {
-		t.Fatalf("succeeded job: %s, want %s", st, AlreadyLaunched)
+	if st := e.enqueue(ok, false); st != queue.AlreadyLaunched {
+		t.Fatalf("succeeded job: %s, want %s", st, queue.AlreadyLaunched)
 	}
 	if e.task(ok.ID) != nil {
 		t.Fatal("a succeeded job was pushed again")
 	}
 	for _, force := range []bool{false, true} {
-		if st := e.enqueue(dead, force); st != DeadLettered {
-			t.Fatalf("dead letter (force %v): %s, want %s", force, st, DeadLettered)
+		if st := e.enqueue(dead, force); st != queue.DeadLettered {
+			t.Fatalf("dead letter (force %v): %s, want %s", force, st, queue.DeadLettered)
 		}
 	}
 	if e.task(dead.ID) != nil {
 		t.Fatal("a dead letter was pushed by enqueue")
 	}
 
-	if st := e.enqueue(ok, true); st != Enqueued {
-		t.Fatalf("force: %s, want %s", st, Enqueued)
+	if st := e.enqueue(ok, true); st != queue.Enqueued {
+		t.Fatalf("force: %s, want %s", st, queue.Enqueued)
 	}
 	e.checkTask(ok)
 	// Queued again; the last success stays readable until the relaunch's own outcome.
@@ -316,7 +317,7 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 			e := newEnv(t)
 			e.store.Retention = time.Hour
 			j := testJob("48900")
-			if st := e.enqueue(j, false); st != Enqueued {
+			if st := e.enqueue(j, false); st != queue.Enqueued {
 				t.Fatalf("enqueue: %s", st)
 			}
 			e.run(j, succeeded)
@@ -325,14 +326,14 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				t.Fatalf("success has PTTL %v, want one", wasTTL)
 			}
 			// The previous run's task, not deleted yet (another SID tells it apart).
-			if pushed, err := Push(ctxT(t), e.prod.Client, "OLDSID", j); err != nil || !pushed {
+			if pushed, err := queue.Push(ctxT(t), e.prod.Client, "OLDSID", j); err != nil || !pushed {
 				t.Fatalf("push of the old task: %v, %v", pushed, err)
 			}
 			deleted := make(chan error, 1)
 			if goes {
 				go func() {
 					time.Sleep(300 * time.Millisecond)
-					deleted <- e.insp.DeleteTask(Name, j.ID)
+					deleted <- e.insp.DeleteTask(queue.Name, j.ID)
 				}()
 			}
 			start := time.Now()
@@ -343,8 +344,8 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				if err := <-deleted; err != nil {
 					t.Fatalf("delete the old task: %v", err)
 				}
-				if st != Enqueued {
-					t.Fatalf("forced relaunch once the old task went: %s, want %s", st, Enqueued)
+				if st != queue.Enqueued {
+					t.Fatalf("forced relaunch once the old task went: %s, want %s", st, queue.Enqueued)
 				}
 				if took < 250*time.Millisecond {
 					t.Fatalf("enqueued after %v, before the old task went", took)
@@ -358,8 +359,8 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				}
 				return
 			}
-			if st != Duplicate {
-				t.Fatalf("forced relaunch with the old task staying: %s, want %s", st, Duplicate)
+			if st != queue.Duplicate {
+				t.Fatalf("forced relaunch with the old task staying: %s, want %s", st, queue.Duplicate)
 			}
 			if took < 1500*time.Millisecond || took > 5*time.Second {
 				t.Fatalf("gave up after %v, want about 2s of retries", took)
@@ -369,7 +370,7 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 			if info == nil {
 				t.Fatal("the old task went")
 			}
-			var p Payload
+			var p queue.Payload
 			if err := json.Unmarshal(info.Payload, &p); err != nil || p.SID != "OLDSID" {
 				t.Fatalf("task on the queue: %+v, %v; want the old one", p, err)
 			}
@@ -380,13 +381,13 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 			if d := e.recordPTTL(j.ID); d <= wasTTL-time.Minute || d > wasTTL {
 				t.Fatalf("record PTTL after giving up: %v, want about %v", d, wasTTL)
 			}
-			if st := e.enqueue(j, false); st != AlreadyLaunched {
-				t.Fatalf("enqueue after giving up: %s, want %s", st, AlreadyLaunched)
+			if st := e.enqueue(j, false); st != queue.AlreadyLaunched {
+				t.Fatalf("enqueue after giving up: %s, want %s", st, queue.AlreadyLaunched)
 			}
 			// Once the old task has gone, force relaunches at once.
 			e.deleteTask(j.ID)
-			if st := e.enqueue(j, true); st != Enqueued {
-				t.Fatalf("force after the old task went: %s, want %s", st, Enqueued)
+			if st := e.enqueue(j, true); st != queue.Enqueued {
+				t.Fatalf("force after the old task went: %s, want %s", st, queue.Enqueued)
 			}
 			e.checkTask(j)
 		})
@@ -415,7 +416,7 @@ func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
 		t.Fatalf("record PTTL after a failed forced push: %v, want about %v", d, wasTTL)
 	}
 	e.prod.Client = good
-	if st := e.enqueue(j, true); st != Enqueued {
+	if st := e.enqueue(j, true); st != queue.Enqueued {
 		t.Fatalf("force once the queue is back: %s", st)
 	}
 	e.checkTask(j)
@@ -454,7 +455,7 @@ func TestRetryDeadLetter(t *testing.T) {
 	}
 
 	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
-	if err != nil || res != Retried {
+	if err != nil || res != queue.Retried {
 		t.Fatalf("retry: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -499,7 +500,7 @@ func TestRetryDeadLetterUncertain(t *testing.T) {
 	if e.task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
 		t.Fatal("an uncertain letter was touched")
 	}
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != Retried {
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != queue.Retried {
 		t.Fatalf("retry with includeUncertain: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -527,7 +528,7 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 		t.Fatal("the letter left the index although it was not pushed")
 	}
 	e.prod.Client = good
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != Retried {
+	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != queue.Retried {
 		t.Fatalf("retry once the queue is back: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -546,14 +547,14 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 			t.Fatalf("requeue: %s, %v", res, err)
 		}
 	}
-	if pushed, err := Push(ctx, e.prod.Client, testSID, afterPush); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, afterPush); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 2 {
 		t.Fatal("requeued letters must stay indexed until their task is pushed")
 	}
 	for _, j := range []launch.Job{beforePush, afterPush} {
-		if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != Retried {
+		if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != queue.Retried {
 			t.Fatalf("resumed retry of %s: %s, %v", j.Launch.AgentNo, res, err)
 		}
 		e.checkTask(j)
@@ -575,7 +576,7 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	if err != nil || res != store.Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
-	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 1 {
@@ -602,10 +603,10 @@ func TestPushReportsExistingTask(t *testing.T) {
 	e := newEnv(t)
 	j := testJob("48900")
 	ctx := ctxT(t)
-	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
 		t.Fatalf("first push: %v, %v", pushed, err)
 	}
-	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || pushed {
+	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, j); err != nil || pushed {
 		t.Fatalf("second push: %v, %v; want false, nil", pushed, err)
 	}
 }
