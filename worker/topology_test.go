@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"strconv"
@@ -14,130 +13,17 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
-
-// newEnvOn is newEnv on a Redis set-up given as a connection option
-// (Sentinel, Cluster): the env's redis is nil, so env.startWorker must not be
-// used; startWorkerOn takes its place.
-func newEnvOn(t *testing.T, opt asynq.RedisConnOpt, sc sim.Config) *env {
-	t.Helper()
-	s := sim.New(sc)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	st := store.New(config.RedisClient(opt))
-	ac := asynq.NewClient(opt)
-	t.Cleanup(func() { ac.Close(); st.Redis().Close() })
-	e := &env{t: t, sim: s, simTS: ts, store: st, logs: &syncBuffer{},
-		prod: &queue.Producer{Store: st, Client: ac, SID: testSID}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("worker log (tail):\n%s", lastLines(e.logs.String(), 60))
-		}
-	})
-	return e
-}
-
-// startWorkerOn runs a worker on opt until the test ends (or stop is called);
-// mod adjusts the options of env.startWorker.
-func (e *env) startWorkerOn(opt asynq.RedisConnOpt, mod func(*worker.Options)) (stop func()) {
-	e.t.Helper()
-	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	o := worker.Options{
-		Redis: opt, SID: testSID, APIKey: testKey,
-		BaseURL: e.simTS.URL, Timeout: 2 * time.Second, RateLimit: 200, RateBurst: 10,
-		Concurrency: 8, RetryMax: 3, RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay: 400 * time.Millisecond, CoolOffThreshold: -1, Logger: &log,
-	}
-	if mod != nil {
-		mod(&o)
-	}
-	w, err := worker.New(o)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
-	return stop
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// waitAllFinished waits up to timeout until every job's record in st is
-// final.
-func waitAllFinished(t *testing.T, st *store.Store, ids []string, timeout time.Duration) map[string]store.Record {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := map[string]store.Record{}
-		var open []string
-		for _, id := range ids {
-			r, err := st.Get(context.Background(), id)
-			if err == nil && r.Finished() {
-				out[id] = r
-			} else {
-				open = append(open, id)
-			}
-		}
-		if len(open) == 0 {
-			return out
-		}
-		if time.Now().After(deadline) {
-			var states []string
-			for _, id := range open {
-				r, err := st.Get(context.Background(), id)
-				states = append(states, id[:min(len(id), 12)]+"="+r.State+"/"+errString(err))
-			}
-			t.Fatalf("after %v, %d of %d jobs have no final outcome: %v", timeout, len(open), len(ids), states)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-func resultsBy(t *testing.T, st *store.Store) map[string][]store.Result {
-	t.Helper()
-	rs, err := st.ReadResults(context.Background(), "0", 100000, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]store.Result{}
-	for _, r := range rs {
-		out[r.JobID] = append(out[r.JobID], r)
-	}
-	return out
-}
 
 // TestSentinelFailoverMidBatch runs a batch through REDIS_URL=redis-sentinel://,
 // kills the primary while the batch is half done and lets the worker carry on
@@ -186,7 +72,7 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 	// 200 ms per call at 20 calls/s keeps about four calls in flight, so
 	// the kill catches several between call and record.
-	e := newEnvOn(t, opt, sim.Config{APIKey: testKey, Latency: 200 * time.Millisecond})
+	e := testenv.NewOn(t, opt, testenv.WithSim(sim.Config{Latency: 200 * time.Millisecond}))
 	ctx := context.Background()
 
 	const n = 60
@@ -198,10 +84,10 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 		if i%15 == 7 {
 			// Twice, so that a job run again after a lost outcome gets the
 			// same answer.
-			e.sim.Script(a, sim.StepMissingFields, sim.StepMissingFields)
+			e.Sim.Script(a, sim.StepMissingFields, sim.StepMissingFields)
 			terminal[a] = true
 		}
-		id, st := e.enqueue(job(a))
+		id, st := e.Enqueue(launchtest.Job(a))
 		if st != queue.Enqueued {
 			t.Fatalf("agent %s: %s, want enqueued", a, st)
 		}
@@ -214,14 +100,14 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 
 	start := time.Now()
-	e.startWorkerOn(opt, func(o *worker.Options) {
+	e.StartWorker(func(o *worker.Options) {
 		// 20/s: the 60 jobs take about 3 s, so the kill lands mid-batch.
 		o.RateLimit, o.RateBurst = 20, 1
 	})
 	const killAfter = 15
 	var atKill int64
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if atKill, err = e.store.ResultsLen(ctx); err == nil && atKill >= killAfter {
+		if atKill, err = e.Store.ResultsLen(ctx); err == nil && atKill >= killAfter {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -243,17 +129,17 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 	sen.Primary().Kill()
 	killed := time.Now()
-	callsAtKill := e.sim.Stats().Calls
+	callsAtKill := e.Sim.Stats().Calls
 	newPrimary := sen.WaitFailover(30 * time.Second)
 	failedOver := time.Now()
 
 	// Read on the new primary directly, through a client of its own.
 	fresh := store.New(newPrimary.Client())
-	recs := waitAllFinished(t, fresh, ids, 150*time.Second)
+	recs := testenv.WaitFinished(t, fresh, 150*time.Second, ids...)
 	finished := time.Now()
 
-	results := resultsBy(t, fresh)
-	byAgent := e.sim.Stats().ByAgent
+	results := testenv.Results(t, fresh)
+	byAgent := e.Sim.Stats().ByAgent
 	var redone []string
 	for _, id := range ids {
 		a, r := agentOf[id], recs[id]
@@ -315,7 +201,7 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 
 	sort.Strings(redone)
-	logs := e.logs.String()
+	logs := e.Logs.String()
 	t.Logf("%d jobs: %d results before the kill (%v after the worker started), %d calls made by then; "+
 		"failover took %v; all %d final %v after the kill; %d retried outcome writes (cannot record outcome yet); "+
 		"%d agents called twice %v",
@@ -346,11 +232,11 @@ func clusterConnOpt(t *testing.T) asynq.RedisConnOpt {
 func TestClusterBatch(t *testing.T) {
 	t.Parallel()
 	opt := clusterConnOpt(t)
-	e := newEnvOn(t, opt, sim.Config{APIKey: testKey})
+	e := testenv.NewOn(t, opt)
 	ctx := context.Background()
-	rdb, ok := e.store.Redis().(*redis.ClusterClient)
+	rdb, ok := e.Store.Redis().(*redis.ClusterClient)
 	if !ok {
-		t.Fatalf("the store's client is %T, want *redis.ClusterClient", e.store.Redis())
+		t.Fatalf("the store's client is %T, want *redis.ClusterClient", e.Store.Redis())
 	}
 	if err := config.CheckRedis(ctx, rdb); err != nil {
 		t.Fatalf("CheckRedis on the cluster: %v", err)
@@ -384,37 +270,37 @@ func TestClusterBatch(t *testing.T) {
 	}()
 
 	const retryMax = 3
-	e.sim.Script("100", sim.StepSucceed)
-	e.sim.Script("101", sim.StepGateway, sim.StepGateway) // then success
-	e.sim.Script("102", sim.StepMissingFields)
-	e.sim.Script("103", sim.StepGateway, sim.StepGateway, sim.StepGateway, sim.StepGateway) // retryMax+1 times
-	e.sim.Script("104", sim.StepDisabled)
-	e.sim.Script("105", sim.StepThrottle) // 429: deferred, not an attempt; then success
+	e.Sim.Script("100", sim.StepSucceed)
+	e.Sim.Script("101", sim.StepGateway, sim.StepGateway) // then success
+	e.Sim.Script("102", sim.StepMissingFields)
+	e.Sim.Script("103", sim.StepGateway, sim.StepGateway, sim.StepGateway, sim.StepGateway) // retryMax+1 times
+	e.Sim.Script("104", sim.StepDisabled)
+	e.Sim.Script("105", sim.StepThrottle) // 429: deferred, not an attempt; then success
 	agents := []string{"100", "101", "102", "103", "104", "105"}
 	ids := map[string]string{}
 	var all []string
 	// As one batch: its counters are keys the job scripts derive from the
 	// job records, not given as KEYS; the cluster must let them through.
 	batch := store.NewBatchID(time.Now())
-	if err := e.store.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
+	if err := e.Store.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
-		j := job(a)
-		j.ID = launch.IDFor(testSID, j)
-		st, err := e.prod.Enqueue(ctx, j, batch, false)
+		j := launchtest.Job(a)
+		j.ID = launch.IDFor(testenv.SID, j)
+		st, err := e.Producer.Enqueue(ctx, j, batch, false)
 		if err != nil || st != queue.Enqueued {
 			t.Fatalf("agent %s: %s %v, want enqueued", a, st, err)
 		}
 		ids[a] = j.ID
 		all = append(all, j.ID)
 	}
-	if err := e.store.CloseBatch(ctx, batch, time.Now()); err != nil {
+	if err := e.Store.CloseBatch(ctx, batch, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	wantBatch := func(succeeded, dead int64, byCode map[string]int64) {
 		t.Helper()
-		b, err := e.store.GetBatch(ctx, batch)
+		b, err := e.Store.GetBatch(ctx, batch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,12 +315,12 @@ func TestClusterBatch(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	e.startWorkerOn(opt, func(o *worker.Options) {
+	e.StartWorker(func(o *worker.Options) {
 		o.RetryMax = retryMax
 		// On, but out of reach: its counter key is one of the SID's.
 		o.CoolOffThreshold = 100
 	})
-	recs := e.waitFinished(all...)
+	recs := e.WaitFinished(all...)
 	took := time.Since(start)
 
 	want := []struct {
@@ -448,8 +334,8 @@ func TestClusterBatch(t *testing.T) {
 		{"104", store.StateDeadLettered, "RCS601", 1, 1},
 		{"105", store.StateSucceeded, "RCS902", 2, 1}, // the 429 is no attempt
 	}
-	byAgent := e.sim.Stats().ByAgent
-	results := e.results()
+	byAgent := e.Sim.Stats().ByAgent
+	results := e.Results()
 	for _, w := range want {
 		r := recs[ids[w.agent]]
 		if r.State != w.state || r.Code != w.code {
@@ -476,7 +362,7 @@ func TestClusterBatch(t *testing.T) {
 
 	wantBatch(3, 3, map[string]int64{"RCS904": 1, "RCS502": 1, "RCS601": 1})
 
-	dead, err := e.store.ListDeadLetters(ctx, store.Filter{}, 0, 100)
+	dead, err := e.Store.ListDeadLetters(ctx, store.Filter{}, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,23 +374,23 @@ func TestClusterBatch(t *testing.T) {
 	if got := strings.Join(deadAgents, ","); got != "102,103,104" {
 		t.Errorf("dead letters for agents %s, want 102,103,104", got)
 	}
-	if d, err := e.store.ListDeadLetters(ctx, store.Filter{Code: "RCS502"}, 0, 100); err != nil || len(d) != 1 || d[0].ID != ids["103"] {
+	if d, err := e.Store.ListDeadLetters(ctx, store.Filter{Code: "RCS502"}, 0, 100); err != nil || len(d) != 1 || d[0].ID != ids["103"] {
 		t.Errorf("dead letters with RCS502: %d (%v), want agent 103's", len(d), err)
 	}
 
 	// dlq retry puts agent 103 back with a fresh budget; the gateway is fine now.
-	res, err := e.prod.RetryDeadLetter(ctx, ids["103"], false)
+	res, err := e.Producer.RetryDeadLetter(ctx, ids["103"], false)
 	if err != nil || res != queue.Retried {
 		t.Fatalf("retry dead letter: %q, %v", res, err)
 	}
-	r := e.waitFinished(ids["103"])[ids["103"]]
+	r := e.WaitFinished(ids["103"])[ids["103"]]
 	if r.State != store.StateSucceeded || r.Attempts != 1 {
 		t.Errorf("after dlq retry: %s with %d attempts, want succeeded with 1", r.State, r.Attempts)
 	}
-	if n, err := e.store.CountDeadLetters(ctx, store.Filter{}); err != nil || n != 2 {
+	if n, err := e.Store.CountDeadLetters(ctx, store.Filter{}); err != nil || n != 2 {
 		t.Errorf("dead letters after retry: %d (%v), want 2", n, err)
 	}
-	if rs := e.results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != store.StateSucceeded {
+	if rs := e.Results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != store.StateSucceeded {
 		t.Errorf("agent 103's results after dlq retry: %+v, want the dead letter then the success", rs)
 	}
 	wantBatch(4, 2, map[string]int64{"RCS904": 1, "RCS601": 1})
@@ -530,7 +416,7 @@ func TestClusterBatch(t *testing.T) {
 	if s := slot(jobKey); s != resultsSlot {
 		t.Errorf("job key in slot %d, results stream in slot %d", s, resultsSlot)
 	}
-	sidTag := "{sid:" + testSID + "}"
+	sidTag := "{sid:" + testenv.SID + "}"
 	sidSlot := slot("rcslaunch:" + sidTag + ":tat")
 
 	var sidKeys, resultKeys, others []string
@@ -587,15 +473,13 @@ func slotOwner(t *testing.T, rdb *redis.ClusterClient, slot int64) string {
 // Cluster: every job once, in its batch, a repeat a duplicate.
 func TestClusterEnqueueMany(t *testing.T) {
 	t.Parallel()
-	opt := clusterConnOpt(t)
-	rdb := config.RedisClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	ap, err := rdb.AutoPipeline()
+	e := testenv.NewOn(t, clusterConnOpt(t))
+	ap, err := e.Store.Redis().AutoPipeline()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(rdb)
-	p := &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	st := e.Store
+	p := &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(ap), SID: testenv.SID}
 	ctx := context.Background()
 	batch := store.NewBatchID(time.Now())
 	if err := st.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
@@ -603,8 +487,8 @@ func TestClusterEnqueueMany(t *testing.T) {
 	}
 	var jobs []launch.Job
 	for i := range 150 {
-		j := job(fmt.Sprint(20000 + i))
-		j.ID = launch.IDFor(testSID, j)
+		j := launchtest.Job(fmt.Sprint(20000 + i))
+		j.ID = launch.IDFor(testenv.SID, j)
 		jobs = append(jobs, j)
 	}
 	for start := 0; start < len(jobs); start += 64 {
@@ -622,9 +506,7 @@ func TestClusterEnqueueMany(t *testing.T) {
 			}
 		}
 	}
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { insp.Close() })
-	info, err := insp.GetQueueInfo(queue.Name)
+	info, err := e.Inspector.GetQueueInfo(queue.Name)
 	if err != nil || info.Pending != len(jobs) {
 		t.Fatalf("queue info %+v, %v; want %d pending", info, err, len(jobs))
 	}
