@@ -8,8 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
@@ -17,10 +16,7 @@ import (
 // script, then asynq's enqueue script. Jobs (and their IDs) are made outside
 // the timer.
 func BenchmarkEnqueue(b *testing.B) {
-	r := testredis.Start(b)
-	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
-	b.Cleanup(func() { ac.Close() })
-	p := &queue.Producer{Store: store.New(r.Client()), Client: ac, SID: testSID}
+	p := testenv.New(b).Producer
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -42,12 +38,12 @@ func BenchmarkEnqueue(b *testing.B) {
 // are for the 64 jobs.
 func BenchmarkEnqueueMany(b *testing.B) {
 	const chunk = 64
-	r := testredis.Start(b)
-	ap, err := r.Client().AutoPipeline()
+	e := testenv.New(b)
+	ap, err := e.Store.Redis().AutoPipeline()
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &queue.Producer{Store: store.New(r.Client()), Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	p := &queue.Producer{Store: e.Store, Client: asynq.NewClientFromRedisClient(ap), SID: testenv.SID}
 	ctx := context.Background()
 	b.ReportAllocs()
 	n := 0

@@ -12,12 +12,13 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
 func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []queue.Result {
 	e.t.Helper()
-	res := e.prod.EnqueueMany(ctxT(e.t), jobs, batch, force)
+	res := e.Producer.EnqueueMany(ctxT(e.t), jobs, batch, force)
 	if len(res) != len(jobs) {
 		e.t.Fatalf("EnqueueMany gave %d results for %d jobs", len(res), len(jobs))
 	}
@@ -38,7 +39,7 @@ func (e *env) wantResults(res []queue.Result, want []queue.Status) {
 // are pending.
 func (e *env) queueSize() (size, pending int) {
 	e.t.Helper()
-	info, err := e.insp.GetQueueInfo(queue.Name)
+	info, err := e.Inspector.GetQueueInfo(queue.Name)
 	if errors.Is(err, asynq.ErrQueueNotFound) {
 		return 0, 0
 	}
@@ -50,7 +51,7 @@ func (e *env) queueSize() (size, pending int) {
 
 func (e *env) batch(id string) store.Batch {
 	e.t.Helper()
-	b, err := e.store.GetBatch(context.Background(), id)
+	b, err := e.Store.GetBatch(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func (e *env) batch(id string) store.Batch {
 
 func (e *env) createBatch(id string) {
 	e.t.Helper()
-	if err := e.store.CreateBatch(context.Background(), id, "", time.Now()); err != nil {
+	if err := e.Store.CreateBatch(context.Background(), id, "", time.Now()); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -85,7 +86,7 @@ func TestEnqueueMany(t *testing.T) {
 	}
 	for _, j := range jobs {
 		e.checkTask(j)
-		if r := e.get(j.ID); r.State != store.StateQueued || r.SID != testSID || r.AgentNo != j.Launch.AgentNo ||
+		if r := e.get(j.ID); r.State != store.StateQueued || r.SID != testenv.SID || r.AgentNo != j.Launch.AgentNo ||
 			r.Batch != "batch-1" || string(r.Payload) != string(j.Body()) {
 			t.Fatalf("record of %s: %+v", j.Launch.AgentNo, r)
 		}
@@ -106,7 +107,7 @@ func TestEnqueueMany(t *testing.T) {
 
 func TestEnqueueManyNone(t *testing.T) {
 	e := newEnv(t)
-	if res := e.prod.EnqueueMany(ctxT(t), nil, "", false); len(res) != 0 {
+	if res := e.Producer.EnqueueMany(ctxT(t), nil, "", false); len(res) != 0 {
 		t.Fatalf("EnqueueMany of no jobs = %v", res)
 	}
 }
@@ -179,7 +180,7 @@ func TestEnqueueManySameJobTwice(t *testing.T) {
 			t.Errorf("job %s in the call %d times: %v; want one enqueued, the others duplicates", j.Launch.AgentNo, len(got), got)
 		}
 		e.checkTask(j)
-		if r, err := e.store.Get(context.Background(), j.ID); err != nil || r.State != store.StateQueued || r.Batch != "batch-1" {
+		if r, err := e.Store.Get(context.Background(), j.ID); err != nil || r.State != store.StateQueued || r.Batch != "batch-1" {
 			t.Errorf("record of job %s: %+v, %v; want it queued in batch-1", j.Launch.AgentNo, r, err)
 		}
 	}
@@ -198,7 +199,7 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 	if st := e.enqueue(known, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
-	e.prod.Client = brokenClient(t) // the records' Redis works, the queue's does not
+	e.Producer.Client = brokenClient(t) // the records' Redis works, the queue's does not
 	jobs := append(manyJobs(40, 100), known)
 	res := e.enqueueMany(jobs, "batch-1", false)
 	for i, r := range res {
@@ -207,7 +208,7 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 		}
 	}
 	for _, j := range jobs[:40] {
-		if _, err := e.store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.Store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("record of %s after a failed push: %v, want ErrNotFound", j.Launch.AgentNo, err)
 		}
 	}
@@ -220,9 +221,8 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 }
 
 func TestEnqueueManyFailsWhenRedisIsDown(t *testing.T) {
-	e := newEnv(t)
-	e.redis.Kill()
-	e.prod.Store = store.New(failFast(t, e.redis.Addr()))
+	e := newEnv(t, testenv.FailFast())
+	e.Redis.Kill()
 	res := e.enqueueMany(manyJobs(10, 100), "", false)
 	for i, r := range res {
 		if r.Err == nil {

@@ -10,60 +10,41 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
-const testSID = "TESTSID0001"
-
+// env is one test's environment, with the helpers of these tests.
 type env struct {
-	t     *testing.T
-	redis *testredis.Server
-	store *store.Store
-	prod  *queue.Producer
-	insp  *asynq.Inspector
+	*testenv.Env
+	t *testing.T
 }
 
-// newEnv gives the (parallel) test a producer on its own redis-server.
-func newEnv(t *testing.T) *env {
+// newEnv gives the (parallel) test its own environment.
+func newEnv(t *testing.T, opts ...testenv.Option) *env {
 	t.Helper()
 	t.Parallel()
-	r := testredis.Start(t)
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	st := store.New(r.Client())
-	ac := asynq.NewClient(opt)
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { ac.Close(); insp.Close() })
-	return &env{t: t, redis: r, store: st, insp: insp, prod: &queue.Producer{Store: st, Client: ac, SID: testSID}}
-}
-
-// failFast is a client that gives up on an unreachable server at once,
-// rather than after go-redis's retries (about 2 s), to keep the tests quick.
-func failFast(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return &env{Env: testenv.New(t, opts...), t: t}
 }
 
 // brokenClient is an asynq client whose Redis is gone.
 func brokenClient(t *testing.T) *asynq.Client {
 	t.Helper()
-	r := testredis.Start(t)
-	r.Kill()
-	return asynq.NewClientFromRedisClient(failFast(t, r.Addr()))
+	dead := testenv.New(t, testenv.FailFast())
+	dead.Redis.Kill()
+	return dead.Producer.Client
 }
 
+// testJob is the fixture job for agentNo as the producer queues it:
+// defaults applied, ID derived.
 func testJob(agentNo string) launch.Job {
-	j := launch.Job{Launch: launch.Launch{
-		AgentNo: agentNo, OptinDescription: "opt in", TriggerDescription: "START",
-		InteractionsDescription: "updates", OptoutDescription: "STOP", AgentAccessInstructions: "demo",
-	}, Regions: []launch.Region{{Region: "region-" + agentNo}}}
+	j := launchtest.Job(agentNo)
 	j.ApplyDefaults()
-	j.ID = launch.IDFor(testSID, j)
+	j.ID = launch.IDFor(testenv.SID, j)
 	return j
 }
 
@@ -75,7 +56,7 @@ func ctxT(t *testing.T) context.Context {
 
 func (e *env) enqueue(j launch.Job, force bool) queue.Status {
 	e.t.Helper()
-	st, err := e.prod.Enqueue(ctxT(e.t), j, "batch-1", force)
+	st, err := e.Producer.Enqueue(ctxT(e.t), j, "batch-1", force)
 	if err != nil {
 		e.t.Fatalf("enqueue %s: %v", j.ID, err)
 	}
@@ -85,7 +66,7 @@ func (e *env) enqueue(j launch.Job, force bool) queue.Status {
 // task returns the job's task, or nil when there is none.
 func (e *env) task(id string) *asynq.TaskInfo {
 	e.t.Helper()
-	info, err := e.insp.GetTaskInfo(queue.Name, id)
+	info, err := e.Inspector.GetTaskInfo(queue.Name, id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return nil
 	}
@@ -109,21 +90,21 @@ func (e *env) checkTask(j launch.Job) {
 	if err := json.Unmarshal(info.Payload, &p); err != nil {
 		e.t.Fatal(err)
 	}
-	if p.SID != testSID || !reflect.DeepEqual(p.Job, j) {
-		e.t.Fatalf("task payload: %+v, want sid %s job %+v", p, testSID, j)
+	if p.SID != testenv.SID || !reflect.DeepEqual(p.Job, j) {
+		e.t.Fatalf("task payload: %+v, want sid %s job %+v", p, testenv.SID, j)
 	}
 }
 
 func (e *env) deleteTask(id string) {
 	e.t.Helper()
-	if err := e.insp.DeleteTask(queue.Name, id); err != nil {
+	if err := e.Inspector.DeleteTask(queue.Name, id); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
 func (e *env) get(id string) store.Record {
 	e.t.Helper()
-	r, err := e.store.Get(context.Background(), id)
+	r, err := e.Store.Get(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -139,12 +120,12 @@ func (e *env) run(j launch.Job, o store.Outcome) {
 		e.deleteTask(j.ID)
 	}
 	now := time.Now()
-	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, now)
+	state, n, err := e.Store.Start(ctx, store.NewJob{ID: j.ID, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, now)
 	if err != nil || state != store.Started {
 		e.t.Fatalf("start %s: %s, %v", j.ID, state, err)
 	}
 	o.Attempt.N, o.Attempt.FinishedAt = n, now
-	if _, err := e.store.Finish(ctx, j.ID, o, now); err != nil {
+	if _, err := e.Store.Finish(ctx, j.ID, o, now); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -159,7 +140,7 @@ var succeeded = store.Outcome{Kind: store.FinishSucceeded, AgentLaunchID: "L-1",
 
 func (e *env) dlqCount() int64 {
 	e.t.Helper()
-	n, err := e.store.CountDeadLetters(context.Background(), store.Filter{})
+	n, err := e.Store.CountDeadLetters(context.Background(), store.Filter{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -170,7 +151,7 @@ func TestNewTask(t *testing.T) {
 	t.Parallel()
 	j := testJob("48900")
 	j.ID = "order-1"
-	task, err := queue.NewTask(testSID, j)
+	task, err := queue.NewTask(testenv.SID, j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,15 +162,12 @@ func TestNewTask(t *testing.T) {
 	if err := json.Unmarshal(task.Payload(), &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.SID != testSID || !reflect.DeepEqual(p.Job, j) {
-		t.Fatalf("payload round trip: %+v, want %s %+v", p, testSID, j)
+	if p.SID != testenv.SID || !reflect.DeepEqual(p.Job, j) {
+		t.Fatalf("payload round trip: %+v, want %s %+v", p, testenv.SID, j)
 	}
 
 	// The options show on the enqueued task.
-	r := testredis.Start(t)
-	c := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
-	defer c.Close()
-	info, err := c.Enqueue(task)
+	info, err := testenv.New(t).Producer.Client.Enqueue(task)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +188,7 @@ func TestEnqueue(t *testing.T) {
 	}
 	e.checkTask(j)
 	r := e.get(j.ID)
-	if r.State != store.StateQueued || r.SID != testSID || r.AgentNo != "48900" || r.Batch != "batch-1" ||
+	if r.State != store.StateQueued || r.SID != testenv.SID || r.AgentNo != "48900" || r.Batch != "batch-1" ||
 		string(r.Payload) != string(j.Body()) {
 		t.Fatalf("record: %+v", r)
 	}
@@ -240,7 +218,7 @@ func TestEnqueue(t *testing.T) {
 	}
 
 	// Running with its task (as while a worker has it): a duplicate.
-	if _, _, err := e.store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
+	if _, _, err := e.Store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.enqueue(j, false); st != queue.Duplicate {
@@ -295,7 +273,7 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 // (the key names are the store's own).
 func (e *env) recordPTTL(id string) time.Duration {
 	e.t.Helper()
-	c := e.redis.Client()
+	c := e.Redis.Client()
 	keys, err := c.Keys(context.Background(), "rcslaunch:*:job:"+id).Result()
 	if err != nil || len(keys) != 1 {
 		e.t.Fatalf("record key of %s: %v, %v", id, keys, err)
@@ -315,7 +293,7 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 		name := map[bool]string{true: "old task goes", false: "old task stays"}[goes]
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			e.store.Retention = time.Hour
+			e.Store.Retention = time.Hour
 			j := testJob("48900")
 			if st := e.enqueue(j, false); st != queue.Enqueued {
 				t.Fatalf("enqueue: %s", st)
@@ -326,14 +304,14 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				t.Fatalf("success has PTTL %v, want one", wasTTL)
 			}
 			// The previous run's task, not deleted yet (another SID tells it apart).
-			if pushed, err := queue.Push(ctxT(t), e.prod.Client, "OLDSID", j); err != nil || !pushed {
+			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, "OLDSID", j); err != nil || !pushed {
 				t.Fatalf("push of the old task: %v, %v", pushed, err)
 			}
 			deleted := make(chan error, 1)
 			if goes {
 				go func() {
 					time.Sleep(300 * time.Millisecond)
-					deleted <- e.insp.DeleteTask(queue.Name, j.ID)
+					deleted <- e.Inspector.DeleteTask(queue.Name, j.ID)
 				}()
 			}
 			start := time.Now()
@@ -397,15 +375,15 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 // A forced relaunch whose push fails goes back to the success it was.
 func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
 	e := newEnv(t)
-	e.store.Retention = time.Hour
+	e.Store.Retention = time.Hour
 	j := testJob("48900")
 	e.enqueue(j, false)
 	e.run(j, succeeded)
 	wasTTL := e.recordPTTL(j.ID)
 
-	good := e.prod.Client
-	e.prod.Client = brokenClient(t)
-	if st, err := e.prod.Enqueue(ctxT(t), j, "batch-2", true); err == nil {
+	good := e.Producer.Client
+	e.Producer.Client = brokenClient(t)
+	if st, err := e.Producer.Enqueue(ctxT(t), j, "batch-2", true); err == nil {
 		t.Fatalf("forced enqueue with the queue down: %s, no error", st)
 	}
 	r := e.get(j.ID)
@@ -415,7 +393,7 @@ func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
 	if d := e.recordPTTL(j.ID); d <= wasTTL-time.Minute || d > wasTTL {
 		t.Fatalf("record PTTL after a failed forced push: %v, want about %v", d, wasTTL)
 	}
-	e.prod.Client = good
+	e.Producer.Client = good
 	if st := e.enqueue(j, true); st != queue.Enqueued {
 		t.Fatalf("force once the queue is back: %s", st)
 	}
@@ -423,23 +401,22 @@ func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
 }
 
 func TestEnqueueFailsWhenRedisIsDown(t *testing.T) {
-	e := newEnv(t)
-	e.redis.Kill()
-	e.prod.Store = store.New(failFast(t, e.redis.Addr()))
+	e := newEnv(t, testenv.FailFast())
+	e.Redis.Kill()
 	j := testJob("48900")
-	if st, err := e.prod.Enqueue(ctxT(t), j, "", false); err == nil {
+	if st, err := e.Producer.Enqueue(ctxT(t), j, "", false); err == nil {
 		t.Fatalf("enqueue with Redis down: %s, no error", st)
 	}
 }
 
 func TestEnqueueLeavesNothingWhenPushFails(t *testing.T) {
 	e := newEnv(t)
-	e.prod.Client = brokenClient(t) // the records' Redis works, the queue's does not
+	e.Producer.Client = brokenClient(t) // the records' Redis works, the queue's does not
 	j := testJob("48900")
-	if st, err := e.prod.Enqueue(ctxT(t), j, "", false); err == nil {
+	if st, err := e.Producer.Enqueue(ctxT(t), j, "", false); err == nil {
 		t.Fatalf("enqueue with the queue down: %s, no error", st)
 	}
-	if _, err := e.store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record after a failed push: %v, want ErrNotFound", err)
 	}
 }
@@ -454,7 +431,7 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatal("not dead-lettered")
 	}
 
-	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false)
 	if err != nil || res != queue.Retried {
 		t.Fatalf("retry: %s, %v", res, err)
 	}
@@ -462,7 +439,7 @@ func TestRetryDeadLetter(t *testing.T) {
 	if n := e.dlqCount(); n != 0 {
 		t.Fatalf("%d dead letters left", n)
 	}
-	if n, _ := e.store.CountDeadLetters(ctx, store.Filter{Code: "RCS904"}); n != 0 {
+	if n, _ := e.Store.CountDeadLetters(ctx, store.Filter{Code: "RCS904"}); n != 0 {
 		t.Fatalf("%d left with its code", n)
 	}
 	r := e.get(j.ID)
@@ -470,18 +447,18 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatalf("retried record: %+v", r)
 	}
 	// It is no dead letter any more.
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateQueued {
+	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateQueued {
 		t.Fatalf("second retry: %s, %v; want %s", res, err, store.StateQueued)
 	}
 	e.run(j, succeeded)
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.StateSucceeded {
+	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.StateSucceeded {
 		t.Fatalf("retry of a succeeded job: %s, %v", res, err)
 	}
 	if e.task(j.ID) != nil {
 		t.Fatal("retry of a succeeded job pushed a task")
 	}
 
-	if _, err := e.prod.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Producer.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("retry of an unknown job: %v, want ErrNotFound", err)
 	}
 }
@@ -493,14 +470,14 @@ func TestRetryDeadLetterUncertain(t *testing.T) {
 	e.enqueue(j, false)
 	e.run(j, deadLetter("TIMEOUT", true))
 
-	res, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false)
 	if err != nil || res != store.Uncertain {
 		t.Fatalf("retry of an uncertain letter: %s, %v; want %s", res, err, store.Uncertain)
 	}
 	if e.task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
 		t.Fatal("an uncertain letter was touched")
 	}
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != queue.Retried {
+	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, true); err != nil || res != queue.Retried {
 		t.Fatalf("retry with includeUncertain: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -516,9 +493,9 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 	e.enqueue(j, false)
 	e.run(j, deadLetter("RCS904", false))
 
-	good := e.prod.Client
-	e.prod.Client = brokenClient(t)
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err == nil {
+	good := e.Producer.Client
+	e.Producer.Client = brokenClient(t)
+	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err == nil {
 		t.Fatalf("retry with the queue down: %s, no error", res)
 	}
 	if r := e.get(j.ID); r.State != store.StateDeadLettered {
@@ -527,8 +504,8 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 	if e.dlqCount() != 1 {
 		t.Fatal("the letter left the index although it was not pushed")
 	}
-	e.prod.Client = good
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != queue.Retried {
+	e.Producer.Client = good
+	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != queue.Retried {
 		t.Fatalf("retry once the queue is back: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -542,19 +519,19 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 	for _, j := range []launch.Job{beforePush, afterPush} {
 		e.enqueue(j, false)
 		e.run(j, deadLetter("RCS904", false))
-		res, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+		res, _, err := e.Store.Requeue(ctx, j.ID, false, time.Now())
 		if err != nil || res != store.Requeued {
 			t.Fatalf("requeue: %s, %v", res, err)
 		}
 	}
-	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, afterPush); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, afterPush); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 2 {
 		t.Fatal("requeued letters must stay indexed until their task is pushed")
 	}
 	for _, j := range []launch.Job{beforePush, afterPush} {
-		if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != queue.Retried {
+		if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != queue.Retried {
 			t.Fatalf("resumed retry of %s: %s, %v", j.Launch.AgentNo, res, err)
 		}
 		e.checkTask(j)
@@ -572,11 +549,11 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	j := testJob("48900")
 	e.enqueue(j, false)
 	e.run(j, deadLetter("RCS904", false))
-	res, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+	res, _, err := e.Store.Requeue(ctx, j.ID, false, time.Now())
 	if err != nil || res != store.Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
-	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 1 {
@@ -584,14 +561,14 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	}
 	// The worker takes the task.
 	e.deleteTask(j.ID)
-	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, time.Now())
+	state, n, err := e.Store.Start(ctx, store.NewJob{ID: j.ID, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, time.Now())
 	if err != nil || state != store.Started || n != 1 {
 		t.Fatalf("start: %s %d, %v", state, n, err)
 	}
 	if c := e.dlqCount(); c != 0 {
 		t.Fatalf("%d dead letters while the job runs", c)
 	}
-	if res, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateRunning {
+	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateRunning {
 		t.Fatalf("retry of the running job: %s, %v", res, err)
 	}
 	if e.task(j.ID) != nil {
@@ -603,10 +580,10 @@ func TestPushReportsExistingTask(t *testing.T) {
 	e := newEnv(t)
 	j := testJob("48900")
 	ctx := ctxT(t)
-	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || !pushed {
 		t.Fatalf("first push: %v, %v", pushed, err)
 	}
-	if pushed, err := queue.Push(ctx, e.prod.Client, testSID, j); err != nil || pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || pushed {
 		t.Fatalf("second push: %v, %v; want false, nil", pushed, err)
 	}
 }
