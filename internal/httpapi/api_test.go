@@ -27,12 +27,12 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 const (
-	testSID    = "TESTSID0001"
 	prodToken  = "prod-7f3a9c-token"
 	adminToken = "admin-2b8e41-token"
 )
@@ -49,14 +49,11 @@ func (quietDial) Printf(_ context.Context, format string, v ...any) {
 	}
 }
 
-// env is one API server on its own redis-server.
+// env is one API server on a test environment.
 type env struct {
-	t     *testing.T
-	redis *testredis.Server
-	store *store.Store
-	prod  *queue.Producer
-	insp  *asynq.Inspector
-	h     http.Handler
+	*testenv.Env
+	t *testing.T
+	h http.Handler
 
 	mu   sync.Mutex
 	seen map[string]bool // "METHOD /documented/{path} STATUS" answered so far
@@ -66,39 +63,33 @@ type env struct {
 // admin token adminToken, unless opts change them.
 func newEnv(t *testing.T, opts ...func(*Options)) *env {
 	t.Helper()
-	r := testredis.Start(t)
-	return newEnvOn(t, r, r.Client(), opts...)
+	return newAPI(t, testenv.New(t), opts...)
 }
 
 // newDeadEnv gives the test an API whose Redis has been killed; its clients
 // give up at once rather than after go-redis's retries.
 func newDeadEnv(t *testing.T) *env {
 	t.Helper()
-	r := testredis.Start(t)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
-	t.Cleanup(func() { c.Close() })
-	r.Kill()
-	return newEnvOn(t, r, c)
+	te := testenv.New(t, testenv.FailFast())
+	te.Redis.Kill()
+	return newAPI(t, te)
 }
 
-func newEnvOn(t *testing.T, r *testredis.Server, rdb redis.UniversalClient, opts ...func(*Options)) *env {
+// newAPI is newEnv on te, which several APIs may share.
+func newAPI(t *testing.T, te *testenv.Env, opts ...func(*Options)) *env {
 	t.Helper()
-	st := store.New(rdb)
-	ac := asynq.NewClientFromRedisClient(rdb)
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	prod := &queue.Producer{Store: st, Client: ac, SID: testSID}
 	reg := prometheus.NewRegistry()
-	lim, err := limits.New(rdb, limits.Config{Rate: 10})
+	lim, err := limits.New(te.Store.Redis(), limits.Config{Rate: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics.RegisterFleet(reg, st, lim, []string{testSID}, insp)
-	o := Options{Producer: prod, Inspector: insp, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
+	metrics.RegisterFleet(reg, te.Store, lim, []string{testenv.SID}, te.Inspector)
+	o := Options{Producer: te.Producer, Inspector: te.Inspector, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
 		Metrics: metrics.Handler(reg)}
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{t: t, redis: r, store: st, prod: prod, insp: insp, h: New(o).Handler(), seen: map[string]bool{}}
+	return &env{Env: te, t: t, h: New(o).Handler(), seen: map[string]bool{}}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -224,20 +215,8 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// jobMap is a valid job, as a generic map a test can change.
-func jobMap(agentNo string) map[string]any {
-	return map[string]any{
-		"launch": map[string]any{
-			"optin_description": "Customers reply START", "trigger_description": "START",
-			"interactions_description": "Order updates", "optout_description": "Reply STOP",
-			"agent_access_instructions": "Test number +91 90000 00000", "agent_no": agentNo,
-			"video_uris": []any{"https://example.com/demo.mp4"},
-		},
-		"regions": []any{map[string]any{"region": "IN", "region_id": "8346a250-d7a9-47dc-8202-a8b1c2d3e4e8"}},
-	}
-}
-
-func jobBody(t *testing.T, agentNo string) []byte { return mustJSON(t, jobMap(agentNo)) }
+// jobBody is the fixture job for agentNo, as a request body.
+func jobBody(t *testing.T, agentNo string) []byte { return mustJSON(t, launchtest.Map(agentNo)) }
 
 // derivedID is the ID the API gives body.
 func derivedID(t *testing.T, body []byte) string {
@@ -246,7 +225,7 @@ func derivedID(t *testing.T, body []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return launch.IDFor(testSID, j)
+	return launch.IDFor(testenv.SID, j)
 }
 
 // deadLetter makes a dead letter with code, dead-lettered at at, the way
@@ -258,18 +237,18 @@ func (e *env) deadLetter(id, code string, at time.Time, uncertain bool) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	nj := store.NewJob{ID: id, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
-	if res, err := e.store.Create(ctx, nj, at.Add(-2*time.Second)); err != nil || res != store.Created {
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
+	if res, err := e.Store.Create(ctx, nj, at.Add(-2*time.Second)); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
-	if st, _, err := e.store.Start(ctx, nj, 9, at.Add(-time.Second)); err != nil || st != store.Started {
+	if st, _, err := e.Store.Start(ctx, nj, 9, at.Add(-time.Second)); err != nil || st != store.Started {
 		e.t.Fatalf("start %s: %s %v", id, st, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
 		N: 1, Outcome: store.AttemptTerminal, Code: code, Message: "failed with " + code, HTTPStatus: 400,
 		Uncertain: uncertain, StartedAt: at.Add(-time.Second), FinishedAt: at,
 	}, Response: json.RawMessage(`{"code":"` + code + `"}`)}
-	if st, err := e.store.Finish(ctx, id, o, at); err != nil || st != store.StateDeadLettered {
+	if st, err := e.Store.Finish(ctx, id, o, at); err != nil || st != store.StateDeadLettered {
 		e.t.Fatalf("finish %s: %s %v", id, st, err)
 	}
 }
@@ -282,19 +261,19 @@ func (e *env) succeeded(body []byte) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	id := launch.IDFor(testSID, j)
-	nj := store.NewJob{ID: id, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
+	id := launch.IDFor(testenv.SID, j)
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
 	now := time.Now()
-	if _, err := e.store.Create(ctx, nj, now); err != nil {
+	if _, err := e.Store.Create(ctx, nj, now); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, _, err := e.store.Start(ctx, nj, 9, now); err != nil {
+	if _, _, err := e.Store.Start(ctx, nj, 9, now); err != nil {
 		e.t.Fatal(err)
 	}
 	o := store.Outcome{Kind: store.FinishSucceeded, AgentLaunchID: "launch-" + id,
 		Attempt:  store.Attempt{N: 1, Outcome: store.AttemptSucceeded, Code: "RCS902", HTTPStatus: 200, StartedAt: now, FinishedAt: now},
 		Response: json.RawMessage(`{"code":"RCS902"}`)}
-	if _, err := e.store.Finish(ctx, id, o, now); err != nil {
+	if _, err := e.Store.Finish(ctx, id, o, now); err != nil {
 		e.t.Fatal(err)
 	}
 	return id
@@ -302,7 +281,7 @@ func (e *env) succeeded(body []byte) string {
 
 func (e *env) hasTask(id string) bool {
 	e.t.Helper()
-	_, err := e.insp.GetTaskInfo(queue.Name, id)
+	_, err := e.Inspector.GetTaskInfo(queue.Name, id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return false
 	}
@@ -377,10 +356,10 @@ func TestAuthRefusals(t *testing.T) {
 // token serves the operator routes too.
 func TestAuthEmptyTokens(t *testing.T) {
 	t.Parallel()
-	r := testredis.Start(t)
-	noProducer := newEnvOn(t, r, r.Client(), func(o *Options) { o.Token = "" })
-	noneAtAll := newEnvOn(t, r, r.Client(), func(o *Options) { o.Token, o.AdminToken = "", "" })
-	sameToken := newEnvOn(t, r, r.Client(), func(o *Options) { o.AdminToken = "" })
+	te := testenv.New(t)
+	noProducer := newAPI(t, te, func(o *Options) { o.Token = "" })
+	noneAtAll := newAPI(t, te, func(o *Options) { o.Token, o.AdminToken = "", "" })
+	sameToken := newAPI(t, te, func(o *Options) { o.AdminToken = "" })
 
 	for _, rt := range protectedRoutes(t) {
 		target := samplePath(rt.path)
@@ -446,7 +425,7 @@ func TestPublicRoutes(t *testing.T) {
 	}
 
 	// Redis gone: not ready, but up.
-	e.redis.Kill()
+	e.Redis.Kill()
 	start := time.Now()
 	wantError(t, e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "not_ready")
 	if d := time.Since(start); d > 5*time.Second {
@@ -534,7 +513,7 @@ func TestPostLaunch(t *testing.T) {
 	}
 	// The same job spelled differently (keys reordered, default written
 	// out) is the same job.
-	m := jobMap("48900")
+	m := launchtest.Map("48900")
 	m["launch"].(map[string]any)["launch_type"] = "1"
 	r = e.do("POST", "/v1/launches", adminToken, mustJSON(t, m))
 	wantStatus(t, r, http.StatusOK)
@@ -544,12 +523,12 @@ func TestPostLaunch(t *testing.T) {
 	}
 
 	// Own IDs: same ID, other payload → 409 naming id.
-	m = jobMap("1")
+	m = launchtest.Map("1")
 	m["id"] = "order-42"
 	wantStatus(t, e.do("POST", "/v1/launches", prodToken, mustJSON(t, m)), http.StatusCreated)
 	m["launch"].(map[string]any)["agent_no"] = "2"
 	wantError(t, e.do("POST", "/v1/launches", prodToken, mustJSON(t, m)), http.StatusConflict, "conflict", "id")
-	rec, err := e.store.Get(ctxT(t), "order-42")
+	rec, err := e.Store.Get(ctxT(t), "order-42")
 	if err != nil || rec.AgentNo != "1" {
 		t.Fatalf("the conflict changed the record: %+v %v", rec, err)
 	}
@@ -564,7 +543,7 @@ func TestPostLaunch(t *testing.T) {
 		t.Fatalf("already launched: %s", r.body)
 	}
 	e.deadLetter("dl-1", "RCS904", time.Now(), false)
-	dl := jobMap("agent-dl-1")
+	dl := launchtest.Map("agent-dl-1")
 	dl["id"] = "dl-1"
 	r = e.do("POST", "/v1/launches", prodToken, mustJSON(t, dl))
 	wantStatus(t, r, http.StatusOK)
@@ -582,7 +561,7 @@ func TestPostLaunchInvalid(t *testing.T) {
 	e := newEnv(t)
 	post := func(body []byte) reply { return e.do("POST", "/v1/launches", prodToken, body) }
 
-	m := jobMap("1")
+	m := launchtest.Map("1")
 	l := m["launch"].(map[string]any)
 	delete(l, "agent_no")
 	l["optin_desription"] = "typo"
@@ -601,12 +580,12 @@ func TestPostLaunchInvalid(t *testing.T) {
 	wantError(t, post([]byte(`{}`)), http.StatusBadRequest, "invalid_job", "launch")
 	wantError(t, post([]byte(`{"launch": 5}`)), http.StatusBadRequest, "invalid_job", "launch")
 
-	m = jobMap("1")
+	m = launchtest.Map("1")
 	m["launch"].(map[string]any)["launch_name"] = strings.Repeat("é", launch.MaxTextLen+1)
 	wantError(t, post(mustJSON(t, m)), http.StatusBadRequest, "invalid_job", "launch.launch_name")
 
 	// Nothing was stored for any of them.
-	if n, _ := e.redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
+	if n, _ := e.Redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
 		t.Fatalf("%d keys in Redis after invalid posts", n)
 	}
 }
@@ -621,7 +600,7 @@ func TestPostLaunchSizeLimit(t *testing.T) {
 		t.Errorf("message %q does not give the limit", ae.Error.Message)
 	}
 	// Within the body limit but over a job's: 400 for the job as a whole.
-	m := jobMap("1")
+	m := launchtest.Map("1")
 	m["launch"].(map[string]any)["launch_name"] = strings.Repeat(" ", launch.MaxJobBytes) + "x"
 	b := mustJSON(t, m)
 	if len(b) > maxJobBody {
@@ -643,7 +622,7 @@ func TestGetLaunch(t *testing.T) {
 	var rec store.Record
 	r.into(t, &rec)
 	j, _ := launch.Parse(body)
-	if rec.ID != id || rec.State != store.StateQueued || rec.SID != testSID || rec.AgentNo != "48900" ||
+	if rec.ID != id || rec.State != store.StateQueued || rec.SID != testenv.SID || rec.AgentNo != "48900" ||
 		rec.Attempts != 0 || string(rec.Payload) != string(j.Body()) || rec.EnqueuedAt.IsZero() {
 		t.Fatalf("record %s", r.body)
 	}
@@ -660,10 +639,10 @@ func TestGetLaunch(t *testing.T) {
 func TestPostBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a, b := jobMap("a"), jobMap("b")
-	c := jobMap("c")
+	a, b := launchtest.Map("a"), launchtest.Map("b")
+	c := launchtest.Map("c")
 	c["id"] = "own-c"
-	c2 := jobMap("c-other")
+	c2 := launchtest.Map("c-other")
 	c2["id"] = "own-c"
 	done := jobBody(t, "done")
 	doneID := e.succeeded(done)
@@ -694,7 +673,7 @@ func TestPostBatch(t *testing.T) {
 	if st.ID != ans.BatchID || st.Name != DefaultBatchName || st.Total != 3 || st.Queued != 3 || st.FinishedAt != nil {
 		t.Fatalf("batch status: %s", r.body)
 	}
-	if b, err := e.store.GetBatch(ctxT(t), ans.BatchID); err != nil || !b.Closed {
+	if b, err := e.Store.GetBatch(ctxT(t), ans.BatchID); err != nil || !b.Closed {
 		t.Fatalf("batch not closed after the request: %+v %v", b, err)
 	}
 	first := ans.BatchID
@@ -724,7 +703,7 @@ func TestBatches(t *testing.T) {
 	var made []string
 	for i := range 5 {
 		r := e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{
-			"name": fmt.Sprintf("run %d", i), "jobs": []any{jobMap(fmt.Sprintf("batches-%d", i))}}))
+			"name": fmt.Sprintf("run %d", i), "jobs": []any{launchtest.Map(fmt.Sprintf("batches-%d", i))}}))
 		wantStatus(t, r, http.StatusOK)
 		var ans batchAnswer
 		r.into(t, &ans)
@@ -777,14 +756,14 @@ func TestBatches(t *testing.T) {
 		t.Fatalf("past the last page: %d %s", r.code, r.body)
 	}
 	for _, name := range []string{strings.Repeat("n", MaxBatchName+1), "a\nb", "tab\there"} {
-		body := mustJSON(t, map[string]any{"name": name, "jobs": []any{jobMap("named")}})
+		body := mustJSON(t, map[string]any{"name": name, "jobs": []any{launchtest.Map("named")}})
 		wantError(t, e.do("POST", "/v1/launches:batch", prodToken, body), http.StatusBadRequest, "bad_request", "name")
 	}
-	if _, err := e.store.Get(ctxT(t), derivedID(t, jobBody(t, "named"))); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Get(ctxT(t), derivedID(t, jobBody(t, "named"))); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a job of a batch with a bad name was stored: %v", err)
 	}
 	wantStatus(t, e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{
-		"name": strings.Repeat("ü", MaxBatchName), "jobs": []any{jobMap("named")}})), http.StatusOK)
+		"name": strings.Repeat("ü", MaxBatchName), "jobs": []any{launchtest.Map("named")}})), http.StatusOK)
 }
 
 func TestPostBatchInvalid(t *testing.T) {
@@ -792,17 +771,17 @@ func TestPostBatchInvalid(t *testing.T) {
 	e := newEnv(t)
 	post := func(body string) reply { return e.do("POST", "/v1/launches:batch", prodToken, []byte(body)) }
 
-	good := jobMap("good")
-	bad1 := jobMap("1")
+	good := launchtest.Map("good")
+	bad1 := launchtest.Map("1")
 	delete(bad1["launch"].(map[string]any), "agent_no")
-	bad2 := jobMap("2")
+	bad2 := launchtest.Map("2")
 	bad2["regions"] = []any{map[string]any{"region": "IN", "region_id": "nope"}}
 	bad2["launch"].(map[string]any)["screenshot_uris"] = []any{"ftp://x"}
 	req := mustJSON(t, map[string]any{"jobs": []any{good, bad1, bad2, nil, 7}})
 	wantError(t, post(string(req)), http.StatusBadRequest, "invalid_job",
 		"jobs[1].launch.agent_no", "jobs[2].launch.screenshot_uris[0]", "jobs[2].regions[0].region_id", "jobs[3]", "jobs[4]")
 	// Validated together: the good job was not enqueued.
-	if _, err := e.store.Get(ctxT(t), derivedID(t, mustJSON(t, good))); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Get(ctxT(t), derivedID(t, mustJSON(t, good))); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the good job of an invalid batch was stored: %v", err)
 	}
 
@@ -817,7 +796,7 @@ func TestPostBatchInvalid(t *testing.T) {
 	one := string(mustJSON(t, map[string]any{"jobs": []any{good}}))
 	wantError(t, post(one+one), http.StatusBadRequest, "bad_request")
 	wantError(t, post(one+" x"), http.StatusBadRequest, "bad_request")
-	if n, _ := e.redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
+	if n, _ := e.Redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
 		t.Fatalf("%d keys in Redis after invalid batches", n)
 	}
 	// White space after the object is fine.
@@ -834,11 +813,11 @@ func TestPostBatchLimits(t *testing.T) {
 	// One job too many: refused whole.
 	jobs := make([]any, MaxBatchJobs+1)
 	for i := range jobs {
-		jobs[i] = jobMap(fmt.Sprintf("agent-%d", i))
+		jobs[i] = launchtest.Map(fmt.Sprintf("agent-%d", i))
 	}
 	wantError(t, e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"jobs": jobs})),
 		http.StatusRequestEntityTooLarge, "too_large", "jobs")
-	if n, _ := e.redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
+	if n, _ := e.Redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
 		t.Fatalf("%d keys in Redis after refused batches", n)
 	}
 	// Exactly the limit is fine.
@@ -1156,7 +1135,7 @@ func TestRedisDown(t *testing.T) {
 		case "/v1/launches":
 			body = jobBody(t, "1")
 		case "/v1/launches:batch":
-			body = mustJSON(t, map[string]any{"jobs": []any{jobMap("1")}})
+			body = mustJSON(t, map[string]any{"jobs": []any{launchtest.Map("1")}})
 		case "/v1/deadletters:retry", "/v1/deadletters:delete":
 			body = []byte(`{"all": true}`)
 		case "/metrics":

@@ -20,12 +20,11 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
-	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 const (
-	uiTestSID   = "UISID0001"
 	uiTestAdmin = "ui-admin-token-0123456789abcdef"
 	uiTestProd  = "ui-producer-token-0123456789"
 )
@@ -43,13 +42,10 @@ func newUIEnv(t *testing.T) *uiEnv { return newUIEnvWith(t, httptest.NewServer) 
 
 func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEnv {
 	t.Helper()
-	r := testredis.Start(t)
-	rdb := r.Client()
-	st := store.New(rdb)
-	ac := asynq.NewClientFromRedisClient(rdb)
-	insp := asynq.NewInspectorFromRedisClient(rdb)
+	te := testenv.New(t)
+	st, insp := te.Store, te.Inspector
 	s := New(Options{
-		Producer:  &queue.Producer{Store: st, Client: ac, SID: uiTestSID},
+		Producer:  te.Producer,
 		Inspector: insp,
 		Token:     uiTestProd, AdminToken: uiTestAdmin,
 		Logger: zerolog.Nop(),
@@ -61,22 +57,11 @@ func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEn
 	return &uiEnv{t: t, srv: srv, st: st, insp: insp, hc: hc}
 }
 
-// uiJob is a valid launch job with the given ID.
-func uiJob(id, agentNo string) launch.Job {
-	j := launch.Job{ID: id, Launch: launch.Launch{
-		AgentNo: agentNo, OptinDescription: "opt in", TriggerDescription: "START",
-		InteractionsDescription: "updates", OptoutDescription: "STOP", AgentAccessInstructions: "demo",
-	}, Regions: []launch.Region{{Region: "region-" + agentNo}}}
-	j.ApplyDefaults()
-	return j
-}
-
 // deadLetter makes job id a dead letter with code, dead-lettered at `at`.
 func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Time) {
 	e.t.Helper()
 	ctx := context.Background()
-	j := uiJob(id, agentNo)
-	nj := store.NewJob{ID: id, SID: uiTestSID, AgentNo: agentNo, Payload: j.Body()}
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: agentNo, Payload: launchtest.Job(agentNo).Body()}
 	if res, err := e.st.Create(ctx, nj, at); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
@@ -460,7 +445,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 
 	// The detail page shows one letter with its payload and actions.
 	d := e.get("/ui/deadletters/job-a", sess)
-	for _, want := range []string{"job-a", "RCS904", "refused: RCS904", "UISID0001", "&#34;agent_no&#34;: &#34;100&#34;", `action="/ui/deadletters/job-a/retry"`, "terminal"} {
+	for _, want := range []string{"job-a", "RCS904", "refused: RCS904", testenv.SID, "&#34;agent_no&#34;: &#34;100&#34;", `action="/ui/deadletters/job-a/retry"`, "terminal"} {
 		if !strings.Contains(d.body, want) {
 			t.Errorf("detail page lacks %q", want)
 		}
@@ -776,14 +761,11 @@ func TestUILogout(t *testing.T) {
 
 func TestUILoginDisabledWithoutAdminToken(t *testing.T) {
 	t.Parallel()
-	r := testredis.Start(t)
-	rdb := r.Client()
-	st := store.New(rdb)
-	s := New(Options{Producer: &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(rdb), SID: uiTestSID},
-		Inspector: asynq.NewInspectorFromRedisClient(rdb), Logger: zerolog.Nop()})
+	te := testenv.New(t)
+	s := New(Options{Producer: te.Producer, Inspector: te.Inspector, Logger: zerolog.Nop()})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	e := &uiEnv{t: t, srv: srv, st: st, hc: srv.Client()}
+	e := &uiEnv{t: t, srv: srv, st: te.Store, hc: srv.Client()}
 	e.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if p := e.req("GET", "/ui/login", nil, nil); !strings.Contains(p.body, "No admin token is configured") {
 		t.Errorf("login page without tokens: %.300s", p.body)
