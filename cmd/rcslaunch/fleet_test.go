@@ -19,6 +19,8 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 // enqueueBatch writes n jobs (IDs prefix-0.., agents agentBase+0..) to one
@@ -30,7 +32,7 @@ func (e *env) enqueueBatch(prefix string, agentBase, n int) map[string]string {
 	for i := 0; i < n; i++ {
 		id, agent := fmt.Sprintf("%s-%d", prefix, i), fmt.Sprint(agentBase+i)
 		jobs[id] = agent
-		lines = append(lines, jobLine(id, agent, nil))
+		lines = append(lines, launchtest.Line(id, agent, nil))
 	}
 	r := e.mustRun(0, "enqueue", "--file", e.writeFile(prefix+".jsonl", lines...), "--json")
 	var s summaryJSON
@@ -64,7 +66,7 @@ func (e *env) startWorkers(n int, mod map[string]string) []*proc {
 // spawning processes would take CPU from the workers being measured.
 func (e *env) waitResultCount(n int, timeout time.Duration) {
 	e.t.Helper()
-	c := e.redis.Client()
+	c := e.Redis.Client()
 	waitFor(e.t, timeout, fmt.Sprintf("%d results", n), func() bool {
 		got, err := c.XLen(context.Background(), store.ResultsStream).Result()
 		return err == nil && got >= int64(n)
@@ -225,8 +227,8 @@ func TestFleetHoldsRateAndInFlight(t *testing.T) {
 		w.stop()
 	}
 
-	calls := e.sim.Calls()
-	st := e.sim.Stats()
+	calls := e.Sim.Calls()
+	st := e.Sim.Stats()
 	at := arrivals(calls)
 	if len(at) < 2 {
 		t.Fatalf("%d calls for %d results", len(at), n)
@@ -307,7 +309,7 @@ func TestFleetSIGKILLFreesSlots(t *testing.T) {
 		"WORKER_CONCURRENCY":    "3",
 	}
 	a := e.startWorker(workerEnv)
-	waitFor(t, 20*time.Second, "the first worker's calls in flight", func() bool { return e.sim.Stats().InFlight >= 2 })
+	waitFor(t, 20*time.Second, "the first worker's calls in flight", func() bool { return e.Sim.Stats().InFlight >= 2 })
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +319,7 @@ func TestFleetSIGKILLFreesSlots(t *testing.T) {
 	// connection dropped), so their agents' jobs have no recorded answer.
 	// Calls answered before it may or may not have been recorded.
 	lost, answered := map[string]bool{}, map[string]bool{}
-	for _, c := range e.sim.Calls() {
+	for _, c := range e.Sim.Calls() {
 		if c.At.Before(killed) && c.Duration < latency {
 			lost[c.AgentNo] = true
 		} else if c.At.Before(killed) {
@@ -335,8 +337,8 @@ func TestFleetSIGKILLFreesSlots(t *testing.T) {
 	done := time.Since(begin)
 	b.stop()
 
-	calls := e.sim.Calls()
-	st := e.sim.Stats()
+	calls := e.Sim.Calls()
+	st := e.Sim.Stats()
 	if st.MaxInFlight > maxInFlight {
 		t.Errorf("%d calls in flight at once, cap %d", st.MaxInFlight, maxInFlight)
 	}
@@ -428,11 +430,11 @@ func TestThrottledJobKeepsRetryBudget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sim.Config{})
 	const throttledAgent, mixedAgent = "30001", "30002"
-	e.sim.Script(throttledAgent, sim.StepThrottle, sim.StepThrottle, sim.StepThrottle)
-	e.sim.Script(mixedAgent, sim.StepThrottle, sim.StepGateway, sim.StepThrottle, sim.StepThrottle)
+	e.Sim.Script(throttledAgent, sim.StepThrottle, sim.StepThrottle, sim.StepThrottle)
+	e.Sim.Script(mixedAgent, sim.StepThrottle, sim.StepGateway, sim.StepThrottle, sim.StepThrottle)
 	jobs := map[string]string{"throttled-1": throttledAgent, "throttled-2": mixedAgent}
 	e.mustRun(0, "enqueue", "--file", e.writeFile("jobs.jsonl",
-		jobLine("throttled-1", throttledAgent, nil), jobLine("throttled-2", mixedAgent, nil)))
+		launchtest.Line("throttled-1", throttledAgent, nil), launchtest.Line("throttled-2", mixedAgent, nil)))
 	start := time.Now()
 	w := e.startWorker(map[string]string{"RETRY_MAX": "1"})
 	e.waitResultCount(len(jobs), 30*time.Second)
@@ -444,7 +446,7 @@ func TestThrottledJobKeepsRetryBudget(t *testing.T) {
 		"throttled-1": {1, 4, 3, 0},
 		"throttled-2": {2, 5, 3, 1},
 	}
-	calls := e.sim.Stats().ByAgent
+	calls := e.Sim.Stats().ByAgent
 	for id, wt := range want {
 		if r := res[id]; r.Attempts != wt.attempts {
 			t.Errorf("job %s: results entry counts %d attempts, want %d", id, r.Attempts, wt.attempts)
@@ -508,14 +510,14 @@ func TestGatewayStormCoolsOff(t *testing.T) {
 		return strings.Contains(ws[0].stderr.String()+ws[1].stderr.String(), "account enters cool-off")
 	})
 	time.Sleep(4 * time.Second)
-	e.sim.SetConfig(sim.Config{APIKey: e2eKey}) // the gateway recovers
+	e.Sim.SetConfig(sim.Config{APIKey: testenv.APIKey}) // the gateway recovers
 	stormEnd := time.Now()
 	e.waitResultCount(n, 60*time.Second)
 	for _, w := range ws {
 		w.stop()
 	}
 
-	calls := e.sim.Calls()
+	calls := e.Sim.Calls()
 	res := e.checkAllSucceeded(t, jobs, retryMax+1)
 	maxAttempts := 0
 	for _, r := range res {
@@ -615,7 +617,7 @@ func BenchmarkFleetRate(b *testing.B) {
 			for _, w := range ws {
 				w.stop()
 			}
-			at := arrivals(e.sim.Calls())
+			at := arrivals(e.Sim.Calls())
 			if len(at) != n {
 				b.Fatalf("%d calls for %d jobs", len(at), n)
 			}
