@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -279,18 +278,6 @@ func (e *env) succeeded(body []byte) string {
 	return id
 }
 
-func (e *env) hasTask(id string) bool {
-	e.t.Helper()
-	_, err := e.Inspector.GetTaskInfo(queue.Name, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return true
-}
-
 // ---- auth ----
 
 // protectedRoutes are the routes that need a token.
@@ -500,7 +487,7 @@ func TestPostLaunch(t *testing.T) {
 	if loc := r.header.Get("Location"); loc != "/v1/launches/"+id {
 		t.Fatalf("Location %q", loc)
 	}
-	if !e.hasTask(id) {
+	if e.Task(id) == nil {
 		t.Fatal("no task on the queue")
 	}
 
@@ -551,7 +538,7 @@ func TestPostLaunch(t *testing.T) {
 	if ans.Status != queue.DeadLettered || ans.Job == nil || ans.Job.State != store.StateDeadLettered || ans.Job.Code != "RCS904" {
 		t.Fatalf("dead-lettered: %s", r.body)
 	}
-	if e.hasTask("dl-1") || e.hasTask(doneID) {
+	if e.Task("dl-1") != nil || e.Task(doneID) != nil {
 		t.Fatal("a finished job was put on the queue")
 	}
 }
@@ -998,7 +985,7 @@ func TestDeadLetterOne(t *testing.T) {
 	wantError(t, e.do("POST", "/v1/deadletters/"+queuedID+"/retry", adminToken, nil), http.StatusConflict, "not_dead_lettered")
 	wantError(t, e.do("POST", "/v1/deadletters/dl-u/retry", adminToken, nil), http.StatusConflict, "uncertain")
 	wantError(t, e.do("POST", "/v1/deadletters/dl-u/retry?include_uncertain=false", adminToken, nil), http.StatusConflict, "uncertain")
-	if e.hasTask("dl-u") {
+	if e.Task("dl-u") != nil {
 		t.Fatal("an uncertain letter was retried")
 	}
 	r = e.do("POST", "/v1/deadletters/dl-a/retry", adminToken, nil)
@@ -1006,7 +993,7 @@ func TestDeadLetterOne(t *testing.T) {
 	if got := r.obj(t); got["job_id"] != "dl-a" || got["result"] != queue.Retried {
 		t.Fatalf("retry: %s", r.body)
 	}
-	if !e.hasTask("dl-a") {
+	if e.Task("dl-a") == nil {
 		t.Fatal("the retried letter has no task")
 	}
 	wantError(t, e.do("GET", "/v1/deadletters/dl-a", adminToken, nil), http.StatusNotFound, "not_found")
@@ -1019,7 +1006,7 @@ func TestDeadLetterOne(t *testing.T) {
 	wantError(t, e.do("POST", "/v1/deadletters/dl-a/retry", adminToken, nil), http.StatusConflict, "not_dead_lettered")
 	r = e.do("POST", "/v1/deadletters/dl-u/retry?include_uncertain=true", adminToken, nil)
 	wantStatus(t, r, http.StatusOK)
-	if !e.hasTask("dl-u") {
+	if e.Task("dl-u") == nil {
 		t.Fatal("the uncertain letter retried on purpose has no task")
 	}
 
@@ -1059,7 +1046,7 @@ func TestDeadLettersBulk(t *testing.T) {
 	if got := tally("/v1/deadletters:retry", `{"code": "RCS502"}`); !reflect.DeepEqual(got, map[string]int{"retried": 2, "uncertain": 1}) {
 		t.Fatalf("retry by code: %v", got)
 	}
-	if !e.hasTask("dl-0") || !e.hasTask("dl-1") || e.hasTask("dl-2") || e.hasTask("dl-3") {
+	if e.Task("dl-0") == nil || e.Task("dl-1") == nil || e.Task("dl-2") != nil || e.Task("dl-3") != nil {
 		t.Fatal("retry by code: wrong tasks on the queue")
 	}
 	if got := tally("/v1/deadletters:delete", `{"code": "RCS904"}`); !reflect.DeepEqual(got, map[string]int{"deleted": 2}) {

@@ -15,10 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
-	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch/launchtest"
@@ -31,11 +29,10 @@ const (
 
 // uiEnv is a UI on a loopback test server with its own redis-server.
 type uiEnv struct {
-	t    *testing.T
-	srv  *httptest.Server
-	st   *store.Store
-	insp *asynq.Inspector
-	hc   *http.Client
+	*testenv.Env
+	t   *testing.T
+	srv *httptest.Server
+	hc  *http.Client
 }
 
 func newUIEnv(t *testing.T) *uiEnv { return newUIEnvWith(t, httptest.NewServer) }
@@ -43,10 +40,9 @@ func newUIEnv(t *testing.T) *uiEnv { return newUIEnvWith(t, httptest.NewServer) 
 func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEnv {
 	t.Helper()
 	te := testenv.New(t)
-	st, insp := te.Store, te.Inspector
 	s := New(Options{
 		Producer:  te.Producer,
-		Inspector: insp,
+		Inspector: te.Inspector,
 		Token:     uiTestProd, AdminToken: uiTestAdmin,
 		Logger: zerolog.Nop(),
 	})
@@ -54,7 +50,7 @@ func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEn
 	t.Cleanup(srv.Close)
 	hc := srv.Client()
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &uiEnv{t: t, srv: srv, st: st, insp: insp, hc: hc}
+	return &uiEnv{Env: te, t: t, srv: srv, hc: hc}
 }
 
 // deadLetter makes job id a dead letter with code, dead-lettered at `at`.
@@ -62,17 +58,17 @@ func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Tim
 	e.t.Helper()
 	ctx := context.Background()
 	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: agentNo, Payload: launchtest.Job(agentNo).Body()}
-	if res, err := e.st.Create(ctx, nj, at); err != nil || res != store.Created {
+	if res, err := e.Store.Create(ctx, nj, at); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
-	if state, _, err := e.st.Start(ctx, nj, 9, at); err != nil || state != store.Started {
+	if state, _, err := e.Store.Start(ctx, nj, 9, at); err != nil || state != store.Started {
 		e.t.Fatalf("start %s: %s %v", id, state, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
 		N: 1, Outcome: store.AttemptTerminal, Code: code, Message: "refused: " + code, Uncertain: uncertain,
 		HTTPStatus: 400, StartedAt: at, FinishedAt: at,
 	}}
-	if res, err := e.st.Finish(ctx, id, o, at); err != nil || res != store.StateDeadLettered {
+	if res, err := e.Store.Finish(ctx, id, o, at); err != nil || res != store.StateDeadLettered {
 		e.t.Fatalf("finish %s: %s %v", id, res, err)
 	}
 }
@@ -80,7 +76,7 @@ func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Tim
 // state is the job's state, or "gone" when it has no record.
 func (e *uiEnv) state(id string) string {
 	e.t.Helper()
-	rec, err := e.st.Get(context.Background(), id)
+	rec, err := e.Store.Get(context.Background(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return "gone"
 	}
@@ -88,18 +84,6 @@ func (e *uiEnv) state(id string) string {
 		e.t.Fatal(err)
 	}
 	return rec.State
-}
-
-func (e *uiEnv) hasTask(id string) bool {
-	e.t.Helper()
-	_, err := e.insp.GetTaskInfo(queue.Name, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return true
 }
 
 type uiReply struct {
@@ -410,8 +394,8 @@ func TestUIRetryAndDelete(t *testing.T) {
 	if got := rowsOf(page.body); !sameIDs(got, []string{"job-c", "job-a"}) {
 		t.Errorf("rows after retry: %v", got)
 	}
-	if st := e.state("job-b"); st != store.StateQueued || !e.hasTask("job-b") {
-		t.Errorf("job-b after retry: %s, task %v", st, e.hasTask("job-b"))
+	if st := e.state("job-b"); st != store.StateQueued || e.Task("job-b") == nil {
+		t.Errorf("job-b after retry: %s, task %v", st, e.Task("job-b") != nil)
 	}
 
 	// The form sends the filter and page back, and the answer keeps them.
@@ -426,7 +410,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 	if got := rowsOf(page.body); !sameIDs(got, []string{"job-a"}) {
 		t.Errorf("rows after delete: %v", got)
 	}
-	if st := e.state("job-c"); st != "gone" || e.hasTask("job-c") {
+	if st := e.state("job-c"); st != "gone" || e.Task("job-c") != nil {
 		t.Errorf("job-c after delete: %s", st)
 	}
 
@@ -537,7 +521,7 @@ func TestUICSRF(t *testing.T) {
 			}
 		}
 	}
-	if st := e.state("job-a"); st != store.StateDeadLettered || e.hasTask("job-a") {
+	if st := e.state("job-a"); st != store.StateDeadLettered || e.Task("job-a") != nil {
 		t.Fatalf("job-a after refused posts: %s", st)
 	}
 	e.get("/ui/deadletters", sess) // still logged in
@@ -726,7 +710,7 @@ func TestUIAsynqmon(t *testing.T) {
 			t.Errorf("%s %s: %d", c.method, c.path, r.status)
 		}
 	}
-	if !e.hasTask("job-a") {
+	if e.Task("job-a") == nil {
 		t.Error("the task went away")
 	}
 	// Without a session: to the login page.
@@ -765,7 +749,7 @@ func TestUILoginDisabledWithoutAdminToken(t *testing.T) {
 	s := New(Options{Producer: te.Producer, Inspector: te.Inspector, Logger: zerolog.Nop()})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	e := &uiEnv{t: t, srv: srv, st: te.Store, hc: srv.Client()}
+	e := &uiEnv{Env: te, t: t, srv: srv, hc: srv.Client()}
 	e.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if p := e.req("GET", "/ui/login", nil, nil); !strings.Contains(p.body, "No admin token is configured") {
 		t.Errorf("login page without tokens: %.300s", p.body)

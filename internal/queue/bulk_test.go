@@ -136,7 +136,7 @@ func TestEnqueueManyMixed(t *testing.T) {
 		e.checkTask(j)
 	}
 	for _, j := range []launch.Job{done, dead} {
-		if e.task(j.ID) != nil {
+		if e.Task(j.ID) != nil {
 			t.Fatalf("a finished job (%s) was pushed", j.Launch.AgentNo)
 		}
 	}

@@ -63,23 +63,10 @@ func (e *env) enqueue(j launch.Job, force bool) queue.Status {
 	return st
 }
 
-// task returns the job's task, or nil when there is none.
-func (e *env) task(id string) *asynq.TaskInfo {
-	e.t.Helper()
-	info, err := e.Inspector.GetTaskInfo(queue.Name, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return nil
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info
-}
-
 // checkTask fails unless the job's task is on the queue as NewTask makes it.
 func (e *env) checkTask(j launch.Job) {
 	e.t.Helper()
-	info := e.task(j.ID)
+	info := e.Task(j.ID)
 	if info == nil {
 		e.t.Fatalf("no task for %s", j.ID)
 	}
@@ -116,7 +103,7 @@ func (e *env) get(id string) store.Record {
 func (e *env) run(j launch.Job, o store.Outcome) {
 	e.t.Helper()
 	ctx := context.Background()
-	if e.task(j.ID) != nil {
+	if e.Task(j.ID) != nil {
 		e.deleteTask(j.ID)
 	}
 	now := time.Now()
@@ -247,7 +234,7 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 	if st := e.enqueue(ok, false); st != queue.AlreadyLaunched {
 		t.Fatalf("succeeded job: %s, want %s", st, queue.AlreadyLaunched)
 	}
-	if e.task(ok.ID) != nil {
+	if e.Task(ok.ID) != nil {
 		t.Fatal("a succeeded job was pushed again")
 	}
 	for _, force := range []bool{false, true} {
@@ -255,7 +242,7 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 			t.Fatalf("dead letter (force %v): %s, want %s", force, st, queue.DeadLettered)
 		}
 	}
-	if e.task(dead.ID) != nil {
+	if e.Task(dead.ID) != nil {
 		t.Fatal("a dead letter was pushed by enqueue")
 	}
 
@@ -344,7 +331,7 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				t.Fatalf("gave up after %v, want about 2s of retries", took)
 			}
 			// The old task is left alone, and the record is the success it was.
-			info := e.task(j.ID)
+			info := e.Task(j.ID)
 			if info == nil {
 				t.Fatal("the old task went")
 			}
@@ -454,7 +441,7 @@ func TestRetryDeadLetter(t *testing.T) {
 	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.StateSucceeded {
 		t.Fatalf("retry of a succeeded job: %s, %v", res, err)
 	}
-	if e.task(j.ID) != nil {
+	if e.Task(j.ID) != nil {
 		t.Fatal("retry of a succeeded job pushed a task")
 	}
 
@@ -474,7 +461,7 @@ func TestRetryDeadLetterUncertain(t *testing.T) {
 	if err != nil || res != store.Uncertain {
 		t.Fatalf("retry of an uncertain letter: %s, %v; want %s", res, err, store.Uncertain)
 	}
-	if e.task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
+	if e.Task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
 		t.Fatal("an uncertain letter was touched")
 	}
 	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, true); err != nil || res != queue.Retried {
@@ -571,7 +558,7 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	if res, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.StateRunning {
 		t.Fatalf("retry of the running job: %s, %v", res, err)
 	}
-	if e.task(j.ID) != nil {
+	if e.Task(j.ID) != nil {
 		t.Fatal("retry of a running job pushed a task")
 	}
 }

@@ -8,6 +8,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -194,6 +195,19 @@ func (e *Env) Enqueue(j launch.Job) (string, queue.Status) {
 		e.T.Fatalf("enqueue %s: %v", j.Launch.AgentNo, err)
 	}
 	return j.ID, st
+}
+
+// Task is the job's task on the launch queue, or nil when there is none.
+func (e *Env) Task(id string) *asynq.TaskInfo {
+	e.T.Helper()
+	info, err := e.Inspector.GetTaskInfo(queue.Name, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return nil
+	}
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return info
 }
 
 // WaitFinished is the package's WaitFinished on the environment's store,
