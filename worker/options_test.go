@@ -10,6 +10,8 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
@@ -34,7 +36,7 @@ func TestNegativeOptionsRefused(t *testing.T) {
 		"CoolOffThreshold": func(o *worker.Options) { o.CoolOffThreshold = -1 },
 		"ResultsMaxLen":    func(o *worker.Options) { o.ResultsMaxLen = -1 },
 	} {
-		o := worker.Options{Redis: asynq.RedisClientOpt{Addr: "127.0.0.1:1"}, SID: testSID, APIKey: testKey}
+		o := worker.Options{Redis: asynq.RedisClientOpt{Addr: "127.0.0.1:1"}, SID: testenv.SID, APIKey: testenv.APIKey}
 		mod(&o)
 		_, err := worker.New(o)
 		if !errors.Is(err, worker.ErrNegative) || !strings.Contains(err.Error(), "Options."+name) {
@@ -45,15 +47,15 @@ func TestNegativeOptionsRefused(t *testing.T) {
 
 // TestZeroRetryMaxMeansNoRetry: RetryMax 0 is no retries, as RETRY_MAX=0.
 func TestZeroRetryMaxMeansNoRetry(t *testing.T) {
-	e := newEnv(t)
-	e.sim.Script("500", sim.StepGateway, sim.StepGateway)
-	id, _ := e.enqueue(job("500"))
-	e.startWorker(0)
-	r := e.waitFinished(id)[id]
+	e := testenv.New(t)
+	e.Sim.Script("500", sim.StepGateway, sim.StepGateway)
+	id, _ := e.Enqueue(launchtest.Job("500"))
+	e.StartWorker(func(o *worker.Options) { o.RetryMax = 0 })
+	r := e.WaitFinished(id)[id]
 	if r.State != store.StateDeadLettered || r.Code != "RCS502" {
 		t.Errorf("with RetryMax 0: %s %s, want dead-lettered RCS502", r.State, r.Code)
 	}
-	if n := e.sim.Stats().ByAgent["500"]; n != 1 {
+	if n := e.Sim.Stats().ByAgent["500"]; n != 1 {
 		t.Errorf("with RetryMax 0: Kaleyra called %d times, want 1", n)
 	}
 }

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"strconv"
@@ -14,131 +13,18 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
-
-// newEnvOn is newEnv on a Redis set-up given as a connection option
-// (Sentinel, Cluster): the env's redis is nil, so env.startWorker must not be
-// used; startWorkerOn takes its place.
-func newEnvOn(t *testing.T, opt asynq.RedisConnOpt, sc sim.Config) *env {
-	t.Helper()
-	s := sim.New(sc)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	st := store.New(rdb.NewClient(opt))
-	ac := asynq.NewClient(opt)
-	t.Cleanup(func() { ac.Close(); st.Redis().Close() })
-	e := &env{t: t, sim: s, simTS: ts, store: st, logs: &syncBuffer{},
-		prod: &queue.Producer{Store: st, Client: ac, SID: testSID}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("worker log (tail):\n%s", lastLines(e.logs.String(), 60))
-		}
-	})
-	return e
-}
-
-// startWorkerOn runs a worker on opt until the test ends (or stop is called);
-// mod adjusts the options of env.startWorker.
-func (e *env) startWorkerOn(opt asynq.RedisConnOpt, mod func(*worker.Options)) (stop func()) {
-	e.t.Helper()
-	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	o := worker.Options{
-		Redis: opt, SID: testSID, APIKey: testKey,
-		BaseURL: e.simTS.URL, Timeout: 2 * time.Second, RateLimit: 200, RateBurst: 10,
-		Concurrency: 8, RetryMax: 3, RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay: 400 * time.Millisecond, Logger: &log,
-	}
-	if mod != nil {
-		mod(&o)
-	}
-	w, err := worker.New(o)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
-	return stop
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// waitAllFinished waits up to timeout until every job's record in st is
-// final.
-func waitAllFinished(t *testing.T, st *store.Store, ids []string, timeout time.Duration) map[string]store.Record {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := map[string]store.Record{}
-		var open []string
-		for _, id := range ids {
-			r, err := st.Get(context.Background(), id)
-			if err == nil && r.Finished() {
-				out[id] = r
-			} else {
-				open = append(open, id)
-			}
-		}
-		if len(open) == 0 {
-			return out
-		}
-		if time.Now().After(deadline) {
-			var states []string
-			for _, id := range open {
-				r, err := st.Get(context.Background(), id)
-				states = append(states, id[:min(len(id), 12)]+"="+string(r.State)+"/"+errString(err))
-			}
-			t.Fatalf("after %v, %d of %d jobs have no final outcome: %v", timeout, len(open), len(ids), states)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-func resultsBy(t *testing.T, st *store.Store) map[string][]store.Result {
-	t.Helper()
-	rs, err := st.ReadResults(context.Background(), "0", 100000, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]store.Result{}
-	for _, r := range rs {
-		out[r.JobID] = append(out[r.JobID], r)
-	}
-	return out
-}
 
 // TestSentinelFailoverMidBatch runs a batch through REDIS_URL=redis-sentinel://,
 // kills the primary while the batch is half done and lets the worker carry on
@@ -187,7 +73,7 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 	// 200 ms per call at 20 calls/s keeps about four calls in flight, so
 	// the kill catches several between call and record.
-	e := newEnvOn(t, opt, sim.Config{APIKey: testKey, Latency: 200 * time.Millisecond})
+	e := testenv.NewOn(t, opt, testenv.WithSim(sim.Config{Latency: 200 * time.Millisecond}))
 	ctx := context.Background()
 
 	const n = 60
@@ -199,10 +85,10 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 		if i%15 == 7 {
 			// Twice, so that a job run again after a lost outcome gets the
 			// same answer.
-			e.sim.Script(a, sim.StepMissingFields, sim.StepMissingFields)
+			e.Sim.Script(a, sim.StepMissingFields, sim.StepMissingFields)
 			terminal[a] = true
 		}
-		id, st := e.enqueue(job(a))
+		id, st := e.Enqueue(launchtest.Job(a))
 		if st != queue.Enqueued {
 			t.Fatalf("agent %s: %s, want enqueued", a, st)
 		}
@@ -215,14 +101,14 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 
 	start := time.Now()
-	e.startWorkerOn(opt, func(o *worker.Options) {
+	e.StartWorker(func(o *worker.Options) {
 		// 20/s: the 60 jobs take about 3 s, so the kill lands mid-batch.
 		o.RateLimit, o.RateBurst = 20, 1
 	})
 	const killAfter = 15
 	var atKill int64
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if atKill, err = e.store.ResultsLen(ctx); err == nil && atKill >= killAfter {
+		if atKill, err = e.Store.ResultsLen(ctx); err == nil && atKill >= killAfter {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -244,17 +130,17 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 	sen.Primary().Kill()
 	killed := time.Now()
-	callsAtKill := e.sim.Stats().Calls
+	callsAtKill := e.Sim.Stats().Calls
 	newPrimary := sen.WaitFailover(30 * time.Second)
 	failedOver := time.Now()
 
 	// Read on the new primary directly, through a client of its own.
 	fresh := store.New(newPrimary.Client())
-	recs := waitAllFinished(t, fresh, ids, 150*time.Second)
+	recs := testenv.WaitFinished(t, fresh, 150*time.Second, ids...)
 	finished := time.Now()
 
-	results := resultsBy(t, fresh)
-	byAgent := e.sim.Stats().ByAgent
+	results := testenv.Results(t, fresh)
+	byAgent := e.Sim.Stats().ByAgent
 	var redone []string
 	for _, id := range ids {
 		a, r := agentOf[id], recs[id]
@@ -316,7 +202,7 @@ func sentinelFailover(t *testing.T, loseOutcomes bool) {
 	}
 
 	sort.Strings(redone)
-	logs := e.logs.String()
+	logs := e.Logs.String()
 	t.Logf("%d jobs: %d results before the kill (%v after the worker started), %d calls made by then; "+
 		"failover took %v; all %d final %v after the kill; %d retried outcome writes (cannot record outcome yet); "+
 		"%d agents called twice %v",
@@ -347,16 +233,16 @@ func clusterConnOpt(t *testing.T) asynq.RedisConnOpt {
 func TestClusterBatch(t *testing.T) {
 	t.Parallel()
 	opt := clusterConnOpt(t)
-	e := newEnvOn(t, opt, sim.Config{APIKey: testKey})
+	e := testenv.NewOn(t, opt)
 	ctx := context.Background()
-	cluster, ok := e.store.Redis().(*redis.ClusterClient)
+	rc, ok := e.Store.Redis().(*redis.ClusterClient)
 	if !ok {
-		t.Fatalf("the store's client is %T, want *redis.ClusterClient", e.store.Redis())
+		t.Fatalf("the store's client is %T, want *redis.ClusterClient", e.Store.Redis())
 	}
-	if err := rdb.Check(ctx, cluster); err != nil {
+	if err := rdb.Check(ctx, rc); err != nil {
 		t.Fatalf("rdb.Check on the cluster: %v", err)
 	}
-	if info, err := cluster.Info(ctx, "server").Result(); err != nil || !strings.Contains(info, "redis_version:") {
+	if info, err := rc.Info(ctx, "server").Result(); err != nil || !strings.Contains(info, "redis_version:") {
 		t.Errorf("INFO server on the cluster: %v; rdb.Check could not tell the version", err)
 	}
 
@@ -364,7 +250,7 @@ func TestClusterBatch(t *testing.T) {
 	var keysMu sync.Mutex
 	seen := map[string]bool{}
 	sample := func() {
-		_ = cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		_ = rc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 			ks, err := c.Keys(ctx, "rcslaunch:*").Result()
 			keysMu.Lock()
 			defer keysMu.Unlock()
@@ -385,37 +271,37 @@ func TestClusterBatch(t *testing.T) {
 	}()
 
 	const retryMax = 3
-	e.sim.Script("100", sim.StepSucceed)
-	e.sim.Script("101", sim.StepGateway, sim.StepGateway) // then success
-	e.sim.Script("102", sim.StepMissingFields)
-	e.sim.Script("103", sim.StepGateway, sim.StepGateway, sim.StepGateway, sim.StepGateway) // retryMax+1 times
-	e.sim.Script("104", sim.StepDisabled)
-	e.sim.Script("105", sim.StepThrottle) // 429: deferred, not an attempt; then success
+	e.Sim.Script("100", sim.StepSucceed)
+	e.Sim.Script("101", sim.StepGateway, sim.StepGateway) // then success
+	e.Sim.Script("102", sim.StepMissingFields)
+	e.Sim.Script("103", sim.StepGateway, sim.StepGateway, sim.StepGateway, sim.StepGateway) // retryMax+1 times
+	e.Sim.Script("104", sim.StepDisabled)
+	e.Sim.Script("105", sim.StepThrottle) // 429: deferred, not an attempt; then success
 	agents := []string{"100", "101", "102", "103", "104", "105"}
 	ids := map[string]string{}
 	var all []string
 	// As one batch: its counters are keys the job scripts derive from the
 	// job records, not given as KEYS; the cluster must let them through.
 	batch := store.NewBatchID(time.Now())
-	if err := e.store.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
+	if err := e.Store.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
-		j := job(a)
-		j.ID = launch.IDFor(testSID, j)
-		st, err := e.prod.Enqueue(ctx, j, batch, false)
+		j := launchtest.Job(a)
+		j.ID = launch.IDFor(testenv.SID, j)
+		st, err := e.Producer.Enqueue(ctx, j, batch, false)
 		if err != nil || st != queue.Enqueued {
 			t.Fatalf("agent %s: %s %v, want enqueued", a, st, err)
 		}
 		ids[a] = j.ID
 		all = append(all, j.ID)
 	}
-	if err := e.store.CloseBatch(ctx, batch, time.Now()); err != nil {
+	if err := e.Store.CloseBatch(ctx, batch, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	wantBatch := func(succeeded, dead int64, byCode map[string]int64) {
 		t.Helper()
-		b, err := e.store.GetBatch(ctx, batch)
+		b, err := e.Store.GetBatch(ctx, batch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,29 +316,28 @@ func TestClusterBatch(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	e.startWorkerOn(opt, func(o *worker.Options) {
+	e.StartWorker(func(o *worker.Options) {
 		o.RetryMax = retryMax
 		// On, but out of reach: its counter key is one of the SID's.
 		o.CoolOffThreshold = 100
 	})
-	recs := e.waitFinished(all...)
+	recs := e.WaitFinished(all...)
 	took := time.Since(start)
 
 	want := []struct {
-		agent           string
+		agent, code     string
 		state           store.State
-		code            string
 		calls, attempts int
 	}{
-		{"100", store.StateSucceeded, "RCS902", 1, 1},
-		{"101", store.StateSucceeded, "RCS902", 3, 3},
-		{"102", store.StateDeadLettered, "RCS904", 1, 1},
-		{"103", store.StateDeadLettered, "RCS502", retryMax + 1, retryMax + 1},
-		{"104", store.StateDeadLettered, "RCS601", 1, 1},
-		{"105", store.StateSucceeded, "RCS902", 2, 1}, // the 429 is no attempt
+		{"100", "RCS902", store.StateSucceeded, 1, 1},
+		{"101", "RCS902", store.StateSucceeded, 3, 3},
+		{"102", "RCS904", store.StateDeadLettered, 1, 1},
+		{"103", "RCS502", store.StateDeadLettered, retryMax + 1, retryMax + 1},
+		{"104", "RCS601", store.StateDeadLettered, 1, 1},
+		{"105", "RCS902", store.StateSucceeded, 2, 1}, // the 429 is no attempt
 	}
-	byAgent := e.sim.Stats().ByAgent
-	results := e.results()
+	byAgent := e.Sim.Stats().ByAgent
+	results := e.Results()
 	for _, w := range want {
 		r := recs[ids[w.agent]]
 		if r.State != w.state || r.Code != w.code {
@@ -479,7 +364,7 @@ func TestClusterBatch(t *testing.T) {
 
 	wantBatch(3, 3, map[string]int64{"RCS904": 1, "RCS502": 1, "RCS601": 1})
 
-	dead, err := e.store.ListDeadLetters(ctx, store.Filter{}, 0, 100)
+	dead, err := e.Store.ListDeadLetters(ctx, store.Filter{}, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,23 +376,23 @@ func TestClusterBatch(t *testing.T) {
 	if got := strings.Join(deadAgents, ","); got != "102,103,104" {
 		t.Errorf("dead letters for agents %s, want 102,103,104", got)
 	}
-	if d, err := e.store.ListDeadLetters(ctx, store.Filter{Code: "RCS502"}, 0, 100); err != nil || len(d) != 1 || d[0].ID != ids["103"] {
+	if d, err := e.Store.ListDeadLetters(ctx, store.Filter{Code: "RCS502"}, 0, 100); err != nil || len(d) != 1 || d[0].ID != ids["103"] {
 		t.Errorf("dead letters with RCS502: %d (%v), want agent 103's", len(d), err)
 	}
 
 	// dlq retry puts agent 103 back with a fresh budget; the gateway is fine now.
-	res, _, err := e.prod.RetryDeadLetter(ctx, ids["103"], false)
+	res, _, err := e.Producer.RetryDeadLetter(ctx, ids["103"], false)
 	if err != nil || res != store.Requeued {
 		t.Fatalf("retry dead letter: %q, %v", res, err)
 	}
-	r := e.waitFinished(ids["103"])[ids["103"]]
+	r := e.WaitFinished(ids["103"])[ids["103"]]
 	if r.State != store.StateSucceeded || r.Attempts != 1 {
 		t.Errorf("after dlq retry: %s with %d attempts, want succeeded with 1", r.State, r.Attempts)
 	}
-	if n, err := e.store.CountDeadLetters(ctx, store.Filter{}); err != nil || n != 2 {
+	if n, err := e.Store.CountDeadLetters(ctx, store.Filter{}); err != nil || n != 2 {
 		t.Errorf("dead letters after retry: %d (%v), want 2", n, err)
 	}
-	if rs := e.results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != string(store.StateSucceeded) {
+	if rs := e.Results()[ids["103"]]; len(rs) != 2 || rs[1].Outcome != string(store.StateSucceeded) {
 		t.Errorf("agent 103's results after dlq retry: %+v, want the dead letter then the success", rs)
 	}
 	wantBatch(4, 2, map[string]int64{"RCS904": 1, "RCS601": 1})
@@ -519,7 +404,7 @@ func TestClusterBatch(t *testing.T) {
 	// CLUSTER KEYSLOT: the stream and a job's key share a slot; the SID's
 	// limiter keys share one.
 	slot := func(k string) int64 {
-		s, err := cluster.ClusterKeySlot(ctx, k).Result()
+		s, err := rc.ClusterKeySlot(ctx, k).Result()
 		if err != nil {
 			t.Fatalf("CLUSTER KEYSLOT %s: %v", k, err)
 		}
@@ -527,13 +412,13 @@ func TestClusterBatch(t *testing.T) {
 	}
 	resultsSlot := slot(store.ResultsStream)
 	jobKey := "rcslaunch:{rcslaunch:results}:job:" + ids["100"]
-	if n, err := cluster.Exists(ctx, jobKey).Result(); err != nil || n != 1 {
+	if n, err := rc.Exists(ctx, jobKey).Result(); err != nil || n != 1 {
 		t.Fatalf("job key %s: exists %d (%v); the store names its keys otherwise", jobKey, n, err)
 	}
 	if s := slot(jobKey); s != resultsSlot {
 		t.Errorf("job key in slot %d, results stream in slot %d", s, resultsSlot)
 	}
-	sidTag := "{sid:" + testSID + "}"
+	sidTag := "{sid:" + testenv.SID + "}"
 	sidSlot := slot("rcslaunch:" + sidTag + ":tat")
 
 	var sidKeys, resultKeys, others []string
@@ -562,7 +447,7 @@ func TestClusterBatch(t *testing.T) {
 	}
 	owner := map[int64]string{}
 	for _, s := range []int64{resultsSlot, sidSlot, slot("asynq:{" + queue.Name + "}:pending")} {
-		owner[s] = slotOwner(t, cluster, s)
+		owner[s] = slotOwner(t, rc, s)
 	}
 	asynqSlot := slot("asynq:{" + queue.Name + "}:pending")
 	t.Logf("batch of %d finished in %v; results slot %d on %s, SID slot %d on %s, asynq queue slot %d on %s; limiter keys seen: %v; %d outcome keys",
@@ -571,9 +456,9 @@ func TestClusterBatch(t *testing.T) {
 }
 
 // slotOwner is the address of the primary serving slot.
-func slotOwner(t *testing.T, rdb *redis.ClusterClient, slot int64) string {
+func slotOwner(t *testing.T, rc *redis.ClusterClient, slot int64) string {
 	t.Helper()
-	ranges, err := rdb.ClusterSlots(context.Background()).Result()
+	ranges, err := rc.ClusterSlots(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,15 +475,13 @@ func slotOwner(t *testing.T, rdb *redis.ClusterClient, slot int64) string {
 // Cluster: every job once, in its batch, a repeat a duplicate.
 func TestClusterEnqueueMany(t *testing.T) {
 	t.Parallel()
-	opt := clusterConnOpt(t)
-	client := rdb.NewClient(opt)
-	t.Cleanup(func() { client.Close() })
-	ap, err := client.AutoPipeline()
+	e := testenv.NewOn(t, clusterConnOpt(t))
+	ap, err := e.Store.Redis().AutoPipeline()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(client)
-	p := &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	st := e.Store
+	p := &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(ap), SID: testenv.SID}
 	ctx := context.Background()
 	batch := store.NewBatchID(time.Now())
 	if err := st.CreateBatch(ctx, batch, "cluster", time.Now()); err != nil {
@@ -606,8 +489,8 @@ func TestClusterEnqueueMany(t *testing.T) {
 	}
 	var jobs []launch.Job
 	for i := range 150 {
-		j := job(fmt.Sprint(20000 + i))
-		j.ID = launch.IDFor(testSID, j)
+		j := launchtest.Job(fmt.Sprint(20000 + i))
+		j.ID = launch.IDFor(testenv.SID, j)
 		jobs = append(jobs, j)
 	}
 	for start := 0; start < len(jobs); start += 64 {
@@ -625,9 +508,7 @@ func TestClusterEnqueueMany(t *testing.T) {
 			}
 		}
 	}
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { insp.Close() })
-	info, err := insp.GetQueueInfo(queue.Name)
+	info, err := e.Inspector.GetQueueInfo(queue.Name)
 	if err != nil || info.Pending != len(jobs) {
 		t.Fatalf("queue info %+v, %v; want %d pending", info, err, len(jobs))
 	}

@@ -5,169 +5,64 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/enqueue"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
-	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
-const (
-	testSID = "TESTSID0001"
-	// testKey is distinctive so that a search for it cannot match by chance.
-	testKey = "sk-test-9f8e7d6c5b4a-NEVER-LOG-ME"
-)
-
-// syncBuffer collects log lines from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-type env struct {
-	t     *testing.T
-	redis *testredis.Server
-	sim   *sim.Server
-	simTS *httptest.Server
-	store *store.Store
-	prod  *queue.Producer
-	logs  *syncBuffer
-}
-
-// newEnv gives the test its own redis-server, a simulator and a producer.
-func newEnv(t *testing.T, opts ...testredis.Option) *env {
-	t.Helper()
-	r := testredis.Start(t, opts...)
-	e := newEnvOn(t, asynq.RedisClientOpt{Addr: r.Addr()}, sim.Config{APIKey: testKey})
-	e.redis = r
-	return e
-}
-
-// startWorker runs a worker until the test ends (or the returned stop is called).
-func (e *env) startWorker(retryMax int) (stop func()) {
-	e.t.Helper()
-	return e.startWorkerOn(asynq.RedisClientOpt{Addr: e.redis.Addr()}, func(o *worker.Options) { o.RetryMax = retryMax })
-}
-
-func job(agentNo string) launch.Job {
-	return launch.Job{Launch: launch.Launch{
-		AgentNo: agentNo, OptinDescription: "opt in", TriggerDescription: "START",
-		InteractionsDescription: "updates", OptoutDescription: "STOP", AgentAccessInstructions: "demo",
-	}, Regions: []launch.Region{{Region: "region-" + agentNo}}}
-}
-
-func (e *env) enqueue(j launch.Job) (string, queue.Status) {
-	e.t.Helper()
-	j.ID = launch.IDFor(testSID, j)
-	st, err := e.prod.Enqueue(context.Background(), j, "", false)
-	if err != nil {
-		e.t.Fatalf("enqueue %s: %v", j.Launch.AgentNo, err)
-	}
-	return j.ID, st
-}
-
-// waitFinished waits until every job has a final state and returns the records.
-func (e *env) waitFinished(ids ...string) map[string]store.Record {
-	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out := map[string]store.Record{}
-		for _, id := range ids {
-			r, err := e.store.Get(context.Background(), id)
-			if err == nil && r.Finished() {
-				out[id] = r
-			}
-		}
-		if len(out) == len(ids) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("only %d of %d jobs finished in time", len(out), len(ids))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (e *env) results() map[string][]store.Result {
-	e.t.Helper()
-	rs, err := e.store.ReadResults(context.Background(), "0", 10000, 0)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	out := map[string][]store.Result{}
-	for _, r := range rs {
-		out[r.JobID] = append(out[r.JobID], r)
-	}
-	return out
-}
-
 func TestMixedBatchLandsWhereItShould(t *testing.T) {
-	e := newEnv(t, testredis.WithArgs("--rdbcompression", "no"))
+	e := testenv.New(t, testenv.WithRedis(testredis.WithArgs("--rdbcompression", "no")))
 	const retryMax = 3
-	e.sim.Script("100", sim.StepSucceed)
-	e.sim.Script("101", sim.StepGateway, sim.StepGateway) // then success
-	e.sim.Script("102", sim.StepMissingFields)
-	e.sim.Script("103", sim.StepGateway, sim.StepGateway, sim.StepGateway, sim.StepGateway) // retryMax+1 times
-	e.sim.Script("104", sim.StepServerError)                                                // RCS500 is not retryable by default
-	e.sim.Script("105", sim.StepDisabled)
+	e.Sim.Script("100", sim.StepSucceed)
+	e.Sim.Script("101", sim.StepGateway, sim.StepGateway) // then success
+	e.Sim.Script("102", sim.StepMissingFields)
+	e.Sim.Script("103", sim.StepGateway, sim.StepGateway, sim.StepGateway, sim.StepGateway) // retryMax+1 times
+	e.Sim.Script("104", sim.StepServerError)                                                // RCS500 is not retryable by default
+	e.Sim.Script("105", sim.StepDisabled)
 
 	agents := []string{"100", "101", "102", "103", "104", "105"}
 	ids := map[string]string{}
 	for _, a := range agents {
-		id, st := e.enqueue(job(a))
+		id, st := e.Enqueue(launchtest.Job(a))
 		if st != queue.Enqueued {
 			t.Fatalf("agent %s: %s, want enqueued", a, st)
 		}
 		ids[a] = id
 	}
-	e.startWorker(retryMax)
+	e.StartWorker(func(o *worker.Options) { o.RetryMax = retryMax })
 	var all []string
 	for _, id := range ids {
 		all = append(all, id)
 	}
-	recs := e.waitFinished(all...)
+	recs := e.WaitFinished(all...)
 
 	want := []struct {
-		agent string
-		state store.State
-		code  string
-		calls int
+		agent, code string
+		state       store.State
+		calls       int
 	}{
-		{"100", store.StateSucceeded, "RCS902", 1},
-		{"101", store.StateSucceeded, "RCS902", 3},               // 1 + failures
-		{"102", store.StateDeadLettered, "RCS904", 1},            // terminal: once
-		{"103", store.StateDeadLettered, "RCS502", retryMax + 1}, // always 502
-		{"104", store.StateDeadLettered, "RCS500", 1},
-		{"105", store.StateDeadLettered, "RCS601", 1},
+		{"100", "RCS902", store.StateSucceeded, 1},
+		{"101", "RCS902", store.StateSucceeded, 3},               // 1 + failures
+		{"102", "RCS904", store.StateDeadLettered, 1},            // terminal: once
+		{"103", "RCS502", store.StateDeadLettered, retryMax + 1}, // always 502
+		{"104", "RCS500", store.StateDeadLettered, 1},
+		{"105", "RCS601", store.StateDeadLettered, 1},
 	}
-	byAgent := e.sim.Stats().ByAgent
-	results := e.results()
+	byAgent := e.Sim.Stats().ByAgent
+	results := e.Results()
 	for _, w := range want {
 		r := recs[ids[w.agent]]
 		if r.State != w.state || r.Code != w.code {
@@ -191,11 +86,11 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 			t.Errorf("agent %s: agent_launch_id %q in results, %q in record", w.agent, rs[0].AgentLaunchID, r.AgentLaunchID)
 		}
 	}
-	n, err := e.store.CountDeadLetters(context.Background(), store.Filter{})
+	n, err := e.Store.CountDeadLetters(context.Background(), store.Filter{})
 	if err != nil || n != 4 {
 		t.Errorf("dead letters: %d (%v), want 4", n, err)
 	}
-	if n, _ := e.store.CountDeadLetters(context.Background(), store.Filter{Code: "RCS502"}); n != 1 {
+	if n, _ := e.Store.CountDeadLetters(context.Background(), store.Filter{Code: "RCS502"}); n != 1 {
 		t.Errorf("dead letters with RCS502: %d, want 1", n)
 	}
 
@@ -209,9 +104,9 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 	}
 
 	// Re-enqueueing the same jobs sends nothing.
-	calls := e.sim.Stats().Calls
+	calls := e.Sim.Stats().Calls
 	for _, a := range agents {
-		_, st := e.enqueue(job(a))
+		_, st := e.Enqueue(launchtest.Job(a))
 		wantSt := queue.AlreadyLaunched
 		if recs[ids[a]].State == store.StateDeadLettered {
 			wantSt = queue.DeadLettered
@@ -221,42 +116,42 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if got := e.sim.Stats().Calls; got != calls {
+	if got := e.Sim.Stats().Calls; got != calls {
 		t.Errorf("re-enqueue made %d more calls", got-calls)
 	}
 
 	// dlq retry relaunches with a fresh budget; now the gateway is healthy.
-	res, _, err := e.prod.RetryDeadLetter(context.Background(), ids["103"], false)
+	res, _, err := e.Producer.RetryDeadLetter(context.Background(), ids["103"], false)
 	if err != nil || res != store.Requeued {
 		t.Fatalf("retry dead letter: %q, %v", res, err)
 	}
-	r := e.waitFinished(ids["103"])[ids["103"]]
+	r := e.WaitFinished(ids["103"])[ids["103"]]
 	if r.State != store.StateSucceeded || r.Attempts != 1 {
 		t.Errorf("after dlq retry: %s with %d attempts, want succeeded with 1", r.State, r.Attempts)
 	}
-	if n, _ := e.store.CountDeadLetters(context.Background(), store.Filter{}); n != 3 {
+	if n, _ := e.Store.CountDeadLetters(context.Background(), store.Filter{}); n != 3 {
 		t.Errorf("dead letters after retry: %d, want 3", n)
 	}
-	if got := e.sim.Stats().ByAgent["103"]; got != retryMax+2 {
+	if got := e.Sim.Stats().ByAgent["103"]; got != retryMax+2 {
 		t.Errorf("agent 103 called %d times in all, want %d", got, retryMax+2)
 	}
 
 	// The API key is nowhere: not in a log line, not in Redis.
-	if strings.Contains(e.logs.String(), testKey) {
+	if strings.Contains(e.Logs.String(), testenv.APIKey) {
 		t.Error("the API key appears in the logs")
 	}
-	if !strings.Contains(e.logs.String(), `"job_id"`) {
+	if !strings.Contains(e.Logs.String(), `"job_id"`) {
 		t.Error("the logs carry no job_id: the search above proves nothing")
 	}
-	rdb := e.redis.Client()
+	rdb := e.Redis.Client()
 	if err := rdb.Save(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	dump, err := os.ReadFile(filepath.Join(e.redis.Dir(), "dump.rdb"))
+	dump, err := os.ReadFile(filepath.Join(e.Redis.Dir(), "dump.rdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(dump, []byte(testKey)) {
+	if bytes.Contains(dump, []byte(testenv.APIKey)) {
 		t.Error("the API key appears in the Redis dump")
 	}
 	if !bytes.Contains(dump, []byte(ids["100"])) {
@@ -265,98 +160,86 @@ func TestMixedBatchLandsWhereItShould(t *testing.T) {
 }
 
 func TestRedeliveredFinishedJobIsNotCalledAgain(t *testing.T) {
-	e := newEnv(t)
-	id, _ := e.enqueue(job("200"))
-	e.startWorker(2)
-	e.waitFinished(id)
+	e := testenv.New(t)
+	id, _ := e.Enqueue(launchtest.Job("200"))
+	e.StartWorker(func(o *worker.Options) { o.RetryMax = 2 })
+	e.WaitFinished(id)
 	// Put the same task back as a crash before the acknowledgement would.
-	j := job("200")
+	j := launchtest.Job("200")
 	j.ID = id
-	if _, err := queue.Push(context.Background(), e.prod.Client, testSID, j); err != nil {
+	if _, err := queue.Push(context.Background(), e.Producer.Client, testenv.SID, j); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(e.logs.String(), "not calling Kaleyra again") {
+	for !strings.Contains(e.Logs.String(), "not calling Kaleyra again") {
 		if time.Now().After(deadline) {
 			t.Fatal("the redelivered task was not handled")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := e.sim.Stats().ByAgent["200"]; n != 1 {
+	if n := e.Sim.Stats().ByAgent["200"]; n != 1 {
 		t.Errorf("Kaleyra called %d times, want 1", n)
 	}
-	if n := len(e.results()[id]); n != 1 {
+	if n := len(e.Results()[id]); n != 1 {
 		t.Errorf("%d results entries, want 1", n)
 	}
 }
 
 func TestEnqueueClientReportsKnownIDs(t *testing.T) {
-	e := newEnv(t)
-	c, err := enqueue.New(enqueue.Options{Redis: asynq.RedisClientOpt{Addr: e.redis.Addr()}, SID: testSID})
+	e := testenv.New(t)
+	c, err := enqueue.New(enqueue.Options{Redis: e.Conn, SID: testenv.SID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	ctx := context.Background()
-	id, err := c.Enqueue(ctx, job("300"))
+	id, err := c.Enqueue(ctx, launchtest.Job("300"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Enqueue(ctx, job("300")); !errors.Is(err, enqueue.ErrDuplicate) {
+	if _, err := c.Enqueue(ctx, launchtest.Job("300")); !errors.Is(err, enqueue.ErrDuplicate) {
 		t.Fatalf("second enqueue: %v, want ErrDuplicate", err)
 	}
-	e.startWorker(0)
-	e.waitFinished(id)
-	if _, err := c.Enqueue(ctx, job("300")); !errors.Is(err, enqueue.ErrAlreadyLaunched) {
+	e.StartWorker(func(o *worker.Options) { o.RetryMax = 0 })
+	e.WaitFinished(id)
+	if _, err := c.Enqueue(ctx, launchtest.Job("300")); !errors.Is(err, enqueue.ErrAlreadyLaunched) {
 		t.Fatalf("after success: %v, want ErrAlreadyLaunched", err)
 	}
-	other := job("300")
+	other := launchtest.Job("300")
 	other.ID = id
 	other.Launch.TriggerDescription = "something else"
 	if _, err := c.Enqueue(ctx, other); !errors.Is(err, enqueue.ErrConflict) {
 		t.Fatalf("same ID, other payload: %v, want ErrConflict", err)
 	}
-	if _, err := c.Enqueue(ctx, job("300"), enqueue.Force()); err != nil {
+	if _, err := c.Enqueue(ctx, launchtest.Job("300"), enqueue.Force()); err != nil {
 		t.Fatalf("forced relaunch: %v", err)
 	}
-	e.waitFinished(id)
+	e.WaitFinished(id)
 	deadline := time.Now().Add(10 * time.Second)
-	for e.sim.Stats().ByAgent["300"] != 2 {
+	for e.Sim.Stats().ByAgent["300"] != 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("forced relaunch: %d calls, want 2", e.sim.Stats().ByAgent["300"])
+			t.Fatalf("forced relaunch: %d calls, want 2", e.Sim.Stats().ByAgent["300"])
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func TestMetricsEqualOutcomes(t *testing.T) {
-	e := newEnv(t)
-	e.sim.Script("400", sim.StepGateway) // then success
-	e.sim.Script("401", sim.StepMissingFields)
-	e.sim.Script("402", sim.StepDisabled)
+	e := testenv.New(t)
+	e.Sim.Script("400", sim.StepGateway) // then success
+	e.Sim.Script("401", sim.StepMissingFields)
+	e.Sim.Script("402", sim.StepDisabled)
 	var ids []string
 	for _, a := range []string{"400", "401", "402", "403", "404"} {
-		id, _ := e.enqueue(job(a))
+		id, _ := e.Enqueue(launchtest.Job(a))
 		ids = append(ids, id)
 	}
 	reg := prometheus.NewRegistry()
-	log := zerolog.New(e.logs)
-	w, err := worker.New(worker.Options{
-		Redis: asynq.RedisClientOpt{Addr: e.redis.Addr()}, SID: testSID, APIKey: testKey, BaseURL: e.simTS.URL,
-		RateLimit: 200, RetryMax: worker.DefaultRetryMax, RetryBaseDelay: 100 * time.Millisecond,
-		RetryMaxDelay: 200 * time.Millisecond, Logger: &log, Metrics: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	e.waitFinished(ids...)
+	e.StartWorker(func(o *worker.Options) { o.Metrics = reg })
+	e.WaitFinished(ids...)
 
 	want := map[string]float64{}
-	for _, rs := range e.results() {
+	for _, rs := range e.Results() {
 		for _, r := range rs {
 			want[r.Outcome+"/"+r.Code]++
 		}
@@ -387,10 +270,66 @@ func TestMetricsEqualOutcomes(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rcslaunch_launches_total = %v, want the results stream's %v", got, want)
 	}
-	if calls != float64(e.sim.Stats().Calls) {
-		t.Errorf("rcslaunch_kaleyra_calls_total = %v, simulator saw %d", calls, e.sim.Stats().Calls)
+	if calls != float64(e.Sim.Stats().Calls) {
+		t.Errorf("rcslaunch_kaleyra_calls_total = %v, simulator saw %d", calls, e.Sim.Stats().Calls)
 	}
 	if finished != 5 || attempts != 6 {
 		t.Errorf("job_attempts: %v jobs with %v attempts, want 5 with 6", finished, attempts)
+	}
+}
+
+// TestOutcomeRecordRetriedAfterRedisErrors fails the script that records a
+// call's outcome (pipelined with the slot's release, then alone in finish's
+// retry loop) and checks that the worker keeps trying until it is recorded,
+// once, without calling Kaleyra again: three failures, then failures until
+// switched off after the loop has retried a few times.
+func TestOutcomeRecordRetriedAfterRedisErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails int // -1: until switched off
+	}{{"three times", 3}, {"until switched off", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := testenv.New(t)
+			ctx := context.Background()
+			id, _ := e.Enqueue(launchtest.Job("600"))
+			fault := e.Faults.Fail(tc.fails, testredis.Script(store.ResultsStream, id, string(store.FinishSucceeded)))
+			e.StartWorker(nil)
+			if tc.fails < 0 {
+				// The pipelined record and three retries (100, 200, 400 ms apart).
+				deadline := time.Now().Add(10 * time.Second)
+				for fault.Hits() < 4 {
+					if time.Now().After(deadline) {
+						t.Fatalf("the outcome's record was tried %d times in 10s, want 4", fault.Hits())
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if r, err := e.Store.Get(ctx, id); err != nil || r.State != store.StateRunning {
+					t.Fatalf("while the record fails: %s (%v), want %s", r.State, err, store.StateRunning)
+				}
+				fault.Off()
+			}
+			r := e.WaitFinished(id)[id]
+			hits := fault.Hits()
+			if tc.fails > 0 && hits != tc.fails {
+				t.Errorf("the record failed %d times, want %d", hits, tc.fails)
+			}
+			if r.State != store.StateSucceeded || r.Attempts != 1 || len(r.History) != 1 {
+				t.Errorf("record %s with %d attempts, %d logged; want succeeded with 1", r.State, r.Attempts, len(r.History))
+			}
+			if n := strings.Count(e.Logs.String(), "cannot record outcome yet"); n != hits-1 {
+				t.Errorf("%d retries logged, want %d (every failure but the pipelined one)", n, hits-1)
+			}
+			time.Sleep(500 * time.Millisecond) // room for a redelivery that must not come
+			if n := e.Sim.Stats().ByAgent["600"]; n != 1 {
+				t.Errorf("Kaleyra called %d times, want 1", n)
+			}
+			if rs := e.Results()[id]; len(rs) != 1 || rs[0].Outcome != string(store.StateSucceeded) {
+				t.Errorf("results entries %+v, want one success", rs)
+			}
+			st, err := e.Store.Get(ctx, id)
+			if err != nil || st.State != store.StateSucceeded || len(st.History) != 1 {
+				t.Errorf("record after the wait: %s with %d logged (%v)", st.State, len(st.History), err)
+			}
+		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
@@ -99,7 +100,7 @@ type streamTally struct {
 // entries of batch.
 func (e *env) batchStream(batch string) streamTally {
 	e.t.Helper()
-	msgs, err := e.redis.Client().XRange(context.Background(), store.ResultsStream, "-", "+").Result()
+	msgs, err := e.Redis.Client().XRange(context.Background(), store.ResultsStream, "-", "+").Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -182,22 +183,22 @@ func (e *env) mixedBatch(name string, base, n int) (string, map[string]string) {
 	lines := make([]string, n)
 	for i := range n {
 		agent := fmt.Sprint(base + i)
-		lines[i] = jobLine("", agent, nil)
+		lines[i] = launchtest.Line("", agent, nil)
 		switch i % 10 {
 		case 1, 2:
 			for range 1 + i%2 {
-				e.sim.Script(agent, sim.StepGateway)
+				e.Sim.Script(agent, sim.StepGateway)
 			}
 			want[agent] = "succeeded RCS902"
 		case 3:
-			e.sim.Script(agent, sim.StepMissingFields)
+			e.Sim.Script(agent, sim.StepMissingFields)
 			want[agent] = "dead_lettered RCS904"
 		case 4:
-			e.sim.Script(agent, sim.StepDisabled)
+			e.Sim.Script(agent, sim.StepDisabled)
 			want[agent] = "dead_lettered RCS601"
 		case 5:
 			for range e2eRetryMax + 1 {
-				e.sim.Script(agent, sim.StepGateway)
+				e.Sim.Script(agent, sim.StepGateway)
 			}
 			want[agent] = "dead_lettered RCS502"
 		default:
@@ -366,7 +367,7 @@ func TestBatchAcceptance(t *testing.T) {
 		t.Fatalf("report --failed: %d lines, want %d", len(failedLines), b.DeadLettered)
 	}
 	failed := e.writeFile("failed.jsonl", failedLines...)
-	calls := e.sim.Stats().Calls
+	calls := e.Sim.Stats().Calls
 	r = e.run("enqueue", "--file", failed, "--json")
 	s = parseSummary(t, r)
 	if r.code != 1 || s.DeadLettered != b.DeadLettered || s.Enqueued != 0 || s.Invalid != 0 || len(s.Errors) != 0 {
@@ -404,7 +405,7 @@ func TestBatchAcceptance(t *testing.T) {
 	}
 	final := e.batchStatus(second)
 	checkFinalAgainstStream(t, final, e.batchStream(second), b.DeadLettered)
-	if got := e.sim.Stats().Calls - calls; got != b.DeadLettered {
+	if got := e.Sim.Stats().Calls - calls; got != b.DeadLettered {
 		t.Errorf("%d calls for the second run of %d jobs", got, b.DeadLettered)
 	}
 	if r := e.mustRun(0, "batch", "report", id, "--format", "jsonl"); strings.Count(r.stdout, "\n") != n-b.DeadLettered {
@@ -448,9 +449,9 @@ func TestBatchUsage(t *testing.T) {
 		t.Errorf("help does not list batch:\n%s", r)
 	}
 	// --dry-run makes no batch; a run with invalid rows makes none either.
-	good := e.writeFile("good.jsonl", jobLine("", "71000", nil))
+	good := e.writeFile("good.jsonl", launchtest.Line("", "71000", nil))
 	e.mustRun(0, "enqueue", "--file", good, "--dry-run")
-	bad := e.writeFile("bad.jsonl", jobLine("", "71001", func(l map[string]any) { delete(l, "agent_no") }))
+	bad := e.writeFile("bad.jsonl", launchtest.Line("", "71001", func(l map[string]any) { delete(l, "agent_no") }))
 	e.mustRun(1, "enqueue", "--file", bad)
 	if r := e.mustRun(0, "batch", "list", "--json"); strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("a dry run or a refused file made a batch: %s", r.stdout)
@@ -487,7 +488,7 @@ func TestBatchWorkerKilled(t *testing.T) {
 		return st
 	}
 	waitFor(t, 60*time.Second, "a third of the batch", func() bool { st := look(); return st.Succeeded+st.DeadLettered >= n/3 })
-	waitFor(t, 20*time.Second, "calls in flight", func() bool { return e.sim.Stats().InFlight >= 2 })
+	waitFor(t, 20*time.Second, "calls in flight", func() bool { return e.Sim.Stats().InFlight >= 2 })
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -522,14 +523,14 @@ func TestBatchWorkerKilled(t *testing.T) {
 	// The kill cut calls off; their jobs, counted as running all the while,
 	// were redelivered (their attempt logs say "lost") and counted once.
 	cut := 0
-	for _, c := range e.sim.Calls() {
+	for _, c := range e.Sim.Calls() {
 		if c.At.Before(killed) && c.Duration < latency {
 			cut++
 		}
 	}
 	lostJobs := 0
 	for jobID := range st.jobs {
-		log, err := e.redis.Client().LRange(context.Background(), "rcslaunch:{rcslaunch:results}:attempts:"+jobID, 0, -1).Result()
+		log, err := e.Redis.Client().LRange(context.Background(), "rcslaunch:{rcslaunch:results}:attempts:"+jobID, 0, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -558,7 +559,7 @@ func TestEnqueueRepeatedRows(t *testing.T) {
 	const unique = 150
 	var lines []string
 	for i := 0; i < unique; i++ {
-		lines = append(lines, jobLine(fmt.Sprintf("rep-%d", i), fmt.Sprint(70000+i), nil))
+		lines = append(lines, launchtest.Line(fmt.Sprintf("rep-%d", i), fmt.Sprint(70000+i), nil))
 	}
 	// Repeats: next to the original (one chunk), and a few chunks away.
 	repeats := []int{0, 1, 1, 5, 70, 149, 0, 3}
@@ -606,7 +607,7 @@ func TestEnqueueRepeatedRows(t *testing.T) {
 	e.waitResultCount(2*unique, 60*time.Second)
 	w.stop()
 	calls := map[string]int{}
-	for _, c := range e.sim.Calls() {
+	for _, c := range e.Sim.Calls() {
 		calls[c.AgentNo]++
 	}
 	for i := 0; i < unique; i++ {

@@ -34,19 +34,11 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
-
-// useAOFRedis gives the env a Redis that persists every write before it
-// answers (appendonly yes, appendfsync always), as production should run, so
-// that a test can kill and restart it without losing what it acknowledged.
-func (e *env) useAOFRedis() {
-	e.t.Helper()
-	e.redis.Kill()
-	e.redis = testredis.Start(e.t, testredis.WithAOF(), testredis.WithArgs("--rdbcompression", "no"))
-	e.vars["REDIS_URL"] = e.redis.URL()
-}
 
 // runFor is run bounded by timeout instead of cmdTimeout, for commands
 // over tens of thousands of records.
@@ -58,7 +50,7 @@ func (e *env) runFor(timeout time.Duration, args ...string) result {
 // queueInfo is asynq's view of the launch queue (zero when it does not exist yet).
 func (e *env) queueInfo() asynq.QueueInfo {
 	e.t.Helper()
-	insp := e.inspector()
+	insp := e.Inspector
 	info, err := insp.GetQueueInfo(queue.Name)
 	if errors.Is(err, asynq.ErrQueueNotFound) {
 		return asynq.QueueInfo{}
@@ -81,7 +73,7 @@ func (e *env) waitQueueEmpty(timeout time.Duration, ps ...*proc) {
 			return
 		}
 		if time.Now().After(deadline) {
-			if ts, err := e.inspector().ListActiveTasks(queue.Name); err == nil {
+			if ts, err := e.Inspector.ListActiveTasks(queue.Name); err == nil {
 				for _, ti := range ts {
 					for _, p := range ps {
 						for _, l := range strings.Split(p.stderr.String(), "\n") {
@@ -157,7 +149,7 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 	// Mid-batch, with calls in flight from both: at most 3 per process, so
 	// 4 in flight means both have some.
 	e.waitResultCount(6, 30*time.Second)
-	waitFor(t, 20*time.Second, "calls in flight from both workers", func() bool { return e.sim.Stats().InFlight >= 4 })
+	waitFor(t, 20*time.Second, "calls in flight from both workers", func() bool { return e.Sim.Stats().InFlight >= 4 })
 	killed := time.Now() // calls in flight now are the ones the kill may cut
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -172,10 +164,10 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 	// before the kill counts as in flight too: its answer may not have been
 	// recorded yet.
 	time.Sleep(latency + 300*time.Millisecond)
-	atKill := inFlightAt(e.sim.Calls(), killed.Add(-recordSlack), killed)
-	strict := inFlightAt(e.sim.Calls(), killed, killed)
+	atKill := inFlightAt(e.Sim.Calls(), killed.Add(-recordSlack), killed)
+	strict := inFlightAt(e.Sim.Calls(), killed, killed)
 	cut := map[string]bool{}
-	for _, cl := range e.sim.Calls() {
+	for _, cl := range e.Sim.Calls() {
 		if cl.At.Before(killed) && cl.Duration > 0 && cl.Duration < latency-50*time.Millisecond {
 			cut[cl.AgentNo] = true
 		}
@@ -199,7 +191,7 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 	c.stop()
 
 	e.checkAllSucceeded(t, jobs, e2eRetryMax+1)
-	st := e.sim.Stats()
+	st := e.Sim.Stats()
 	twice := calledTwice(st)
 	for agent, k := range twice {
 		switch {
@@ -230,7 +222,7 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 			t.Errorf("job %s, cut off by the kill: history %+v, want a lost attempt first", id, s.History)
 		}
 	}
-	for _, cl := range e.sim.Calls() {
+	for _, cl := range e.Sim.Calls() {
 		if cut[cl.AgentNo] && cl.At.After(killed) {
 			redelivered = max(redelivered, cl.At.Sub(killed))
 		}
@@ -331,33 +323,34 @@ func TestChaosRedisRestartMidBatch(t *testing.T) {
 		n, m   = 60, 20
 		outage = 2 * time.Second
 	)
-	e := newEnv(t, sim.Config{Latency: 200 * time.Millisecond})
-	e.useAOFRedis()
+	// AOF, fsync always, as production should run: Redis can be killed and
+	// restarted without losing what it acknowledged.
+	e := newEnv(t, sim.Config{Latency: 200 * time.Millisecond}, testredis.WithAOF())
 	jobs := e.enqueueBatch("restart", 81000, n)
 	mod := map[string]string{"WORKER_CONCURRENCY": "3", "KALEYRA_MAX_IN_FLIGHT": "6"}
 	ws := e.startWorkers(2, mod)
 	srv := e.startServe()
 
 	e.waitResultCount(15, 30*time.Second)
-	e.redis.Kill()
+	e.Redis.Kill()
 	down := time.Now()
-	inFlight := e.sim.Stats().InFlight
+	inFlight := e.Sim.Stats().InFlight
 	// The producer refuses while Redis is down: the caller knows the job
 	// was not taken.
-	outageJob := jobLine("outage-0", "81900", nil)
+	outageJob := launchtest.Line("outage-0", "81900", nil)
 	if a := srv.do("POST", "/v1/launches", srv.token, []byte(outageJob)); a.status < 500 {
 		t.Errorf("POST /v1/launches while Redis is down: HTTP %d %s, want a 5xx", a.status, a.body)
 	}
 	time.Sleep(outage - time.Since(down))
-	e.redis.Restart()
+	e.Redis.Restart()
 	up := time.Now()
-	xlenAtUp, _ := e.redis.Client().XLen(context.Background(), store.ResultsStream).Result()
+	xlenAtUp, _ := e.Redis.Client().XLen(context.Background(), store.ResultsStream).Result()
 	t.Logf("Redis down for %v with %d calls in flight and %d results recorded", up.Sub(down).Round(time.Millisecond), inFlight, xlenAtUp)
 
 	// The same producer process, not restarted, enqueues again.
 	post := func(id, agent string) {
 		t.Helper()
-		a := srv.do("POST", "/v1/launches", srv.token, []byte(jobLine(id, agent, nil)))
+		a := srv.do("POST", "/v1/launches", srv.token, []byte(launchtest.Line(id, agent, nil)))
 		if a.status != http.StatusCreated {
 			t.Fatalf("POST /v1/launches %s after the restart: HTTP %d %s", id, a.status, a.body)
 		}
@@ -382,7 +375,7 @@ func TestChaosRedisRestartMidBatch(t *testing.T) {
 	//     Kaleyra, its outcome being recorded.
 	time.Sleep(2 * time.Second)
 	var stuck []string
-	if ts, err := e.inspector().ListActiveTasks(queue.Name); err == nil {
+	if ts, err := e.Inspector.ListActiveTasks(queue.Name); err == nil {
 		for _, ti := range ts {
 			stuck = append(stuck, ti.ID)
 		}
@@ -409,13 +402,13 @@ func TestChaosRedisRestartMidBatch(t *testing.T) {
 	srv.p.stop()
 
 	e.checkAllSucceeded(t, jobs, e2eRetryMax+1)
-	st := e.sim.Stats()
+	st := e.Sim.Stats()
 	twice := calledTwice(st)
 	if len(twice) > 0 {
 		t.Errorf("agents called twice after a Redis restart, with no worker dying: %v", twice)
 	}
 	var after int
-	for _, cl := range e.sim.Calls() {
+	for _, cl := range e.Sim.Calls() {
 		if cl.At.After(up) {
 			after++
 		}
@@ -438,13 +431,13 @@ func TestChaosRedisUnreachableAtStart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sim.Config{})
 	dead := map[string]string{"REDIS_URL": "redis://" + freeAddr(t) + "/0", "HTTP_ADDR": freeAddr(t)}
-	file := e.writeFile("two.jsonl", jobLine("", "95001", nil), jobLine("", "95002", nil))
+	file := e.writeFile("two.jsonl", launchtest.Line("", "95001", nil), launchtest.Line("", "95002", nil))
 	for _, c := range []struct {
 		stdin string
 		args  []string
 	}{
 		{"", []string{"worker"}},
-		{jobLine("", "95000", nil), []string{"enqueue"}},
+		{launchtest.Line("", "95000", nil), []string{"enqueue"}},
 		{"", []string{"enqueue", "--file", file}},
 		{"", []string{"enqueue", "--file", file, "--json"}},
 		{"", []string{"serve"}},
@@ -500,15 +493,14 @@ func TestChaosRedisDiesDuringEnqueue(t *testing.T) {
 		rows   = 3000
 		killAt = 2000
 	)
-	e := newEnv(t, sim.Config{})
-	e.useAOFRedis()
+	e := newEnv(t, sim.Config{}, testredis.WithAOF()) // killed and restarted
 	lines := make([]string, rows)
 	for i := range lines {
-		lines[i] = jobLine(fmt.Sprintf("big-%d", i+1), fmt.Sprint(100000+i), nil) // line n holds job big-n
+		lines[i] = launchtest.Line(fmt.Sprintf("big-%d", i+1), fmt.Sprint(100000+i), nil) // line n holds job big-n
 	}
 	file := e.writeFile("big.jsonl", lines...)
 	pendingKey := "asynq:{" + queue.Name + "}:pending"
-	rdb := e.redis.Client()
+	rdb := e.Redis.Client()
 	pending := func() int64 { n, _ := rdb.LLen(context.Background(), pendingKey).Result(); return n }
 
 	p := e.start(nil, "enqueue", "--file", file, "--json")
@@ -522,7 +514,7 @@ func TestChaosRedisDiesDuringEnqueue(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	e.redis.Kill()
+	e.Redis.Kill()
 	killed := time.Now()
 	select {
 	case <-p.done:
@@ -579,7 +571,7 @@ func TestChaosRedisDiesDuringEnqueue(t *testing.T) {
 			count, s.Enqueued, s.InDoubt, s.NotTried)
 	}
 
-	e.redis.Restart()
+	e.Redis.Restart()
 	queued := map[string]bool{}
 	ids, err := rdb.LRange(context.Background(), pendingKey, 0, -1).Result()
 	if err != nil {
@@ -679,14 +671,14 @@ func TestChaosKaleyraHangs(t *testing.T) {
 	var hangLines, lines []string
 	for i := 0; i < 3; i++ {
 		id, agent := fmt.Sprintf("hang-%d", i), fmt.Sprint(96000+i)
-		e.sim.Script(agent, sim.StepHang)
+		e.Sim.Script(agent, sim.StepHang)
 		hung[id] = agent
-		hangLines = append(hangLines, jobLine(id, agent, nil))
+		hangLines = append(hangLines, launchtest.Line(id, agent, nil))
 	}
 	for i := 0; i < normal; i++ {
 		id, agent := fmt.Sprintf("normal-%d", i), fmt.Sprint(96010+i)
 		jobs[id] = agent
-		lines = append(lines, jobLine(id, agent, nil))
+		lines = append(lines, launchtest.Line(id, agent, nil))
 	}
 	// The hanging jobs first: they take three of the four slots at once.
 	e.mustRun(0, "enqueue", "--file", e.writeFile("hang.jsonl", hangLines...))
@@ -698,13 +690,13 @@ func TestChaosKaleyraHangs(t *testing.T) {
 		t.Fatalf("the worker exited %d; stderr:\n%s", w.code, tail(w.stderr.String(), 3000))
 	}
 	// One more job after the hangs: the worker still launches.
-	e.mustRun(0, "enqueue", "--file", e.writeFile("after.jsonl", jobLine("after-hang", "96100", nil)))
+	e.mustRun(0, "enqueue", "--file", e.writeFile("after.jsonl", launchtest.Line("after-hang", "96100", nil)))
 	jobs["after-hang"] = "96100"
 	e.waitResultCount(len(hung)+len(jobs), 20*time.Second)
 	w.stop()
 
 	res := byJob(e.results())
-	st := e.sim.Stats()
+	st := e.Sim.Stats()
 	for id, agent := range hung {
 		r := res[id]
 		if len(r) != 1 || r[0].Outcome != "dead_lettered" || r[0].Code != "TIMEOUT" || !r[0].Uncertain || r[0].Attempts != 1 {
@@ -723,7 +715,7 @@ func TestChaosKaleyraHangs(t *testing.T) {
 	for _, a := range hung {
 		hungAgents[a] = true
 	}
-	calls := e.sim.Calls()
+	calls := e.Sim.Calls()
 	var hangs, others []sim.Call
 	for _, c := range calls {
 		if hungAgents[c.AgentNo] {
@@ -771,7 +763,7 @@ func TestChaosKaleyraHangs(t *testing.T) {
 	}
 	// Released, not expired: an expired lease stays counted until the next
 	// acquire, and none comes after the last job.
-	leases, err := e.redis.Client().ZCard(context.Background(), "rcslaunch:{sid:"+e2eSID+"}:inflight").Result()
+	leases, err := e.Redis.Client().ZCard(context.Background(), "rcslaunch:{sid:"+testenv.SID+"}:inflight").Result()
 	if err != nil || leases != 0 {
 		t.Errorf("%d in-flight slots still held at the end (%v)", leases, err)
 	}
@@ -802,15 +794,15 @@ func TestChaosMalformedAnswers(t *testing.T) {
 	ids := map[string]int{}
 	for i, c := range cases {
 		agent := fmt.Sprint(97000 + i)
-		e.sim.Script(agent, c.step)
+		e.Sim.Script(agent, c.step)
 		id := "bad-" + strings.ToLower(string(c.step))
 		ids[id] = i
-		lines = append(lines, jobLine(id, agent, nil))
+		lines = append(lines, launchtest.Line(id, agent, nil))
 	}
 	e.mustRun(0, "enqueue", "--file", e.writeFile("bad.jsonl", lines...))
 	w := e.startWorker(map[string]string{"WORKER_CONCURRENCY": "2"})
 	e.waitResultCount(len(cases), 30*time.Second)
-	e.mustRun(0, "enqueue", "--file", e.writeFile("good.jsonl", jobLine("good-after", "97100", nil)))
+	e.mustRun(0, "enqueue", "--file", e.writeFile("good.jsonl", launchtest.Line("good-after", "97100", nil)))
 	e.waitResultCount(len(cases)+1, 20*time.Second)
 	if w.exited() {
 		t.Fatalf("the worker exited %d; stderr:\n%s", w.code, tail(w.stderr.String(), 3000))
@@ -832,7 +824,7 @@ func TestChaosMalformedAnswers(t *testing.T) {
 		if !strings.Contains(r[0].Message, c.says) {
 			t.Errorf("%s: message %q does not say %q", c.step, r[0].Message, c.says)
 		}
-		if n := e.sim.Stats().ByAgent[fmt.Sprint(97000+i)]; n != 1 {
+		if n := e.Sim.Stats().ByAgent[fmt.Sprint(97000+i)]; n != 1 {
 			t.Errorf("%s: %d calls, want 1", c.step, n)
 		}
 		show := e.mustRun(0, "dlq", "show", id, "--json")
@@ -886,7 +878,7 @@ func TestChaosDeadLettersAtScale(t *testing.T) {
 	e := newEnv(t, sim.Config{})
 	ctx := context.Background()
 	begin := time.Now()
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr(), PoolSize: 32})
+	rdb := redis.NewClient(&redis.Options{Addr: e.Redis.Addr(), PoolSize: 32})
 	t.Cleanup(func() { rdb.Close() })
 	st := store.New(rdb)
 	now := time.Now()
@@ -1018,11 +1010,11 @@ func TestChaosDeadLettersAtScale(t *testing.T) {
 // after a terminal answer: Create, Start, Finish.
 func deadLetter(ctx context.Context, st *store.Store, i int, code string, at time.Time) error {
 	id, agent := fmt.Sprintf("dl-%05d", i), fmt.Sprint(100000+i)
-	j, err := launch.Parse([]byte(jobLine(id, agent, nil)))
+	j, err := launch.Parse([]byte(launchtest.Line(id, agent, nil)))
 	if err != nil {
 		return err
 	}
-	nj := store.NewJob{ID: id, SID: e2eSID, AgentNo: agent, Payload: j.Body()}
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: agent, Payload: j.Body()}
 	if res, err := st.Create(ctx, nj, at); err != nil || res != store.Created {
 		return fmt.Errorf("create %s: %q, %v", id, res, err)
 	}

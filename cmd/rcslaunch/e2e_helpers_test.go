@@ -1,8 +1,8 @@
 package main
 
 // The harness of the end-to-end tests: the rcslaunch binary built once by
-// TestMain, run as separate processes against a private redis-server and a
-// Kaleyra simulator per test.
+// TestMain, run as separate processes against a test environment of
+// internal/testenv (a private redis-server and a Kaleyra simulator) per test.
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"sort"
@@ -22,17 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 )
 
 const (
-	e2eSID = "E2ESID0001"
-	// e2eKey is distinctive so that finding it anywhere cannot be chance.
-	e2eKey = "e2e-KEY-7d1f0c9a3b5e-MUST-NEVER-BE-PRINTED"
 	// e2eRetryMax is the RETRY_MAX every test process gets.
 	e2eRetryMax = 2
 	// cmdTimeout bounds one short command (enqueue, status, dlq, results).
@@ -50,55 +45,34 @@ var (
 // never leaks one of them into a process under test.
 var managedVars = []string{"REDIS_", "KALEYRA_", "RETRY_", "LOG_", "WORKER_", "JOB_RETENTION", "RESULTS_MAX_LEN", "HTTP_"}
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// env is one test's world: a private Redis, an in-process simulator, and the
-// environment every rcslaunch process of the test gets.
+// env is one test's world: a test environment (whose Redis and simulator
+// the processes use; its in-process StartWorker is not this file's
+// startWorker, which runs the binary) and the environment every rcslaunch
+// process of the test gets.
 type env struct {
-	t     testing.TB
-	dir   string
-	redis *testredis.Server
-	sim   *sim.Server
-	simTS *httptest.Server
-	vars  map[string]string
+	*testenv.Env
+	t    testing.TB
+	dir  string
+	vars map[string]string
 
 	mu      sync.Mutex
 	outputs []string // everything any process printed, for the API key check
 }
 
-// newEnv starts a private redis-server and an in-process simulator (with cfg;
-// its APIKey is always e2eKey) and checks, at the end of the test, that no
-// process printed the API key.
-func newEnv(t testing.TB, simCfg sim.Config) *env {
+// newEnv starts a test environment with the simulator configured by simCfg
+// and Redis by opts, and checks, at the end of the test, that no process
+// printed the API key.
+func newEnv(t testing.TB, simCfg sim.Config, opts ...testredis.Option) *env {
 	t.Helper()
 	// Uncompressed dumps, so that a search of DUMP output for the API key
 	// cannot miss it inside an LZF-compressed value.
-	r := testredis.Start(t, testredis.WithArgs("--rdbcompression", "no"))
-	simCfg.APIKey = e2eKey
-	s := sim.New(simCfg)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	e := &env{t: t, dir: t.TempDir(), redis: r, sim: s, simTS: ts, vars: map[string]string{
-		"REDIS_URL":             r.URL(),
-		"KALEYRA_SID":           e2eSID,
-		"KALEYRA_API_KEY":       e2eKey,
-		"KALEYRA_BASE_URL":      ts.URL,
+	opts = append([]testredis.Option{testredis.WithArgs("--rdbcompression", "no")}, opts...)
+	te := testenv.New(t, testenv.WithRedis(opts...), testenv.WithSim(simCfg))
+	e := &env{Env: te, t: t, dir: t.TempDir(), vars: map[string]string{
+		"REDIS_URL":             te.Redis.URL(),
+		"KALEYRA_SID":           testenv.SID,
+		"KALEYRA_API_KEY":       testenv.APIKey,
+		"KALEYRA_BASE_URL":      te.SimURL,
 		"KALEYRA_TIMEOUT":       "5s",
 		"KALEYRA_RATE_LIMIT":    "200",
 		"KALEYRA_RATE_BURST":    "20",
@@ -120,7 +94,7 @@ func (e *env) checkNoKeyPrinted() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, out := range e.outputs {
-		if strings.Contains(out, e2eKey) {
+		if strings.Contains(out, testenv.APIKey) {
 			e.t.Errorf("a process printed the KALEYRA_API_KEY value:\n%s", tail(out, 2000))
 		}
 	}
@@ -235,7 +209,7 @@ type proc struct {
 	e              *env
 	args           []string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.SyncBuffer
 	done           chan struct{}
 	code           int
 }
@@ -244,7 +218,7 @@ type proc struct {
 // running.
 func (e *env) start(mod map[string]string, args ...string) *proc {
 	e.t.Helper()
-	p := &proc{t: e.t, e: e, args: args, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: e.t, e: e, args: args, stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binPath, args...)
 	p.cmd.Env = e.environ(mod)
 	p.cmd.Dir = e.dir
@@ -567,18 +541,11 @@ func (e *env) derivedID(jobLine string) string {
 	return s.JobID
 }
 
-// inspector is an asynq inspector on the test's Redis.
-func (e *env) inspector() *asynq.Inspector {
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: e.redis.Addr()})
-	e.t.Cleanup(func() { insp.Close() })
-	return insp
-}
-
 // assertNothingEnqueued checks Redis directly: no asynq queue or task, no
 // rcslaunch record.
 func (e *env) assertNothingEnqueued(jobIDs ...string) {
 	e.t.Helper()
-	insp := e.inspector()
+	insp := e.Inspector
 	qs, err := insp.Queues()
 	if err != nil {
 		e.t.Fatal(err)
@@ -597,7 +564,7 @@ func (e *env) assertNothingEnqueued(jobIDs ...string) {
 			e.t.Errorf("status of a job that must not exist: want exit 1\n%s", r)
 		}
 	}
-	keys, err := e.redis.Client().Keys(context.Background(), "rcslaunch:*").Result()
+	keys, err := e.Redis.Client().Keys(context.Background(), "rcslaunch:*").Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -610,7 +577,7 @@ func (e *env) assertNothingEnqueued(jobIDs ...string) {
 func (e *env) assertKeyNotInRedis(mustFind string) {
 	e.t.Helper()
 	ctx := context.Background()
-	c := e.redis.Client()
+	c := e.Redis.Client()
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil {
 		e.t.Fatal(err)
@@ -621,7 +588,7 @@ func (e *env) assertKeyNotInRedis(mustFind string) {
 		if err != nil {
 			continue // expired in between
 		}
-		if strings.Contains(d, e2eKey) || strings.Contains(k, e2eKey) {
+		if strings.Contains(d, testenv.APIKey) || strings.Contains(k, testenv.APIKey) {
 			e.t.Errorf("Redis key %q holds the KALEYRA_API_KEY value", k)
 		}
 		if strings.Contains(d, mustFind) {
@@ -631,32 +598,6 @@ func (e *env) assertKeyNotInRedis(mustFind string) {
 	if !found {
 		e.t.Errorf("no Redis value holds %q: the search for the API key proves nothing", mustFind)
 	}
-}
-
-// jobLine is one launch job as a JSONL line.
-func jobLine(id, agent string, change func(l map[string]any)) string {
-	l := map[string]any{
-		"optin_description":         "Customers opt in on the checkout page",
-		"trigger_description":       "The customer sends START",
-		"interactions_description":  "Order and delivery updates",
-		"optout_description":        "Reply STOP at any time",
-		"agent_access_instructions": "Test agent " + agent + "; no login needed",
-		"agent_no":                  agent,
-		"launch_name":               "launch_" + agent,
-		"screenshot_uris":           []string{"https://www.example.com/screens/" + agent + ".png"},
-	}
-	if change != nil {
-		change(l)
-	}
-	j := map[string]any{"launch": l, "regions": []map[string]string{{"region_id": "8346a250-d7a9-47dc-8202-a8b1c2d3e4e8", "region": "IN-" + agent}}}
-	if id != "" {
-		j["id"] = id
-	}
-	b, err := json.Marshal(j)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
 }
 
 // writeFile writes lines to name in the env's directory and returns its path.

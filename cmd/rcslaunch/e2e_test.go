@@ -20,6 +20,8 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 func TestMain(m *testing.M) {
@@ -50,12 +52,12 @@ func TestMain(m *testing.M) {
 func TestEnqueueJSONLValidation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sim.Config{})
-	valid1 := jobLine("", "100", nil)
-	invalid := jobLine("", "101", func(l map[string]any) {
+	valid1 := launchtest.Line("", "100", nil)
+	invalid := launchtest.Line("", "101", func(l map[string]any) {
 		l["video_uris"] = []string{"https://www.example.com/ok.mp4", "ftp://www.example.com/bad.mp4"}
 		delete(l, "optin_description")
 	})
-	valid2 := jobLine("e2e-json-3", "102", nil)
+	valid2 := launchtest.Line("e2e-json-3", "102", nil)
 	// Line 2 is blank and skipped, so the invalid row is on line 3.
 	mixed := e.writeFile("mixed.jsonl", valid1, "", invalid, valid2)
 	derived := e.derivedID(valid1)
@@ -123,7 +125,7 @@ func TestEnqueueJSONLValidation(t *testing.T) {
 	if s.BatchID == nil || *s.BatchID == "" {
 		t.Errorf("--skip-invalid run has no batch_id\n%s", r)
 	}
-	insp := e.inspector()
+	insp := e.Inspector
 	for _, id := range []string{derived, "e2e-json-3"} {
 		if st := e.statusJSON(id); st.State != "queued" {
 			t.Errorf("status %s: %s, want queued", id, st.State)
@@ -134,7 +136,7 @@ func TestEnqueueJSONLValidation(t *testing.T) {
 	}
 	// The same id with another payload is a conflict, reported like an
 	// invalid row (field "id"), and changes nothing.
-	conflict := e.writeFile("conflict.jsonl", valid1, jobLine("e2e-json-3", "999", nil))
+	conflict := e.writeFile("conflict.jsonl", valid1, launchtest.Line("e2e-json-3", "999", nil))
 	r = e.mustRun(1, "enqueue", "--file", conflict, "--json")
 	s = parseSummary(t, r)
 	if s.Invalid != 1 || s.Duplicate != 1 || len(s.Errors) != 1 || s.Errors[0].Line != 2 || s.Errors[0].Field != "id" {
@@ -276,16 +278,16 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	)
 	agents := []string{okAgent, flakyAgent, terminalAgent, deadAgent, disabledAgent}
 	for i := 0; i < flakyFailures; i++ {
-		e.sim.Script(flakyAgent, sim.StepGateway)
+		e.Sim.Script(flakyAgent, sim.StepGateway)
 	}
-	e.sim.Script(terminalAgent, sim.StepMissingFields)
+	e.Sim.Script(terminalAgent, sim.StepMissingFields)
 	for i := 0; i < e2eRetryMax+1; i++ {
-		e.sim.Script(deadAgent, sim.StepGateway)
+		e.Sim.Script(deadAgent, sim.StepGateway)
 	}
-	e.sim.Script(disabledAgent, sim.StepDisabled)
+	e.Sim.Script(disabledAgent, sim.StepDisabled)
 	var lines []string
 	for _, a := range agents {
-		lines = append(lines, jobLine("", a, nil))
+		lines = append(lines, launchtest.Line("", a, nil))
 	}
 	file := e.writeFile("batch.jsonl", lines...)
 
@@ -322,7 +324,7 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 		{deadAgent, "dead_lettered", "RCS502", e2eRetryMax + 1},
 		{disabledAgent, "dead_lettered", "RCS601", 1},
 	}
-	calls := e.sim.Stats().ByAgent
+	calls := e.Sim.Stats().ByAgent
 	res := byAgent(rs)
 	job := map[string]resultEntry{} // agent -> its result
 	for _, wt := range want {
@@ -360,7 +362,7 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	}
 
 	// Re-running the same file enqueues nothing and calls nobody.
-	before := e.sim.Stats().Calls
+	before := e.Sim.Stats().Calls
 	r = e.run("enqueue", "--file", file, "--json")
 	s := parseSummary(t, r)
 	if s.Enqueued != 0 || s.Duplicate != 0 || s.AlreadyLaunched != succeeded || s.DeadLettered != len(deadIDs) || s.Invalid != 0 {
@@ -469,7 +471,7 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 		t.Errorf("dlq export --code RCS904:\n%s", r)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if after := e.sim.Stats().Calls; after != before {
+	if after := e.Sim.Stats().Calls; after != before {
 		t.Errorf("re-enqueueing made %d more Kaleyra calls", after-before)
 	}
 
@@ -477,7 +479,7 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	e.mustRun(2, "dlq", "retry")
 	e.mustRun(2, "dlq", "retry", "--all", "--code", "RCS502")
 	e.mustRun(2, "dlq", "delete")
-	e.sim.Script(deadAgent, sim.StepSucceed)
+	e.Sim.Script(deadAgent, sim.StepSucceed)
 	r = e.mustRun(0, "dlq", "retry", dead.JobID)
 	if !strings.Contains(r.stdout, "retried 1") {
 		t.Errorf("dlq retry does not report the retry:\n%s", r)
@@ -488,7 +490,7 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	if again := byJob(rs)[dead.JobID][1]; again.Outcome != "succeeded" || again.Attempts != 1 || again.AgentLaunchID == "" {
 		t.Errorf("after dlq retry: %+v, want succeeded after 1 attempt", again)
 	}
-	if n := e.sim.Stats().ByAgent[deadAgent]; n != calls[deadAgent]+1 {
+	if n := e.Sim.Stats().ByAgent[deadAgent]; n != calls[deadAgent]+1 {
 		t.Errorf("after dlq retry agent %s was called %d times in all, want %d", deadAgent, n, calls[deadAgent]+1)
 	}
 	if got := ids(e.dlqList()); slices.Contains(got, dead.JobID) || len(got) != len(deadIDs)-1 {
@@ -525,10 +527,10 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 			}
 		}
 	}
-	if total := e.sim.Stats().Calls; launches != total {
+	if total := e.Sim.Stats().Calls; launches != total {
 		t.Errorf("%d launch events logged for %d Kaleyra calls", launches, total)
 	}
-	if strings.Contains(w.stderr.String(), e2eKey) {
+	if strings.Contains(w.stderr.String(), testenv.APIKey) {
 		t.Error("the worker's logs contain the KALEYRA_API_KEY value")
 	}
 	e.assertKeyNotInRedis(dead.JobID)
@@ -589,7 +591,7 @@ func TestSimProcess(t *testing.T) {
 	if code := post(`{"agent_no":"401","steps":["NOT_A_STEP"]}`); code != http.StatusBadRequest {
 		t.Errorf("script with an unknown step: HTTP %d, want 400", code)
 	}
-	file := e.writeFile("jobs.jsonl", jobLine("sim-400", "400", nil), jobLine("sim-401", "401", nil))
+	file := e.writeFile("jobs.jsonl", launchtest.Line("sim-400", "400", nil), launchtest.Line("sim-401", "401", nil))
 	e.mustRun(0, "enqueue", "--file", file)
 	w := e.startWorker(map[string]string{"KALEYRA_BASE_URL": base})
 	rs := e.waitResults(30*time.Second, "both results", hasAgents("400", "401"))
@@ -627,8 +629,8 @@ func TestSimProcess(t *testing.T) {
 	}
 	var codes400 []string
 	for _, c := range got {
-		if c.SID != e2eSID {
-			t.Errorf("call for SID %q, want %q", c.SID, e2eSID)
+		if c.SID != testenv.SID {
+			t.Errorf("call for SID %q, want %q", c.SID, testenv.SID)
 		}
 		if c.AgentNo == "400" {
 			codes400 = append(codes400, c.Code)
@@ -637,7 +639,7 @@ func TestSimProcess(t *testing.T) {
 	if !slices.Equal(codes400, []string{"RCS502", "RCS904"}) {
 		t.Errorf("agent 400 got %v, want the script", codes400)
 	}
-	if e.sim.Stats().Calls != 0 {
+	if e.Sim.Stats().Calls != 0 {
 		t.Errorf("the in-process simulator was called; the worker ignored KALEYRA_BASE_URL")
 	}
 	w.stop()
@@ -656,14 +658,14 @@ func TestGracefulShutdown(t *testing.T) {
 	for i := 0; i < n; i++ {
 		id, agent := fmt.Sprintf("shutdown-%d", i), fmt.Sprint(500+i)
 		agents[id] = agent
-		lines = append(lines, jobLine(id, agent, nil))
+		lines = append(lines, launchtest.Line(id, agent, nil))
 	}
 	file := e.writeFile("jobs.jsonl", lines...)
 	e.mustRun(0, "enqueue", "--file", file)
 
 	workerEnv := map[string]string{"WORKER_CONCURRENCY": "3"}
 	w := e.startWorker(workerEnv)
-	waitFor(t, 15*time.Second, "launch calls in flight", func() bool { return e.sim.Stats().InFlight >= 3 })
+	waitFor(t, 15*time.Second, "launch calls in flight", func() bool { return e.Sim.Stats().InFlight >= 3 })
 	code, took := w.signal(syscall.SIGTERM, 15*time.Second)
 	if code != 0 {
 		t.Fatalf("worker exited %d after SIGTERM; stderr:\n%s", code, tail(w.stderr.String(), 3000))
@@ -671,7 +673,7 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Logf("worker exited %v after SIGTERM", took)
 
 	// Every call made so far has its outcome recorded, exactly once.
-	st := e.sim.Stats()
+	st := e.Sim.Stats()
 	if st.InFlight != 0 {
 		t.Errorf("%d calls still in flight after the worker exited", st.InFlight)
 	}
@@ -702,7 +704,7 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("job %s: results %+v, want one success", id, r)
 		}
 	}
-	for agent, c := range e.sim.Stats().ByAgent {
+	for agent, c := range e.Sim.Stats().ByAgent {
 		if c != 1 {
 			t.Errorf("agent %s called %d times, want 1", agent, c)
 		}
@@ -719,8 +721,8 @@ func TestUncertainDeadLetter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sim.Config{})
 	e.vars["KALEYRA_TIMEOUT"] = "1s"
-	e.sim.Script("700", sim.StepHang)
-	line := jobLine("", "700", nil)
+	e.Sim.Script("700", sim.StepHang)
+	line := launchtest.Line("", "700", nil)
 	r := e.runWith(nil, line, "enqueue", "--json")
 	if r.code != 0 {
 		t.Fatalf("enqueue from stdin:\n%s", r)
@@ -744,7 +746,7 @@ func TestUncertainDeadLetter(t *testing.T) {
 	if got.JobID != id || got.Outcome != "dead_lettered" || !got.Uncertain || got.Attempts != 1 {
 		t.Fatalf("a timed-out call: %+v, want dead_lettered, uncertain, after 1 attempt", got)
 	}
-	if n := e.sim.Stats().ByAgent["700"]; n != 1 {
+	if n := e.Sim.Stats().ByAgent["700"]; n != 1 {
 		t.Errorf("a timed-out call was retried: %d calls", n)
 	}
 	if st := e.statusJSON(id); st.State != "dead_lettered" || !st.Uncertain {
@@ -762,7 +764,7 @@ func TestUncertainDeadLetter(t *testing.T) {
 	if l := e.dlqList(); len(l) != 1 || l[0].JobID != id || !l[0].Uncertain {
 		t.Errorf("after a plain dlq retry the uncertain letter must stay: %+v", l)
 	}
-	if n := e.sim.Stats().ByAgent["700"]; n != 1 {
+	if n := e.Sim.Stats().ByAgent["700"]; n != 1 {
 		t.Errorf("a plain dlq retry relaunched an uncertain letter: %d calls", n)
 	}
 	e.mustRun(0, "dlq", "retry", id, "--include-uncertain")
@@ -837,7 +839,7 @@ func TestUsage(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.err, "KALEYRA_SID") {
 		t.Errorf("worker without KALEYRA_SID: want exit 1 naming it\n%s", r)
 	}
-	line := jobLine("", "600", nil)
+	line := launchtest.Line("", "600", nil)
 	r = e.runWith(map[string]string{"KALEYRA_SID": unset}, line, "enqueue")
 	if r.code != 1 || !strings.Contains(r.err, "KALEYRA_SID") {
 		t.Errorf("enqueue without KALEYRA_SID: want exit 1 naming it\n%s", r)

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 // TestSecurityAPIKeyNowhere runs a batch with every kind of outcome (success,
@@ -56,10 +58,10 @@ func TestSecurityAPIKeyNowhere(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		id, agent := fmt.Sprintf("sec-%d", i), fmt.Sprint(98000+i)
 		if s := scripts[agent]; s != nil {
-			e.sim.Script(agent, s...)
+			e.Sim.Script(agent, s...)
 		}
 		jobs[id] = agent
-		lines = append(lines, jobLine(id, agent, nil))
+		lines = append(lines, launchtest.Line(id, agent, nil))
 	}
 	s := parseSummary(t, e.mustRun(0, "enqueue", "--file", e.writeFile("sec.jsonl", lines...), "--json"))
 	metricsAddr := freeAddr(t)
@@ -113,10 +115,10 @@ func TestSecurityAPIKeyNowhere(t *testing.T) {
 	}
 	call("GET", "/healthz", "/healthz", "", nil)
 	call("GET", "/readyz", "/readyz", "", nil)
-	call("POST", "/v1/launches", "/v1/launches", srv.token, one(jobLine("sec-api-1", "98101", nil)))
+	call("POST", "/v1/launches", "/v1/launches", srv.token, one(launchtest.Line("sec-api-1", "98101", nil)))
 	jobs["sec-api-1"] = "98101"
 	call("POST", "/v1/launches:batch", "/v1/launches:batch", srv.token, map[string]any{"name": "security",
-		"jobs": []any{one(jobLine("sec-api-2", "98102", nil)), one(jobLine("sec-api-3", "98103", nil))}})
+		"jobs": []any{one(launchtest.Line("sec-api-2", "98102", nil)), one(launchtest.Line("sec-api-3", "98103", nil))}})
 	jobs["sec-api-2"], jobs["sec-api-3"] = "98102", "98103"
 	for id := range jobs {
 		call("GET", "/v1/launches/{id}", "/v1/launches/"+url.PathEscape(id), srv.token, nil)
@@ -186,19 +188,19 @@ func TestSecurityAPIKeyNowhere(t *testing.T) {
 		logs.WriteString(p.stdout.String())
 		checkLogs(t, p.stderr.String())
 	}
-	if err := e.redis.Client().Save(context.Background()).Err(); err != nil {
+	if err := e.Redis.Client().Save(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	dump, err := os.ReadFile(filepath.Join(e.redis.Dir(), "dump.rdb"))
+	dump, err := os.ReadFile(filepath.Join(e.Redis.Dir(), "dump.rdb"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.mu.Lock()
 	answers := strings.Join(e.outputs, "\n") // every HTTP answer and short command so far
 	e.mu.Unlock()
-	core := regexp.MustCompile(`[0-9a-f]{12}`).FindString(e2eKey) // in case a key were cut or quoted
+	core := regexp.MustCompile(`[0-9a-f]{12}`).FindString(testenv.APIKey) // in case a key were cut or quoted
 	for name, corpus := range map[string][]byte{"log lines": []byte(logs.String()), "the Redis dump": dump, "HTTP answers and command output": []byte(answers)} {
-		for _, needle := range []string{e2eKey, core} {
+		for _, needle := range []string{testenv.APIKey, core} {
 			if n := bytes.Count(corpus, []byte(needle)); n > 0 {
 				t.Errorf("%s hold %q %d times", name, needle, n)
 			}

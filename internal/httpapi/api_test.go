@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -27,13 +26,13 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 const (
-	testSID    = "TESTSID0001"
 	prodToken  = "prod-7f3a9c-token"
 	adminToken = "admin-2b8e41-token"
 )
@@ -50,13 +49,11 @@ func (quietDial) Printf(_ context.Context, format string, v ...any) {
 	}
 }
 
-// env is one API server on its own redis-server.
+// env is one API server on a test environment.
 type env struct {
-	t     *testing.T
-	redis *testredis.Server
-	store *store.Store
-	insp  *asynq.Inspector
-	h     http.Handler
+	*testenv.Env
+	t *testing.T
+	h http.Handler
 
 	mu   sync.Mutex
 	seen map[string]bool // "METHOD /documented/{path} STATUS" answered so far
@@ -66,53 +63,33 @@ type env struct {
 // admin token adminToken, unless opts change them.
 func newEnv(t *testing.T, opts ...func(*Options)) *env {
 	t.Helper()
-	r := testredis.Start(t)
-	return newEnvOn(t, r, r.Client(), opts...)
+	return newAPI(t, testenv.New(t), opts...)
 }
 
 // newDeadEnv gives the test an API whose Redis has been killed; its clients
 // give up at once rather than after go-redis's retries.
 func newDeadEnv(t *testing.T) *env {
 	t.Helper()
-	r := testredis.Start(t)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
-	t.Cleanup(func() { c.Close() })
-	r.Kill()
-	return newEnvOn(t, r, c)
+	te := testenv.New(t, testenv.FailFast())
+	te.Redis.Kill()
+	return newAPI(t, te)
 }
 
-func newEnvOn(t *testing.T, r *testredis.Server, rdb redis.UniversalClient, opts ...func(*Options)) *env {
+// newAPI is newEnv on te, which several APIs may share.
+func newAPI(t *testing.T, te *testenv.Env, opts ...func(*Options)) *env {
 	t.Helper()
-	st := store.New(rdb)
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	c := newOps(t, rdb, testSID)
 	reg := prometheus.NewRegistry()
-	lim, err := limits.New(rdb, limits.Config{Rate: 10})
+	lim, err := limits.New(te.Store.Redis(), limits.Config{Rate: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics.RegisterFleet(reg, st, lim, []string{testSID}, insp)
-	o := Options{Ops: c, Redis: sharedConn{rdb}, Inspector: insp, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
+	metrics.RegisterFleet(reg, te.Store, lim, []string{testenv.SID}, te.Inspector)
+	o := Options{Ops: te.Ops, Redis: te.Conn, Inspector: te.Inspector, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
 		Metrics: metrics.Handler(reg)}
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{t: t, redis: r, store: st, insp: insp, h: New(o).Handler(), seen: map[string]bool{}}
-}
-
-// sharedConn hands a test's Redis client to the code under test.
-type sharedConn struct{ c redis.UniversalClient }
-
-func (o sharedConn) MakeRedisClient() any { return o.c }
-
-// newOps is an operations client on the test's Redis client.
-func newOps(t *testing.T, rdb redis.UniversalClient, sid string) *ops.Client {
-	t.Helper()
-	c, err := ops.New(ops.Options{Redis: sharedConn{rdb}, SID: sid})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return &env{Env: te, t: t, h: New(o).Handler(), seen: map[string]bool{}}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -238,20 +215,8 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// jobMap is a valid job, as a generic map a test can change.
-func jobMap(agentNo string) map[string]any {
-	return map[string]any{
-		"launch": map[string]any{
-			"optin_description": "Customers reply START", "trigger_description": "START",
-			"interactions_description": "Order updates", "optout_description": "Reply STOP",
-			"agent_access_instructions": "Test number +91 90000 00000", "agent_no": agentNo,
-			"video_uris": []any{"https://example.com/demo.mp4"},
-		},
-		"regions": []any{map[string]any{"region": "IN", "region_id": "8346a250-d7a9-47dc-8202-a8b1c2d3e4e8"}},
-	}
-}
-
-func jobBody(t *testing.T, agentNo string) []byte { return mustJSON(t, jobMap(agentNo)) }
+// jobBody is the fixture job for agentNo, as a request body.
+func jobBody(t *testing.T, agentNo string) []byte { return mustJSON(t, launchtest.Map(agentNo)) }
 
 // derivedID is the ID the API gives body.
 func derivedID(t *testing.T, body []byte) string {
@@ -260,7 +225,7 @@ func derivedID(t *testing.T, body []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return launch.IDFor(testSID, j)
+	return launch.IDFor(testenv.SID, j)
 }
 
 // deadLetter makes a dead letter with code, dead-lettered at at, the way
@@ -272,18 +237,18 @@ func (e *env) deadLetter(id, code string, at time.Time, uncertain bool) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	nj := store.NewJob{ID: id, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
-	if res, err := e.store.Create(ctx, nj, at.Add(-2*time.Second)); err != nil || res != store.Created {
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
+	if res, err := e.Store.Create(ctx, nj, at.Add(-2*time.Second)); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
-	if st, _, err := e.store.Start(ctx, nj, 9, at.Add(-time.Second)); err != nil || st != store.StateRunning {
+	if st, _, err := e.Store.Start(ctx, nj, 9, at.Add(-time.Second)); err != nil || st != store.StateRunning {
 		e.t.Fatalf("start %s: %s %v", id, st, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
 		N: 1, Outcome: store.AttemptTerminal, Code: code, Message: "failed with " + code, HTTPStatus: 400,
 		Uncertain: uncertain, StartedAt: at.Add(-time.Second), FinishedAt: at,
 	}, Response: json.RawMessage(`{"code":"` + code + `"}`)}
-	if st, err := e.store.Finish(ctx, id, o, at); err != nil || st != store.StateDeadLettered {
+	if st, err := e.Store.Finish(ctx, id, o, at); err != nil || st != store.StateDeadLettered {
 		e.t.Fatalf("finish %s: %s %v", id, st, err)
 	}
 }
@@ -296,34 +261,22 @@ func (e *env) succeeded(body []byte) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	id := launch.IDFor(testSID, j)
-	nj := store.NewJob{ID: id, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
+	id := launch.IDFor(testenv.SID, j)
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}
 	now := time.Now()
-	if _, err := e.store.Create(ctx, nj, now); err != nil {
+	if _, err := e.Store.Create(ctx, nj, now); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, _, err := e.store.Start(ctx, nj, 9, now); err != nil {
+	if _, _, err := e.Store.Start(ctx, nj, 9, now); err != nil {
 		e.t.Fatal(err)
 	}
 	o := store.Outcome{Kind: store.FinishSucceeded, AgentLaunchID: "launch-" + id,
 		Attempt:  store.Attempt{N: 1, Outcome: store.AttemptSucceeded, Code: "RCS902", HTTPStatus: 200, StartedAt: now, FinishedAt: now},
 		Response: json.RawMessage(`{"code":"RCS902"}`)}
-	if _, err := e.store.Finish(ctx, id, o, now); err != nil {
+	if _, err := e.Store.Finish(ctx, id, o, now); err != nil {
 		e.t.Fatal(err)
 	}
 	return id
-}
-
-func (e *env) hasTask(id string) bool {
-	e.t.Helper()
-	_, err := e.insp.GetTaskInfo(queue.Name, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return true
 }
 
 // ---- auth ----
@@ -391,10 +344,10 @@ func TestAuthRefusals(t *testing.T) {
 // token serves the operator routes too.
 func TestAuthEmptyTokens(t *testing.T) {
 	t.Parallel()
-	r := testredis.Start(t)
-	noProducer := newEnvOn(t, r, r.Client(), func(o *Options) { o.Token = "" })
-	noneAtAll := newEnvOn(t, r, r.Client(), func(o *Options) { o.Token, o.AdminToken = "", "" })
-	sameToken := newEnvOn(t, r, r.Client(), func(o *Options) { o.AdminToken = "" })
+	te := testenv.New(t)
+	noProducer := newAPI(t, te, func(o *Options) { o.Token = "" })
+	noneAtAll := newAPI(t, te, func(o *Options) { o.Token, o.AdminToken = "", "" })
+	sameToken := newAPI(t, te, func(o *Options) { o.AdminToken = "" })
 
 	for _, rt := range protectedRoutes(t) {
 		target := samplePath(rt.path)
@@ -460,7 +413,7 @@ func TestPublicRoutes(t *testing.T) {
 	}
 
 	// Redis gone: not ready, but up.
-	e.redis.Kill()
+	e.Redis.Kill()
 	start := time.Now()
 	wantError(t, e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "not_ready")
 	if d := time.Since(start); d > 5*time.Second {
@@ -535,7 +488,7 @@ func TestPostLaunch(t *testing.T) {
 	if loc := r.header.Get("Location"); loc != "/v1/launches/"+id {
 		t.Fatalf("Location %q", loc)
 	}
-	if !e.hasTask(id) {
+	if e.Task(id) == nil {
 		t.Fatal("no task on the queue")
 	}
 
@@ -548,7 +501,7 @@ func TestPostLaunch(t *testing.T) {
 	}
 	// The same job spelled differently (keys reordered, default written
 	// out) is the same job.
-	m := jobMap("48900")
+	m := launchtest.Map("48900")
 	m["launch"].(map[string]any)["launch_type"] = "1"
 	r = e.do("POST", "/v1/launches", adminToken, mustJSON(t, m))
 	wantStatus(t, r, http.StatusOK)
@@ -558,12 +511,12 @@ func TestPostLaunch(t *testing.T) {
 	}
 
 	// Own IDs: same ID, other payload → 409 naming id.
-	m = jobMap("1")
+	m = launchtest.Map("1")
 	m["id"] = "order-42"
 	wantStatus(t, e.do("POST", "/v1/launches", prodToken, mustJSON(t, m)), http.StatusCreated)
 	m["launch"].(map[string]any)["agent_no"] = "2"
 	wantError(t, e.do("POST", "/v1/launches", prodToken, mustJSON(t, m)), http.StatusConflict, "conflict", "id")
-	rec, err := e.store.Get(ctxT(t), "order-42")
+	rec, err := e.Store.Get(ctxT(t), "order-42")
 	if err != nil || rec.AgentNo != "1" {
 		t.Fatalf("the conflict changed the record: %+v %v", rec, err)
 	}
@@ -578,7 +531,7 @@ func TestPostLaunch(t *testing.T) {
 		t.Fatalf("already launched: %s", r.body)
 	}
 	e.deadLetter("dl-1", "RCS904", time.Now(), false)
-	dl := jobMap("agent-dl-1")
+	dl := launchtest.Map("agent-dl-1")
 	dl["id"] = "dl-1"
 	r = e.do("POST", "/v1/launches", prodToken, mustJSON(t, dl))
 	wantStatus(t, r, http.StatusOK)
@@ -586,7 +539,7 @@ func TestPostLaunch(t *testing.T) {
 	if ans.Status != queue.DeadLettered || ans.Job == nil || ans.Job.State != store.StateDeadLettered || ans.Job.Code != "RCS904" {
 		t.Fatalf("dead-lettered: %s", r.body)
 	}
-	if e.hasTask("dl-1") || e.hasTask(doneID) {
+	if e.Task("dl-1") != nil || e.Task(doneID) != nil {
 		t.Fatal("a finished job was put on the queue")
 	}
 }
@@ -596,7 +549,7 @@ func TestPostLaunchInvalid(t *testing.T) {
 	e := newEnv(t)
 	post := func(body []byte) reply { return e.do("POST", "/v1/launches", prodToken, body) }
 
-	m := jobMap("1")
+	m := launchtest.Map("1")
 	l := m["launch"].(map[string]any)
 	delete(l, "agent_no")
 	l["optin_desription"] = "typo"
@@ -615,12 +568,12 @@ func TestPostLaunchInvalid(t *testing.T) {
 	wantError(t, post([]byte(`{}`)), http.StatusBadRequest, "invalid_job", "launch")
 	wantError(t, post([]byte(`{"launch": 5}`)), http.StatusBadRequest, "invalid_job", "launch")
 
-	m = jobMap("1")
+	m = launchtest.Map("1")
 	m["launch"].(map[string]any)["launch_name"] = strings.Repeat("é", launch.MaxTextLen+1)
 	wantError(t, post(mustJSON(t, m)), http.StatusBadRequest, "invalid_job", "launch.launch_name")
 
 	// Nothing was stored for any of them.
-	if n, _ := e.redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
+	if n, _ := e.Redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
 		t.Fatalf("%d keys in Redis after invalid posts", n)
 	}
 }
@@ -635,7 +588,7 @@ func TestPostLaunchSizeLimit(t *testing.T) {
 		t.Errorf("message %q does not give the limit", ae.Error.Message)
 	}
 	// Within the body limit but over a job's: 400 for the job as a whole.
-	m := jobMap("1")
+	m := launchtest.Map("1")
 	m["launch"].(map[string]any)["launch_name"] = strings.Repeat(" ", launch.MaxJobBytes) + "x"
 	b := mustJSON(t, m)
 	if len(b) > maxJobBody {
@@ -657,7 +610,7 @@ func TestGetLaunch(t *testing.T) {
 	var rec store.Record
 	r.into(t, &rec)
 	j, _ := launch.Parse(body)
-	if rec.ID != id || rec.State != store.StateQueued || rec.SID != testSID || rec.AgentNo != "48900" ||
+	if rec.ID != id || rec.State != store.StateQueued || rec.SID != testenv.SID || rec.AgentNo != "48900" ||
 		rec.Attempts != 0 || string(rec.Payload) != string(j.Body()) || rec.EnqueuedAt.IsZero() {
 		t.Fatalf("record %s", r.body)
 	}
@@ -674,10 +627,10 @@ func TestGetLaunch(t *testing.T) {
 func TestPostBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a, b := jobMap("a"), jobMap("b")
-	c := jobMap("c")
+	a, b := launchtest.Map("a"), launchtest.Map("b")
+	c := launchtest.Map("c")
 	c["id"] = "own-c"
-	c2 := jobMap("c-other")
+	c2 := launchtest.Map("c-other")
 	c2["id"] = "own-c"
 	done := jobBody(t, "done")
 	doneID := e.succeeded(done)
@@ -708,7 +661,7 @@ func TestPostBatch(t *testing.T) {
 	if st.ID != ans.BatchID || st.Name != DefaultBatchName || st.Total != 3 || st.Queued != 3 || st.FinishedAt != nil {
 		t.Fatalf("batch status: %s", r.body)
 	}
-	if b, err := e.store.GetBatch(ctxT(t), ans.BatchID); err != nil || !b.Closed {
+	if b, err := e.Store.GetBatch(ctxT(t), ans.BatchID); err != nil || !b.Closed {
 		t.Fatalf("batch not closed after the request: %+v %v", b, err)
 	}
 	first := ans.BatchID
@@ -738,7 +691,7 @@ func TestBatches(t *testing.T) {
 	var made []string
 	for i := range 5 {
 		r := e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{
-			"name": fmt.Sprintf("run %d", i), "jobs": []any{jobMap(fmt.Sprintf("batches-%d", i))}}))
+			"name": fmt.Sprintf("run %d", i), "jobs": []any{launchtest.Map(fmt.Sprintf("batches-%d", i))}}))
 		wantStatus(t, r, http.StatusOK)
 		var ans batchAnswer
 		r.into(t, &ans)
@@ -791,14 +744,14 @@ func TestBatches(t *testing.T) {
 		t.Fatalf("past the last page: %d %s", r.code, r.body)
 	}
 	for _, name := range []string{strings.Repeat("n", MaxBatchName+1), "a\nb", "tab\there"} {
-		body := mustJSON(t, map[string]any{"name": name, "jobs": []any{jobMap("named")}})
+		body := mustJSON(t, map[string]any{"name": name, "jobs": []any{launchtest.Map("named")}})
 		wantError(t, e.do("POST", "/v1/launches:batch", prodToken, body), http.StatusBadRequest, "bad_request", "name")
 	}
-	if _, err := e.store.Get(ctxT(t), derivedID(t, jobBody(t, "named"))); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Get(ctxT(t), derivedID(t, jobBody(t, "named"))); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a job of a batch with a bad name was stored: %v", err)
 	}
 	wantStatus(t, e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{
-		"name": strings.Repeat("ü", MaxBatchName), "jobs": []any{jobMap("named")}})), http.StatusOK)
+		"name": strings.Repeat("ü", MaxBatchName), "jobs": []any{launchtest.Map("named")}})), http.StatusOK)
 }
 
 func TestPostBatchInvalid(t *testing.T) {
@@ -806,17 +759,17 @@ func TestPostBatchInvalid(t *testing.T) {
 	e := newEnv(t)
 	post := func(body string) reply { return e.do("POST", "/v1/launches:batch", prodToken, []byte(body)) }
 
-	good := jobMap("good")
-	bad1 := jobMap("1")
+	good := launchtest.Map("good")
+	bad1 := launchtest.Map("1")
 	delete(bad1["launch"].(map[string]any), "agent_no")
-	bad2 := jobMap("2")
+	bad2 := launchtest.Map("2")
 	bad2["regions"] = []any{map[string]any{"region": "IN", "region_id": "nope"}}
 	bad2["launch"].(map[string]any)["screenshot_uris"] = []any{"ftp://x"}
 	req := mustJSON(t, map[string]any{"jobs": []any{good, bad1, bad2, nil, 7}})
 	wantError(t, post(string(req)), http.StatusBadRequest, "invalid_job",
 		"jobs[1].launch.agent_no", "jobs[2].launch.screenshot_uris[0]", "jobs[2].regions[0].region_id", "jobs[3]", "jobs[4]")
 	// Validated together: the good job was not enqueued.
-	if _, err := e.store.Get(ctxT(t), derivedID(t, mustJSON(t, good))); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Get(ctxT(t), derivedID(t, mustJSON(t, good))); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the good job of an invalid batch was stored: %v", err)
 	}
 
@@ -831,7 +784,7 @@ func TestPostBatchInvalid(t *testing.T) {
 	one := string(mustJSON(t, map[string]any{"jobs": []any{good}}))
 	wantError(t, post(one+one), http.StatusBadRequest, "bad_request")
 	wantError(t, post(one+" x"), http.StatusBadRequest, "bad_request")
-	if n, _ := e.redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
+	if n, _ := e.Redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
 		t.Fatalf("%d keys in Redis after invalid batches", n)
 	}
 	// White space after the object is fine.
@@ -848,11 +801,11 @@ func TestPostBatchLimits(t *testing.T) {
 	// One job too many: refused whole.
 	jobs := make([]any, MaxBatchJobs+1)
 	for i := range jobs {
-		jobs[i] = jobMap(fmt.Sprintf("agent-%d", i))
+		jobs[i] = launchtest.Map(fmt.Sprintf("agent-%d", i))
 	}
 	wantError(t, e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"jobs": jobs})),
 		http.StatusRequestEntityTooLarge, "too_large", "jobs")
-	if n, _ := e.redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
+	if n, _ := e.Redis.Client().DBSize(ctxT(t)).Result(); n != 0 {
 		t.Fatalf("%d keys in Redis after refused batches", n)
 	}
 	// Exactly the limit is fine.
@@ -1033,7 +986,7 @@ func TestDeadLetterOne(t *testing.T) {
 	wantError(t, e.do("POST", "/v1/deadletters/"+queuedID+"/retry", adminToken, nil), http.StatusConflict, "not_dead_lettered")
 	wantError(t, e.do("POST", "/v1/deadletters/dl-u/retry", adminToken, nil), http.StatusConflict, "uncertain")
 	wantError(t, e.do("POST", "/v1/deadletters/dl-u/retry?include_uncertain=false", adminToken, nil), http.StatusConflict, "uncertain")
-	if e.hasTask("dl-u") {
+	if e.Task("dl-u") != nil {
 		t.Fatal("an uncertain letter was retried")
 	}
 	r = e.do("POST", "/v1/deadletters/dl-a/retry", adminToken, nil)
@@ -1041,7 +994,7 @@ func TestDeadLetterOne(t *testing.T) {
 	if got := r.obj(t); got["job_id"] != "dl-a" || got["result"] != string(ops.Retried) {
 		t.Fatalf("retry: %s", r.body)
 	}
-	if !e.hasTask("dl-a") {
+	if e.Task("dl-a") == nil {
 		t.Fatal("the retried letter has no task")
 	}
 	wantError(t, e.do("GET", "/v1/deadletters/dl-a", adminToken, nil), http.StatusNotFound, "not_found")
@@ -1054,7 +1007,7 @@ func TestDeadLetterOne(t *testing.T) {
 	wantError(t, e.do("POST", "/v1/deadletters/dl-a/retry", adminToken, nil), http.StatusConflict, "not_dead_lettered")
 	r = e.do("POST", "/v1/deadletters/dl-u/retry?include_uncertain=true", adminToken, nil)
 	wantStatus(t, r, http.StatusOK)
-	if !e.hasTask("dl-u") {
+	if e.Task("dl-u") == nil {
 		t.Fatal("the uncertain letter retried on purpose has no task")
 	}
 
@@ -1094,7 +1047,7 @@ func TestDeadLettersBulk(t *testing.T) {
 	if got := tally("/v1/deadletters:retry", `{"code": "RCS502"}`); !reflect.DeepEqual(got, map[string]int{"retried": 2, "uncertain": 1}) {
 		t.Fatalf("retry by code: %v", got)
 	}
-	if !e.hasTask("dl-0") || !e.hasTask("dl-1") || e.hasTask("dl-2") || e.hasTask("dl-3") {
+	if e.Task("dl-0") == nil || e.Task("dl-1") == nil || e.Task("dl-2") != nil || e.Task("dl-3") != nil {
 		t.Fatal("retry by code: wrong tasks on the queue")
 	}
 	if got := tally("/v1/deadletters:delete", `{"code": "RCS904"}`); !reflect.DeepEqual(got, map[string]int{"deleted": 2}) {
@@ -1170,7 +1123,7 @@ func TestRedisDown(t *testing.T) {
 		case "/v1/launches":
 			body = jobBody(t, "1")
 		case "/v1/launches:batch":
-			body = mustJSON(t, map[string]any{"jobs": []any{jobMap("1")}})
+			body = mustJSON(t, map[string]any{"jobs": []any{launchtest.Map("1")}})
 		case "/v1/deadletters:retry", "/v1/deadletters:delete":
 			body = []byte(`{"all": true}`)
 		case "/metrics":

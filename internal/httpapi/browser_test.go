@@ -84,8 +84,8 @@ func TestBrowserRetryDeadLetter(t *testing.T) {
 	if got := p.eval(t, `window.__csp.join('; ')`); got != "" {
 		t.Errorf("CSP violations on our pages: %v", got)
 	}
-	if st := e.state("job-retry-0002"); st != "queued" || !e.hasTask("job-retry-0002") {
-		t.Errorf("job-retry-0002 after the click: %s, task %v", st, e.hasTask("job-retry-0002"))
+	if st := e.state("job-retry-0002"); st != "queued" || e.Task("job-retry-0002") == nil {
+		t.Errorf("job-retry-0002 after the click: %s, task %v", st, e.Task("job-retry-0002") != nil)
 	}
 	if st := e.state("job-keep-0001"); st != "dead_lettered" {
 		t.Errorf("job-keep-0001: %s", st)

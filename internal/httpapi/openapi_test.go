@@ -24,6 +24,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
@@ -697,7 +698,7 @@ func sampleRequest(t *testing.T, key string) []byte {
 	case "POST /v1/launches":
 		return jobBody(t, "sample")
 	case "POST /v1/launches:batch":
-		return mustJSON(t, map[string]any{"jobs": []any{jobMap("sample")}})
+		return mustJSON(t, map[string]any{"jobs": []any{launchtest.Map("sample")}})
 	case "POST /v1/deadletters:retry", "POST /v1/deadletters:delete":
 		return []byte(`{"all": true}`)
 	}
@@ -877,7 +878,7 @@ func errorCodesInSource(t *testing.T) []string {
 func TestOpenAPIJobSchemaMirrorsValidation(t *testing.T) {
 	s := apiSpec(t)
 	type job = map[string]any
-	base := func() job { return jobMap("48900") }
+	base := func() job { return launchtest.Map("48900") }
 	ln := func(j job) job { return j["launch"].(job) }
 	var cases []struct {
 		name string
@@ -896,7 +897,9 @@ func TestOpenAPIJobSchemaMirrorsValidation(t *testing.T) {
 	add("sample", base())
 	minimal := base()
 	delete(minimal, "regions")
-	delete(ln(minimal), "video_uris")
+	for _, f := range []string{"video_uris", "screenshot_uris", "launch_name"} {
+		delete(ln(minimal), f)
+	}
 	add("minimal", minimal)
 	for _, v := range []any{"order-1", "A", "a.b_c:d@e-f", "", nil, "-x", "a b", "ä", "a/b", "a+b", "a\nb", "x.", "1:2@3", strings.Repeat("x", launch.MaxIDLen), strings.Repeat("x", launch.MaxIDLen+1), 5} {
 		j := base()
@@ -1025,7 +1028,7 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 	e.do("POST", "/v1/launches", prodToken, job)                                     // 200
 	e.do("POST", "/v1/launches", prodToken, []byte(`{}`))                            // 400
 	e.do("POST", "/v1/launches", prodToken, bytes.Repeat([]byte(" "), maxJobBody+1)) // 413
-	own := jobMap("cov-2")
+	own := launchtest.Map("cov-2")
 	own["id"] = "cov-own"
 	e.do("POST", "/v1/launches", prodToken, mustJSON(t, own))
 	own["regions"] = nil
@@ -1039,7 +1042,7 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 	e.do("GET", "/v1/launches/missing", prodToken, nil) // 404
 
 	var ans batchAnswer
-	e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"name": "coverage", "jobs": []any{jobMap("cov-b")}})).into(t, &ans)
+	e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"name": "coverage", "jobs": []any{launchtest.Map("cov-b")}})).into(t, &ans)
 	e.do("GET", "/v1/batches?limit=1", prodToken, nil)      // 200
 	e.do("GET", "/v1/batches?limit=0", prodToken, nil)      // 400
 	e.do("GET", "/v1/batches/"+ans.BatchID, prodToken, nil) // 200

@@ -15,42 +15,35 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
-	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
-	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 const (
-	uiTestSID   = "UISID0001"
 	uiTestAdmin = "ui-admin-token-0123456789abcdef"
 	uiTestProd  = "ui-producer-token-0123456789"
 )
 
 // uiEnv is a UI on a loopback test server with its own redis-server.
 type uiEnv struct {
-	t    *testing.T
-	srv  *httptest.Server
-	st   *store.Store
-	insp *asynq.Inspector
-	hc   *http.Client
+	*testenv.Env
+	t   *testing.T
+	srv *httptest.Server
+	hc  *http.Client
 }
 
 func newUIEnv(t *testing.T) *uiEnv { return newUIEnvWith(t, httptest.NewServer) }
 
 func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEnv {
 	t.Helper()
-	r := testredis.Start(t)
-	rdb := r.Client()
-	st := store.New(rdb)
-	insp := asynq.NewInspectorFromRedisClient(rdb)
+	te := testenv.New(t)
 	s := New(Options{
-		Ops:       newOps(t, rdb, uiTestSID),
-		Redis:     sharedConn{rdb},
-		Inspector: insp,
+		Ops:       te.Ops,
+		Redis:     te.Conn,
+		Inspector: te.Inspector,
 		Token:     uiTestProd, AdminToken: uiTestAdmin,
 		Logger: zerolog.Nop(),
 	})
@@ -58,36 +51,25 @@ func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEn
 	t.Cleanup(srv.Close)
 	hc := srv.Client()
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &uiEnv{t: t, srv: srv, st: st, insp: insp, hc: hc}
-}
-
-// uiJob is a valid launch job with the given ID.
-func uiJob(id, agentNo string) launch.Job {
-	j := launch.Job{ID: id, Launch: launch.Launch{
-		AgentNo: agentNo, OptinDescription: "opt in", TriggerDescription: "START",
-		InteractionsDescription: "updates", OptoutDescription: "STOP", AgentAccessInstructions: "demo",
-	}, Regions: []launch.Region{{Region: "region-" + agentNo}}}
-	j.ApplyDefaults()
-	return j
+	return &uiEnv{Env: te, t: t, srv: srv, hc: hc}
 }
 
 // deadLetter makes job id a dead letter with code, dead-lettered at `at`.
 func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Time) {
 	e.t.Helper()
 	ctx := context.Background()
-	j := uiJob(id, agentNo)
-	nj := store.NewJob{ID: id, SID: uiTestSID, AgentNo: agentNo, Payload: j.Body()}
-	if res, err := e.st.Create(ctx, nj, at); err != nil || res != store.Created {
+	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: agentNo, Payload: launchtest.Job(agentNo).Body()}
+	if res, err := e.Store.Create(ctx, nj, at); err != nil || res != store.Created {
 		e.t.Fatalf("create %s: %s %v", id, res, err)
 	}
-	if state, _, err := e.st.Start(ctx, nj, 9, at); err != nil || state != store.StateRunning {
+	if state, _, err := e.Store.Start(ctx, nj, 9, at); err != nil || state != store.StateRunning {
 		e.t.Fatalf("start %s: %s %v", id, state, err)
 	}
 	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
 		N: 1, Outcome: store.AttemptTerminal, Code: code, Message: "refused: " + code, Uncertain: uncertain,
 		HTTPStatus: 400, StartedAt: at, FinishedAt: at,
 	}}
-	if res, err := e.st.Finish(ctx, id, o, at); err != nil || res != store.StateDeadLettered {
+	if res, err := e.Store.Finish(ctx, id, o, at); err != nil || res != store.StateDeadLettered {
 		e.t.Fatalf("finish %s: %s %v", id, res, err)
 	}
 }
@@ -95,7 +77,7 @@ func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Tim
 // state is the job's state, or "gone" when it has no record.
 func (e *uiEnv) state(id string) store.State {
 	e.t.Helper()
-	rec, err := e.st.Get(context.Background(), id)
+	rec, err := e.Store.Get(context.Background(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return "gone"
 	}
@@ -103,18 +85,6 @@ func (e *uiEnv) state(id string) store.State {
 		e.t.Fatal(err)
 	}
 	return rec.State
-}
-
-func (e *uiEnv) hasTask(id string) bool {
-	e.t.Helper()
-	_, err := e.insp.GetTaskInfo(queue.Name, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return false
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return true
 }
 
 type uiReply struct {
@@ -425,8 +395,8 @@ func TestUIRetryAndDelete(t *testing.T) {
 	if got := rowsOf(page.body); !sameIDs(got, []string{"job-c", "job-a"}) {
 		t.Errorf("rows after retry: %v", got)
 	}
-	if st := e.state("job-b"); st != store.StateQueued || !e.hasTask("job-b") {
-		t.Errorf("job-b after retry: %s, task %v", st, e.hasTask("job-b"))
+	if st := e.state("job-b"); st != store.StateQueued || e.Task("job-b") == nil {
+		t.Errorf("job-b after retry: %s, task %v", st, e.Task("job-b") != nil)
 	}
 
 	// The form sends the filter and page back, and the answer keeps them.
@@ -441,7 +411,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 	if got := rowsOf(page.body); !sameIDs(got, []string{"job-a"}) {
 		t.Errorf("rows after delete: %v", got)
 	}
-	if st := e.state("job-c"); st != "gone" || e.hasTask("job-c") {
+	if st := e.state("job-c"); st != "gone" || e.Task("job-c") != nil {
 		t.Errorf("job-c after delete: %s", st)
 	}
 
@@ -460,7 +430,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 
 	// The detail page shows one letter with its payload and actions.
 	d := e.get("/ui/deadletters/job-a", sess)
-	for _, want := range []string{"job-a", "RCS904", "refused: RCS904", "UISID0001", "&#34;agent_no&#34;: &#34;100&#34;", `action="/ui/deadletters/job-a/retry"`, "terminal"} {
+	for _, want := range []string{"job-a", "RCS904", "refused: RCS904", testenv.SID, "&#34;agent_no&#34;: &#34;100&#34;", `action="/ui/deadletters/job-a/retry"`, "terminal"} {
 		if !strings.Contains(d.body, want) {
 			t.Errorf("detail page lacks %q", want)
 		}
@@ -552,7 +522,7 @@ func TestUICSRF(t *testing.T) {
 			}
 		}
 	}
-	if st := e.state("job-a"); st != store.StateDeadLettered || e.hasTask("job-a") {
+	if st := e.state("job-a"); st != store.StateDeadLettered || e.Task("job-a") != nil {
 		t.Fatalf("job-a after refused posts: %s", st)
 	}
 	e.get("/ui/deadletters", sess) // still logged in
@@ -741,7 +711,7 @@ func TestUIAsynqmon(t *testing.T) {
 			t.Errorf("%s %s: %d", c.method, c.path, r.status)
 		}
 	}
-	if !e.hasTask("job-a") {
+	if e.Task("job-a") == nil {
 		t.Error("the task went away")
 	}
 	// Without a session: to the login page.
@@ -776,14 +746,11 @@ func TestUILogout(t *testing.T) {
 
 func TestUILoginDisabledWithoutAdminToken(t *testing.T) {
 	t.Parallel()
-	r := testredis.Start(t)
-	rdb := r.Client()
-	st := store.New(rdb)
-	s := New(Options{Ops: newOps(t, rdb, uiTestSID), Redis: sharedConn{rdb},
-		Inspector: asynq.NewInspectorFromRedisClient(rdb), Logger: zerolog.Nop()})
+	te := testenv.New(t)
+	s := New(Options{Ops: te.Ops, Redis: te.Conn, Inspector: te.Inspector, Logger: zerolog.Nop()})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	e := &uiEnv{t: t, srv: srv, st: st, hc: srv.Client()}
+	e := &uiEnv{Env: te, t: t, srv: srv, hc: srv.Client()}
 	e.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if p := e.req("GET", "/ui/login", nil, nil); !strings.Contains(p.body, "No admin token is configured") {
 		t.Errorf("login page without tokens: %.300s", p.body)

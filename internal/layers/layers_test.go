@@ -35,8 +35,8 @@ var producerForbidden = []string{module + "/internal/kaleyra", module + "/worker
 	"github.com/kelseyhightower/envconfig", "net/http"}
 
 // wiring are the internal packages that may use the worker: they configure
-// and run it, as cmd/ does.
-var wiring = []string{module + "/internal/workerenv", module + "/internal/bench", module + "/internal/demo"}
+// and run it, as cmd/ does (testenv for the tests).
+var wiring = []string{module + "/internal/workerenv", module + "/internal/bench", module + "/internal/demo", module + "/internal/testenv"}
 
 func TestImportsPointOneWay(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {

@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
@@ -16,10 +16,7 @@ import (
 // script, then asynq's enqueue script. Jobs (and their IDs) are made outside
 // the timer.
 func BenchmarkEnqueue(b *testing.B) {
-	r := testredis.Start(b)
-	ac := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
-	b.Cleanup(func() { ac.Close() })
-	p := &Producer{Store: store.New(r.Client()), Client: ac, SID: testSID}
+	p := testenv.New(b).Producer
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -29,7 +26,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		i++
 		b.StartTimer()
 		st, err := p.Enqueue(ctx, j, "", false)
-		if err != nil || st != Enqueued {
+		if err != nil || st != queue.Enqueued {
 			b.Fatal(st, err)
 		}
 	}
@@ -41,12 +38,12 @@ func BenchmarkEnqueue(b *testing.B) {
 // are for the 64 jobs.
 func BenchmarkEnqueueMany(b *testing.B) {
 	const chunk = 64
-	r := testredis.Start(b)
-	ap, err := r.Client().AutoPipeline()
+	e := testenv.New(b)
+	ap, err := e.Store.Redis().AutoPipeline()
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &Producer{Store: store.New(r.Client()), Client: asynq.NewClientFromRedisClient(ap), SID: testSID}
+	p := &queue.Producer{Store: e.Store, Client: asynq.NewClientFromRedisClient(ap), SID: testenv.SID}
 	ctx := context.Background()
 	b.ReportAllocs()
 	n := 0
@@ -59,7 +56,7 @@ func BenchmarkEnqueueMany(b *testing.B) {
 		}
 		b.StartTimer()
 		for _, res := range p.EnqueueMany(ctx, jobs, "", false) {
-			if res.Err != nil || res.Status != Enqueued {
+			if res.Err != nil || res.Status != queue.Enqueued {
 				b.Fatal(res.Status, res.Err)
 			}
 		}

@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -10,13 +10,15 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
-func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []Result {
+func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []queue.Result {
 	e.t.Helper()
-	res := e.prod.EnqueueMany(ctxT(e.t), jobs, batch, force)
+	res := e.Producer.EnqueueMany(ctxT(e.t), jobs, batch, force)
 	if len(res) != len(jobs) {
 		e.t.Fatalf("EnqueueMany gave %d results for %d jobs", len(res), len(jobs))
 	}
@@ -24,7 +26,7 @@ func (e *env) enqueueMany(jobs []launch.Job, batch string, force bool) []Result 
 }
 
 // wantResults fails unless every job's result has its status and no error.
-func (e *env) wantResults(res []Result, want []Status) {
+func (e *env) wantResults(res []queue.Result, want []queue.Status) {
 	e.t.Helper()
 	for i := range want {
 		if res[i].Err != nil || res[i].Status != want[i] {
@@ -37,7 +39,7 @@ func (e *env) wantResults(res []Result, want []Status) {
 // are pending.
 func (e *env) queueSize() (size, pending int) {
 	e.t.Helper()
-	info, err := e.insp.GetQueueInfo(Name)
+	info, err := e.Inspector.GetQueueInfo(queue.Name)
 	if errors.Is(err, asynq.ErrQueueNotFound) {
 		return 0, 0
 	}
@@ -49,7 +51,7 @@ func (e *env) queueSize() (size, pending int) {
 
 func (e *env) batch(id string) store.Batch {
 	e.t.Helper()
-	b, err := e.store.GetBatch(context.Background(), id)
+	b, err := e.Store.GetBatch(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func (e *env) batch(id string) store.Batch {
 
 func (e *env) createBatch(id string) {
 	e.t.Helper()
-	if err := e.store.CreateBatch(context.Background(), id, "", time.Now()); err != nil {
+	if err := e.Store.CreateBatch(context.Background(), id, "", time.Now()); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -71,20 +73,20 @@ func manyJobs(n, from int) []launch.Job {
 	return jobs
 }
 
-func repeat(s Status, n int) []Status { return slices.Repeat([]Status{s}, n) }
+func repeat(s queue.Status, n int) []queue.Status { return slices.Repeat([]queue.Status{s}, n) }
 
 func TestEnqueueMany(t *testing.T) {
 	e := newEnv(t)
 	e.createBatch("batch-1")
 	jobs := manyJobs(100, 48000)
 
-	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(Enqueued, 100))
+	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(queue.Enqueued, 100))
 	if size, pending := e.queueSize(); size != 100 || pending != 100 {
 		t.Fatalf("queue: %d tasks, %d pending; want 100 pending", size, pending)
 	}
 	for _, j := range jobs {
 		e.checkTask(j)
-		if r := e.get(j.ID); r.State != store.StateQueued || r.SID != testSID || r.AgentNo != j.Launch.AgentNo ||
+		if r := e.get(j.ID); r.State != store.StateQueued || r.SID != testenv.SID || r.AgentNo != j.Launch.AgentNo ||
 			r.Batch != "batch-1" || string(r.Payload) != string(j.Body()) {
 			t.Fatalf("record of %s: %+v", j.Launch.AgentNo, r)
 		}
@@ -94,7 +96,7 @@ func TestEnqueueMany(t *testing.T) {
 	}
 
 	// The same jobs again: all known and on the queue.
-	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(Duplicate, 100))
+	e.wantResults(e.enqueueMany(jobs, "batch-1", false), repeat(queue.Duplicate, 100))
 	if size, _ := e.queueSize(); size != 100 {
 		t.Fatalf("queue: %d tasks after the duplicates, want 100", size)
 	}
@@ -105,7 +107,7 @@ func TestEnqueueMany(t *testing.T) {
 
 func TestEnqueueManyNone(t *testing.T) {
 	e := newEnv(t)
-	if res := e.prod.EnqueueMany(ctxT(t), nil, "", false); len(res) != 0 {
+	if res := e.Producer.EnqueueMany(ctxT(t), nil, "", false); len(res) != 0 {
 		t.Fatalf("EnqueueMany of no jobs = %v", res)
 	}
 }
@@ -116,7 +118,7 @@ func TestEnqueueManyMixed(t *testing.T) {
 	e := newEnv(t)
 	queued, conflicting, done, dead, lost := testJob("1"), testJob("2"), testJob("3"), testJob("4"), testJob("5")
 	for _, j := range []launch.Job{queued, conflicting, done, dead, lost} {
-		if st := e.enqueue(j, false); st != Enqueued {
+		if st := e.enqueue(j, false); st != queue.Enqueued {
 			t.Fatalf("enqueue %s: %s", j.Launch.AgentNo, st)
 		}
 	}
@@ -129,12 +131,12 @@ func TestEnqueueManyMixed(t *testing.T) {
 
 	jobs := []launch.Job{new1, queued, other, new2, done, dead, lost, new3}
 	res := e.enqueueMany(jobs, "batch-1", false)
-	e.wantResults(res, []Status{Enqueued, Duplicate, Conflict, Enqueued, AlreadyLaunched, DeadLettered, Enqueued, Enqueued})
+	e.wantResults(res, []queue.Status{queue.Enqueued, queue.Duplicate, queue.Conflict, queue.Enqueued, queue.AlreadyLaunched, queue.DeadLettered, queue.Enqueued, queue.Enqueued})
 	for _, j := range []launch.Job{new1, queued, conflicting, new2, lost, new3} {
 		e.checkTask(j)
 	}
 	for _, j := range []launch.Job{done, dead} {
-		if e.task(j.ID) != nil {
+		if e.Task(j.ID) != nil {
 			t.Fatalf("a finished job (%s) was pushed", j.Launch.AgentNo)
 		}
 	}
@@ -147,7 +149,7 @@ func TestEnqueueManyMixed(t *testing.T) {
 
 	// force relaunches the success, and nothing else changes.
 	res = e.enqueueMany([]launch.Job{done, dead, new1}, "batch-1", true)
-	e.wantResults(res, []Status{Enqueued, DeadLettered, Duplicate})
+	e.wantResults(res, []queue.Status{queue.Enqueued, queue.DeadLettered, queue.Duplicate})
 	e.checkTask(done)
 	if r := e.get(done.ID); r.State != store.StateQueued || r.Attempts != 0 {
 		t.Fatalf("relaunched record: %+v", r)
@@ -164,7 +166,7 @@ func TestEnqueueManySameJobTwice(t *testing.T) {
 	jobs := []launch.Job{a, b, a, c, a, b, a, a, c}
 	res := e.enqueueMany(jobs, "batch-1", false)
 	for _, j := range []launch.Job{a, b, c} {
-		var got []Status
+		var got []queue.Status
 		for i, r := range res {
 			if jobs[i].ID != j.ID {
 				continue
@@ -174,11 +176,11 @@ func TestEnqueueManySameJobTwice(t *testing.T) {
 			}
 			got = append(got, r.Status)
 		}
-		if slices.Index(got, Enqueued) < 0 || len(slices.DeleteFunc(slices.Clone(got), func(s Status) bool { return s == Duplicate })) != 1 {
+		if slices.Index(got, queue.Enqueued) < 0 || len(slices.DeleteFunc(slices.Clone(got), func(s queue.Status) bool { return s == queue.Duplicate })) != 1 {
 			t.Errorf("job %s in the call %d times: %v; want one enqueued, the others duplicates", j.Launch.AgentNo, len(got), got)
 		}
 		e.checkTask(j)
-		if r, err := e.store.Get(context.Background(), j.ID); err != nil || r.State != store.StateQueued || r.Batch != "batch-1" {
+		if r, err := e.Store.Get(context.Background(), j.ID); err != nil || r.State != store.StateQueued || r.Batch != "batch-1" {
 			t.Errorf("record of job %s: %+v, %v; want it queued in batch-1", j.Launch.AgentNo, r, err)
 		}
 	}
@@ -194,10 +196,10 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 	e := newEnv(t)
 	e.createBatch("batch-1")
 	known := testJob("1")
-	if st := e.enqueue(known, false); st != Enqueued {
+	if st := e.enqueue(known, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
-	e.prod.Client = brokenClient(t) // the records' Redis works, the queue's does not
+	e.Producer.Client = brokenClient(t) // the records' Redis works, the queue's does not
 	jobs := append(manyJobs(40, 100), known)
 	res := e.enqueueMany(jobs, "batch-1", false)
 	for i, r := range res {
@@ -206,7 +208,7 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 		}
 	}
 	for _, j := range jobs[:40] {
-		if _, err := e.store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, err := e.Store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("record of %s after a failed push: %v, want ErrNotFound", j.Launch.AgentNo, err)
 		}
 	}
@@ -219,9 +221,8 @@ func TestEnqueueManyLeavesNothingWhenPushFails(t *testing.T) {
 }
 
 func TestEnqueueManyFailsWhenRedisIsDown(t *testing.T) {
-	e := newEnv(t)
-	e.redis.Kill()
-	e.prod.Store = store.New(failFast(t, e.redis.Addr()))
+	e := newEnv(t, testenv.FailFast())
+	e.Redis.Kill()
 	res := e.enqueueMany(manyJobs(10, 100), "", false)
 	for i, r := range res {
 		if r.Err == nil {
@@ -237,13 +238,13 @@ func TestEnqueueManyFailsWhenRedisIsDown(t *testing.T) {
 func TestEnqueueManyRepairAfterConflict(t *testing.T) {
 	e := newEnv(t)
 	lost := testJob("1")
-	if st := e.enqueue(lost, false); st != Enqueued {
+	if st := e.enqueue(lost, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
 	e.deleteTask(lost.ID)
 	other := testJob("2")
 	other.ID = lost.ID
 	res := e.enqueueMany([]launch.Job{other, lost, lost}, "", false)
-	e.wantResults(res, []Status{Conflict, Enqueued, Duplicate})
+	e.wantResults(res, []queue.Status{queue.Conflict, queue.Enqueued, queue.Duplicate})
 	e.checkTask(lost)
 }

@@ -1,4 +1,4 @@
-package queue
+package queue_test
 
 import (
 	"context"
@@ -10,59 +10,41 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
-	"github.com/rcslaunch/rcslaunch/internal/testredis"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
-const testSID = "TESTSID0001"
-
+// env is one test's environment, with the helpers of these tests.
 type env struct {
-	t     *testing.T
-	redis *testredis.Server
-	store *store.Store
-	prod  *Producer
-	insp  *asynq.Inspector
+	*testenv.Env
+	t *testing.T
 }
 
-// newEnv gives the (parallel) test a producer on its own redis-server.
-func newEnv(t *testing.T) *env {
+// newEnv gives the (parallel) test its own environment.
+func newEnv(t *testing.T, opts ...testenv.Option) *env {
 	t.Helper()
 	t.Parallel()
-	r := testredis.Start(t)
-	opt := asynq.RedisClientOpt{Addr: r.Addr()}
-	st := store.New(r.Client())
-	ac := asynq.NewClient(opt)
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { ac.Close(); insp.Close() })
-	return &env{t: t, redis: r, store: st, insp: insp, prod: &Producer{Store: st, Client: ac, SID: testSID}}
-}
-
-// failFast is a client that gives up on an unreachable server at once,
-// rather than after go-redis's retries (about 2 s), to keep the tests quick.
-func failFast(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return &env{Env: testenv.New(t, opts...), t: t}
 }
 
 // brokenClient is an asynq client whose Redis is gone.
 func brokenClient(t *testing.T) *asynq.Client {
 	t.Helper()
-	r := testredis.Start(t)
-	r.Kill()
-	return asynq.NewClientFromRedisClient(failFast(t, r.Addr()))
+	dead := testenv.New(t, testenv.FailFast())
+	dead.Redis.Kill()
+	return dead.Producer.Client
 }
 
+// testJob is the fixture job for agentNo as the producer queues it:
+// defaults applied, ID derived.
 func testJob(agentNo string) launch.Job {
-	j := launch.Job{Launch: launch.Launch{
-		AgentNo: agentNo, OptinDescription: "opt in", TriggerDescription: "START",
-		InteractionsDescription: "updates", OptoutDescription: "STOP", AgentAccessInstructions: "demo",
-	}, Regions: []launch.Region{{Region: "region-" + agentNo}}}
+	j := launchtest.Job(agentNo)
 	j.ApplyDefaults()
-	j.ID = launch.IDFor(testSID, j)
+	j.ID = launch.IDFor(testenv.SID, j)
 	return j
 }
 
@@ -72,57 +54,44 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func (e *env) enqueue(j launch.Job, force bool) Status {
+func (e *env) enqueue(j launch.Job, force bool) queue.Status {
 	e.t.Helper()
-	st, err := e.prod.Enqueue(ctxT(e.t), j, "batch-1", force)
+	st, err := e.Producer.Enqueue(ctxT(e.t), j, "batch-1", force)
 	if err != nil {
 		e.t.Fatalf("enqueue %s: %v", j.ID, err)
 	}
 	return st
 }
 
-// task returns the job's task, or nil when there is none.
-func (e *env) task(id string) *asynq.TaskInfo {
-	e.t.Helper()
-	info, err := e.insp.GetTaskInfo(Name, id)
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return nil
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info
-}
-
 // checkTask fails unless the job's task is on the queue as NewTask makes it.
 func (e *env) checkTask(j launch.Job) {
 	e.t.Helper()
-	info := e.task(j.ID)
+	info := e.Task(j.ID)
 	if info == nil {
 		e.t.Fatalf("no task for %s", j.ID)
 	}
-	if info.ID != j.ID || info.Queue != Name || info.Type != TaskType || info.MaxRetry != math.MaxInt32 {
+	if info.ID != j.ID || info.Queue != queue.Name || info.Type != queue.TaskType || info.MaxRetry != math.MaxInt32 {
 		e.t.Fatalf("task: id %s queue %s type %s max retry %d", info.ID, info.Queue, info.Type, info.MaxRetry)
 	}
-	var p Payload
+	var p queue.Payload
 	if err := json.Unmarshal(info.Payload, &p); err != nil {
 		e.t.Fatal(err)
 	}
-	if p.SID != testSID || !reflect.DeepEqual(p.Job, j) {
-		e.t.Fatalf("task payload: %+v, want sid %s job %+v", p, testSID, j)
+	if p.SID != testenv.SID || !reflect.DeepEqual(p.Job, j) {
+		e.t.Fatalf("task payload: %+v, want sid %s job %+v", p, testenv.SID, j)
 	}
 }
 
 func (e *env) deleteTask(id string) {
 	e.t.Helper()
-	if err := e.insp.DeleteTask(Name, id); err != nil {
+	if err := e.Inspector.DeleteTask(queue.Name, id); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
 func (e *env) get(id string) store.Record {
 	e.t.Helper()
-	r, err := e.store.Get(context.Background(), id)
+	r, err := e.Store.Get(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -134,16 +103,16 @@ func (e *env) get(id string) store.Record {
 func (e *env) run(j launch.Job, o store.Outcome) {
 	e.t.Helper()
 	ctx := context.Background()
-	if e.task(j.ID) != nil {
+	if e.Task(j.ID) != nil {
 		e.deleteTask(j.ID)
 	}
 	now := time.Now()
-	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, now)
+	state, n, err := e.Store.Start(ctx, store.NewJob{ID: j.ID, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, now)
 	if err != nil || state != store.StateRunning {
 		e.t.Fatalf("start %s: %s, %v", j.ID, state, err)
 	}
 	o.Attempt.N, o.Attempt.FinishedAt = n, now
-	if _, err := e.store.Finish(ctx, j.ID, o, now); err != nil {
+	if _, err := e.Store.Finish(ctx, j.ID, o, now); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -158,7 +127,7 @@ var succeeded = store.Outcome{Kind: store.FinishSucceeded, AgentLaunchID: "L-1",
 
 func (e *env) dlqCount() int64 {
 	e.t.Helper()
-	n, err := e.store.CountDeadLetters(context.Background(), store.Filter{})
+	n, err := e.Store.CountDeadLetters(context.Background(), store.Filter{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -169,34 +138,31 @@ func TestNewTask(t *testing.T) {
 	t.Parallel()
 	j := testJob("48900")
 	j.ID = "order-1"
-	task, err := NewTask(testSID, j)
+	task, err := queue.NewTask(testenv.SID, j)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if task.Type() != TaskType {
+	if task.Type() != queue.TaskType {
 		t.Fatalf("type %s", task.Type())
 	}
-	var p Payload
+	var p queue.Payload
 	if err := json.Unmarshal(task.Payload(), &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.SID != testSID || !reflect.DeepEqual(p.Job, j) {
-		t.Fatalf("payload round trip: %+v, want %s %+v", p, testSID, j)
+	if p.SID != testenv.SID || !reflect.DeepEqual(p.Job, j) {
+		t.Fatalf("payload round trip: %+v, want %s %+v", p, testenv.SID, j)
 	}
 
 	// The options show on the enqueued task.
-	r := testredis.Start(t)
-	c := asynq.NewClient(asynq.RedisClientOpt{Addr: r.Addr()})
-	defer c.Close()
-	info, err := c.Enqueue(task)
+	info, err := testenv.New(t).Producer.Client.Enqueue(task)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ID != "order-1" || info.Queue != Name || info.MaxRetry != math.MaxInt32 {
+	if info.ID != "order-1" || info.Queue != queue.Name || info.MaxRetry != math.MaxInt32 {
 		t.Fatalf("task: id %s queue %s max retry %d", info.ID, info.Queue, info.MaxRetry)
 	}
-	if maxRetry < 1<<30 {
-		t.Fatalf("maxRetry %d is within reach", maxRetry)
+	if queue.MaxRetry < 1<<30 {
+		t.Fatalf("maxRetry %d is within reach", queue.MaxRetry)
 	}
 }
 
@@ -204,24 +170,24 @@ func TestEnqueue(t *testing.T) {
 	e := newEnv(t)
 	j := testJob("48900")
 
-	if st := e.enqueue(j, false); st != Enqueued {
+	if st := e.enqueue(j, false); st != queue.Enqueued {
 		t.Fatalf("first enqueue: %s", st)
 	}
 	e.checkTask(j)
 	r := e.get(j.ID)
-	if r.State != store.StateQueued || r.SID != testSID || r.AgentNo != "48900" || r.Batch != "batch-1" ||
+	if r.State != store.StateQueued || r.SID != testenv.SID || r.AgentNo != "48900" || r.Batch != "batch-1" ||
 		string(r.Payload) != string(j.Body()) {
 		t.Fatalf("record: %+v", r)
 	}
-	if st := e.enqueue(j, false); st != Duplicate {
-		t.Fatalf("second enqueue: %s, want %s", st, Duplicate)
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("second enqueue: %s, want %s", st, queue.Duplicate)
 	}
 
 	// Same ID, different payload.
 	other := testJob("48901")
 	other.ID = j.ID
-	if st := e.enqueue(other, false); st != Conflict {
-		t.Fatalf("same id, other payload: %s, want %s", st, Conflict)
+	if st := e.enqueue(other, false); st != queue.Conflict {
+		t.Fatalf("same id, other payload: %s, want %s", st, queue.Conflict)
 	}
 	if r := e.get(j.ID); r.AgentNo != "48900" {
 		t.Fatalf("conflict changed the record: %+v", r)
@@ -230,26 +196,26 @@ func TestEnqueue(t *testing.T) {
 	// A crash between record and push: the task is missing, and the next
 	// enqueue puts it back.
 	e.deleteTask(j.ID)
-	if st := e.enqueue(j, false); st != Enqueued {
-		t.Fatalf("repair: %s, want %s", st, Enqueued)
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("repair: %s, want %s", st, queue.Enqueued)
 	}
 	e.checkTask(j)
-	if st := e.enqueue(j, false); st != Duplicate {
-		t.Fatalf("after repair: %s, want %s", st, Duplicate)
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("after repair: %s, want %s", st, queue.Duplicate)
 	}
 
 	// Running with its task (as while a worker has it): a duplicate.
-	if _, _, err := e.store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
+	if _, _, err := e.Store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if st := e.enqueue(j, false); st != Duplicate {
-		t.Fatalf("running: %s, want %s", st, Duplicate)
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("running: %s, want %s", st, queue.Duplicate)
 	}
 	// Running without a task (lost in a Redis failover): the task is put back,
 	// or the job would never finish.
 	e.deleteTask(j.ID)
-	if st := e.enqueue(j, false); st != Enqueued {
-		t.Fatalf("running without its task: %s, want %s", st, Enqueued)
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("running without its task: %s, want %s", st, queue.Enqueued)
 	}
 	e.checkTask(j)
 }
@@ -258,30 +224,30 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 	e := newEnv(t)
 	ok, dead := testJob("100"), testJob("101")
 	for _, j := range []launch.Job{ok, dead} {
-		if st := e.enqueue(j, false); st != Enqueued {
+		if st := e.enqueue(j, false); st != queue.Enqueued {
 			t.Fatalf("enqueue: %s", st)
 		}
 	}
 	e.run(ok, succeeded)
 	e.run(dead, deadLetter("RCS904", false))
 
-	if st := e.enqueue(ok, false); st != AlreadyLaunched {
-		t.Fatalf("succeeded job: %s, want %s", st, AlreadyLaunched)
+	if st := e.enqueue(ok, false); st != queue.AlreadyLaunched {
+		t.Fatalf("succeeded job: %s, want %s", st, queue.AlreadyLaunched)
 	}
-	if e.task(ok.ID) != nil {
+	if e.Task(ok.ID) != nil {
 		t.Fatal("a succeeded job was pushed again")
 	}
 	for _, force := range []bool{false, true} {
-		if st := e.enqueue(dead, force); st != DeadLettered {
-			t.Fatalf("dead letter (force %v): %s, want %s", force, st, DeadLettered)
+		if st := e.enqueue(dead, force); st != queue.DeadLettered {
+			t.Fatalf("dead letter (force %v): %s, want %s", force, st, queue.DeadLettered)
 		}
 	}
-	if e.task(dead.ID) != nil {
+	if e.Task(dead.ID) != nil {
 		t.Fatal("a dead letter was pushed by enqueue")
 	}
 
-	if st := e.enqueue(ok, true); st != Enqueued {
-		t.Fatalf("force: %s, want %s", st, Enqueued)
+	if st := e.enqueue(ok, true); st != queue.Enqueued {
+		t.Fatalf("force: %s, want %s", st, queue.Enqueued)
 	}
 	e.checkTask(ok)
 	// Queued again; the last success stays readable until the relaunch's own outcome.
@@ -294,7 +260,7 @@ func TestEnqueueFinishedJobs(t *testing.T) {
 // (the key names are the store's own).
 func (e *env) recordPTTL(id string) time.Duration {
 	e.t.Helper()
-	c := e.redis.Client()
+	c := e.Redis.Client()
 	keys, err := c.Keys(context.Background(), "rcslaunch:*:job:"+id).Result()
 	if err != nil || len(keys) != 1 {
 		e.t.Fatalf("record key of %s: %v, %v", id, keys, err)
@@ -314,9 +280,9 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 		name := map[bool]string{true: "old task goes", false: "old task stays"}[goes]
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			e.store.Retention = time.Hour
+			e.Store.Retention = time.Hour
 			j := testJob("48900")
-			if st := e.enqueue(j, false); st != Enqueued {
+			if st := e.enqueue(j, false); st != queue.Enqueued {
 				t.Fatalf("enqueue: %s", st)
 			}
 			e.run(j, succeeded)
@@ -325,14 +291,14 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				t.Fatalf("success has PTTL %v, want one", wasTTL)
 			}
 			// The previous run's task, not deleted yet (another SID tells it apart).
-			if pushed, err := Push(ctxT(t), e.prod.Client, "OLDSID", j); err != nil || !pushed {
+			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, "OLDSID", j); err != nil || !pushed {
 				t.Fatalf("push of the old task: %v, %v", pushed, err)
 			}
 			deleted := make(chan error, 1)
 			if goes {
 				go func() {
 					time.Sleep(300 * time.Millisecond)
-					deleted <- e.insp.DeleteTask(Name, j.ID)
+					deleted <- e.Inspector.DeleteTask(queue.Name, j.ID)
 				}()
 			}
 			start := time.Now()
@@ -343,8 +309,8 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				if err := <-deleted; err != nil {
 					t.Fatalf("delete the old task: %v", err)
 				}
-				if st != Enqueued {
-					t.Fatalf("forced relaunch once the old task went: %s, want %s", st, Enqueued)
+				if st != queue.Enqueued {
+					t.Fatalf("forced relaunch once the old task went: %s, want %s", st, queue.Enqueued)
 				}
 				if took < 250*time.Millisecond {
 					t.Fatalf("enqueued after %v, before the old task went", took)
@@ -358,18 +324,18 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				}
 				return
 			}
-			if st != Duplicate {
-				t.Fatalf("forced relaunch with the old task staying: %s, want %s", st, Duplicate)
+			if st != queue.Duplicate {
+				t.Fatalf("forced relaunch with the old task staying: %s, want %s", st, queue.Duplicate)
 			}
 			if took < 1500*time.Millisecond || took > 5*time.Second {
 				t.Fatalf("gave up after %v, want about 2s of retries", took)
 			}
 			// The old task is left alone, and the record is the success it was.
-			info := e.task(j.ID)
+			info := e.Task(j.ID)
 			if info == nil {
 				t.Fatal("the old task went")
 			}
-			var p Payload
+			var p queue.Payload
 			if err := json.Unmarshal(info.Payload, &p); err != nil || p.SID != "OLDSID" {
 				t.Fatalf("task on the queue: %+v, %v; want the old one", p, err)
 			}
@@ -380,13 +346,13 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 			if d := e.recordPTTL(j.ID); d <= wasTTL-time.Minute || d > wasTTL {
 				t.Fatalf("record PTTL after giving up: %v, want about %v", d, wasTTL)
 			}
-			if st := e.enqueue(j, false); st != AlreadyLaunched {
-				t.Fatalf("enqueue after giving up: %s, want %s", st, AlreadyLaunched)
+			if st := e.enqueue(j, false); st != queue.AlreadyLaunched {
+				t.Fatalf("enqueue after giving up: %s, want %s", st, queue.AlreadyLaunched)
 			}
 			// Once the old task has gone, force relaunches at once.
 			e.deleteTask(j.ID)
-			if st := e.enqueue(j, true); st != Enqueued {
-				t.Fatalf("force after the old task went: %s, want %s", st, Enqueued)
+			if st := e.enqueue(j, true); st != queue.Enqueued {
+				t.Fatalf("force after the old task went: %s, want %s", st, queue.Enqueued)
 			}
 			e.checkTask(j)
 		})
@@ -396,15 +362,15 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 // A forced relaunch whose push fails goes back to the success it was.
 func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
 	e := newEnv(t)
-	e.store.Retention = time.Hour
+	e.Store.Retention = time.Hour
 	j := testJob("48900")
 	e.enqueue(j, false)
 	e.run(j, succeeded)
 	wasTTL := e.recordPTTL(j.ID)
 
-	good := e.prod.Client
-	e.prod.Client = brokenClient(t)
-	if st, err := e.prod.Enqueue(ctxT(t), j, "batch-2", true); err == nil {
+	good := e.Producer.Client
+	e.Producer.Client = brokenClient(t)
+	if st, err := e.Producer.Enqueue(ctxT(t), j, "batch-2", true); err == nil {
 		t.Fatalf("forced enqueue with the queue down: %s, no error", st)
 	}
 	r := e.get(j.ID)
@@ -414,31 +380,30 @@ func TestEnqueueForcedKeepsSuccessWhenPushFails(t *testing.T) {
 	if d := e.recordPTTL(j.ID); d <= wasTTL-time.Minute || d > wasTTL {
 		t.Fatalf("record PTTL after a failed forced push: %v, want about %v", d, wasTTL)
 	}
-	e.prod.Client = good
-	if st := e.enqueue(j, true); st != Enqueued {
+	e.Producer.Client = good
+	if st := e.enqueue(j, true); st != queue.Enqueued {
 		t.Fatalf("force once the queue is back: %s", st)
 	}
 	e.checkTask(j)
 }
 
 func TestEnqueueFailsWhenRedisIsDown(t *testing.T) {
-	e := newEnv(t)
-	e.redis.Kill()
-	e.prod.Store = store.New(failFast(t, e.redis.Addr()))
+	e := newEnv(t, testenv.FailFast())
+	e.Redis.Kill()
 	j := testJob("48900")
-	if st, err := e.prod.Enqueue(ctxT(t), j, "", false); err == nil {
+	if st, err := e.Producer.Enqueue(ctxT(t), j, "", false); err == nil {
 		t.Fatalf("enqueue with Redis down: %s, no error", st)
 	}
 }
 
 func TestEnqueueLeavesNothingWhenPushFails(t *testing.T) {
 	e := newEnv(t)
-	e.prod.Client = brokenClient(t) // the records' Redis works, the queue's does not
+	e.Producer.Client = brokenClient(t) // the records' Redis works, the queue's does not
 	j := testJob("48900")
-	if st, err := e.prod.Enqueue(ctxT(t), j, "", false); err == nil {
+	if st, err := e.Producer.Enqueue(ctxT(t), j, "", false); err == nil {
 		t.Fatalf("enqueue with the queue down: %s, no error", st)
 	}
-	if _, err := e.store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.Store.Get(context.Background(), j.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("record after a failed push: %v, want ErrNotFound", err)
 	}
 }
@@ -453,7 +418,7 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatal("not dead-lettered")
 	}
 
-	res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	res, _, err := e.Producer.RetryDeadLetter(ctx, j.ID, false)
 	if err != nil || res != store.Requeued {
 		t.Fatalf("retry: %s, %v", res, err)
 	}
@@ -461,7 +426,7 @@ func TestRetryDeadLetter(t *testing.T) {
 	if n := e.dlqCount(); n != 0 {
 		t.Fatalf("%d dead letters left", n)
 	}
-	if n, _ := e.store.CountDeadLetters(ctx, store.Filter{Code: "RCS904"}); n != 0 {
+	if n, _ := e.Store.CountDeadLetters(ctx, store.Filter{Code: "RCS904"}); n != 0 {
 		t.Fatalf("%d left with its code", n)
 	}
 	r := e.get(j.ID)
@@ -469,20 +434,18 @@ func TestRetryDeadLetter(t *testing.T) {
 		t.Fatalf("retried record: %+v", r)
 	}
 	// It is no dead letter any more.
-	if res, state, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.NotDeadLettered ||
-		state != store.StateQueued {
-		t.Fatalf("second retry: %s (%s), %v; want %s (%s)", res, state, err, store.NotDeadLettered, store.StateQueued)
+	if res, st, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.NotDeadLettered || st != store.StateQueued {
+		t.Fatalf("second retry: %s, %v; want %s", res, err, store.StateQueued)
 	}
 	e.run(j, succeeded)
-	if res, state, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.NotDeadLettered ||
-		state != store.StateSucceeded {
-		t.Fatalf("retry of a succeeded job: %s (%s), %v", res, state, err)
+	if res, st, err := e.Producer.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.NotDeadLettered || st != store.StateSucceeded {
+		t.Fatalf("retry of a succeeded job: %s, %v", res, err)
 	}
-	if e.task(j.ID) != nil {
+	if e.Task(j.ID) != nil {
 		t.Fatal("retry of a succeeded job pushed a task")
 	}
 
-	if _, _, err := e.prod.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := e.Producer.RetryDeadLetter(ctx, "no-such-job", false); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("retry of an unknown job: %v, want ErrNotFound", err)
 	}
 }
@@ -494,14 +457,14 @@ func TestRetryDeadLetterUncertain(t *testing.T) {
 	e.enqueue(j, false)
 	e.run(j, deadLetter("TIMEOUT", true))
 
-	res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false)
+	res, _, err := e.Producer.RetryDeadLetter(ctx, j.ID, false)
 	if err != nil || res != store.Uncertain {
 		t.Fatalf("retry of an uncertain letter: %s, %v; want %s", res, err, store.Uncertain)
 	}
-	if e.task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
+	if e.Task(j.ID) != nil || e.dlqCount() != 1 || e.get(j.ID).State != store.StateDeadLettered {
 		t.Fatal("an uncertain letter was touched")
 	}
-	if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.Requeued {
+	if res, _, err := e.Producer.RetryDeadLetter(ctx, j.ID, true); err != nil || res != store.Requeued {
 		t.Fatalf("retry with includeUncertain: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -517,9 +480,9 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 	e.enqueue(j, false)
 	e.run(j, deadLetter("RCS904", false))
 
-	good := e.prod.Client
-	e.prod.Client = brokenClient(t)
-	if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err == nil {
+	good := e.Producer.Client
+	e.Producer.Client = brokenClient(t)
+	if res, _, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err == nil {
 		t.Fatalf("retry with the queue down: %s, no error", res)
 	}
 	if r := e.get(j.ID); r.State != store.StateDeadLettered {
@@ -528,8 +491,8 @@ func TestRetryDeadLetterRestoresWhenPushFails(t *testing.T) {
 	if e.dlqCount() != 1 {
 		t.Fatal("the letter left the index although it was not pushed")
 	}
-	e.prod.Client = good
-	if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.Requeued {
+	e.Producer.Client = good
+	if res, _, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.Requeued {
 		t.Fatalf("retry once the queue is back: %s, %v", res, err)
 	}
 	e.checkTask(j)
@@ -543,19 +506,19 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 	for _, j := range []launch.Job{beforePush, afterPush} {
 		e.enqueue(j, false)
 		e.run(j, deadLetter("RCS904", false))
-		res, _, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+		res, _, _, err := e.Store.Requeue(ctx, j.ID, false, time.Now())
 		if err != nil || res != store.Requeued {
 			t.Fatalf("requeue: %s, %v", res, err)
 		}
 	}
-	if pushed, err := Push(ctx, e.prod.Client, testSID, afterPush); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, afterPush); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 2 {
 		t.Fatal("requeued letters must stay indexed until their task is pushed")
 	}
 	for _, j := range []launch.Job{beforePush, afterPush} {
-		if res, _, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.Requeued {
+		if res, _, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.Requeued {
 			t.Fatalf("resumed retry of %s: %s, %v", j.Launch.AgentNo, res, err)
 		}
 		e.checkTask(j)
@@ -573,11 +536,11 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	j := testJob("48900")
 	e.enqueue(j, false)
 	e.run(j, deadLetter("RCS904", false))
-	res, _, _, err := e.store.Requeue(ctx, j.ID, false, time.Now())
+	res, _, _, err := e.Store.Requeue(ctx, j.ID, false, time.Now())
 	if err != nil || res != store.Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
-	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 1 {
@@ -585,18 +548,17 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	}
 	// The worker takes the task.
 	e.deleteTask(j.ID)
-	state, n, err := e.store.Start(ctx, store.NewJob{ID: j.ID, SID: testSID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, time.Now())
+	state, n, err := e.Store.Start(ctx, store.NewJob{ID: j.ID, SID: testenv.SID, AgentNo: j.Launch.AgentNo, Payload: j.Body()}, 9, time.Now())
 	if err != nil || state != store.StateRunning || n != 1 {
 		t.Fatalf("start: %s %d, %v", state, n, err)
 	}
 	if c := e.dlqCount(); c != 0 {
 		t.Fatalf("%d dead letters while the job runs", c)
 	}
-	if res, state, err := e.prod.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.NotDeadLettered ||
-		state != store.StateRunning {
-		t.Fatalf("retry of the running job: %s (%s), %v", res, state, err)
+	if res, st, err := e.Producer.RetryDeadLetter(ctx, j.ID, false); err != nil || res != store.NotDeadLettered || st != store.StateRunning {
+		t.Fatalf("retry of the running job: %s, %v", res, err)
 	}
-	if e.task(j.ID) != nil {
+	if e.Task(j.ID) != nil {
 		t.Fatal("retry of a running job pushed a task")
 	}
 }
@@ -605,10 +567,10 @@ func TestPushReportsExistingTask(t *testing.T) {
 	e := newEnv(t)
 	j := testJob("48900")
 	ctx := ctxT(t)
-	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || !pushed {
 		t.Fatalf("first push: %v, %v", pushed, err)
 	}
-	if pushed, err := Push(ctx, e.prod.Client, testSID, j); err != nil || pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || pushed {
 		t.Fatalf("second push: %v, %v; want false, nil", pushed, err)
 	}
 }

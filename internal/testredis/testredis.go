@@ -106,9 +106,15 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 // Dir is the server's working directory (its AOF and dump files).
 func (s *Server) Dir() string { return s.dir }
 
+// Options are a go-redis client's options for the server, a fresh copy each
+// call.
+func (s *Server) Options() *redis.Options {
+	return &redis.Options{Addr: s.Addr(), Password: s.password}
+}
+
 // Client returns a go-redis client for the server, closed at the end of the test.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password})
+	c := redis.NewClient(s.Options())
 	s.t.Cleanup(func() { c.Close() })
 	return c
 }
