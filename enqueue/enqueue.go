@@ -1,15 +1,10 @@
-// Package enqueue puts agent launches on rcslaunch's queue from Go code.
+// Package enqueue puts agent launches on rcslaunch's queue from Go code,
+// reporting a job whose ID is already known as an error.
 //
-// A Client validates each job, gives it an ID (its own "id", or one derived
-// from the account SID and the payload), and enqueues it once: enqueueing the
-// same job again is reported, never launched twice.
-//
-//	c, err := enqueue.New(enqueue.Options{Redis: asynq.RedisClientOpt{Addr: "127.0.0.1:6379"}, SID: sid})
-//	id, err := c.Enqueue(ctx, job)
-//	switch {
-//	case errors.Is(err, enqueue.ErrDuplicate): // already queued or running
-//	case errors.Is(err, enqueue.ErrAlreadyLaunched): // succeeded before
-//	}
+// Deprecated: use package ops, whose Client enqueues single jobs and
+// batches, reports a known job as a flag on the result (not as an error),
+// and runs the operators' operations too. This package stays for code
+// written against it, as a thin layer over ops.
 package enqueue
 
 import (
@@ -19,10 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/rdb"
-	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // Errors that tell why a job was not enqueued. The job ID is returned with
@@ -35,11 +28,8 @@ var (
 	// ErrDeadLettered: the job is in the dead-letter store; replay it there.
 	ErrDeadLettered = errors.New("in the dead-letter store")
 	// ErrConflict: the ID exists with a different payload.
-	ErrConflict = errors.New("ID exists with a different payload")
+	ErrConflict = ops.ErrConflict
 )
-
-// Invalid jobs are reported as a *launch.ValidationError listing every
-// problem by field path.
 
 // Options configures a Client.
 type Options struct {
@@ -51,66 +41,43 @@ type Options struct {
 }
 
 // Client enqueues launch jobs. It is safe for concurrent use.
-type Client struct {
-	producer *queue.Producer
-}
+type Client struct{ ops *ops.Client }
 
 // New returns a Client; Close it when done.
 func New(opts Options) (*Client, error) {
-	if opts.Redis == nil {
-		return nil, errors.New("enqueue: Options.Redis is required")
-	}
 	if opts.SID == "" {
 		return nil, errors.New("enqueue: Options.SID is required")
 	}
-	return &Client{producer: &queue.Producer{
-		Store:  store.New(rdb.NewClient(opts.Redis)),
-		Client: asynq.NewClient(opts.Redis),
-		SID:    opts.SID,
-	}}, nil
+	c, err := ops.New(ops.Options{Redis: opts.Redis, SID: opts.SID})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{ops: c}, nil
 }
 
 // Close releases the client's Redis connections.
-func (c *Client) Close() error {
-	return errors.Join(c.producer.Client.Close(), c.producer.Store.Redis().Close())
-}
+func (c *Client) Close() error { return c.ops.Close() }
 
 // Option changes one Enqueue call.
-type Option func(*options)
-
-type options struct{ force bool }
+type Option func(*ops.EnqueueOpts)
 
 // Force launches a job again even though it already succeeded.
-func Force() Option { return func(o *options) { o.force = true } }
+func Force() Option { return func(o *ops.EnqueueOpts) { o.Force = true } }
 
 // Enqueue validates job and puts it on the launch queue. It returns the job
 // ID, also when the job was not enqueued because that ID is known (see the
-// Err variables).
+// Err variables). Invalid jobs are a *launch.ValidationError listing every
+// problem by field path.
 func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts ...Option) (string, error) {
-	var o options
+	var o ops.EnqueueOpts
 	for _, opt := range opts {
 		opt(&o)
 	}
-	job.ApplyDefaults()
-	if err := job.Validate(); err != nil {
-		return "", err
+	res, err := c.ops.Enqueue(ctx, job, &o)
+	if err != nil || !res.SkippedAsDuplicate {
+		return res.JobID, err
 	}
-	job.ID = launch.IDFor(c.producer.SID, job)
-	status, err := c.producer.Enqueue(ctx, job, "", o.force)
-	if err != nil {
-		return job.ID, fmt.Errorf("enqueue %s: %w", job.ID, err)
-	}
-	switch status {
-	case queue.Duplicate:
-		err = ErrDuplicate
-	case queue.AlreadyLaunched:
-		err = ErrAlreadyLaunched
-	case queue.DeadLettered:
-		err = ErrDeadLettered
-	case queue.Conflict:
-		err = ErrConflict
-	default:
-		return job.ID, nil
-	}
-	return job.ID, fmt.Errorf("enqueue %s: %w", job.ID, err)
+	known := map[ops.Status]error{ops.StatusDuplicate: ErrDuplicate, ops.StatusAlreadyLaunched: ErrAlreadyLaunched,
+		ops.StatusDeadLettered: ErrDeadLettered}[res.Status]
+	return res.JobID, fmt.Errorf("enqueue %s: %w", res.JobID, known)
 }

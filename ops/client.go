@@ -124,7 +124,7 @@ func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts *EnqueueOpts)
 	if err := job.Validate(); err != nil {
 		return EnqueueResult{}, err
 	}
-	job.ID = launch.IDFor(c.producer.SID, job)
+	job.ID = c.JobID(job)
 	st, err := c.producer.Enqueue(ctx, job, "", opts.Force)
 	if err != nil {
 		return EnqueueResult{JobID: job.ID}, fmt.Errorf("enqueue %s: %w", job.ID, err)
@@ -134,6 +134,13 @@ func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts *EnqueueOpts)
 		return res, fmt.Errorf("enqueue %s: %w", job.ID, ErrConflict)
 	}
 	return res, nil
+}
+
+// JobID is the ID Enqueue gives job: its own "id", or one derived from the
+// Client's SID and the payload with its defaults applied.
+func (c *Client) JobID(job launch.Job) string {
+	job.ApplyDefaults()
+	return launch.IDFor(c.producer.SID, job)
 }
 
 // Job returns everything known about one job: its state, payload, last

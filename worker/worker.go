@@ -271,7 +271,13 @@ func New(opts Options) (*Worker, error) {
 	}
 	w.metrics = metrics.NewWorker(reg)
 	w.stopping, w.stop = context.WithCancel(context.Background())
-	w.srv = asynq.NewServer(opts.Redis, asynq.Config{
+	w.srv = newServer(opts, w.log)
+	return w, nil
+}
+
+// newServer is the asynq server that runs the worker's handler.
+func newServer(opts Options, log zerolog.Logger) *asynq.Server {
+	return asynq.NewServer(opts.Redis, asynq.Config{
 		Concurrency:    opts.Concurrency,
 		Queues:         map[string]int{queue.Name: 1},
 		RetryDelayFunc: retryDelay,
@@ -286,10 +292,9 @@ func New(opts Options) (*Worker, error) {
 		// Retries and deferrals become runnable when asynq's forwarder moves
 		// them; its 5s default would dominate short backoffs.
 		DelayedTaskCheckInterval: min(max(opts.RetryBaseDelay/2, 100*time.Millisecond), time.Second),
-		Logger:                   asynqLogger{w.log},
-		LogLevel:                 asynqLevel(w.log.GetLevel()),
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynqLevel(log.GetLevel()),
 	})
-	return w, nil
 }
 
 // Run processes jobs until ctx is done, then shuts down gracefully: calls in

@@ -5,11 +5,12 @@ import (
 	"os"
 
 	"github.com/rcslaunch/rcslaunch/internal/bench"
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 )
 
-func runBench(ctx context.Context, args []string, io stdio) int {
-	f := newFlags(io, "bench", "[--jobs N] [--concurrency C] [--runs 3] [--rows N] [--big] [--json]",
+func runBench(ctx context.Context, args []string, io cli.Stdio) int {
+	f := cli.NewFlags(io, "bench", "[--jobs N] [--concurrency C] [--runs 3] [--rows N] [--big] [--json]",
 		`Measures the pipeline against bare asynq on the same Redis, in one run, each
 figure next to its baseline (medians of --runs runs): worker throughput versus an
 asynq handler that only POSTs the payload to the simulator (and a no-op one);
@@ -20,7 +21,7 @@ The simulator runs in-process with no added latency. With REDIS_URL unset it
 starts its own redis-server (which must be on PATH) on a free port; with
 REDIS_URL set it needs --flush, since it empties that database between phases.
 Exit status 0 when it ran, whatever the figures; 1 when it could not run.`)
-	o := bench.Options{Progress: io.err}
+	o := bench.Options{Progress: io.Err}
 	f.IntVar(&o.Jobs, "jobs", 5000, "jobs per throughput run")
 	f.IntVar(&o.Concurrency, "concurrency", 10, "worker concurrency (pipeline and bare asynq alike)")
 	f.IntVar(&o.Runs, "runs", 3, "runs per figure; the median is reported")
@@ -33,34 +34,30 @@ Exit status 0 when it ran, whatever the figures; 1 when it could not run.`)
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline's timed throughput runs to `FILE`")
 	flush := f.Bool("flush", false, "allow emptying the database at REDIS_URL (FLUSHDB) between phases")
 	asJSON := f.Bool("json", false, "print the report as JSON")
-	pos, code, ok := f.parse(args)
-	if !ok {
+	if code, ok := f.ParseNone(args); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return f.usageError("unexpected argument %q", pos[0])
 	}
 	var err error
 	if o.Executable, err = os.Executable(); err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	if err := o.Check(); err != nil {
-		return f.usageError("%v", err)
+		return f.UsageError("%v", err)
 	}
 	if o.Config, err = config.Load(0); err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	if o.OwnRedis = !redisGiven(o.Config); !o.OwnRedis && !*flush {
-		return f.usageError("REDIS_URL is set: bench empties its database between phases; pass --flush to allow it, or unset REDIS_URL")
+		return f.UsageError("REDIS_URL is set: bench empties its database between phases; pass --flush to allow it, or unset REDIS_URL")
 	}
 	rep, err := bench.Run(ctx, o)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	if *asJSON {
-		printJSON(io.out, rep)
+		cli.PrintJSON(io.Out, rep)
 	} else {
-		rep.Print(io.out)
+		rep.Print(io.Out)
 	}
-	return exitOK
+	return cli.ExitOK
 }

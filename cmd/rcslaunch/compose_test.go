@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 )
 
@@ -65,7 +66,7 @@ func TestComposeFileMatchesTheBinary(t *testing.T) {
 			continue
 		}
 		var help bytes.Buffer
-		run(context.Background(), []string{svc.Command[0], "--help"}, stdio{in: strings.NewReader(""), out: &help, err: &help})
+		run(context.Background(), []string{svc.Command[0], "--help"}, cli.Stdio{In: strings.NewReader(""), Out: &help, Err: &help})
 		for _, arg := range svc.Command[1:] {
 			if flag, ok := strings.CutPrefix(arg, "--"); ok {
 				flag, _, _ = strings.Cut(flag, "=")

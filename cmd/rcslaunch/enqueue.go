@@ -8,12 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
-
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/conn"
+	"github.com/rcslaunch/rcslaunch/internal/display"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
@@ -25,8 +24,8 @@ type enqueueArgs struct {
 	asJSON                     bool
 }
 
-func runEnqueue(ctx context.Context, args []string, io stdio) int {
-	f := newFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--batch-name NAME] [--json]",
+func runEnqueue(ctx context.Context, args []string, io cli.Stdio) int {
+	f := cli.NewFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--batch-name NAME] [--json]",
 		`Validates launch jobs and puts them on the launch queue. Without --file, one job
 (a JSON object) is read from stdin. With --file, every row is validated first and
 nothing is enqueued if any row is invalid, unless --skip-invalid. Jobs whose ID is
@@ -42,23 +41,23 @@ row is enqueued, a duplicate or already launched; 1 otherwise.`)
 	f.BoolVar(&a.force, "force", false, "launch again jobs that already succeeded")
 	f.BoolVar(&a.asJSON, "json", false, "print the summary as JSON")
 	f.StringVar(&a.batchName, "batch-name", "", "name of the batch (default: the file name)")
-	pos, code, ok := f.parse(args)
+	pos, code, ok := f.ParseArgs(args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
-		return f.usageError("unexpected argument %q (use --file PATH)", pos[0])
+		return f.UsageError("unexpected argument %q (use --file PATH)", pos[0])
 	}
 	if a.file == "" && a.format == "csv" {
-		return f.usageError("--format csv needs --file")
+		return f.UsageError("--format csv needs --file")
 	}
 	format, err := a.fileFormat()
 	if err != nil {
-		return f.usageError("%v", err)
+		return f.UsageError("%v", err)
 	}
 	cfg, err := config.Load(config.NeedSID)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	var s *ops.BatchSummary
 	if a.file == "" {
@@ -71,12 +70,12 @@ row is enqueued, a duplicate or already launched; 1 otherwise.`)
 		report(io, s, a.asJSON)
 	}
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	if !s.OK() {
-		return exitFailed
+		return cli.ExitFailed
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // fileFormat is --format, or the file's by its name.
@@ -92,8 +91,8 @@ func (a enqueueArgs) fileFormat() (ops.Format, error) {
 }
 
 // enqueueOne reads one JSON job from stdin.
-func enqueueOne(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs) (*ops.BatchSummary, error) {
-	data, err := readAllLimited(io.in, launch.MaxJobBytes)
+func enqueueOne(ctx context.Context, io cli.Stdio, cfg config.Config, a enqueueArgs) (*ops.BatchSummary, error) {
+	data, err := readAllLimited(io.In, launch.MaxJobBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read job from stdin: %w", err)
 	}
@@ -125,7 +124,7 @@ func enqueueOne(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs)
 }
 
 // enqueueFile enqueues a file (or stdin, spooled) as a batch.
-func enqueueFile(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs, format ops.Format) (*ops.BatchSummary, error) {
+func enqueueFile(ctx context.Context, io cli.Stdio, cfg config.Config, a enqueueArgs, format ops.Format) (*ops.BatchSummary, error) {
 	path, name := a.file, a.batchName
 	if name == "" {
 		name = filepath.Base(path)
@@ -134,7 +133,7 @@ func enqueueFile(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs
 		if a.batchName == "" {
 			name = "stdin"
 		}
-		tmp, err := spool(io.in)
+		tmp, err := spool(io.In)
 		if err != nil {
 			return nil, err
 		}
@@ -148,10 +147,16 @@ func enqueueFile(ctx context.Context, io stdio, cfg config.Config, a enqueueArgs
 		return nil, err
 	}
 	defer app.Close()
-	bar := newPhaseBar(io)
-	defer bar.finish()
+	bar := cli.NewPhaseBar(io)
+	defer bar.Finish()
 	return app.Ops.EnqueueFile(ctx, path, format, &ops.BatchOpts{Name: name, Force: a.force,
-		SkipInvalid: a.skipInvalid, DryRun: a.dryRun, OnProgress: bar.update})
+		SkipInvalid: a.skipInvalid, DryRun: a.dryRun, OnProgress: func(p ops.BatchProgress) {
+			phase := "enqueueing"
+			if p.Validating || p.Total < 0 {
+				phase = "validating"
+			}
+			bar.Set(phase, p.Done, p.Total)
+		}})
 }
 
 // spool copies stdin to a temporary file, which a batch reads twice
@@ -180,103 +185,10 @@ func readAllLimited(r io.Reader, limit int) ([]byte, error) {
 	return data, nil
 }
 
-func report(io stdio, s *ops.BatchSummary, asJSON bool) {
+func report(io cli.Stdio, s *ops.BatchSummary, asJSON bool) {
 	if asJSON {
-		printJSON(io.out, s)
+		cli.PrintJSON(io.Out, s)
 		return
 	}
-	for _, e := range s.Errors {
-		switch {
-		case e.Line > 0 && e.Field != "":
-			fprintf(io.err, "line %d: %s: %s\n", e.Line, e.Field, e.Reason)
-		case e.Line > 0:
-			fprintf(io.err, "line %d: %s\n", e.Line, e.Reason)
-		default:
-			fprintf(io.err, "%s: %s\n", e.Field, e.Reason)
-		}
-	}
-	if s.ErrorsOmitted > 0 {
-		fprintf(io.err, "(%d more errors not shown)\n", s.ErrorsOmitted)
-	}
-	if s.DryRun {
-		fprintf(io.out, "dry run: %d valid, %d invalid; nothing enqueued\n", s.Valid, s.Invalid)
-		return
-	}
-	fprintf(io.out, "enqueued %d, duplicate %d, already launched %d, dead-lettered %d, invalid %d%s%s\n",
-		s.Enqueued, s.Duplicate, s.AlreadyLaunched, s.DeadLettered, s.Invalid, lost(s), which(s))
-	if s.BatchID != nil && s.Enqueued > 0 {
-		fprintf(io.out, "follow it with `rcslaunch batch status %s --watch`\n", *s.BatchID)
-	}
-	if s.DeadLettered > 0 {
-		fprintf(io.out, "dead-lettered jobs wait for `rcslaunch dlq retry`\n")
-	}
-}
-
-// lost is ", failed n, in doubt n, not tried n", each only when not zero.
-func lost(s *ops.BatchSummary) string {
-	out := ""
-	for _, c := range []struct {
-		what string
-		n    int
-	}{{"failed", s.Failed}, {"in doubt", s.InDoubt}, {"not tried", s.NotTried}} {
-		if c.n > 0 {
-			out += fmt.Sprintf(", %s %d", c.what, c.n)
-		}
-	}
-	return out
-}
-
-// which is " (batch ID)" or " (job ID)".
-func which(s *ops.BatchSummary) string {
-	switch {
-	case s.BatchID != nil:
-		return fmt.Sprintf(" (batch %s)", *s.BatchID)
-	case s.JobID != "":
-		return fmt.Sprintf(" (job %s)", s.JobID)
-	}
-	return ""
-}
-
-// phaseBar shows a batch enqueue's progress on a terminal: one bar for the
-// validation pass, one for the enqueue pass.
-type phaseBar struct {
-	io         stdio
-	bar        *progressbar.ProgressBar
-	validating bool
-}
-
-func newPhaseBar(io stdio) *phaseBar { return &phaseBar{io: io} }
-
-func (p *phaseBar) update(pr ops.BatchProgress) {
-	if p.bar == nil || p.validating != pr.Validating {
-		p.finish()
-		desc := "enqueueing"
-		if pr.Validating || pr.Total < 0 {
-			desc = "validating"
-		}
-		p.bar, p.validating = progressBar(p.io, pr.Total, desc), pr.Validating
-	}
-	_ = p.bar.Set64(pr.Done)
-}
-
-func (p *phaseBar) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-	}
-}
-
-// progressBar shows progress on stderr when it is a terminal, and nothing
-// otherwise; total -1 means unknown.
-func progressBar(io stdio, total int64, desc string) *progressbar.ProgressBar {
-	if !isTerminal(io.err) {
-		return progressbar.DefaultSilent(total)
-	}
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(io.err),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fprintf(io.err, "\n") }),
-	)
+	display.Summary(io.Out, io.Err, s)
 }

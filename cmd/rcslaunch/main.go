@@ -8,11 +8,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 )
 
@@ -25,29 +27,16 @@ func main() {
 	if cfg, err := config.Load(0); err == nil {
 		logRedisTo(newLogger(cfg, os.Stderr))
 	}
-	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	code := run(ctx, os.Args[1:], cli.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	stop()
 	os.Exit(code)
-}
-
-// Exit statuses, as the README documents them.
-const (
-	exitOK     = 0 // success
-	exitFailed = 1 // the command ran but something failed (invalid rows, unknown job, …)
-	exitUsage  = 2 // usage error
-)
-
-// stdio is a command's standard streams, so tests can run commands in-process.
-type stdio struct {
-	in       io.Reader
-	out, err io.Writer
 }
 
 // command is one subcommand.
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, args []string, io stdio) int
+	run     cli.Func
 }
 
 func commands() []command {
@@ -65,30 +54,28 @@ func commands() []command {
 	}
 }
 
-func run(ctx context.Context, args []string, io stdio) int {
-	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
-		usage(io.out)
+func run(ctx context.Context, args []string, io cli.Stdio) int {
+	if len(args) == 0 || cli.IsHelp(args[0]) || args[0] == "help" {
+		usage(io.Out)
 		if len(args) == 0 {
-			return exitUsage
+			return cli.ExitUsage
 		}
-		return exitOK
+		return cli.ExitOK
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], io)
 		}
 	}
-	errorf(io, "unknown command %q", args[0])
-	usage(io.err)
-	return exitUsage
+	cli.Errorf(io, "unknown command %q", args[0])
+	usage(io.Err)
+	return cli.ExitUsage
 }
 
-func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
-
 func usage(w io.Writer) {
-	fprintf(w, "Usage: rcslaunch COMMAND [flags]\n\nCommands:\n")
+	fmt.Fprintf(w, "Usage: rcslaunch COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands() {
-		fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fprintf(w, "\nRun \"rcslaunch COMMAND --help\" for a command's flags. Configuration comes from\nthe environment: REDIS_URL, KALEYRA_SID, KALEYRA_API_KEY, … (see the README).\n")
+	fmt.Fprintf(w, "\nRun \"rcslaunch COMMAND --help\" for a command's flags. Configuration comes from\nthe environment: REDIS_URL, KALEYRA_SID, KALEYRA_API_KEY, … (see the README).\n")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
@@ -17,40 +18,36 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
-func runServe(ctx context.Context, args []string, io stdio) int {
-	f := newFlags(io, "serve", "", `Serves the HTTP API for producers (POST /v1/launches, POST /v1/launches:batch,
+func runServe(ctx context.Context, args []string, io cli.Stdio) int {
+	f := cli.NewFlags(io, "serve", "", `Serves the HTTP API for producers (POST /v1/launches, POST /v1/launches:batch,
 GET /v1/launches/{id}, GET /v1/batches[/{id}]) and operators (/v1/deadletters…,
 /v1/stats), with /healthz and /readyz, on HTTP_ADDR (default 127.0.0.1:8080).
 Producer routes take HTTP_TOKEN, operator routes HTTP_ADMIN_TOKEN (HTTP_TOKEN when unset), as
 "Authorization: Bearer <token>". Also: the web UI at /ui/ (sign in with the admin
 token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 /openapi.json. It refuses a non-loopback address without a token.`)
-	pos, code, ok := f.parse(args)
-	if !ok {
+	if code, ok := f.ParseNone(args); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return f.usageError("unexpected argument %q", pos[0])
 	}
 	cfg, err := config.Load(config.NeedSID)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	if err := httpapi.CheckListen(cfg.HTTPAddr, cfg.HTTPToken.Reveal(), cfg.HTTPAdminToken.Reveal()); err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	a, err := openWith(ctx, cfg)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	defer a.Close()
-	log := newLogger(cfg, io.err)
+	log := newLogger(cfg, io.Err)
 	logRedisTo(log)
 	inspector := asynq.NewInspector(a.Redis)
 	defer inspector.Close()
 	reg, err := fleetMetrics(a, inspector)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	api := httpapi.New(httpapi.Options{
 		Ops: a.Ops, Redis: a.Redis, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
@@ -62,15 +59,15 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	log.Info().Str("addr", cfg.HTTPAddr).Msg("serving the HTTP API")
 	select {
 	case err := <-done:
-		return fail(io, err)
+		return cli.Fail(io, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // fleetMetrics is the registry of the fleet-wide metrics, read from Redis.

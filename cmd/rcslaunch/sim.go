@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 )
 
-func runSim(ctx context.Context, args []string, io stdio) int {
-	f := newFlags(io, "sim", "[--addr 127.0.0.1:8089] [flags]",
+func runSim(ctx context.Context, args []string, io cli.Stdio) int {
+	f := cli.NewFlags(io, "sim", "[--addr 127.0.0.1:8089] [flags]",
 		`Runs a local simulator of Kaleyra's RCS launch API (POST /v1/{sid}/rcs/agent/launch)
 until interrupted. Point a worker at it with KALEYRA_BASE_URL=http://ADDR.
 Control routes for tests: POST /_sim/script, GET /_sim/calls, GET /_sim/stats,
@@ -21,15 +23,11 @@ POST /_sim/config, POST /_sim/reset (see the README).`)
 	faultRate := f.Float64("fault-rate", 0, "share of valid calls answered RCS502 (0..1)")
 	disabled := f.String("disabled-sids", "", "comma-separated SIDs answered RCS601")
 	seed := f.Int64("seed", 0, "random seed for faults and jitter (0: random)")
-	pos, code, ok := f.parse(args)
-	if !ok {
+	if code, ok := f.ParseNone(args); !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return f.usageError("unexpected argument %q", pos[0])
-	}
 	if *faultRate < 0 || *faultRate > 1 {
-		return f.usageError("--fault-rate must be between 0 and 1, got %v", *faultRate)
+		return f.UsageError("--fault-rate must be between 0 and 1, got %v", *faultRate)
 	}
 	key := *apiKey
 	if key == "" {
@@ -43,10 +41,10 @@ POST /_sim/config, POST /_sim/reset (see the README).`)
 	}
 	cfg := sim.Config{APIKey: key, Latency: *latency, Jitter: *jitter, FaultRate: *faultRate, DisabledSIDs: sids, Seed: *seed}
 	err := sim.ListenAndServe(ctx, *addr, cfg, func(url string) {
-		fprintf(io.err, "rcslaunch sim: Kaleyra simulator listening on %s (KALEYRA_BASE_URL=%s)\n", url, url)
+		fmt.Fprintf(io.Err, "rcslaunch sim: Kaleyra simulator listening on %s (KALEYRA_BASE_URL=%s)\n", url, url)
 	})
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
-	return exitOK
+	return cli.ExitOK
 }

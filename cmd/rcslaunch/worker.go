@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
@@ -17,28 +18,24 @@ import (
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
-func runWorker(ctx context.Context, args []string, io stdio) int {
-	f := newFlags(io, "worker", "", `Runs the launch worker until SIGINT or SIGTERM, then shuts down gracefully:
+func runWorker(ctx context.Context, args []string, io cli.Stdio) int {
+	f := cli.NewFlags(io, "worker", "", `Runs the launch worker until SIGINT or SIGTERM, then shuts down gracefully:
 calls in flight finish and are recorded, jobs not yet started go back to the queue.
 Configured by the environment (KALEYRA_SID and KALEYRA_API_KEY are required).
 With METRICS_ADDR set, it serves Prometheus metrics at /metrics there (behind
 HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
-	pos, code, ok := f.parse(args)
-	if !ok {
+	if code, ok := f.ParseNone(args); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return f.usageError("unexpected argument %q", pos[0])
 	}
 	cfg, err := config.Load(config.NeedSID | config.NeedAPIKey)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	opt, err := cfg.RedisConnOpt()
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
-	log := newLogger(cfg, io.err)
+	log := newLogger(cfg, io.Err)
 	logRedisTo(log)
 	opts := workerenv.Options(cfg, opt, &log)
 	var metricsSrv *http.Server
@@ -48,7 +45,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 			admin = cfg.HTTPToken.Reveal()
 		}
 		if err := httpapi.CheckListen(cfg.MetricsAddr, admin, ""); err != nil {
-			return fail(io, fmt.Errorf("METRICS_ADDR: %w", err))
+			return cli.Fail(io, fmt.Errorf("METRICS_ADDR: %w", err))
 		}
 		reg := prometheus.NewRegistry()
 		opts.Metrics = reg
@@ -56,7 +53,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	}
 	w, err := worker.New(opts)
 	if err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
 	if metricsSrv != nil {
 		go func() {
@@ -68,9 +65,9 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 		log.Info().Str("addr", cfg.MetricsAddr).Msg("serving /metrics")
 	}
 	if err := w.Run(ctx); err != nil {
-		return fail(io, err)
+		return cli.Fail(io, err)
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // metricsOnly serves /metrics (behind token, when set) and /healthz.

@@ -1,14 +1,17 @@
-// Package display renders the store's records as the human-readable lines
+// Package display renders records, batches and summaries as the human-readable lines
 // that more than one command prints (results, batch status, the demo), so
 // that each looks the same wherever it appears.
 package display
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 // OneLine shortens s to n characters on one line, for tables.
@@ -58,4 +61,175 @@ func ByCode(b store.Batch) string {
 		parts[i] = fmt.Sprintf("%s %d", c, b.DeadLetteredByCode[c])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// Counts is a batch's counts by state in one line, the dead letters by code.
+func Counts(b store.Batch) string {
+	return fmt.Sprintf("queued %d, running %d, retrying %d, succeeded %d, dead-lettered %d%s",
+		b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, ByCode(b))
+}
+
+// Batch writes a batch's status to w, as `batch status` prints it.
+func Batch(w io.Writer, b ops.BatchStatus) {
+	fmt.Fprintf(w, "batch %s (%s)\n", b.ID, b.Name)
+	fmt.Fprintf(w, "  created        %s\n", Stamp(b.CreatedAt))
+	fmt.Fprintf(w, "  started        %s\n", Stamp(b.StartedAt))
+	switch {
+	case b.FinishedAt != nil && !b.StartedAt.IsZero():
+		fmt.Fprintf(w, "  finished       %s (took %v)\n", Stamp(*b.FinishedAt), b.FinishedAt.Sub(b.StartedAt).Round(time.Second))
+	case b.FinishedAt != nil:
+		fmt.Fprintf(w, "  finished       %s\n", Stamp(*b.FinishedAt))
+	case !b.Closed:
+		fmt.Fprintf(w, "  finished       - (still being enqueued: the total may grow)\n")
+	default:
+		fmt.Fprintf(w, "  finished       -\n")
+	}
+	fmt.Fprintf(w, "  total          %d\n", b.Total)
+	fmt.Fprintf(w, "  queued         %d\n  running        %d\n  retrying       %d\n  succeeded      %d\n", b.Queued, b.Running, b.Retrying, b.Succeeded)
+	fmt.Fprintf(w, "  dead-lettered  %d%s\n", b.DeadLettered, ByCode(b.Batch))
+	var gone []string
+	if b.Deleted > 0 {
+		gone = append(gone, fmt.Sprintf("%d deleted from the dead-letter store", b.Deleted))
+	}
+	if b.Relaunched > 0 {
+		gone = append(gone, fmt.Sprintf("%d relaunched with --force in a later run", b.Relaunched))
+	}
+	if len(gone) > 0 {
+		fmt.Fprintf(w, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
+	}
+	fmt.Fprintf(w, "  progress       %s\n", Progress(b))
+}
+
+// Progress is "275 of 300 done (91.7%), 4.2 jobs/s, about 6s left".
+func Progress(b ops.BatchStatus) string {
+	pct := 100.0
+	if b.Total > 0 {
+		pct = float64(b.Done()) * 100 / float64(b.Total)
+	}
+	s := fmt.Sprintf("%d of %d done (%.1f%%)", b.Done(), b.Total, pct)
+	if b.Rate > 0 {
+		s += fmt.Sprintf(", %.1f jobs/s", b.Rate)
+	}
+	switch left, ok := b.TimeLeft(); {
+	case b.FinishedAt != nil:
+		s += ", finished"
+	case b.Queued == 0 && b.Running == 0 && b.Retrying > 0:
+		// The pace says nothing about jobs waiting out their backoff.
+		s += fmt.Sprintf(", %d waiting to retry", b.Retrying)
+	case ok:
+		s += fmt.Sprintf(", about %v left", left)
+	case b.StartedAt.IsZero():
+		s += ", not started yet"
+	}
+	return s
+}
+
+// JobState is a record's state in one line, as `status` prints it.
+func JobState(r ops.Record) string {
+	switch r.State {
+	case ops.StateSucceeded:
+		return fmt.Sprintf("succeeded, agent_launch_id %s (attempts: %d, finished %s)", r.AgentLaunchID, r.Attempts, Stamp(r.FinishedAt))
+	case ops.StateDeadLettered:
+		s := fmt.Sprintf("dead-lettered, code %s: %s (attempts: %d, at %s)", r.Code, r.Message, r.Attempts, Stamp(r.FinishedAt))
+		if r.Uncertain {
+			s += " [uncertain: the agent may have been launched]"
+		}
+		return s
+	case ops.StateRetrying:
+		return fmt.Sprintf("retrying (attempt %d of %d, next run at %s), last code %s: %s",
+			r.Attempts, r.MaxAttempts, Stamp(r.NextRunAt), r.Code, r.Message)
+	case ops.StateRunning:
+		return fmt.Sprintf("running (attempt %d of %d)", r.Attempts, r.MaxAttempts)
+	case ops.StateQueued:
+		if !r.NextRunAt.IsZero() {
+			return fmt.Sprintf("queued (deferred until %s)", Stamp(r.NextRunAt))
+		}
+		return fmt.Sprintf("queued (since %s)", Stamp(r.EnqueuedAt))
+	}
+	return string(r.State)
+}
+
+// Attempt is one attempt of a job's history in one line.
+func Attempt(a ops.Attempt) string {
+	n := "-"
+	if a.N > 0 {
+		n = fmt.Sprint(a.N)
+	}
+	s := fmt.Sprintf("attempt %s at %s: %s", n, Stamp(a.FinishedAt), a.Outcome)
+	if a.Code != "" {
+		s += " " + a.Code
+	}
+	if a.HTTPStatus != 0 {
+		s += fmt.Sprintf(" (HTTP %d)", a.HTTPStatus)
+	}
+	if a.Message != "" {
+		s += ": " + a.Message
+	}
+	if a.Uncertain {
+		s += " [uncertain]"
+	}
+	return s
+}
+
+// Stamp is t in RFC 3339, UTC, or "-" when it is zero.
+func Stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Summary writes what an enqueue did, as `enqueue` prints it: the summary
+// line to out, each row's problems to errw.
+func Summary(out, errw io.Writer, s *ops.BatchSummary) {
+	for _, e := range s.Errors {
+		switch {
+		case e.Line > 0 && e.Field != "":
+			fmt.Fprintf(errw, "line %d: %s: %s\n", e.Line, e.Field, e.Reason)
+		case e.Line > 0:
+			fmt.Fprintf(errw, "line %d: %s\n", e.Line, e.Reason)
+		default:
+			fmt.Fprintf(errw, "%s: %s\n", e.Field, e.Reason)
+		}
+	}
+	if s.ErrorsOmitted > 0 {
+		fmt.Fprintf(errw, "(%d more errors not shown)\n", s.ErrorsOmitted)
+	}
+	if s.DryRun {
+		fmt.Fprintf(out, "dry run: %d valid, %d invalid; nothing enqueued\n", s.Valid, s.Invalid)
+		return
+	}
+	fmt.Fprintf(out, "enqueued %d, duplicate %d, already launched %d, dead-lettered %d, invalid %d%s%s\n",
+		s.Enqueued, s.Duplicate, s.AlreadyLaunched, s.DeadLettered, s.Invalid, lost(s), which(s))
+	if s.BatchID != nil && s.Enqueued > 0 {
+		fmt.Fprintf(out, "follow it with `rcslaunch batch status %s --watch`\n", *s.BatchID)
+	}
+	if s.DeadLettered > 0 {
+		fmt.Fprintf(out, "dead-lettered jobs wait for `rcslaunch dlq retry`\n")
+	}
+}
+
+// lost is ", failed n, in doubt n, not tried n", each only when not zero.
+func lost(s *ops.BatchSummary) string {
+	out := ""
+	for _, c := range []struct {
+		what string
+		n    int
+	}{{"failed", s.Failed}, {"in doubt", s.InDoubt}, {"not tried", s.NotTried}} {
+		if c.n > 0 {
+			out += fmt.Sprintf(", %s %d", c.what, c.n)
+		}
+	}
+	return out
+}
+
+// which is " (batch ID)" or " (job ID)".
+func which(s *ops.BatchSummary) string {
+	switch {
+	case s.BatchID != nil:
+		return fmt.Sprintf(" (batch %s)", *s.BatchID)
+	case s.JobID != "":
+		return fmt.Sprintf(" (job %s)", s.JobID)
+	}
+	return ""
 }

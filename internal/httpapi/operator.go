@@ -46,15 +46,21 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	page := deadLetterPage{DeadLetters: recs, Total: total}
-	if len(recs) > limit {
-		page.DeadLetters = recs[:limit]
-		page.NextCursor = strconv.Itoa(offset + limit)
-	}
-	if page.DeadLetters == nil {
-		page.DeadLetters = []ops.Record{}
-	}
+	page := deadLetterPage{Total: total}
+	page.DeadLetters, page.NextCursor = cut(recs, offset, limit)
 	writeJSON(w, http.StatusOK, page)
+}
+
+// cut trims a read of limit+1 items from offset to one page, and gives the
+// next page's cursor, empty on the last.
+func cut[T any](items []T, offset, limit int) ([]T, string) {
+	if items == nil {
+		items = []T{}
+	}
+	if len(items) > limit {
+		return items[:limit], strconv.Itoa(offset + limit)
+	}
+	return items, ""
 }
 
 // pageQuery reads a page's limit and cursor (an offset) from a query, with a

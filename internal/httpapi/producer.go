@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -212,11 +211,8 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	page := batchPage{Batches: bs, Total: total}
-	if len(bs) > limit {
-		page.Batches = bs[:limit]
-		page.NextCursor = strconv.Itoa(offset + limit)
-	}
+	page := batchPage{Total: total}
+	page.Batches, page.NextCursor = cut(bs, offset, limit)
 	writeJSON(w, http.StatusOK, page)
 }
 
