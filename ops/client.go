@@ -153,6 +153,11 @@ func (c *Client) Job(ctx context.Context, id string) (Record, error) {
 	return r, err
 }
 
+// JobsByAgent returns up to limit of an agent number's jobs, newest first.
+func (c *Client) JobsByAgent(ctx context.Context, agentNo string, limit int) ([]Record, error) {
+	return c.store.JobsByAgent(ctx, agentNo, limit)
+}
+
 // DeadLetter returns one dead letter's record. An unknown ID is ErrNotFound;
 // a job in another state is returned with ErrNotDeadLettered.
 func (c *Client) DeadLetter(ctx context.Context, id string) (Record, error) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
@@ -360,6 +361,18 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	if r := e.mustRun(0, "results"); strings.Count(r.stdout, "\n") != len(rs) {
 		t.Errorf("results prints %d lines for %d results:\n%s", strings.Count(r.stdout, "\n"), len(rs), r)
 	}
+
+	// status --agent finds a job by its agent number.
+	var byAgent []store.Record
+	if err := json.Unmarshal([]byte(e.mustRun(0, "status", "--agent", terminalAgent, "--json").stdout), &byAgent); err != nil ||
+		len(byAgent) != 1 || byAgent[0].AgentNo != terminalAgent || byAgent[0].Code != "RCS904" {
+		t.Errorf("status --agent %s: %+v (%v)", terminalAgent, byAgent, err)
+	}
+	if r := e.mustRun(0, "status", "--agent", okAgent); !strings.Contains(r.stdout, "succeeded, agent_launch_id") {
+		t.Errorf("status --agent %s (human):\n%s", okAgent, r)
+	}
+	e.mustRun(1, "status", "--agent", "999999")
+	e.mustRun(2, "status", "some-id", "--agent", okAgent)
 
 	// Re-running the same file enqueues nothing and calls nobody.
 	before := e.Sim.Stats().Calls

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/cli"
 	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
 func main() {
@@ -25,7 +26,7 @@ func main() {
 	// command's output; worker and serve set their own logger again.
 	// Invalid settings are reported by the command itself.
 	if cfg, err := config.Load(0); err == nil {
-		logRedisTo(newLogger(cfg, os.Stderr))
+		rdb.LogTo(newLogger(cfg, os.Stderr))
 	}
 	code := run(ctx, os.Args[1:], cli.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	stop()

@@ -42,7 +42,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	}
 	defer a.Close()
 	log := newLogger(cfg, io.Err)
-	logRedisTo(log)
+	rdb.LogTo(log)
 	inspector := asynq.NewInspector(a.Redis)
 	defer inspector.Close()
 	reg, err := fleetMetrics(a, inspector)

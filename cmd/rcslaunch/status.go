@@ -9,13 +9,22 @@ import (
 )
 
 func runStatus(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "status", "JOB_ID [--json]", `Shows a job's state: queued, running, retrying (attempt n of m, next run at),
-succeeded (agent_launch_id) or dead-lettered (code, message).`)
-	asJSON := f.Bool("json", false, "print the job's record as JSON")
-	id, code, ok := f.ParseOne(args, "JOB_ID")
-	if !ok {
+	f := cli.NewFlags(io, "status", "(JOB_ID | --agent AGENT_NO) [--json]", `Shows a job's state: queued, running, retrying (attempt n of m, next run at),
+succeeded (agent_launch_id) or dead-lettered (code, message). With --agent, lists
+that agent's jobs instead, newest first.`)
+	asJSON := f.Bool("json", false, "print the job's record (with --agent: an array of records) as JSON")
+	agent := f.String("agent", "", "list the jobs of agent number `AGENT_NO`")
+	limit := f.Int("limit", 100, "with --agent, list at most `N` jobs")
+	pos, code, ok := f.ParseArgs(args)
+	switch {
+	case !ok:
 		return code
+	case *agent != "" && len(pos) == 0 && *limit > 0:
+		return agentJobs(ctx, io, *agent, *limit, *asJSON)
+	case *agent != "" || len(pos) != 1:
+		return f.UsageError("need exactly one JOB_ID, or --agent AGENT_NO (with a positive --limit)")
 	}
+	id := pos[0]
 	return withApp(ctx, io, 0, func(a *app) int {
 		rec, err := a.Ops.Job(ctx, id)
 		if err != nil {
@@ -28,6 +37,25 @@ succeeded (agent_launch_id) or dead-lettered (code, message).`)
 		fmt.Fprintf(io.Out, "job %s (agent %s): %s\n", rec.ID, rec.AgentNo, display.JobState(rec))
 		for _, at := range rec.History {
 			fmt.Fprintf(io.Out, "  %s\n", display.Attempt(at))
+		}
+		return cli.ExitOK
+	})
+}
+
+// agentJobs is `status --agent`: the agent's jobs, one line each.
+func agentJobs(ctx context.Context, io cli.Stdio, agent string, limit int, asJSON bool) int {
+	return withApp(ctx, io, 0, func(a *app) int {
+		recs, err := a.Ops.JobsByAgent(ctx, agent, limit)
+		if err != nil {
+			return cli.Fail(io, err)
+		}
+		l := cli.NewListing(io.Out, asJSON, "JOB ID\tSTATE")
+		for _, r := range recs {
+			_ = l.Add(r, func() string { return r.ID + "\t" + display.JobState(r) })
+		}
+		l.End()
+		if len(recs) == 0 {
+			return cli.Fail(io, fmt.Errorf("no jobs of agent %q", agent))
 		}
 		return cli.ExitOK
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +13,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/workerenv"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
@@ -36,7 +36,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 		return cli.Fail(io, err)
 	}
 	log := newLogger(cfg, io.Err)
-	logRedisTo(log)
+	rdb.LogTo(log)
 	opts := workerenv.Options(cfg, opt, &log)
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
@@ -49,7 +49,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 		}
 		reg := prometheus.NewRegistry()
 		opts.Metrics = reg
-		metricsSrv = &http.Server{Addr: cfg.MetricsAddr, Handler: metricsOnly(metrics.Handler(reg), admin), ReadHeaderTimeout: 10 * time.Second}
+		metricsSrv = &http.Server{Addr: cfg.MetricsAddr, Handler: httpapi.MetricsOnly(metrics.Handler(reg), admin), ReadHeaderTimeout: 10 * time.Second}
 	}
 	w, err := worker.New(opts)
 	if err != nil {
@@ -68,19 +68,4 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 		return cli.Fail(io, err)
 	}
 	return cli.ExitOK
-}
-
-// metricsOnly serves /metrics (behind token, when set) and /healthz.
-func metricsOnly(h http.Handler, token string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if token != "" && !httpapi.TokenMatches(got, token) {
-			http.Error(w, "send Authorization: Bearer <HTTP_ADMIN_TOKEN>", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-	return mux
 }

@@ -127,7 +127,11 @@ Where to look (with REDIS_URL set, these work after the demo too):
   rcslaunch batch status %s
                                     the batch's counts; "batch report" for one row per job
   rcslaunch dlq list                the %d dead letters; "dlq show JOB_ID" for every attempt
-  rcslaunch dlq retry --code RCS502 replay dead letters with a fresh attempt budget
-  rcslaunch status JOB_ID           one job's state
-`, batch, n)
+  rcslaunch dlq retry --code RCS502 replay dead letters with a fresh attempt budget; they
+                                    stay queued until a worker for the demo account runs:
+                                    rcslaunch sim &
+                                    KALEYRA_SID=%s KALEYRA_API_KEY=any \
+                                      KALEYRA_BASE_URL=http://127.0.0.1:8089 rcslaunch worker
+  rcslaunch status JOB_ID           one job's state; "status --agent 48900" an agent's jobs
+`, batch, n, SID)
 }

@@ -428,8 +428,8 @@ func TestUnknownRoutes(t *testing.T) {
 	for _, c := range []struct{ method, target, token string }{
 		{"GET", "/v1/", ""},
 		{"GET", "/v1/nope", adminToken},
-		{"GET", "/v1/launches", adminToken},   // POST only
-		{"PUT", "/v1/launches/x", adminToken}, // GET only
+		{"DELETE", "/v1/launches", adminToken}, // GET and POST only
+		{"PUT", "/v1/launches/x", adminToken},  // GET only
 		{"POST", "/v1/deadletters:purge", adminToken},
 		{"GET", "/v1/launches/a/b", prodToken},
 	} {
@@ -622,6 +622,28 @@ func TestGetLaunch(t *testing.T) {
 	if rec.State != store.StateDeadLettered || rec.Code != "RCS601" || !rec.Uncertain || len(rec.History) != 1 || rec.FinishedAt.IsZero() {
 		t.Fatalf("dead letter as a job: %s", r.body)
 	}
+}
+
+func TestListLaunchesOfAgent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var ids []string
+	for _, b := range [][]byte{jobBody(t, "48910"), jobBody(t, "48911"), jobBody(t, "48912")} {
+		ids = append(ids, derivedID(t, b))
+		wantStatus(t, e.do("POST", "/v1/launches", prodToken, b), http.StatusCreated)
+	}
+	var got struct{ Jobs []store.Record }
+	r := e.do("GET", "/v1/launches?agent_no=48911", prodToken, nil)
+	wantStatus(t, r, http.StatusOK)
+	r.into(t, &got)
+	if len(got.Jobs) != 1 || got.Jobs[0].ID != ids[1] || got.Jobs[0].AgentNo != "48911" {
+		t.Fatalf("jobs of agent 48911: %s", r.body)
+	}
+	r = e.do("GET", "/v1/launches?agent_no=nobody", prodToken, nil)
+	if wantStatus(t, r, http.StatusOK); !strings.Contains(string(r.body), `"jobs":[]`) {
+		t.Errorf("jobs of an unknown agent: %q", r.body)
+	}
+	wantError(t, e.do("GET", "/v1/launches", prodToken, nil), http.StatusBadRequest, "bad_request")
 }
 
 func TestPostBatch(t *testing.T) {
@@ -1135,7 +1157,11 @@ func TestRedisDown(t *testing.T) {
 			}
 			continue
 		}
-		wantError(t, e.do(rt.method, samplePath(rt.path), adminToken, body), http.StatusInternalServerError, "internal")
+		target := samplePath(rt.path)
+		if rt.method == "GET" && rt.path == "/v1/launches" {
+			target += "?agent_no=1" // required
+		}
+		wantError(t, e.do(rt.method, target, adminToken, body), http.StatusInternalServerError, "internal")
 	}
 	wantError(t, e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "not_ready")
 	wantStatus(t, e.do("GET", "/healthz", "", nil), http.StatusOK)

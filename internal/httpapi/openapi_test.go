@@ -1038,8 +1038,11 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 	e.do("POST", "/v1/launches:batch", prodToken, []byte(`{"jobs": [{}]}`))                    // 400
 	e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"jobs": make([]any, MaxBatchJobs+1)}))
 
-	e.do("GET", "/v1/launches/"+id, prodToken, nil)     // 200
-	e.do("GET", "/v1/launches/missing", prodToken, nil) // 404
+	e.do("GET", "/v1/launches/"+id, prodToken, nil)                    // 200
+	e.do("GET", "/v1/launches/missing", prodToken, nil)                // 404
+	e.do("GET", "/v1/launches?agent_no=cov-1&limit=5", prodToken, nil) // 200
+	e.do("GET", "/v1/launches?limit=5", prodToken, nil)                // 400
+	dead.do("GET", "/v1/launches?agent_no=cov-1", adminToken, nil)     // 500
 
 	var ans batchAnswer
 	e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"name": "coverage", "jobs": []any{launchtest.Map("cov-b")}})).into(t, &ans)

@@ -230,6 +230,29 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// listLaunches answers GET /v1/launches?agent_no=&limit=: the agent's jobs,
+// newest first.
+func (s *Server) listLaunches(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, _, bad := pageQuery(q)
+	if q.Get("agent_no") == "" {
+		bad = append(bad, launch.FieldError{Field: "agent_no", Reason: "is required: the agent number whose jobs to list"})
+	}
+	if len(bad) > 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid query", bad)
+		return
+	}
+	recs, err := s.ops.JobsByAgent(r.Context(), q.Get("agent_no"), limit)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []ops.Record{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]ops.Record{"jobs": recs})
+}
+
 func (s *Server) getLaunch(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.ops.Job(r.Context(), r.PathValue("id"))
 	s.writeRecord(w, r, "job", rec, err)

@@ -98,6 +98,7 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{"POST", "/v1/launches", accessProducer, s.postLaunch},
 		{"POST", "/v1/launches:batch", accessProducer, s.postBatch},
+		{"GET", "/v1/launches", accessProducer, s.listLaunches},
 		{"GET", "/v1/launches/{id}", accessProducer, s.getLaunch},
 		{"GET", "/v1/batches", accessProducer, s.listBatches},
 		{"GET", "/v1/batches/{id}", accessProducer, s.getBatch},

@@ -11,8 +11,8 @@ import (
 // The store's scripts: every write that changes a job's state or a batch.
 // Those that touch a batch's counters have lib/batch.lua put in front.
 var (
-	createJobsScript        = load("create_jobs.lua", batchLib)
-	uncreateJobScript       = load("uncreate_job.lua", batchLib)
+	createJobsScript        = load("create_jobs.lua", batchLib, agentLib)
+	uncreateJobScript       = load("uncreate_job.lua", batchLib, agentLib)
 	startJobScript          = load("start_job.lua", batchLib)
 	finishJobScript         = load("finish_job.lua", batchLib)
 	createBatchScript       = load("create_batch.lua")
@@ -20,7 +20,7 @@ var (
 	requeueDeadLetterScript = load("requeue_dead_letter.lua", batchLib)
 	unindexDeadLetterScript = load("unindex_dead_letter.lua")
 	restoreDeadLetterScript = load("restore_dead_letter.lua", batchLib)
-	deleteDeadLetterScript  = load("delete_dead_letter.lua", batchLib)
+	deleteDeadLetterScript  = load("delete_dead_letter.lua", batchLib, agentLib)
 )
 
 // NewJob is one job's arguments to CreateJobs.

@@ -59,6 +59,10 @@ const (
 	// it shares the slot's hash tag like every key here.
 	batchPrefix = ResultsSlot + "batch:"
 
+	// agentPrefix + <agent number> indexes the agent's jobs (sorted set of
+	// job IDs by creation time, ms); see AgentKey and lua/lib/agent.lua.
+	agentPrefix = ResultsSlot + "agent:"
+
 	// batchJobsPrefix + <batch ID> lists the batch's job IDs in the order
 	// they joined it. Like AttemptsKey, it is not "batch:<id>:jobs", which
 	// would be the record key of the batch "<id>:jobs".
@@ -72,6 +76,9 @@ func JobKey(id string) string { return JobPrefix + id }
 // lives beside the job keys, not under them: IDs may contain ':', and
 // "job:<id>:attempts" would be the record key of the job "<id>:attempts".
 func AttemptsKey(id string) string { return ResultsSlot + "attempts:" + id }
+
+// AgentKey is the index of an agent number's jobs.
+func AgentKey(agentNo string) string { return agentPrefix + agentNo }
 
 // BatchKey is the hash holding one batch's record and counters.
 func BatchKey(id string) string { return batchPrefix + id }

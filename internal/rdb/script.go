@@ -32,6 +32,10 @@ var (
 // prefixes ($BATCH_JOBS first: $BATCH is a prefix of it).
 var batchLib = strings.NewReplacer("$BATCH_JOBS", batchJobsPrefix, "$BATCH", batchPrefix).Replace(readLua("lib/batch.lua"))
 
+// agentLib is lib/agent.lua, the agent index's helpers, with its placeholder
+// replaced by the index's key prefix.
+var agentLib = strings.ReplaceAll(readLua("lib/agent.lua"), "$AGENT", agentPrefix)
+
 // readLua returns the file lua/<name>, which is embedded: a missing one is a
 // bug in this package, caught by its tests at init.
 func readLua(name string) string {

@@ -1,7 +1,7 @@
 -- create_jobs: creates the records of #KEYS/2 jobs, each unless it exists
 -- (or relaunches a success with force), and counts the new ones in their
 -- batch. A chunk of jobs in one script costs Redis far less than a script
--- each (BENCHMARKS.md). Needs lib/batch.lua.
+-- each (BENCHMARKS.md). Needs lib/batch.lua and lib/agent.lua.
 --
 -- KEYS[2i-1]  job        job i's record (rdb.JobKey)
 -- KEYS[2i]    attempts   job i's attempt log (rdb.AttemptsKey)
@@ -47,6 +47,7 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force)
     redis.call('HSET', jk, 'id', id, 'sid', sid, 'agent_no', agent_no, 'payload', payload,
       'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now, 'batch', batch, 'generation', 1)
     join()
+    agent_add(agent_no, id, now)
     return 'created'
   end
   if redis.call('HGET', jk, 'payload') ~= payload then return 'conflict' end
@@ -74,6 +75,7 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force)
       join()
     end
     redis.call('HINCRBY', jk, 'generation', 1)
+    agent_add(agent_no, id, now)
     redis.call('PERSIST', jk)
     redis.call('PERSIST', ak)
     return 'created'

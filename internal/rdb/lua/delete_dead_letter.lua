@@ -1,5 +1,5 @@
 -- delete_dead_letter: drops a dead letter, its record and attempt log; its
--- batch counts it as deleted, no longer in its total. Needs lib/batch.lua.
+-- batch counts it as deleted, no longer in its total. Needs lib/batch.lua and lib/agent.lua.
 --
 -- KEYS[1]  job       the job's record (rdb.JobKey)
 -- KEYS[2]  attempts  the job's attempt log (rdb.AttemptsKey)
@@ -12,8 +12,9 @@
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'missing' end
 if state ~= 'dead_lettered' then return state end
-local h = redis.call('HMGET', KEYS[1], 'batch', 'code')
+local h = redis.call('HMGET', KEYS[1], 'batch', 'code', 'agent_no')
 redis.call('DEL', KEYS[1], KEYS[2])
+agent_drop(h[3], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 -- The job leaves its batch with its record (enqueued again, it joins the
 -- new run's batch); the batch keeps count of the deleted.

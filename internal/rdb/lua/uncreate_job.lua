@@ -1,7 +1,7 @@
 -- uncreate_job: undoes what create_jobs just did for one job whose task
 -- could not be pushed: a new record is removed, a forced relaunch goes back
 -- to the success it was; its batch counters are put back too. Needs
--- lib/batch.lua.
+-- lib/batch.lua and lib/agent.lua.
 --
 -- KEYS[1]  job        the job's record (rdb.JobKey)
 -- KEYS[2]  attempts   the job's attempt log (rdb.AttemptsKey)
@@ -10,7 +10,7 @@
 -- Returns 1 when it undid the create, 0 when the job was not freshly
 -- created (it has started, or it is not queued).
 
-local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'generation', 'restore_ttl', 'batch', 'restore_batch')
+local h = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'generation', 'restore_ttl', 'batch', 'restore_batch', 'agent_no')
 if h[1] ~= 'queued' or h[2] ~= '0' then return 0 end
 local bk = batch_key(h[5])
 local function leave()
@@ -21,6 +21,7 @@ local function leave()
 end
 if h[3] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2])
+  agent_drop(h[7], ARGV[1])
   leave()
   return 1
 end

@@ -1,4 +1,4 @@
-package main
+package rdb
 
 import (
 	"context"
@@ -19,5 +19,5 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn().Str("component", "redis").Msg(fmt.Sprintf(format, v...))
 }
 
-// logRedisTo sends go-redis's messages to log, for the rest of the process.
-func logRedisTo(log zerolog.Logger) { redis.SetLogger(redisLogger{log}) }
+// LogTo sends go-redis's messages to log, for the rest of the process.
+func LogTo(log zerolog.Logger) { redis.SetLogger(redisLogger{log}) }
