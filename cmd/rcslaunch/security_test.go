@@ -116,6 +116,7 @@ func TestSecurityAPIKeyNowhere(t *testing.T) {
 	call("GET", "/healthz", "/healthz", "", nil)
 	call("GET", "/readyz", "/readyz", "", nil)
 	call("POST", "/v1/launches", "/v1/launches", srv.token, one(launchtest.Line("sec-api-1", "98101", nil)))
+	call("GET", "/v1/launches", "/v1/launches?agent_no=98101", srv.token, nil)
 	jobs["sec-api-1"] = "98101"
 	call("POST", "/v1/launches:batch", "/v1/launches:batch", srv.token, map[string]any{"name": "security",
 		"jobs": []any{one(launchtest.Line("sec-api-2", "98102", nil)), one(launchtest.Line("sec-api-3", "98103", nil))}})
