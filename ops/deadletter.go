@@ -6,12 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+
+	"golang.org/x/time/rate"
 
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
+
+// NormalizeCode is a code filter as the store keeps codes: upper case
+// (RCS904, TIMEOUT), without surrounding blanks, so that "rcs904" finds
+// RCS904 whichever front end it was typed into. Every operation here that
+// takes a Filter or a Selection applies it.
+func NormalizeCode(code string) string { return strings.ToUpper(strings.TrimSpace(code)) }
+
+// normalized is f with its code normalised.
+func normalized(f Filter) Filter {
+	f.Code = NormalizeCode(f.Code)
+	return f
+}
 
 // Selection names the dead letters a bulk operation acts on: exactly one of
 // IDs, All, or Code.
@@ -24,10 +39,11 @@ type Selection struct {
 // ErrBadSelection: a Selection names none, or more than one, of its ways.
 var ErrBadSelection = errors.New("name dead letters by ID, all, or code (exactly one of them)")
 
-// Check reports ErrBadSelection unless exactly one way is given.
+// Check reports ErrBadSelection unless exactly one way is given (a code of
+// blanks is none).
 func (s Selection) Check() error {
 	n := 0
-	for _, given := range []bool{len(s.IDs) > 0, s.All, s.Code != ""} {
+	for _, given := range []bool{len(s.IDs) > 0, s.All, NormalizeCode(s.Code) != ""} {
 		if given {
 			n++
 		}
@@ -56,6 +72,9 @@ type DeadLetterResult struct {
 	Action Action
 	// State is the job's state when Action is NotDeadLettered.
 	State State
+	// Letter is the dead letter in a dry run (nil otherwise, and when the
+	// job is not one).
+	Letter *Record
 }
 
 // OK reports whether the job ended where the operator asked: retried,
@@ -139,6 +158,30 @@ type BulkOpts struct {
 	// OnEach, when set, is called after each job, for progress and for
 	// reporting named jobs that were not acted on.
 	OnEach func(DeadLetterResult)
+	// Rate paces the operation to at most Rate jobs a second, so that a
+	// redrive of thousands does not flood the queue; 0 is unpaced.
+	Rate float64
+	// DryRun changes nothing: each selected job is reported as the
+	// operation would leave it, with its Letter. Rate does not apply.
+	DryRun bool
+}
+
+// ErrBadRate: BulkOpts.Rate is negative or not a number.
+var ErrBadRate = errors.New("rate must be a positive number of jobs a second (0: unpaced)")
+
+// pacer waits before each job as opts asks; it is nil (no wait) when unpaced.
+func pacer(opts *BulkOpts) (*rate.Limiter, error) {
+	if opts == nil {
+		return nil, nil
+	}
+	if opts.Rate < 0 || math.IsNaN(opts.Rate) {
+		return nil, fmt.Errorf("%w, got %v", ErrBadRate, opts.Rate)
+	}
+	if opts.Rate == 0 || opts.DryRun {
+		return nil, nil
+	}
+	// A burst of one: the first job goes at once, then one every 1/Rate s.
+	return rate.NewLimiter(rate.Limit(opts.Rate), 1), nil
 }
 
 // RetryDeadLetter puts one dead letter back on the launch queue with a fresh
@@ -186,6 +229,11 @@ func (c *Client) RetryDeadLetters(ctx context.Context, sel Selection, opts *Bulk
 	include := opts != nil && opts.IncludeUncertain
 	return c.eachSelected(ctx, sel, opts, func(id string) (DeadLetterResult, error) {
 		return c.RetryDeadLetter(ctx, id, include)
+	}, func(r Record) Action {
+		if r.Uncertain && !include {
+			return SkippedUncertain
+		}
+		return Retried
 	})
 }
 
@@ -194,22 +242,37 @@ func (c *Client) RetryDeadLetters(ctx context.Context, sel Selection, opts *Bulk
 func (c *Client) DeleteDeadLetters(ctx context.Context, sel Selection, opts *BulkOpts) (Tally, error) {
 	return c.eachSelected(ctx, sel, opts, func(id string) (DeadLetterResult, error) {
 		return c.DeleteDeadLetter(ctx, id)
-	})
+	}, func(Record) Action { return Deleted })
 }
 
-// eachSelected applies op to every selected job and tallies the results.
-// Named IDs are taken as given; the others are walked in the store, which
-// lets op remove the letter it is given.
-func (c *Client) eachSelected(ctx context.Context, sel Selection, opts *BulkOpts, op func(id string) (DeadLetterResult, error)) (Tally, error) {
+// eachSelected applies op to every selected job, paced as opts asks, and
+// tallies the results; in a dry run it reports what it would do with each
+// letter instead. Named IDs are taken as given; the others are walked in
+// the store, which lets op remove the letter it is given.
+func (c *Client) eachSelected(ctx context.Context, sel Selection, opts *BulkOpts,
+	op func(id string) (DeadLetterResult, error), would func(Record) Action) (Tally, error) {
 	var t Tally
 	if err := sel.Check(); err != nil {
 		return t, err
 	}
-	one := func(id string) error {
+	pace, err := pacer(opts)
+	if err != nil {
+		return t, err
+	}
+	act := func(id string, _ *Record) (DeadLetterResult, error) { return op(id) }
+	if opts != nil && opts.DryRun {
+		act = func(id string, letter *Record) (DeadLetterResult, error) { return c.preview(ctx, id, letter, would) }
+	}
+	one := func(id string, letter *Record) error {
+		if pace != nil {
+			if err := pace.Wait(ctx); err != nil {
+				return err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r, err := op(id)
+		r, err := act(id, letter)
 		if err != nil {
 			return fmt.Errorf("%s: %w", id, err)
 		}
@@ -221,17 +284,40 @@ func (c *Client) eachSelected(ctx context.Context, sel Selection, opts *BulkOpts
 	}
 	if len(sel.IDs) > 0 {
 		for _, id := range sel.IDs {
-			if err := one(id); err != nil {
+			if err := one(id, nil); err != nil {
 				return t, fmt.Errorf("stopped after %s: %w", t.String(), err)
 			}
 		}
 		return t, nil
 	}
-	err := c.store.EachDeadLetter(ctx, store.Filter{Code: sel.Code}, func(r store.Record) error { return one(r.ID) })
+	err = c.store.EachDeadLetter(ctx, store.Filter{Code: NormalizeCode(sel.Code)}, func(r store.Record) error { return one(r.ID, &r) })
 	if err != nil {
 		return t, fmt.Errorf("stopped after %s: %w", t.String(), err)
 	}
 	return t, nil
+}
+
+// preview is what a bulk operation would do with one job, changing
+// nothing: would decides for a dead letter. letter is the dead letter when
+// the caller has read it already.
+func (c *Client) preview(ctx context.Context, id string, letter *Record, would func(Record) Action) (DeadLetterResult, error) {
+	r := DeadLetterResult{JobID: id}
+	if letter == nil {
+		rec, err := c.store.Get(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			r.Action = NotFound
+			return r, nil
+		case err != nil:
+			return r, err
+		case rec.State != StateDeadLettered:
+			r.Action, r.State = NotDeadLettered, rec.State
+			return r, nil
+		}
+		letter = &rec
+	}
+	r.Action, r.Letter = would(*letter), letter
+	return r, nil
 }
 
 // CountSelected is how many dead letters sel names (for a progress bar); for
@@ -240,18 +326,19 @@ func (c *Client) CountSelected(ctx context.Context, sel Selection) (int64, error
 	if len(sel.IDs) > 0 {
 		return int64(len(sel.IDs)), nil
 	}
-	return c.store.CountDeadLetters(ctx, store.Filter{Code: sel.Code})
+	return c.store.CountDeadLetters(ctx, store.Filter{Code: NormalizeCode(sel.Code)})
 }
 
 // EachDeadLetter calls fn for every dead letter matching f, newest first,
 // reading a page at a time so that memory does not grow with the store.
 func (c *Client) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) error) error {
-	return c.store.EachDeadLetter(ctx, f, fn)
+	return c.store.EachDeadLetter(ctx, normalized(f), fn)
 }
 
 // ListDeadLetters returns up to limit dead letters matching f from offset,
 // newest first, and how many match in all.
 func (c *Client) ListDeadLetters(ctx context.Context, f Filter, offset, limit int) ([]Record, int64, error) {
+	f = normalized(f)
 	recs, err := c.store.ListDeadLetters(ctx, f, offset, limit)
 	if err != nil {
 		return nil, 0, err
@@ -265,13 +352,13 @@ func (c *Client) ListDeadLetters(ctx context.Context, f Filter, offset, limit in
 
 // CountDeadLetters is how many dead letters match f.
 func (c *Client) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
-	return c.store.CountDeadLetters(ctx, f)
+	return c.store.CountDeadLetters(ctx, normalized(f))
 }
 
 // ExportDeadLetters writes every dead letter matching f to w as a JSONL job
 // (with its ID) that a file enqueue accepts again.
 func (c *Client) ExportDeadLetters(ctx context.Context, f Filter, w io.Writer) error {
-	return c.store.EachDeadLetter(ctx, f, func(r store.Record) error { return writeJob(w, r.ID, r.Payload) })
+	return c.store.EachDeadLetter(ctx, normalized(f), func(r store.Record) error { return writeJob(w, r.ID, r.Payload) })
 }
 
 // writeJob writes a stored payload as a job line with its ID.

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -83,5 +84,34 @@ func TestResultForFlagsDuplicates(t *testing.T) {
 		if got := resultFor("x", st).SkippedAsDuplicate; got != dup {
 			t.Errorf("%s: SkippedAsDuplicate %v, want %v", st, got, dup)
 		}
+	}
+}
+
+func TestNormalizeCode(t *testing.T) {
+	for in, want := range map[string]string{"rcs904": "RCS904", " Timeout\n": "TIMEOUT", "RCS502": "RCS502", " ": ""} {
+		if got := NormalizeCode(in); got != want {
+			t.Errorf("NormalizeCode(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A code of blanks names nothing: it must never widen to every letter.
+	if err := (Selection{Code: "  "}).Check(); !errors.Is(err, ErrBadSelection) {
+		t.Errorf("Check of a blank code: %v, want ErrBadSelection", err)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	for _, o := range []*BulkOpts{nil, {}, {Rate: 5, DryRun: true}} {
+		if p, err := pacer(o); p != nil || err != nil {
+			t.Errorf("pacer(%+v) = %v, %v; want unpaced", o, p, err)
+		}
+	}
+	for _, r := range []float64{-1, math.NaN()} {
+		if _, err := pacer(&BulkOpts{Rate: r}); !errors.Is(err, ErrBadRate) {
+			t.Errorf("pacer with rate %v: %v, want ErrBadRate", r, err)
+		}
+	}
+	p, err := pacer(&BulkOpts{Rate: 2})
+	if err != nil || p == nil || p.Limit() != 2 || p.Burst() != 1 {
+		t.Fatalf("pacer at 2/s: %v, %v", p, err)
 	}
 }

@@ -382,7 +382,7 @@ func TestBatchAcceptance(t *testing.T) {
 
 	// After dlq delete they leave the batch, and enqueue fresh into a new
 	// one, which (the simulator's scripts used up) succeeds in full.
-	if r := e.mustRun(0, "dlq", "delete", "--all"); !strings.Contains(r.stdout, fmt.Sprintf("deleted %d", b.DeadLettered)) {
+	if r := e.mustRun(0, "dlq", "delete", "--all", "--yes"); !strings.Contains(r.stdout, fmt.Sprintf("deleted %d", b.DeadLettered)) {
 		t.Fatalf("dlq delete:\n%s", r)
 	}
 	after := e.batchStatus(id)

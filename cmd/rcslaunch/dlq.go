@@ -16,9 +16,10 @@ const dlqUsage = `Usage: rcslaunch dlq SUBCOMMAND
 Subcommands:
   list [--code CODE] [--since DUR] [--json]       dead letters, newest first
   show JOB_ID [--json]                            one dead letter with every attempt
-  retry (JOB_ID... | --all | --code CODE) [--include-uncertain]
+  retry (JOB_ID... | --all | --code CODE) [--include-uncertain] [--rate N] [--dry-run]
                                                   put dead letters back on the queue
-  delete (JOB_ID... | --all | --code CODE)        drop dead letters
+  delete (JOB_ID... | --all | --code CODE) [--yes] [--rate N] [--dry-run]
+                                                  drop dead letters
   export [--code CODE]                            write dead letters as JSONL jobs
 `
 
@@ -30,7 +31,7 @@ func runDLQ(ctx context.Context, args []string, io cli.Stdio) int {
 
 // filterFlags adds --code and, when withSince, --since to f.
 func filterFlags(f *cli.Flags, withSince bool) func() (ops.Filter, error) {
-	code := f.String("code", "", "only dead letters whose last code is `CODE` (e.g. RCS904, TIMEOUT)")
+	code := f.String("code", "", "only dead letters whose last code is `CODE` (e.g. RCS904, TIMEOUT; in any case)")
 	var since *time.Duration
 	if withSince {
 		since = f.Duration("since", 0, "only dead letters from the last `DUR` (e.g. 24h)")
@@ -59,15 +60,9 @@ func dlqList(ctx context.Context, args []string, io cli.Stdio) int {
 		return f.UsageError("%v", err)
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		l := cli.NewListing(io.Out, *asJSON, "DEAD-LETTERED AT\tJOB ID\tAGENT\tCODE\tATTEMPTS\tMESSAGE")
+		l := cli.NewListing(io.Out, *asJSON, display.DeadLetterHeader)
 		err := a.Ops.EachDeadLetter(ctx, flt, func(r ops.Record) error {
-			return l.Add(r, func() string {
-				msg := r.Message
-				if r.Uncertain {
-					msg = "[uncertain] " + msg
-				}
-				return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", display.Stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, display.OneLine(msg, 100))
-			})
+			return l.Add(r, func() string { return display.DeadLetterRow(r) })
 		})
 		l.End()
 		if err != nil {
@@ -109,80 +104,30 @@ func dlqShow(ctx context.Context, args []string, io cli.Stdio) int {
 	})
 }
 
-// selectionFlags adds --all and --code; selection reads them with the
-// positional IDs, exactly one of the three.
-func selectionFlags(f *cli.Flags) func(pos []string) (ops.Selection, bool) {
-	all := f.Bool("all", false, "every dead letter")
-	code := f.String("code", "", "every dead letter whose last code is `CODE`")
-	return func(pos []string) (ops.Selection, bool) {
-		sel := ops.Selection{IDs: pos, All: *all, Code: *code}
-		return sel, sel.Check() == nil
-	}
-}
-
 func dlqRetry(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "dlq retry", "(JOB_ID... | --all | --code CODE) [--include-uncertain]",
+	f := cli.NewFlags(io, "dlq retry", "(JOB_ID... | --all | --code CODE) [--include-uncertain] [--rate N] [--dry-run]",
 		`Puts dead letters back on the launch queue with a fresh attempt budget; each is
 removed from the dead-letter store only once it is safely enqueued. Dead letters
 marked uncertain (the agent may have been launched) are left alone unless
---include-uncertain.`)
-	selection := selectionFlags(f)
+--include-uncertain. --rate paces a large redrive.`)
+	b := cli.NewBulkFlags(f, "retry", "retrying", false)
 	uncertain := f.Bool("include-uncertain", false, "retry uncertain dead letters too")
-	return dlqBulk(ctx, f, args, "retrying", func(a *app, sel ops.Selection, o *ops.BulkOpts) (ops.Tally, error) {
-		o.IncludeUncertain = *uncertain
-		return a.Ops.RetryDeadLetters(ctx, sel, o)
-	}, selection)
+	if code, ok := b.Parse(args); !ok {
+		return code
+	}
+	b.Opts.IncludeUncertain = *uncertain
+	return withApp(ctx, io, 0, func(a *app) int { return b.Run(ctx, a.Ops, a.Ops.RetryDeadLetters) })
 }
 
 func dlqDelete(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "dlq delete", "(JOB_ID... | --all | --code CODE)",
-		"Drops dead letters and their records; a job dropped this way can be enqueued anew.")
-	selection := selectionFlags(f)
-	return dlqBulk(ctx, f, args, "deleting", func(a *app, sel ops.Selection, o *ops.BulkOpts) (ops.Tally, error) {
-		return a.Ops.DeleteDeadLetters(ctx, sel, o)
-	}, selection)
-}
-
-// dlqBulk runs a bulk retry or delete with a progress bar, reports each
-// named job that was not acted on, prints the tally, and fails when any job
-// was not acted on (or the run stopped).
-func dlqBulk(ctx context.Context, f *cli.Flags, args []string, verb string,
-	run func(*app, ops.Selection, *ops.BulkOpts) (ops.Tally, error), selection func([]string) (ops.Selection, bool)) int {
-	pos, code, ok := f.ParseArgs(args)
-	if !ok {
+	f := cli.NewFlags(io, "dlq delete", "(JOB_ID... | --all | --code CODE) [--yes] [--rate N] [--dry-run]",
+		`Drops dead letters and their records; a job dropped this way can be enqueued anew.
+With --all or --code it asks you to type how many would go, unless --yes.`)
+	b := cli.NewBulkFlags(f, "delete", "deleting", true)
+	if code, ok := b.Parse(args); !ok {
 		return code
 	}
-	sel, ok := selection(pos)
-	if !ok {
-		return f.UsageError("name dead letters by JOB_ID..., --all or --code CODE (exactly one of them)")
-	}
-	io := f.Stdio()
-	return withApp(ctx, io, 0, func(a *app) int {
-		total, err := a.Ops.CountSelected(ctx, sel)
-		if err != nil {
-			total = -1
-		}
-		bar := cli.ProgressBar(io, total, verb)
-		allOK := true
-		t, err := run(a, sel, &ops.BulkOpts{OnEach: func(r ops.DeadLetterResult) {
-			if !r.OK() {
-				allOK = false
-				if len(sel.IDs) > 0 {
-					cli.Errorf(io, "%s: %s", r.JobID, r.Describe())
-				}
-			}
-			_ = bar.Add(1)
-		}})
-		_ = bar.Finish()
-		fmt.Fprintf(io.Out, "%s\n", t.String())
-		if err != nil {
-			return cli.Fail(io, err)
-		}
-		if !allOK {
-			return cli.ExitFailed
-		}
-		return cli.ExitOK
-	})
+	return withApp(ctx, io, 0, func(a *app) int { return b.Run(ctx, a.Ops, a.Ops.DeleteDeadLetters) })
 }
 
 func dlqExport(ctx context.Context, args []string, io cli.Stdio) int {

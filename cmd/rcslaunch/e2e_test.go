@@ -515,7 +515,7 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	e.mustRun(1, "dlq", "retry", flaky.JobID) // not a dead letter
 
 	// dlq delete --code removes those letters and their records.
-	e.mustRun(0, "dlq", "delete", "--code", "RCS904")
+	e.mustRun(0, "dlq", "delete", "--code", "RCS904", "--yes")
 	if got := e.dlqList("--code", "RCS904"); len(got) != 0 {
 		t.Errorf("after dlq delete --code RCS904: %v", ids(got))
 	}
@@ -821,6 +821,9 @@ func TestUsage(t *testing.T) {
 		{"dlq", "show"},
 		{"dlq", "retry"},
 		{"dlq", "delete", "--all", "x"},
+		{"dlq", "delete", "--all"},
+		{"dlq", "delete", "--code", "rcs904"},
+		{"dlq", "retry", "--all", "--rate", "0"},
 		{"dlq", "export", "extra"},
 		{"enqueue", "--file", "x.jsonl", "--format", "xml"},
 		{"enqueue", "stray-argument"},

@@ -85,9 +85,18 @@ func PrintJSON(w io.Writer, v any) {
 	_ = enc.Encode(v)
 }
 
-// IsTerminal reports whether w is a terminal (for progress bars and colour).
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// Terminal is a stream that says whether it is a terminal. It is the one
+// seam for "is a terminal": tests hand a command a Stdio.In that is one to
+// stand for an operator at the keyboard.
+type Terminal interface{ IsTerminal() bool }
+
+// IsTerminal reports whether the stream s is a terminal (for progress bars,
+// colour, and asking the operator).
+func IsTerminal(s any) bool {
+	if t, ok := s.(Terminal); ok {
+		return t.IsTerminal()
+	}
+	f, ok := s.(*os.File)
 	if !ok {
 		return false
 	}

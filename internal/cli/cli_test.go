@@ -84,3 +84,47 @@ func TestListing(t *testing.T) {
 		t.Errorf("empty JSON listing: %q", b.String())
 	}
 }
+
+// tty is a stream that says it is a terminal.
+type tty struct{ *strings.Reader }
+
+func (tty) IsTerminal() bool { return true }
+
+func TestIsTerminalSeam(t *testing.T) {
+	if IsTerminal(strings.NewReader("")) || !IsTerminal(tty{strings.NewReader("")}) {
+		t.Error("IsTerminal: a plain reader is no terminal; a Terminal that says so is one")
+	}
+}
+
+func TestRateFlag(t *testing.T) {
+	for _, c := range []struct {
+		arg string
+		ok  bool
+	}{{"2.5", true}, {"1000", true}, {"0", false}, {"-1", false}, {"NaN", false}, {"+Inf", false}, {"fast", false}} {
+		var p positiveFloat
+		if err := p.Set(c.arg); (err == nil) != c.ok {
+			t.Errorf("--rate %s: %v, want ok %v", c.arg, err, c.ok)
+		}
+	}
+}
+
+func TestBulkFlagsRefuseWithoutTerminal(t *testing.T) {
+	io, _, errw := streams()
+	f := NewFlags(io, "dlq delete", "", "")
+	b := NewBulkFlags(f, "delete", "deleting", true)
+	if code, ok := b.Parse([]string{"--code", "rcs904"}); ok || code != ExitUsage || !strings.Contains(errw.String(), "pass --yes") {
+		t.Errorf("--code off a terminal: %d %v %q", code, ok, errw.String())
+	}
+	for _, args := range [][]string{{"--all", "--yes"}, {"--all", "--dry-run"}, {"job-1"}} {
+		f := NewFlags(io, "dlq delete", "", "")
+		b := NewBulkFlags(f, "delete", "deleting", true)
+		if _, ok := b.Parse(args); !ok {
+			t.Errorf("%v off a terminal: refused", args)
+		}
+	}
+	f = NewFlags(Stdio{In: tty{strings.NewReader("")}, Out: io.Out, Err: io.Err}, "dlq delete", "", "")
+	b = NewBulkFlags(f, "delete", "deleting", true)
+	if _, ok := b.Parse([]string{"--all", "--rate", "5"}); !ok || !b.mustAsk() || b.Opts.Rate != 5 {
+		t.Errorf("--all at a terminal: ok %v, asks %v, rate %v", ok, b.mustAsk(), b.Opts.Rate)
+	}
+}

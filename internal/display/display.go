@@ -149,6 +149,19 @@ func JobState(r ops.Record) string {
 	return string(r.State)
 }
 
+// DeadLetterHeader is the header of a table of dead letters, whose rows are
+// DeadLetterRow's (`dlq list`, and what a `dlq` dry run would act on).
+const DeadLetterHeader = "DEAD-LETTERED AT\tJOB ID\tAGENT\tCODE\tATTEMPTS\tMESSAGE"
+
+// DeadLetterRow is a dead letter as a tab-separated table row.
+func DeadLetterRow(r ops.Record) string {
+	msg := r.Message
+	if r.Uncertain {
+		msg = "[uncertain] " + msg
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", Stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, OneLine(msg, 100))
+}
+
 // Attempt is one attempt of a job's history in one line.
 func Attempt(a ops.Attempt) string {
 	n := "-"

@@ -1104,6 +1104,41 @@ func TestDeadLettersBulk(t *testing.T) {
 	}
 }
 
+// TestDeadLettersBulkRateAndCase: "rate" paces a bulk route and is checked;
+// codes are found in any case, in the list and the bulk routes.
+func TestDeadLettersBulkRateAndCase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	now := time.Now()
+	for i := range 4 {
+		e.deadLetter(fmt.Sprintf("dl-%d", i), "RCS502", now.Add(-time.Duration(i)*time.Second), false)
+	}
+	for _, path := range []string{"/v1/deadletters:retry", "/v1/deadletters:delete"} {
+		for _, body := range []string{`{"all": true, "rate": 0}`, `{"all": true, "rate": -2.5}`} {
+			wantError(t, e.do("POST", path, adminToken, []byte(body)), http.StatusBadRequest, "bad_request", "rate")
+		}
+		wantError(t, e.do("POST", path, adminToken, []byte(`{"all": true, "rate": "fast"}`)), http.StatusBadRequest, "bad_request")
+		wantError(t, e.do("POST", path, adminToken, []byte(`{"code": "  ", "rate": 0}`)), http.StatusBadRequest, "bad_request", "all", "rate")
+	}
+	if p := e.page("?code=rcs502"); p.Total != 4 {
+		t.Fatalf("list by lower-case code: %+v", p)
+	}
+	const rate = 10.0
+	start := time.Now()
+	r := e.do("POST", "/v1/deadletters:retry", adminToken, []byte(`{"code": "rcs502", "rate": 10}`))
+	took := time.Since(start)
+	wantStatus(t, r, http.StatusOK)
+	var out struct{ Results map[string]int }
+	r.into(t, &out)
+	if !reflect.DeepEqual(out.Results, map[string]int{"retried": 4}) {
+		t.Fatalf("paced retry by lower-case code: %s", r.body)
+	}
+	// Four letters at 10/s: the first at once, three waits of 100 ms.
+	if least := time.Duration(3/rate*float64(time.Second)) - 20*time.Millisecond; took < least {
+		t.Errorf("paced retry of 4 at %v/s answered after %v, want at least %v", rate, took, least)
+	}
+}
+
 func TestStats(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

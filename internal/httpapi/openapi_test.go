@@ -40,7 +40,7 @@ var schemaKeywords = map[string]bool{
 	"properties": true, "required": true, "additionalProperties": true,
 	"items": true, "minItems": true, "maxItems": true,
 	"minLength": true, "maxLength": true, "pattern": true,
-	"minimum": true, "maximum": true,
+	"minimum": true, "maximum": true, "exclusiveMinimum": true,
 	"description": true, "example": true, "default": true, "title": true,
 }
 
@@ -320,6 +320,9 @@ func (s *spec) validate(schema any, v any, at string) []string {
 		}
 		if min, ok := num(sc["minimum"]); ok && f < min {
 			bad("%v is less than %v", f, min)
+		}
+		if min, ok := num(sc["minimum"]); ok && sc["exclusiveMinimum"] == true && f == min {
+			bad("%v is not more than %v", f, min)
 		}
 		if max, ok := num(sc["maximum"]); ok && f > max {
 			bad("%v is more than %v", f, max)

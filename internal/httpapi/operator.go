@@ -136,44 +136,57 @@ func (s *Server) writeOutcome(w http.ResponseWriter, r *http.Request, res ops.De
 }
 
 // selection is the body of the bulk dead-letter routes: exactly one of
-// all or code.
+// all or code, and how to go about it.
 type selection struct {
-	All              bool   `json:"all"`
-	Code             string `json:"code"`
-	IncludeUncertain bool   `json:"include_uncertain"`
+	All              bool     `json:"all"`
+	Code             string   `json:"code"`
+	IncludeUncertain bool     `json:"include_uncertain"`
+	Rate             *float64 `json:"rate"` // letters a second; absent: unpaced
 }
 
-func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (selection, bool) {
-	var sel selection
+// readSelection reads a bulk route's body as the selection and options it
+// asks for, answering 400 (and returning false) when it is not valid.
+func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (ops.Selection, *ops.BulkOpts, bool) {
+	var body selection
 	data, ok := readBody(w, r, maxAdminBody)
 	if !ok {
-		return sel, false
+		return ops.Selection{}, nil, false
 	}
-	if err := decodeStrict(data, &sel); err != nil {
+	if err := decodeStrict(data, &body); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"all": true} or {"code": "RCS502"}: `+err.Error(), nil)
-		return sel, false
+		return ops.Selection{}, nil, false
 	}
-	if sel.All == (sel.Code != "") {
-		writeError(w, http.StatusBadRequest, "bad_request", "give exactly one of all and code",
-			[]launch.FieldError{{Field: "all", Reason: "exactly one of all and code is required"}})
-		return sel, false
+	sel := ops.Selection{All: body.All, Code: body.Code}
+	var bad []launch.FieldError
+	if sel.Check() != nil {
+		bad = append(bad, launch.FieldError{Field: "all", Reason: "exactly one of all and code is required"})
 	}
-	return sel, true
+	opts := &ops.BulkOpts{IncludeUncertain: body.IncludeUncertain}
+	if body.Rate != nil {
+		if opts.Rate = *body.Rate; opts.Rate <= 0 {
+			bad = append(bad, launch.FieldError{Field: "rate", Reason: "must be a positive number of dead letters a second (leave it out for no pacing)"})
+		}
+	}
+	if len(bad) > 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid selection", bad)
+		return sel, nil, false
+	}
+	return sel, opts, true
 }
 
 // retryDeadLetters answers POST /v1/deadletters:retry.
 func (s *Server) retryDeadLetters(w http.ResponseWriter, r *http.Request) {
-	if sel, ok := s.readSelection(w, r); ok {
-		t, err := s.ops.RetryDeadLetters(r.Context(), ops.Selection{All: sel.All, Code: sel.Code},
-			&ops.BulkOpts{IncludeUncertain: sel.IncludeUncertain})
+	if sel, opts, ok := s.readSelection(w, r); ok {
+		t, err := s.ops.RetryDeadLetters(r.Context(), sel, opts)
 		s.writeTally(w, r, t, err)
 	}
 }
 
-// deleteDeadLetters answers POST /v1/deadletters:delete.
+// deleteDeadLetters answers POST /v1/deadletters:delete; include_uncertain
+// has no effect on it.
 func (s *Server) deleteDeadLetters(w http.ResponseWriter, r *http.Request) {
-	if sel, ok := s.readSelection(w, r); ok {
-		t, err := s.ops.DeleteDeadLetters(r.Context(), ops.Selection{All: sel.All, Code: sel.Code}, nil)
+	if sel, opts, ok := s.readSelection(w, r); ok {
+		t, err := s.ops.DeleteDeadLetters(r.Context(), sel, opts)
 		s.writeTally(w, r, t, err)
 	}
 }

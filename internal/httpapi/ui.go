@@ -532,7 +532,7 @@ type uiListData struct {
 
 // uiCode normalises a code filter: codes are upper case (RCS904, TIMEOUT).
 func uiCode(v string) string {
-	v = strings.ToUpper(strings.TrimSpace(v))
+	v = ops.NormalizeCode(v)
 	if len(v) > 64 {
 		v = v[:64]
 	}
