@@ -21,7 +21,7 @@ type (
 	BatchJob = store.BatchJob
 	// Result is one entry of the results stream.
 	Result = store.Result
-	// Filter selects dead letters by last code and time.
+	// Filter selects dead letters by last code, time and batch.
 	Filter = store.Filter
 	// Status is what happened to one job offered to Enqueue.
 	Status = queue.Status
