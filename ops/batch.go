@@ -220,3 +220,57 @@ func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportF
 	}
 	return errors.Join(c.store.EachBatchJob(ctx, id, write), flush())
 }
+
+// ListBatchStatuses is ListBatches with each batch's average pace, for
+// pages that show how long each has left.
+func (c *Client) ListBatchStatuses(ctx context.Context, offset, limit int) ([]BatchStatus, int64, error) {
+	bs, total, err := c.ListBatches(ctx, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := time.Now()
+	out := make([]BatchStatus, len(bs))
+	for i, b := range bs {
+		out[i] = BatchStatus{Batch: b, Rate: rateSince(b, now)}
+	}
+	return out, total, nil
+}
+
+// errPageFull ends a batch walk once a page is read.
+var errPageFull = errors.New("page full")
+
+// ListBatchJobs returns up to limit jobs of the batch in state (every state
+// when empty) from offset, in the order they joined it, and how many there
+// are in that state by the batch's counters. It reads the batch a page at a
+// time and stops when the page is full. An unknown ID is ErrNotFound.
+func (c *Client) ListBatchJobs(ctx context.Context, id string, state State, offset, limit int) ([]BatchJob, int64, error) {
+	b, err := c.store.GetBatch(ctx, id)
+	if err != nil {
+		return nil, 0, batchErr(id, err)
+	}
+	total := map[State]int64{"": b.Total, StateQueued: b.Queued, StateRunning: b.Running,
+		StateRetrying: b.Retrying, StateSucceeded: b.Succeeded, StateDeadLettered: b.DeadLettered}[state]
+	out := []BatchJob{}
+	if limit <= 0 {
+		return out, total, nil
+	}
+	err = c.store.EachBatchJob(ctx, id, func(j BatchJob) error {
+		if state != "" && j.State != state {
+			return nil
+		}
+		if offset > 0 {
+			offset--
+			return nil
+		}
+		j.Payload = nil // not shown in a listing
+		out = append(out, j)
+		if len(out) == limit {
+			return errPageFull
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPageFull) {
+		return nil, 0, batchErr(id, err)
+	}
+	return out, total, nil
+}

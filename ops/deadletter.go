@@ -29,11 +29,13 @@ func normalized(f Filter) Filter {
 }
 
 // Selection names the dead letters a bulk operation acts on: exactly one of
-// IDs, All, or Code.
+// IDs, All, or Code and/or Batch.
 type Selection struct {
 	IDs  []string // these jobs, as named (each may turn out not found)
 	All  bool     // every dead letter
 	Code string   // every dead letter whose last code is Code
+	// Batch: every dead letter of this batch (with Code, of that code).
+	Batch string
 }
 
 // ErrBadSelection: a Selection names none, or more than one, of its ways.
@@ -43,7 +45,7 @@ var ErrBadSelection = errors.New("name dead letters by ID, all, or code (exactly
 // blanks is none).
 func (s Selection) Check() error {
 	n := 0
-	for _, given := range []bool{len(s.IDs) > 0, s.All, NormalizeCode(s.Code) != ""} {
+	for _, given := range []bool{len(s.IDs) > 0, s.All, NormalizeCode(s.Code) != "" || s.Batch != ""} {
 		if given {
 			n++
 		}
@@ -290,7 +292,7 @@ func (c *Client) eachSelected(ctx context.Context, sel Selection, opts *BulkOpts
 		}
 		return t, nil
 	}
-	err = c.store.EachDeadLetter(ctx, store.Filter{Code: NormalizeCode(sel.Code)}, func(r store.Record) error { return one(r.ID, &r) })
+	err = c.store.EachDeadLetter(ctx, store.Filter{Code: NormalizeCode(sel.Code), Batch: sel.Batch}, func(r store.Record) error { return one(r.ID, &r) })
 	if err != nil {
 		return t, fmt.Errorf("stopped after %s: %w", t.String(), err)
 	}
@@ -326,7 +328,7 @@ func (c *Client) CountSelected(ctx context.Context, sel Selection) (int64, error
 	if len(sel.IDs) > 0 {
 		return int64(len(sel.IDs)), nil
 	}
-	return c.store.CountDeadLetters(ctx, store.Filter{Code: NormalizeCode(sel.Code)})
+	return c.store.CountDeadLetters(ctx, store.Filter{Code: NormalizeCode(sel.Code), Batch: sel.Batch})
 }
 
 // EachDeadLetter calls fn for every dead letter matching f, newest first,

@@ -22,7 +22,7 @@ type (
 	// Result is one entry of the results stream.
 	Result = store.Result
 	// Filter selects dead letters by last code (in any case: see
-	// NormalizeCode) and time.
+	// NormalizeCode), time and batch.
 	Filter = store.Filter
 	// Status is what happened to one job offered to Enqueue.
 	Status = queue.Status

@@ -35,30 +35,14 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 func TestBrowserRetryDeadLetter(t *testing.T) {
-	bin := chromiumPath
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("chromium"); err != nil {
-			t.Skip("chromium not installed: apt-get install chromium (CI installs it)")
-		}
-	}
+	bin := chromiumBin(t)
 	e := newUIEnv(t)
 	at := time.Now().Add(-time.Hour)
 	e.deadLetter("job-keep-0001", "48901", "RCS601", false, at)
 	e.deadLetter("job-retry-0002", "48902", "RCS904", false, at.Add(time.Minute))
 	e.deadLetter("job-maybe-0003", "48903", "TIMEOUT", true, at.Add(2*time.Minute))
 
-	b := startChromium(t, bin)
-	p := b.newPage(t)
-	// Collect any Content-Security-Policy violation the pages cause.
-	p.call(t, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `window.__csp = [];
-		document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`})
-
-	// An unauthenticated visit lands on the login form.
-	p.navigate(t, e.srv.URL+"/ui/deadletters")
-	p.waitFor(t, "the login page", `location.pathname === '/ui/login' && document.readyState === 'complete' && !!document.querySelector('#token')`)
-	p.click(t, "#token")
-	p.call(t, "Input.insertText", map[string]any{"text": uiTestAdmin})
-	p.click(t, "#signin")
+	p := signedIn(t, bin, e.srv.URL+"/ui/deadletters")
 
 	// Signed in: back on the dead-letter page, with every letter listed.
 	p.waitFor(t, "the dead-letter page", `location.pathname === '/ui/deadletters' && document.readyState === 'complete' && document.querySelectorAll('tr[data-job]').length === 3`)
@@ -102,6 +86,35 @@ func TestBrowserRetryDeadLetter(t *testing.T) {
 		t.Errorf("asynqmon's scripts were blocked: %v", got)
 	}
 	p.screenshot(t, filepath.Join(filepath.Dir(shot), "asynqmon.png"))
+}
+
+// chromiumBin is the browser to drive; the test is skipped without one.
+func chromiumBin(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err == nil {
+		return chromiumPath
+	}
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium not installed: apt-get install chromium (CI installs it)")
+	}
+	return bin
+}
+
+// signedIn starts a browser that records CSP violations in window.__csp,
+// visits target without a session, signs in on the login page it lands on
+// and returns the tab (on its way back to target).
+func signedIn(t *testing.T, bin, target string) *page {
+	t.Helper()
+	p := startChromium(t, bin).newPage(t)
+	p.call(t, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `window.__csp = [];
+		document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`})
+	p.navigate(t, target)
+	p.waitFor(t, "the login page", `location.pathname === '/ui/login' && document.readyState === 'complete' && !!document.querySelector('#token')`)
+	p.click(t, "#token")
+	p.call(t, "Input.insertText", map[string]any{"text": uiTestAdmin})
+	p.click(t, "#signin")
+	return p
 }
 
 // ---- Chromium ----

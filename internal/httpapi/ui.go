@@ -96,6 +96,7 @@ func (s *Server) mountUI() {
 	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.retry))
 	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.delete))
 	m.Handle("POST /ui/deadletters:retry", u.action(u.retryCode))
+	u.mountBatches(m)
 	m.Handle(u.mon.RootPath()+"/", u.page(u.asynqmon))
 	m.Handle("/ui/", u.page(func(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		u.fail(w, r, sess, http.StatusNotFound, "Not found", "There is no page at "+r.URL.Path+".")
@@ -130,9 +131,9 @@ func newUI(s *Server) *ui {
 		"when":   uiTime,
 		"idPath": url.PathEscape,
 	}
-	for _, name := range []string{"login", "deadletters", "deadletter", "error"} {
+	for _, name := range []string{"login", "deadletters", "deadletter", "error", "batches", "batch", "confirm"} {
 		u.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
-			ParseFS(uiFiles, "ui/layout.html", "ui/"+name+".html"))
+			ParseFS(uiFiles, "ui/layout.html", "ui/parts.html", "ui/"+name+".html"))
 	}
 	// Read-only: asynqmon could otherwise delete, run or archive launch
 	// tasks behind the back of our job records (a deleted task leaves its
@@ -521,6 +522,9 @@ func (u *ui) logout(w http.ResponseWriter, r *http.Request, sess uiSession) {
 type uiListData struct {
 	uiBase
 	Code        string
+	Batch       string // only this batch's letters, when set
+	Back        string // the filters and page, as a query for links that come back
+	DeleteURL   string // the confirmation page for deleting every letter listed
 	Page, Pages int
 	Total       int64
 	From, To    int
@@ -547,25 +551,15 @@ func uiPage(v string) int {
 	return n
 }
 
-// listURL is the list page with a filter and page.
-func listURL(code string, page int) string {
-	q := url.Values{}
-	if code != "" {
-		q.Set("code", code)
-	}
-	if page > 1 {
-		q.Set("page", strconv.Itoa(page))
-	}
-	if len(q) == 0 {
-		return uiListPath
-	}
-	return uiListPath + "?" + q.Encode()
+// listURL is the list page with its filters and page.
+func listURL(code, batch string, page int) string {
+	return withQuery(uiListPath, page, "code", code, "batch", batch)
 }
 
 func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	q := r.URL.Query()
-	code, page := uiCode(q.Get("code")), uiPage(q.Get("page"))
-	f := ops.Filter{Code: code}
+	code, batch, page := uiCode(q.Get("code")), q.Get("batch"), uiPage(q.Get("page"))
+	f := ops.Filter{Code: code, Batch: batch}
 	total, err := u.s.ops.CountDeadLetters(r.Context(), f)
 	if err != nil {
 		u.internal(w, r, sess, err)
@@ -581,16 +575,18 @@ func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	}
 	d := uiListData{
 		uiBase: u.base(w, r, &sess, "Dead letters"),
-		Code:   code, Page: page, Pages: pages, Total: total, Letters: recs,
+		Code:   code, Batch: batch, Page: page, Pages: pages, Total: total, Letters: recs,
 		From: offset + 1, To: offset + len(recs),
+		Back:      withQuery("", page, "code", code, "batch", batch),
+		DeleteURL: withQuery("/ui/deadletters:delete", 0, "code", code, "batch", batch),
 	}
 	if page > 1 {
-		d.PrevURL = listURL(code, page-1)
+		d.PrevURL = listURL(code, batch, page-1)
 	}
 	if page < pages {
-		d.NextURL = listURL(code, page+1)
+		d.NextURL = listURL(code, batch, page+1)
 	}
-	if code != "" {
+	if code != "" || batch != "" {
 		d.ClearURL = uiListPath
 	}
 	u.render(w, r, http.StatusOK, "deadletters", d)
@@ -629,7 +625,7 @@ func (u *ui) audit(r *http.Request, action string, res ops.DeadLetterResult, err
 
 // back sends the browser to the list it acted from.
 func back(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, listURL(uiCode(r.PostFormValue("code")), uiPage(r.PostFormValue("page"))), http.StatusSeeOther)
+	http.Redirect(w, r, listURL(uiCode(r.PostFormValue("code")), r.PostFormValue("batch"), uiPage(r.PostFormValue("page"))), http.StatusSeeOther)
 }
 
 func (u *ui) retry(w http.ResponseWriter, r *http.Request, sess uiSession) {
@@ -638,7 +634,11 @@ func (u *ui) retry(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	u.flashOutcome(w, r, "Retrying", res, err, "Retried %s: it is back on the launch queue with a fresh attempt budget.")
 }
 
+// delete deletes one dead letter once the operator has confirmed it.
 func (u *ui) delete(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	if !confirmed(w, r, "/ui/deadletters/"+url.PathEscape(r.PathValue("id"))+"/delete") {
+		return
+	}
 	res, err := u.s.ops.DeleteDeadLetter(r.Context(), r.PathValue("id"))
 	u.audit(r, "delete", res, err)
 	u.flashOutcome(w, r, "Deleting", res, err, "Deleted dead letter %s.")
@@ -664,19 +664,20 @@ func (u *ui) flashOutcome(w http.ResponseWriter, r *http.Request, doing string, 
 	back(w, r)
 }
 
-// retryCode retries every dead letter with one code.
+// retryCode retries every dead letter with one code (of one batch, when
+// the form names it).
 func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
-	code := uiCode(r.PostFormValue("code"))
+	code, batch := uiCode(r.PostFormValue("code")), r.PostFormValue("batch")
 	if code == "" {
 		u.flash(w, r, false, "Choose a code to retry.")
 		back(w, r)
 		return
 	}
 	include := r.PostFormValue("include_uncertain") == "1"
-	t, err := u.s.ops.RetryDeadLetters(r.Context(), ops.Selection{Code: code}, &ops.BulkOpts{IncludeUncertain: include})
-	u.s.opts.Logger.Info().Str("code", code).Bool("include_uncertain", include).Interface("results", t.Counts()).Err(err).
+	t, err := u.s.ops.RetryDeadLetters(r.Context(), ops.Selection{Code: code, Batch: batch}, &ops.BulkOpts{IncludeUncertain: include})
+	u.s.opts.Logger.Info().Str("code", code).Str("batch", batch).Bool("include_uncertain", include).Interface("results", t.Counts()).Err(err).
 		Str("remote", r.RemoteAddr).Msg("UI: retry by code")
-	msg := fmt.Sprintf("Code %s: retried %d", code, t.Count(string(ops.Retried)))
+	msg := fmt.Sprintf("Code %s%s: retried %d", code, selDesc(ops.Selection{Batch: batch}), t.Count(string(ops.Retried)))
 	uncertain := t.Count(string(ops.SkippedUncertain))
 	if uncertain > 0 {
 		msg += fmt.Sprintf(", left %d uncertain alone", uncertain)
@@ -687,8 +688,13 @@ func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	} else {
 		u.flash(w, r, uncertain == 0, "%s.", msg)
 	}
-	// The retried letters have left this code's list: back to its first page.
-	http.Redirect(w, r, listURL(code, 1), http.StatusSeeOther)
+	// The retried letters have left this code's list: back to its first
+	// page, or to the batch they came from.
+	to := listURL(code, "", 1)
+	if batch != "" {
+		to = uiBatchesPath + "/" + url.PathEscape(batch)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // asynqmon serves asynq's monitor, read-only.

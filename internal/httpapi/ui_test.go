@@ -57,21 +57,12 @@ func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEn
 // deadLetter makes job id a dead letter with code, dead-lettered at `at`.
 func (e *uiEnv) deadLetter(id, agentNo, code string, uncertain bool, at time.Time) {
 	e.t.Helper()
-	ctx := context.Background()
-	nj := store.NewJob{ID: id, SID: testenv.SID, AgentNo: agentNo, Payload: launchtest.Job(agentNo).Body()}
-	if res, err := e.Store.Create(ctx, nj, at); err != nil || res != store.Created {
-		e.t.Fatalf("create %s: %s %v", id, res, err)
-	}
-	if state, _, err := e.Store.Start(ctx, nj, 9, at); err != nil || state != store.StateRunning {
-		e.t.Fatalf("start %s: %s %v", id, state, err)
-	}
-	o := store.Outcome{Kind: store.FinishDeadLettered, Attempt: store.Attempt{
-		N: 1, Outcome: store.AttemptTerminal, Code: code, Message: "refused: " + code, Uncertain: uncertain,
-		HTTPStatus: 400, StartedAt: at, FinishedAt: at,
-	}}
-	if res, err := e.Store.Finish(ctx, id, o, at); err != nil || res != store.StateDeadLettered {
-		e.t.Fatalf("finish %s: %s %v", id, res, err)
-	}
+	e.Settle(e.newJob("", id, agentNo), store.FinishDeadLettered, code, uncertain, at)
+}
+
+// newJob is a valid job of agentNo with ID id, in batch when one is named.
+func (e *uiEnv) newJob(batch, id, agentNo string) store.NewJob {
+	return store.NewJob{ID: id, SID: testenv.SID, AgentNo: agentNo, Payload: launchtest.Job(agentNo).Body(), Batch: batch}
 }
 
 // state is the job's state, or "gone" when it has no record.
@@ -380,7 +371,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 	if got := rowsOf(page.body); !sameIDs(got, []string{"job-c", "job-b", "job-a"}) {
 		t.Fatalf("rows %v, want newest first", got)
 	}
-	for _, want := range []string{"RCS601", "refused: RCS601", ">200<", "1/9", uiTime(at), `action="/ui/deadletters/job-b/retry"`, `action="/ui/deadletters/job-b/delete"`} {
+	for _, want := range []string{"RCS601", "refused: RCS601", ">200<", "1/9", uiTime(at), `action="/ui/deadletters/job-b/retry"`, `href="/ui/deadletters/job-b/delete"`} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("list lacks %q", want)
 		}
@@ -400,7 +391,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 	}
 
 	// The form sends the filter and page back, and the answer keeps them.
-	r = e.req("POST", "/ui/deadletters/job-c/delete", url.Values{"csrf": {csrf}, "code": {"RCS904"}}, []*http.Cookie{sess}, e.origin()...)
+	r = e.req("POST", "/ui/deadletters/job-c/delete", url.Values{"csrf": {csrf}, "code": {"RCS904"}, "confirm": {"yes"}}, []*http.Cookie{sess}, e.origin()...)
 	if r.location() != "/ui/deadletters?code=RCS904" {
 		t.Errorf("after delete: to %q", r.location())
 	}
@@ -420,7 +411,7 @@ func TestUIRetryAndDelete(t *testing.T) {
 	if _, flash = e.follow(r, sess); !strings.HasPrefix(flash, "err: There is no dead letter job-c") {
 		t.Errorf("flash after retrying a deleted letter: %q", flash)
 	}
-	r = e.req("POST", "/ui/deadletters/job-b/delete", url.Values{"csrf": {csrf}}, []*http.Cookie{sess}, e.origin()...)
+	r = e.req("POST", "/ui/deadletters/job-b/delete", url.Values{"csrf": {csrf}, "confirm": {"yes"}}, []*http.Cookie{sess}, e.origin()...)
 	if _, flash = e.follow(r, sess); flash != "err: Job job-b is queued, not a dead letter." {
 		t.Errorf("flash after deleting a retried letter: %q", flash)
 	}
@@ -656,7 +647,7 @@ func TestUIPagination(t *testing.T) {
 	}
 
 	// Acting on page 2 comes back to page 2.
-	r := e.req("POST", "/ui/deadletters/"+want[n-1]+"/delete", url.Values{"csrf": {csrfOf(t, p2.body)}, "page": {"2"}}, []*http.Cookie{sess}, e.origin()...)
+	r := e.req("POST", "/ui/deadletters/"+want[n-1]+"/delete", url.Values{"csrf": {csrfOf(t, p2.body)}, "page": {"2"}, "confirm": {"yes"}}, []*http.Cookie{sess}, e.origin()...)
 	if r.location() != "/ui/deadletters?page=2" {
 		t.Errorf("delete on page 2 went to %q", r.location())
 	}

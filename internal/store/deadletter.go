@@ -16,6 +16,7 @@ import (
 type Filter struct {
 	Code  string    // only this last code; empty for all
 	Since time.Time // only those dead-lettered at or after this time; zero for all
+	Batch string    // only the jobs of this batch; empty for all
 }
 
 func (f Filter) min() string {
@@ -36,8 +37,8 @@ var errStop = errors.New("stop")
 // fn may retry or delete the letter it is given: the walk continues from a
 // cursor on the dead-lettering time, not from an offset that removals shift.
 //
-// The index orders letters by time only; a code filter is applied to the
-// records read, so that the index is one sorted set that a single script
+// The index orders letters by time only; a code or batch filter is applied
+// to the records read, so that the index is one sorted set that a single script
 // keeps right, whatever happens to a job's code.
 func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) error) error {
 	max := "+inf"
@@ -67,7 +68,7 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 			return err
 		}
 		for _, r := range recs {
-			if f.Code != "" && r.Code != f.Code {
+			if (f.Code != "" && r.Code != f.Code) || (f.Batch != "" && r.Batch != f.Batch) {
 				continue
 			}
 			if err := fn(r); err != nil {
@@ -87,10 +88,10 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 	}
 }
 
-// CountDeadLetters returns how many dead letters match f. Without a code it
-// is one Redis call; with one, it reads the matching records' codes.
+// CountDeadLetters returns how many dead letters match f. Without a code or
+// batch it is one Redis call; with one, it reads the matching records.
 func (s *Store) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
-	if f.Code == "" {
+	if f.Code == "" && f.Batch == "" {
 		n, err := s.rdb.ZCount(ctx, rdb.DeadLetters, f.min(), "+inf").Result()
 		if err != nil {
 			return 0, fmt.Errorf("count dead letters: %w", err)
