@@ -92,6 +92,7 @@ func (s *Server) mountUI() {
 		http.Redirect(w, r, uiListPath, http.StatusSeeOther)
 	}))
 	m.Handle("GET /ui/deadletters", u.page(u.list))
+	m.Handle("GET /ui/jobs", u.page(u.jobs))
 	m.Handle("GET /ui/deadletters/{id}", u.page(u.show))
 	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.retry))
 	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.delete))
@@ -131,7 +132,7 @@ func newUI(s *Server) *ui {
 		"when":   uiTime,
 		"idPath": url.PathEscape,
 	}
-	for _, name := range []string{"login", "deadletters", "deadletter", "error", "batches", "batch", "confirm"} {
+	for _, name := range []string{"login", "deadletters", "deadletter", "error", "batches", "batch", "confirm", "jobs"} {
 		u.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(uiFiles, "ui/layout.html", "ui/parts.html", "ui/"+name+".html"))
 	}

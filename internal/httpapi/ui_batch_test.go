@@ -272,3 +272,31 @@ func TestUIBatchPagesNeedASession(t *testing.T) {
 		t.Errorf("bulk delete without a session: %d to %q", r.status, r.location())
 	}
 }
+
+func TestUIJobsOfAgent(t *testing.T) {
+	t.Parallel()
+	e := newUIEnv(t)
+	id := e.smallBatch(time.Now().Add(-time.Hour)) // agents 700 (ok-1) and 701 (dl-1), …
+	if r := e.req("GET", "/ui/jobs?agent=701", nil, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("agent search without a session: %d, want a redirect to the login", r.status)
+	}
+	sess := e.login()
+	page := e.get("/ui/jobs?agent=701", sess)
+	if got := rowsOf(page.body); !sameIDs(got, []string{"dl-1"}) {
+		t.Errorf("jobs of agent 701: %v, want dl-1", got)
+	}
+	for _, want := range []string{`href="/ui/deadletters/dl-1"`, `href="/ui/batches/` + id + `"`, "dead-lettered, code RCS904", "1 job of agent 701"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("agent search lacks %q:\n%.2000s", want, page.body)
+		}
+	}
+	if page = e.get("/ui/jobs?agent=700", sess); strings.Contains(page.body, `href="/ui/deadletters/ok-1"`) || !sameIDs(rowsOf(page.body), []string{"ok-1"}) {
+		t.Errorf("jobs of agent 700: %v, a success must not link to a dead-letter page", rowsOf(page.body))
+	}
+	if page = e.get("/ui/jobs?agent=nobody", sess); !strings.Contains(page.body, "0 jobs of agent nobody") {
+		t.Errorf("an unknown agent:\n%.1500s", page.body)
+	}
+	if page = e.get("/ui/jobs", sess); !strings.Contains(page.body, `name="agent"`) || len(rowsOf(page.body)) != 0 {
+		t.Error("the search page without an agent should show the form only")
+	}
+}

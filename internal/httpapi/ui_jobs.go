@@ -1,0 +1,47 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/rcslaunch/rcslaunch/internal/display"
+	"github.com/rcslaunch/rcslaunch/ops"
+)
+
+// uiJobsLimit is how many of an agent's jobs the search page shows.
+const uiJobsLimit = 100
+
+// uiJobsData is the agent search page: an agent number's jobs.
+type uiJobsData struct {
+	uiBase
+	Agent string
+	Jobs  []uiJobRow
+	Limit int
+}
+
+// uiJobRow is one job of the agent search page.
+type uiJobRow struct {
+	R     ops.Record
+	State string
+}
+
+// jobs answers GET /ui/jobs?agent=N: the agent's jobs, newest first, each
+// linking to its batch and, when it is one, its dead-letter page.
+func (u *ui) jobs(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	agent := strings.TrimSpace(r.URL.Query().Get("agent"))
+	if len(agent) > 64 {
+		agent = agent[:64]
+	}
+	d := uiJobsData{uiBase: u.base(w, r, &sess, "Jobs of agent "+agent), Agent: agent, Limit: uiJobsLimit}
+	if agent != "" {
+		recs, err := u.s.ops.JobsByAgent(r.Context(), agent, uiJobsLimit)
+		if err != nil {
+			u.internal(w, r, sess, err)
+			return
+		}
+		for _, rec := range recs {
+			d.Jobs = append(d.Jobs, uiJobRow{R: rec, State: display.JobState(rec)})
+		}
+	}
+	u.render(w, r, http.StatusOK, "jobs", d)
+}
