@@ -25,3 +25,8 @@ const (
 	RetryCode        = "RCS502"         // RETRY_CODES: the one code retried
 	JobRetention     = 2160 * time.Hour // JOB_RETENTION, 90 days
 )
+
+// LaunchStatusPath is LAUNCH_STATUS_PATH: the path of Kaleyra's launch
+// status endpoint below the base URL, with {sid} standing for the account
+// SID. Kaleyra's pages disagree on it, hence a setting.
+const LaunchStatusPath = "/v1/{sid}/rcs/agent/agentlaunchstatus"

@@ -3,6 +3,7 @@ package kaleyra
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,16 +38,23 @@ type Options struct {
 	// RetryCodes are the Kaleyra codes classified as Retryable. Empty means
 	// just defaults.RetryCode (RCS502).
 	RetryCodes []string
+	// StatusPath is the path of the launch status endpoint below BaseURL,
+	// where {sid} stands for SID. Empty means defaults.LaunchStatusPath
+	// ("/v1/{sid}/rcs/agent/agentlaunchstatus"); it is configurable because
+	// Kaleyra's pages disagree on it.
+	StatusPath string
 	// HTTPClient, when set, is used instead of the default client (in
 	// tests). Whatever its CheckRedirect, redirects are not followed.
 	HTTPClient *http.Client
 }
 
-// Client calls Kaleyra's launch endpoint for one account. It is safe for
-// concurrent use.
+// Client calls Kaleyra's launch and launch status endpoints for one
+// account. It is safe for concurrent use.
 type Client struct {
 	http     *http.Client
 	endpoint string
+	// statusEndpoint is the launch status URL, without its query.
+	statusEndpoint string
 	// key is a pointer so that printing a Client with fmt shows an address:
 	// fmt cannot call secret.String's methods on an unexported field.
 	key     *secret.String
@@ -56,8 +64,9 @@ type Client struct {
 
 // New returns a Client for o after checking it: BaseURL as baseurl.Check
 // does, SID made of letters, digits, '-' and '_', a non-empty API key
-// without control characters, and retry codes that Kaleyra can send as a
-// failure (matched case-insensitively; never RCS902 or a pseudo-code).
+// without control characters, retry codes that Kaleyra can send as a
+// failure (matched case-insensitively; never RCS902 or a pseudo-code), and
+// a status path as checkStatusPath wants it.
 func New(o Options) (*Client, error) {
 	base, err := baseurl.Check(o.BaseURL)
 	if err != nil {
@@ -80,14 +89,40 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kaleyra: retry codes: %w", err)
 	}
+	statusPath, err := checkStatusPath(o.StatusPath)
+	if err != nil {
+		return nil, fmt.Errorf("kaleyra: status path: %w", err)
+	}
 	key := o.APIKey
 	return &Client{
-		http:     httpClient(o.HTTPClient),
-		endpoint: base + "/v1/" + o.SID + "/rcs/agent/launch",
-		key:      &key,
-		timeout:  timeout,
-		retry:    retry,
+		http:           httpClient(o.HTTPClient),
+		endpoint:       base + "/v1/" + o.SID + "/rcs/agent/launch",
+		statusEndpoint: base + strings.ReplaceAll(statusPath, "{sid}", o.SID),
+		key:            &key,
+		timeout:        timeout,
+		retry:          retry,
 	}, nil
+}
+
+// checkStatusPath returns path, or the default when it is empty, after
+// checking that it is an absolute path with no query, fragment, space or
+// placeholder other than {sid}, so that the URL built from it is the one
+// configured.
+func checkStatusPath(path string) (string, error) {
+	if path == "" {
+		return defaults.LaunchStatusPath, nil
+	}
+	switch rest := strings.ReplaceAll(path, "{sid}", ""); {
+	case !strings.HasPrefix(path, "/"):
+		return "", fmt.Errorf("%s must start with '/'", quote(path, 100))
+	case !printableASCII(path):
+		return "", fmt.Errorf("%s must be printable ASCII without spaces", quote(path, 100))
+	case strings.ContainsAny(path, "?#"):
+		return "", fmt.Errorf("%s must not hold a query or fragment: the client adds agent_number and agent_launch_id", quote(path, 100))
+	case strings.ContainsAny(rest, "{}"):
+		return "", fmt.Errorf("%s has a placeholder other than {sid}", quote(path, 100))
+	}
+	return path, nil
 }
 
 // checkSID accepts letters, digits, '-' and '_', so that the SID is one
@@ -279,13 +314,19 @@ func (c *Client) scrub(header http.Header, body []byte) (http.Header, []byte) {
 // redact removes the API key from every string of out, as a last guard for
 // the messages of errors this package does not control.
 func (c *Client) redact(out *Outcome) {
+	c.redactAll(&out.Raw, &out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID)
+}
+
+// redactAll replaces the API key in each of strs and drops raw if it holds
+// the key.
+func (c *Client) redactAll(raw *json.RawMessage, strs ...*string) {
 	key := c.key.Reveal()
-	for _, s := range []*string{&out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID} {
+	for _, s := range strs {
 		if strings.Contains(*s, key) {
 			*s = strings.ReplaceAll(*s, key, secret.Redacted)
 		}
 	}
-	if bytes.Contains(out.Raw, []byte(key)) {
-		out.Raw = nil
+	if bytes.Contains(*raw, []byte(key)) {
+		*raw = nil
 	}
 }

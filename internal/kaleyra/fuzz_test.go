@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -79,6 +80,58 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		if !bytes.Equal(body, orig) {
 			t.Fatalf("ParseResponse changed its input")
+		}
+	})
+}
+
+// FuzzParseLaunchStatus checks that reading a status answer never panics
+// and always ends in one of the five launch states or a failed poll with
+// its cause. retryAfter is used as both the Retry-After and the Location
+// header. The committed corpus holds the answer shapes the parser looks
+// for, HTML, an empty body, invalid UTF-8 and a body over 1 MiB.
+func FuzzParseLaunchStatus(f *testing.F) {
+	f.Add(200, "", []byte(`{"data":{"launch_status":"PENDING"}}`))
+	f.Add(200, "", []byte(`{"status":"success","data":{"launch":{"state":"approved"}}}`))
+	f.Add(500, "", []byte(sampleRCS502))
+	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
+		header := http.Header{}
+		header.Set("Retry-After", retryAfter)
+		header.Set("Location", retryAfter)
+		orig := bytes.Clone(body)
+		out := kaleyra.ParseLaunchStatus(status, header, body)
+
+		switch out.Class {
+		case kaleyra.Succeeded:
+			if !out.State.Valid() {
+				t.Fatalf("Succeeded with State %q", out.State)
+			}
+		case kaleyra.Retryable, kaleyra.Throttled:
+			if out.State != "" || out.Code == "" || out.Message == "" {
+				t.Fatalf("failed poll %v with State %q, Code %q, Message %q", out.Class, out.State, out.Code, out.Message)
+			}
+		default:
+			t.Fatalf("Class = %v", out.Class)
+		}
+		if (out.Class == kaleyra.Throttled) != (status == http.StatusTooManyRequests) {
+			t.Fatalf("Class %v for HTTP %d", out.Class, status)
+		}
+		if out.Class == kaleyra.Succeeded && status/100 != 2 {
+			t.Fatalf("a state from HTTP %d", status)
+		}
+		if len(out.Message) > 1024 || !utf8.ValidString(out.Message) || strings.ContainsAny(out.Message, "\r\n") {
+			t.Fatalf("Message = %q", out.Message)
+		}
+		if len(out.Reported) > 64 || !utf8.ValidString(out.Reported) || len(out.Code) > 64 {
+			t.Fatalf("Reported %q, Code %q", out.Reported, out.Code)
+		}
+		if out.Raw != nil && (!json.Valid(out.Raw) || !bytes.Equal(out.Raw, body)) {
+			t.Fatalf("Raw = %q is not the body", out.Raw)
+		}
+		if out.RetryAfter < 0 || out.RetryAfter > 24*time.Hour || out.HTTPStatus != status || out.Duration != 0 {
+			t.Fatalf("RetryAfter %v, HTTPStatus %d, Duration %v", out.RetryAfter, out.HTTPStatus, out.Duration)
+		}
+		if !bytes.Equal(body, orig) {
+			t.Fatalf("ParseLaunchStatus changed its input")
 		}
 	})
 }

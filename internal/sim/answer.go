@@ -109,23 +109,30 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, st Step, detail 
 		w.WriteHeader(http.StatusOK)
 		writeHuge(w)
 	default:
-		f := failures[st]
-		if detail == "" {
-			detail = f.errorMessage
-		}
 		if st == stepMethod {
 			h.Set("Allow", http.MethodPost)
 		}
-		writeJSON(w, status[st], failureBody{
-			Code:    string(st),
-			Message: f.message,
-			Data:    []struct{}{},
-			Error:   failureDetail{ErrorCode: f.errorCode, ErrorMessage: detail},
-		})
+		writeFailure(w, st, detail)
 	}
 }
 
-// success builds the RCS902 answer to p, as modified by st.
+// writeFailure writes the Kaleyra failure body of st with its HTTP status;
+// detail overrides the default error_message.
+func writeFailure(w http.ResponseWriter, st Step, detail string) {
+	f := failures[st]
+	if detail == "" {
+		detail = f.errorMessage
+	}
+	writeJSON(w, status[st], failureBody{
+		Code:    string(st),
+		Message: f.message,
+		Data:    []struct{}{},
+		Error:   failureDetail{ErrorCode: f.errorCode, ErrorMessage: detail},
+	})
+}
+
+// success builds the RCS902 answer to p, as modified by st, with the
+// agent_launch_id serveLaunch issued.
 func success(p *payload, st Step) successBody {
 	now := time.Now().UTC().Format(dateLayout)
 	l := p.launch
@@ -145,7 +152,7 @@ func success(p *payload, st Step) successBody {
 		ModifiedDate:            now,
 	}
 	if st != StepNoLaunchID {
-		echo.AgentLaunchID = newUUID()
+		echo.AgentLaunchID = p.launchID
 	}
 	regions := make([]regionEcho, len(p.regions))
 	for i, r := range p.regions {

@@ -75,6 +75,9 @@ type configRequest struct {
 	Latency      *string   `json:"latency"`
 	Jitter       *string   `json:"jitter"`
 	DisabledSIDs *[]string `json:"disabled_sids"`
+	// LaunchStates replaces Config.LaunchStates as a whole.
+	LaunchStates        *map[string][]StatusStep `json:"launch_states"`
+	DefaultLaunchStates *[]StatusStep            `json:"default_launch_states"`
 }
 
 func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
@@ -97,6 +100,10 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 		controlError(w, err)
 		return
 	}
+	if err := checkSequences(deref(req.LaunchStates), deref(req.DefaultLaunchStates)); err != nil {
+		controlError(w, err)
+		return
+	}
 	s.update(func(cfg *Config) {
 		if req.FaultRate != nil {
 			cfg.FaultRate = *req.FaultRate
@@ -110,8 +117,23 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 		if req.DisabledSIDs != nil {
 			cfg.DisabledSIDs = *req.DisabledSIDs
 		}
+		if req.LaunchStates != nil {
+			cfg.LaunchStates = *req.LaunchStates
+		}
+		if req.DefaultLaunchStates != nil {
+			cfg.DefaultLaunchStates = *req.DefaultLaunchStates
+		}
 	})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deref is *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // duration parses an optional duration field such as "150ms".
@@ -165,6 +187,8 @@ func kind(t reflect.Type) string {
 		return "a number"
 	case reflect.Slice:
 		return "an array of " + strings.TrimPrefix(kind(t.Elem()), "a ") + "s"
+	case reflect.Map:
+		return "an object whose values are each " + kind(t.Elem())
 	default:
 		return "a " + t.String()
 	}

@@ -35,6 +35,8 @@ type payload struct {
 	launchType int64
 	// agentNo is launch.agent_no, when it is a string.
 	agentNo string
+	// launchID is the agent_launch_id issued to a successful request.
+	launchID string
 	// jsonProblem, when not empty, makes the request an RCS701, and
 	// problem an RCS904; both are the error_message answered.
 	jsonProblem string
@@ -134,6 +136,10 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 	if st == "" {
 		st = s.nextLocked(p.agentNo)
 	}
+	if st.issuesLaunchID() {
+		p.launchID = newUUID()
+		s.issueLocked(p.launchID, p.agentNo)
+	}
 	call.Code, call.HTTPStatus = string(st), status[st]
 	s.recordLocked(call)
 	delay := s.delayLocked()
@@ -150,6 +156,12 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 		return // the client went away; nobody is left to answer
 	}
 	s.answer(w, r, st, detail, &p)
+}
+
+// issuesLaunchID reports whether answering st creates a launch request,
+// whose agent_launch_id the status route then knows.
+func (st Step) issuesLaunchID() bool {
+	return st == StepSucceed || st == StepCodeNotString || st == StepTruncated
 }
 
 // check applies the request checks, returning the failure to answer, with

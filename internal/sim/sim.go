@@ -8,6 +8,10 @@
 // gives only on a bad day (HTTP 429, hangs, empty, HTML, truncated or huge
 // bodies, malformed codes).
 //
+// It also serves GET /v1/{sid}/rcs/agent/agentlaunchstatus for the launches
+// it created, answering each status call with the next step of a scripted
+// sequence chosen by agent-number prefix (see Config.LaunchStates).
+//
 // A *Server is an http.Handler, so tests mount it on net/http/httptest and
 // script it through its methods; `rcslaunch sim` runs it with ListenAndServe
 // and other processes script it through the control routes under /_sim/ (see
@@ -49,6 +53,16 @@ type Config struct {
 	// Seed seeds the random source of faults and jitter, so that a test can
 	// replay the same sequence; 0 picks a random seed.
 	Seed int64
+	// LaunchStates scripts the launch status route: a launch of an agent
+	// whose number starts with a key gets that key's steps, one per status
+	// call for its agent_launch_id, staying on the last. The longest
+	// matching prefix wins. Sequences must not be empty.
+	LaunchStates map[string][]StatusStep
+	// DefaultLaunchStates is the sequence of agents that no prefix of
+	// LaunchStates matches. Empty means the built-in one: pending then
+	// rejected for agent numbers ending in 9, pending, pending, launched
+	// for the others.
+	DefaultLaunchStates []StatusStep
 }
 
 // Call is one request received on the launch route.
@@ -87,6 +101,13 @@ type Stats struct {
 	// MaxInFlight the most there were at once.
 	InFlight    int `json:"in_flight"`
 	MaxInFlight int `json:"max_in_flight"`
+	// StatusCalls is the number of calls on the launch status route, whatever
+	// their answer; StatusByAgent counts them by agent_number and
+	// StatusByAnswer by answer (a StatusStep, or "RCS401", "RCS404",
+	// "RCS400", "RCS405"). They are left out of the JSON while zero.
+	StatusCalls    int            `json:"status_calls,omitempty"`
+	StatusByAgent  map[string]int `json:"status_by_agent,omitempty"`
+	StatusByAnswer map[string]int `json:"status_by_answer,omitempty"`
 }
 
 // maxCalls bounds the call history so that a long-running simulator does not
@@ -102,7 +123,8 @@ const maxCalls = 100_000
 //	GET  /_sim/calls   JSON array of Call                                   see Calls
 //	GET  /_sim/stats   Stats as JSON                                        see Stats
 //	POST /_sim/reset                                                        see Reset
-//	POST /_sim/config  {"fault_rate": 0.5, "latency": "150ms", "jitter": "0s", "disabled_sids": ["X"]}
+//	POST /_sim/config  {"fault_rate": 0.5, "latency": "150ms", "jitter": "0s", "disabled_sids": ["X"],
+//	                    "launch_states": {"4890": ["pending", "launched"]}, "default_launch_states": ["pending"]}
 //
 // /_sim/config changes only the fields given. A bad body is answered 400
 // with a message naming the field; success is 204 No Content.
@@ -123,14 +145,23 @@ type Server struct {
 	byAgent     map[string]int
 	inFlight    int
 	maxInFlight int
+
+	// launches are the launch requests created, by agent_launch_id, and
+	// launchOrder their IDs oldest first, for forgetting beyond maxLaunches.
+	launches       map[string]*issued
+	launchOrder    []string
+	statusCalls    int
+	statusByAgent  map[string]int
+	statusByAnswer map[string]int
 }
 
 // New returns a simulator with the given configuration.
 func New(cfg Config) *Server {
-	s := &Server{mux: http.NewServeMux(), stop: make(chan struct{})}
+	s := &Server{mux: http.NewServeMux(), stop: make(chan struct{}), launches: map[string]*issued{}}
 	s.Reset()
 	s.SetConfig(cfg)
 	s.mux.HandleFunc("/v1/{sid}/rcs/agent/launch", s.serveLaunch)
+	s.mux.HandleFunc("/v1/{sid}/rcs/agent/agentlaunchstatus", s.serveStatus)
 	s.mux.HandleFunc("POST /_sim/script", s.serveScript)
 	s.mux.HandleFunc("GET /_sim/calls", s.serveCalls)
 	s.mux.HandleFunc("GET /_sim/stats", s.serveStats)
@@ -147,8 +178,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // SetConfig replaces the configuration at run time; calls already sleeping
 // keep the latency they started with. The random source is reseeded only
 // when Seed is non-zero and differs from the current one, so that flipping
-// FaultRate does not restart a seeded sequence.
+// FaultRate does not restart a seeded sequence. It panics on an unknown
+// StatusStep or an empty sequence, as that is a mistake in the caller.
 func (s *Server) SetConfig(cfg Config) {
+	if err := checkSequences(cfg.LaunchStates, cfg.DefaultLaunchStates); err != nil {
+		panic("sim: " + err.Error())
+	}
 	s.update(func(c *Config) { *c = cfg })
 }
 
@@ -166,6 +201,11 @@ func (s *Server) update(change func(*Config)) {
 	cfg.Latency = max(cfg.Latency, 0)
 	cfg.Jitter = max(cfg.Jitter, 0)
 	cfg.DisabledSIDs = slices.Clone(cfg.DisabledSIDs)
+	cfg.LaunchStates = maps.Clone(cfg.LaunchStates)
+	for prefix, seq := range cfg.LaunchStates {
+		cfg.LaunchStates[prefix] = slices.Clone(seq)
+	}
+	cfg.DefaultLaunchStates = slices.Clone(cfg.DefaultLaunchStates)
 	s.disabled = make(map[string]bool, len(cfg.DisabledSIDs))
 	for _, sid := range cfg.DisabledSIDs {
 		s.disabled[sid] = true
@@ -219,11 +259,17 @@ func (s *Server) Stats() Stats {
 		ByAgent:     maps.Clone(s.byAgent),
 		InFlight:    s.inFlight,
 		MaxInFlight: s.maxInFlight,
+
+		StatusCalls:    s.statusCalls,
+		StatusByAgent:  maps.Clone(s.statusByAgent),
+		StatusByAnswer: maps.Clone(s.statusByAnswer),
 	}
 }
 
 // Reset forgets calls, stats and scripts; the configuration stays. Calls in
-// flight still count in InFlight, and MaxInFlight restarts from there.
+// flight still count in InFlight, and MaxInFlight restarts from there. The
+// launches created so far stay too, each where it is in its status
+// sequence: they are Kaleyra's records, not the test's history.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -233,6 +279,9 @@ func (s *Server) Reset() {
 	s.byCode = map[string]int{}
 	s.byAgent = map[string]int{}
 	s.maxInFlight = s.inFlight
+	s.statusCalls = 0
+	s.statusByAgent = map[string]int{}
+	s.statusByAnswer = map[string]int{}
 }
 
 // shutdown releases every hung or sleeping call; ListenAndServe calls it so

@@ -102,13 +102,20 @@ func callCtx(t *testing.T, ctx context.Context, ts *httptest.Server, b []byte, o
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return send(t, ts, req, opts...)
+}
+
+// send sends req with the test key, as modified by opts, and reads the
+// answer.
+func send(t *testing.T, ts *httptest.Server, req *http.Request, opts ...option) reply {
+	t.Helper()
 	req.Header.Set("api-key", testKey)
 	for _, o := range opts {
 		o(req)
 	}
 	resp, err := ts.Client().Do(req)
 	if err != nil {
-		t.Fatalf("launch call: %v", err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(resp.Body)

@@ -32,8 +32,15 @@ const (
 	// 401 with a Kaleyra-shaped body, code "RCS401", error_code
 	// "UNAUTHORIZED".
 	stepUnauthorized Step = "RCS401"
-	// stepMethod answers a method other than POST on the launch route.
+	// stepMethod answers a method other than POST on the launch route (or
+	// GET on the status route).
 	stepMethod Step = "RCS405"
+	// stepNotFound answers a status call for a launch the simulator did not
+	// issue to that agent, and stepBadQuery one without agent_number or
+	// agent_launch_id. Kaleyra documents neither; the codes are made up in
+	// its style.
+	stepNotFound Step = "RCS404"
+	stepBadQuery Step = "RCS400"
 )
 
 // status is the HTTP status each answer comes with: the Kaleyra codes' as
@@ -55,6 +62,8 @@ var status = map[Step]int{
 	StepNoLaunchID:    http.StatusOK,
 	stepUnauthorized:  http.StatusUnauthorized,
 	stepMethod:        http.StatusMethodNotAllowed,
+	stepNotFound:      http.StatusNotFound,
+	stepBadQuery:      http.StatusBadRequest,
 }
 
 // scriptable lists the steps in the order they are documented, for
@@ -90,6 +99,8 @@ var failures = map[Step]failure{
 	StepGateway:       {"Internal Gateway Error", "RCS_CHANNEL_INTERNAL_ERROR", "Internal Gateway Error"},
 	StepServerError:   {"Internal server error", "INTERNAL_SERVER_ERROR", "Internal server error"},
 	stepUnauthorized:  {"Unauthorized", "UNAUTHORIZED", "Invalid or missing api-key"},
+	stepNotFound:      {"Agent launch not found", "NOT_FOUND", "Agent launch not found"},
+	stepBadQuery:      {"Invalid request parameters", "INVALID_PARAMS", "Invalid request parameters"},
 }
 
 // missingFields is the message of Kaleyra's documented RCS904 sample.
