@@ -522,17 +522,13 @@ func (u *ui) logout(w http.ResponseWriter, r *http.Request, sess uiSession) {
 
 type uiListData struct {
 	uiBase
-	Code        string
-	Batch       string // only this batch's letters, when set
-	Back        string // the filters and page, as a query for links that come back
-	DeleteURL   string // the confirmation page for deleting every letter listed
-	Page, Pages int
-	Total       int64
-	From, To    int
-	Letters     []ops.Record
-	PrevURL     string
-	NextURL     string
-	ClearURL    string
+	Code      string
+	Batch     string // only this batch's letters, when set
+	Back      string // the filters and page, as a query for links that come back
+	DeleteURL string // the confirmation page for deleting every letter listed
+	uiPaging
+	Letters  []ops.Record
+	ClearURL string
 }
 
 // uiCode normalises a code filter: codes are upper case (RCS904, TIMEOUT).
@@ -561,31 +557,26 @@ func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	q := r.URL.Query()
 	code, batch, page := uiCode(q.Get("code")), q.Get("batch"), uiPage(q.Get("page"))
 	f := ops.Filter{Code: code, Batch: batch}
-	total, err := u.s.ops.CountDeadLetters(r.Context(), f)
+	// One read gives the page and the count (which, filtered, reads every
+	// letter's record); a page past the last is read again as the last.
+	recs, total, err := u.s.ops.ListDeadLetters(r.Context(), f, (page-1)*uiPageSize, uiPageSize)
 	if err != nil {
 		u.internal(w, r, sess, err)
 		return
 	}
-	pages := max(1, int((total+uiPageSize-1)/uiPageSize))
-	page = min(page, pages)
-	offset := (page - 1) * uiPageSize
-	recs, _, err := u.s.ops.ListDeadLetters(r.Context(), f, offset, uiPageSize)
-	if err != nil {
-		u.internal(w, r, sess, err)
-		return
+	p, offset := paging(page, total, func(n int) string { return listURL(code, batch, n) })
+	if offset != (page-1)*uiPageSize {
+		if recs, _, err = u.s.ops.ListDeadLetters(r.Context(), f, offset, uiPageSize); err != nil {
+			u.internal(w, r, sess, err)
+			return
+		}
 	}
+	p.To = offset + len(recs)
 	d := uiListData{
 		uiBase: u.base(w, r, &sess, "Dead letters"),
-		Code:   code, Batch: batch, Page: page, Pages: pages, Total: total, Letters: recs,
-		From: offset + 1, To: offset + len(recs),
-		Back:      withQuery("", page, "code", code, "batch", batch),
+		Code:   code, Batch: batch, uiPaging: p, Letters: recs,
+		Back:      withQuery("", p.Page, "code", code, "batch", batch),
 		DeleteURL: withQuery("/ui/deadletters:delete", 0, "code", code, "batch", batch),
-	}
-	if page > 1 {
-		d.PrevURL = listURL(code, batch, page-1)
-	}
-	if page < pages {
-		d.NextURL = listURL(code, batch, page+1)
 	}
 	if code != "" || batch != "" {
 		d.ClearURL = uiListPath
