@@ -71,20 +71,9 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	log := w.log.With().Str("job_id", job.ID).Str("agent_no", job.Launch.AgentNo).Logger()
 	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body()}
 
-	// Waiting for a slot is not an attempt; a job still waiting when the
-	// worker stops goes back to the queue.
-	waitCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(w.stopping, cancel)
-	defer stop()
-	waitStart := time.Now()
-	slot, err := w.limiter.Acquire(waitCtx, p.SID)
+	slot, err := w.acquire(ctx, log, p.SID)
 	if err != nil {
-		return w.deferred(log, err)
-	}
-	w.metrics.LimiterWait.Observe(time.Since(waitStart).Seconds())
-	if w.coolingOff.CompareAndSwap(true, false) {
-		log.Info().Msg("account cool-off over: launch calls resume")
+		return err
 	}
 
 	state, attempt, err := w.store.Start(ctx, rec, w.opts.RetryMax+1, time.Now())
@@ -97,6 +86,11 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	if state != store.StateRunning {
 		w.release(log, slot, limits.Unused)
 		log.Info().Str("state", string(state)).Msg("job already finished; not calling Kaleyra again")
+		if state == store.StateSucceeded {
+			// The task of a success is acknowledged only once its follow-up
+			// task exists: a worker may have died between the two.
+			return w.ensureFollow(ctx, log, job.ID)
+		}
 		return nil
 	}
 
@@ -116,7 +110,28 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		w.metrics.CallDuration.WithLabelValues(out.Class.String()).Observe(out.Duration.Seconds())
 		w.metrics.Calls.WithLabelValues(out.Class.String(), out.Code).Inc()
 	}
-	return w.record(log, slot, job.ID, attempt, out)
+	return w.record(log, slot, rec, attempt, out)
+}
+
+// acquire waits for a call slot of account sid: a rate-limit token and an
+// in-flight slot, shared by launch calls and status polls over the fleet.
+// Waiting is not an attempt; a task still waiting when the worker stops goes
+// back to the queue, and so does one the limiter defers (as a laterError).
+func (w *Worker) acquire(ctx context.Context, log zerolog.Logger, sid string) (*limits.Slot, error) {
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(w.stopping, cancel)
+	defer stop()
+	waitStart := time.Now()
+	slot, err := w.limiter.Acquire(waitCtx, sid)
+	if err != nil {
+		return nil, w.deferred(log, err)
+	}
+	w.metrics.LimiterWait.Observe(time.Since(waitStart).Seconds())
+	if w.coolingOff.CompareAndSwap(true, false) {
+		log.Info().Msg("account cool-off over: launch calls resume")
+	}
+	return slot, nil
 }
 
 // deferred turns a limiter refusal into a return to the queue that costs the
@@ -186,7 +201,8 @@ func (w *Worker) released(log zerolog.Logger, ev limits.Events, err error) {
 
 // record frees the call's launch slot and turns its outcome into the job's
 // next state.
-func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attempt int, out kaleyra.Outcome) error {
+func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, job store.NewJob, attempt int, out kaleyra.Outcome) error {
+	id := job.ID
 	now := time.Now()
 	o := store.Outcome{
 		Attempt: store.Attempt{
@@ -200,6 +216,9 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attemp
 	switch out.Class {
 	case kaleyra.Succeeded:
 		o.Kind, o.Attempt.Outcome = store.FinishSucceeded, store.AttemptSucceeded
+		if w.opts.FollowLaunch && out.AgentLaunchID != "" {
+			o.FollowAt = runAt(now, w.opts.FollowInterval)
+		}
 	case kaleyra.Throttled:
 		delay := out.RetryAfter
 		if delay <= 0 {
@@ -243,6 +262,14 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, id string, attemp
 	}
 	if state == o.Kind.State() && state.Finished() {
 		w.metrics.Attempts.Observe(float64(attempt))
+	}
+	if state == store.StateSucceeded && !o.FollowAt.IsZero() {
+		// An error here leaves the task to asynq's retry, whose redelivery
+		// finds the job succeeded and pushes the follow-up then.
+		p := queue.FollowPayload{JobID: id, SID: job.SID, AgentNo: job.AgentNo, AgentLaunchID: out.AgentLaunchID}
+		if err := w.pushFollow(log, p, o.FollowAt); err != nil {
+			return err
+		}
 	}
 	return after
 }

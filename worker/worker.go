@@ -36,20 +36,24 @@ import (
 // JobRetention, CoolOffThreshold, ResultsMaxLen) do not fall back to these:
 // start from DefaultOptions to get them.
 const (
-	DefaultPod              = defaults.Pod              // KALEYRA_POD
-	DefaultTimeout          = defaults.Timeout          // KALEYRA_TIMEOUT
-	DefaultRateLimit        = defaults.RateLimit        // KALEYRA_RATE_LIMIT
-	DefaultRateBurst        = defaults.RateBurst        // KALEYRA_RATE_BURST
-	DefaultMaxInFlight      = defaults.MaxInFlight      // KALEYRA_MAX_IN_FLIGHT
-	DefaultCoolOffThreshold = defaults.CoolOffThreshold // COOLOFF_THRESHOLD
-	DefaultCoolOffWindow    = defaults.CoolOffWindow    // COOLOFF_WINDOW
-	DefaultCoolOffDuration  = defaults.CoolOffDuration  // COOLOFF_DURATION
-	DefaultConcurrency      = defaults.Concurrency      // WORKER_CONCURRENCY
-	DefaultRetryMax         = defaults.RetryMax         // RETRY_MAX
-	DefaultRetryBaseDelay   = defaults.RetryBaseDelay   // RETRY_BASE_DELAY
-	DefaultRetryMaxDelay    = defaults.RetryMaxDelay    // RETRY_MAX_DELAY
-	DefaultRetryCode        = defaults.RetryCode        // RETRY_CODES: the one code retried
-	DefaultJobRetention     = defaults.JobRetention     // JOB_RETENTION
+	DefaultPod               = defaults.Pod               // KALEYRA_POD
+	DefaultTimeout           = defaults.Timeout           // KALEYRA_TIMEOUT
+	DefaultRateLimit         = defaults.RateLimit         // KALEYRA_RATE_LIMIT
+	DefaultRateBurst         = defaults.RateBurst         // KALEYRA_RATE_BURST
+	DefaultMaxInFlight       = defaults.MaxInFlight       // KALEYRA_MAX_IN_FLIGHT
+	DefaultCoolOffThreshold  = defaults.CoolOffThreshold  // COOLOFF_THRESHOLD
+	DefaultCoolOffWindow     = defaults.CoolOffWindow     // COOLOFF_WINDOW
+	DefaultCoolOffDuration   = defaults.CoolOffDuration   // COOLOFF_DURATION
+	DefaultConcurrency       = defaults.Concurrency       // WORKER_CONCURRENCY
+	DefaultRetryMax          = defaults.RetryMax          // RETRY_MAX
+	DefaultRetryBaseDelay    = defaults.RetryBaseDelay    // RETRY_BASE_DELAY
+	DefaultRetryMaxDelay     = defaults.RetryMaxDelay     // RETRY_MAX_DELAY
+	DefaultRetryCode         = defaults.RetryCode         // RETRY_CODES: the one code retried
+	DefaultJobRetention      = defaults.JobRetention      // JOB_RETENTION
+	DefaultStatusPath        = defaults.LaunchStatusPath  // LAUNCH_STATUS_PATH
+	DefaultFollowInterval    = defaults.FollowInterval    // FOLLOW_INTERVAL
+	DefaultFollowMaxInterval = defaults.FollowMaxInterval // FOLLOW_MAX_INTERVAL
+	DefaultFollowMaxAge      = defaults.FollowMaxAge      // FOLLOW_MAX_AGE
 )
 
 // Options configures a Worker. Its fields mirror the environment variables
@@ -111,6 +115,23 @@ type Options struct {
 	JobRetention time.Duration
 	// ResultsMaxLen caps the results stream approximately. Zero never trims.
 	ResultsMaxLen int64
+	// FollowLaunch follows every launch answered RCS902 to its final state
+	// by polling Kaleyra's launch status (FOLLOW_LAUNCH): the job's record,
+	// its batch and the results stream then show the launch state. Polls
+	// count against RateLimit and MaxInFlight like launch calls. A worker
+	// without it leaves the follow-up tasks of others queued.
+	FollowLaunch bool
+	// StatusPath is the launch status endpoint's path below the base URL,
+	// {sid} standing for SID. Empty means DefaultStatusPath.
+	StatusPath string
+	// FollowInterval is the wait before a launch's first status poll; each
+	// poll still pending doubles it, up to FollowMaxInterval. Following
+	// ends, the launch left pending, FollowMaxAge after the launch. Zero
+	// means DefaultFollowInterval (1m), DefaultFollowMaxInterval (6h) and
+	// DefaultFollowMaxAge (336h).
+	FollowInterval    time.Duration
+	FollowMaxInterval time.Duration
+	FollowMaxAge      time.Duration
 	// Logger receives one structured event per line. Nil: no logging.
 	Logger *zerolog.Logger
 	// Metrics is where the worker registers its Prometheus metrics: its own
@@ -125,26 +146,31 @@ type Options struct {
 // differs.
 func DefaultOptions() Options {
 	return Options{
-		Pod:              DefaultPod,
-		Timeout:          DefaultTimeout,
-		RateLimit:        DefaultRateLimit,
-		RateBurst:        DefaultRateBurst,
-		MaxInFlight:      DefaultMaxInFlight,
-		CoolOffThreshold: DefaultCoolOffThreshold,
-		CoolOffWindow:    DefaultCoolOffWindow,
-		CoolOffDuration:  DefaultCoolOffDuration,
-		Concurrency:      DefaultConcurrency,
-		RetryMax:         DefaultRetryMax,
-		RetryBaseDelay:   DefaultRetryBaseDelay,
-		RetryMaxDelay:    DefaultRetryMaxDelay,
-		RetryCodes:       []string{DefaultRetryCode},
-		JobRetention:     DefaultJobRetention,
+		Pod:               DefaultPod,
+		Timeout:           DefaultTimeout,
+		RateLimit:         DefaultRateLimit,
+		RateBurst:         DefaultRateBurst,
+		MaxInFlight:       DefaultMaxInFlight,
+		CoolOffThreshold:  DefaultCoolOffThreshold,
+		CoolOffWindow:     DefaultCoolOffWindow,
+		CoolOffDuration:   DefaultCoolOffDuration,
+		Concurrency:       DefaultConcurrency,
+		RetryMax:          DefaultRetryMax,
+		RetryBaseDelay:    DefaultRetryBaseDelay,
+		RetryMaxDelay:     DefaultRetryMaxDelay,
+		RetryCodes:        []string{DefaultRetryCode},
+		JobRetention:      DefaultJobRetention,
+		StatusPath:        DefaultStatusPath,
+		FollowInterval:    DefaultFollowInterval,
+		FollowMaxInterval: DefaultFollowMaxInterval,
+		FollowMaxAge:      DefaultFollowMaxAge,
 	}
 }
 
 // ErrNegative is wrapped by New's error for a negative RetryMax,
 // JobRetention, CoolOffThreshold or ResultsMaxLen, whose zero is the
-// smallest setting ("none", "forever", "off", "never trim").
+// smallest setting ("none", "forever", "off", "never trim"), and for a
+// negative follow-up interval or age.
 var ErrNegative = errors.New("must not be negative")
 
 // check refuses the values that have no meaning, naming their fields.
@@ -159,6 +185,9 @@ func (o *Options) check() error {
 	negative("JobRetention", o.JobRetention < 0)
 	negative("CoolOffThreshold", o.CoolOffThreshold < 0)
 	negative("ResultsMaxLen", o.ResultsMaxLen < 0)
+	negative("FollowInterval", o.FollowInterval < 0)
+	negative("FollowMaxInterval", o.FollowMaxInterval < 0)
+	negative("FollowMaxAge", o.FollowMaxAge < 0)
 	if o.Redis == nil {
 		errs = append(errs, errors.New("Options.Redis is required"))
 	}
@@ -177,6 +206,9 @@ func (o *Options) applyDefaults() {
 	setDefault(&o.RetryMaxDelay, DefaultRetryMaxDelay)
 	setDefault(&o.CoolOffWindow, DefaultCoolOffWindow)
 	setDefault(&o.CoolOffDuration, DefaultCoolOffDuration)
+	setDefault(&o.FollowInterval, DefaultFollowInterval)
+	setDefault(&o.FollowMaxInterval, max(DefaultFollowMaxInterval, o.FollowInterval))
+	setDefault(&o.FollowMaxAge, max(DefaultFollowMaxAge, o.FollowInterval))
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
@@ -211,6 +243,8 @@ type Worker struct {
 	policy  backoff.Policy
 	srv     *asynq.Server
 	metrics *metrics.Worker
+	// tasks pushes follow-up tasks; nil without FollowLaunch.
+	tasks *asynq.Client
 
 	// stopping is cancelled when shutdown begins, so that jobs still waiting
 	// for a rate-limit slot go back to the queue instead of holding it up.
@@ -234,7 +268,7 @@ func New(opts Options) (*Worker, error) {
 	}
 	client, err := kaleyra.New(kaleyra.Options{
 		BaseURL: base, SID: opts.SID, APIKey: secret.String(opts.APIKey),
-		Timeout: opts.Timeout, RetryCodes: opts.RetryCodes,
+		Timeout: opts.Timeout, RetryCodes: opts.RetryCodes, StatusPath: opts.StatusPath,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -272,6 +306,9 @@ func New(opts Options) (*Worker, error) {
 	w.metrics = metrics.NewWorker(reg)
 	w.stopping, w.stop = context.WithCancel(context.Background())
 	w.srv = newServer(opts, w.log)
+	if opts.FollowLaunch {
+		w.tasks = asynq.NewClient(opts.Redis)
+	}
 	return w, nil
 }
 
@@ -279,7 +316,7 @@ func New(opts Options) (*Worker, error) {
 func newServer(opts Options, log zerolog.Logger) *asynq.Server {
 	return asynq.NewServer(opts.Redis, asynq.Config{
 		Concurrency:    opts.Concurrency,
-		Queues:         map[string]int{queue.Name: 1},
+		Queues:         queues(opts.FollowLaunch),
 		RetryDelayFunc: retryDelay,
 		IsFailure:      isFailure,
 		// In-flight calls must be able to finish and be recorded before
@@ -297,21 +334,37 @@ func newServer(opts Options, log zerolog.Logger) *asynq.Server {
 	})
 }
 
+// queues are the asynq queues a worker serves, by priority weight: a
+// follow-up poll waits behind launches, which matter more, but is not
+// starved by them.
+func queues(follow bool) map[string]int {
+	if !follow {
+		return map[string]int{queue.Name: 1}
+	}
+	return map[string]int{queue.Name: 4, queue.FollowName: 1}
+}
+
 // Run processes jobs until ctx is done, then shuts down gracefully: calls in
 // flight finish and are recorded, jobs not yet started go back to the queue.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := rdb.Check(ctx, w.store.Redis()); err != nil {
 		return err
 	}
-	if err := w.srv.Start(asynq.HandlerFunc(w.process)); err != nil {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(queue.TaskType, w.process)
+	mux.HandleFunc(queue.FollowTaskType, w.follow)
+	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Float64("rate_limit", w.opts.RateLimit).
-		Int("retry_max", w.opts.RetryMax).Msg("worker started")
+		Int("retry_max", w.opts.RetryMax).Bool("follow_launch", w.opts.FollowLaunch).Msg("worker started")
 	<-ctx.Done()
 	w.log.Info().Msg("shutting down: finishing calls in flight")
 	w.stop()
 	w.srv.Shutdown()
+	if w.tasks != nil {
+		_ = w.tasks.Close()
+	}
 	w.log.Info().Msg("worker stopped")
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rcslaunch/rcslaunch/internal/defaults"
 )
 
 // Resolve returns the API base URL, without a trailing slash: override when
@@ -98,6 +100,27 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// StatusPath returns path, or defaults.LaunchStatusPath when it is empty, after
+// checking that it is an absolute path with no query, fragment, space or
+// placeholder other than {sid}, so that the URL built from it is the one
+// configured.
+func StatusPath(path string) (string, error) {
+	if path == "" {
+		return defaults.LaunchStatusPath, nil
+	}
+	switch rest := strings.ReplaceAll(path, "{sid}", ""); {
+	case !strings.HasPrefix(path, "/"):
+		return "", fmt.Errorf("%s must start with '/'", quote(path, 100))
+	case strings.IndexFunc(path, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0:
+		return "", fmt.Errorf("%s must be printable ASCII without spaces", quote(path, 100))
+	case strings.ContainsAny(path, "?#"):
+		return "", fmt.Errorf("%s must not hold a query or fragment: the client adds agent_number and agent_launch_id", quote(path, 100))
+	case strings.ContainsAny(rest, "{}"):
+		return "", fmt.Errorf("%s has a placeholder other than {sid}", quote(path, 100))
+	}
+	return path, nil
 }
 
 // quote quotes s for an error message, cut to at most limit bytes before

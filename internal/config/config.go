@@ -45,6 +45,11 @@ type Config struct {
 	RetryCodes        []string      `envconfig:"RETRY_CODES"`
 	JobRetention      time.Duration `envconfig:"JOB_RETENTION"`
 	ResultsMaxLen     int64         `envconfig:"RESULTS_MAX_LEN"`
+	FollowLaunch      bool          `envconfig:"FOLLOW_LAUNCH"`
+	LaunchStatusPath  string        `envconfig:"LAUNCH_STATUS_PATH"`
+	FollowInterval    time.Duration `envconfig:"FOLLOW_INTERVAL"`
+	FollowMaxInterval time.Duration `envconfig:"FOLLOW_MAX_INTERVAL"`
+	FollowMaxAge      time.Duration `envconfig:"FOLLOW_MAX_AGE"`
 	HTTPAddr          string        `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080"`
 	MetricsAddr       string        `envconfig:"METRICS_ADDR"`
 	HTTPToken         secret.String `envconfig:"HTTP_TOKEN"`
@@ -58,20 +63,24 @@ type Config struct {
 // without a default tag alone when its variable is unset).
 func withDefaults() Config {
 	return Config{
-		Pod:              defaults.Pod,
-		Timeout:          defaults.Timeout,
-		RateLimit:        defaults.RateLimit,
-		RateBurst:        defaults.RateBurst,
-		MaxInFlight:      defaults.MaxInFlight,
-		CoolOffThreshold: defaults.CoolOffThreshold,
-		CoolOffWindow:    defaults.CoolOffWindow,
-		CoolOffDuration:  defaults.CoolOffDuration,
-		Concurrency:      defaults.Concurrency,
-		RetryMax:         defaults.RetryMax,
-		RetryBaseDelay:   defaults.RetryBaseDelay,
-		RetryMaxDelay:    defaults.RetryMaxDelay,
-		RetryCodes:       []string{defaults.RetryCode},
-		JobRetention:     defaults.JobRetention,
+		Pod:               defaults.Pod,
+		Timeout:           defaults.Timeout,
+		RateLimit:         defaults.RateLimit,
+		RateBurst:         defaults.RateBurst,
+		MaxInFlight:       defaults.MaxInFlight,
+		CoolOffThreshold:  defaults.CoolOffThreshold,
+		CoolOffWindow:     defaults.CoolOffWindow,
+		CoolOffDuration:   defaults.CoolOffDuration,
+		Concurrency:       defaults.Concurrency,
+		RetryMax:          defaults.RetryMax,
+		RetryBaseDelay:    defaults.RetryBaseDelay,
+		RetryMaxDelay:     defaults.RetryMaxDelay,
+		RetryCodes:        []string{defaults.RetryCode},
+		JobRetention:      defaults.JobRetention,
+		LaunchStatusPath:  defaults.LaunchStatusPath,
+		FollowInterval:    defaults.FollowInterval,
+		FollowMaxInterval: defaults.FollowMaxInterval,
+		FollowMaxAge:      defaults.FollowMaxAge,
 	}
 }
 
@@ -166,6 +175,7 @@ func (c *Config) Check(need Need) error {
 	if c.ResultsMaxLen < 0 {
 		bad("RESULTS_MAX_LEN", "must not be negative, got %d", c.ResultsMaxLen)
 	}
+	c.checkFollow(bad)
 	switch strings.ToLower(c.LogLevel) {
 	case "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled":
 	default:
@@ -175,4 +185,22 @@ func (c *Config) Check(need Need) error {
 		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// checkFollow validates the launch follow-up's settings, whether or not
+// FOLLOW_LAUNCH is on: a worker started with it later must not find them bad.
+func (c *Config) checkFollow(bad func(name, format string, args ...any)) {
+	// asynq schedules in whole seconds: a shorter first wait would poll early.
+	if c.FollowInterval < time.Second {
+		bad("FOLLOW_INTERVAL", "must be at least 1s, got %v", c.FollowInterval)
+	}
+	if c.FollowMaxInterval < c.FollowInterval {
+		bad("FOLLOW_MAX_INTERVAL", "must be at least FOLLOW_INTERVAL (%v), got %v", c.FollowInterval, c.FollowMaxInterval)
+	}
+	if c.FollowMaxAge < c.FollowInterval {
+		bad("FOLLOW_MAX_AGE", "must be at least FOLLOW_INTERVAL (%v), got %v", c.FollowInterval, c.FollowMaxAge)
+	}
+	if _, err := baseurl.StatusPath(c.LaunchStatusPath); err != nil {
+		bad("LAUNCH_STATUS_PATH", "%w", err)
+	}
 }

@@ -24,6 +24,10 @@ const (
 	RetryMaxDelay    = 5 * time.Minute  // RETRY_MAX_DELAY
 	RetryCode        = "RCS502"         // RETRY_CODES: the one code retried
 	JobRetention     = 2160 * time.Hour // JOB_RETENTION, 90 days
+
+	FollowInterval    = time.Minute     // FOLLOW_INTERVAL: the first poll's wait, doubling
+	FollowMaxInterval = 6 * time.Hour   // FOLLOW_MAX_INTERVAL
+	FollowMaxAge      = 336 * time.Hour // FOLLOW_MAX_AGE, 14 days
 )
 
 // LaunchStatusPath is LAUNCH_STATUS_PATH: the path of Kaleyra's launch

@@ -66,7 +66,7 @@ type Client struct {
 // does, SID made of letters, digits, '-' and '_', a non-empty API key
 // without control characters, retry codes that Kaleyra can send as a
 // failure (matched case-insensitively; never RCS902 or a pseudo-code), and
-// a status path as checkStatusPath wants it.
+// a status path as baseurl.StatusPath wants it.
 func New(o Options) (*Client, error) {
 	base, err := baseurl.Check(o.BaseURL)
 	if err != nil {
@@ -89,7 +89,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kaleyra: retry codes: %w", err)
 	}
-	statusPath, err := checkStatusPath(o.StatusPath)
+	statusPath, err := baseurl.StatusPath(o.StatusPath)
 	if err != nil {
 		return nil, fmt.Errorf("kaleyra: status path: %w", err)
 	}
@@ -102,27 +102,6 @@ func New(o Options) (*Client, error) {
 		timeout:        timeout,
 		retry:          retry,
 	}, nil
-}
-
-// checkStatusPath returns path, or the default when it is empty, after
-// checking that it is an absolute path with no query, fragment, space or
-// placeholder other than {sid}, so that the URL built from it is the one
-// configured.
-func checkStatusPath(path string) (string, error) {
-	if path == "" {
-		return defaults.LaunchStatusPath, nil
-	}
-	switch rest := strings.ReplaceAll(path, "{sid}", ""); {
-	case !strings.HasPrefix(path, "/"):
-		return "", fmt.Errorf("%s must start with '/'", quote(path, 100))
-	case !printableASCII(path):
-		return "", fmt.Errorf("%s must be printable ASCII without spaces", quote(path, 100))
-	case strings.ContainsAny(path, "?#"):
-		return "", fmt.Errorf("%s must not hold a query or fragment: the client adds agent_number and agent_launch_id", quote(path, 100))
-	case strings.ContainsAny(rest, "{}"):
-		return "", fmt.Errorf("%s has a placeholder other than {sid}", quote(path, 100))
-	}
-	return path, nil
 }
 
 // checkSID accepts letters, digits, '-' and '_', so that the SID is one

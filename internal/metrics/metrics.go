@@ -41,6 +41,12 @@ type Worker struct {
 	Deferred *prometheus.CounterVec
 	// InFlight is this process's launch calls in flight.
 	InFlight prometheus.Gauge
+	// StatusPolls counts launch status polls by result: the launch state
+	// answered, "failed" (a bad answer or none; polled again at the next
+	// interval) or "throttled".
+	StatusPolls *prometheus.CounterVec
+	// LaunchStateChanges counts followed launches reaching a state, by state.
+	LaunchStateChanges *prometheus.CounterVec
 }
 
 // NewWorker makes the process metrics and registers them on reg.
@@ -73,8 +79,17 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 			Namespace: namespace, Name: "process_inflight_calls",
 			Help: "Kaleyra launch calls in flight from this process.",
 		}),
+		StatusPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "launch_status_polls_total",
+			Help: "Launch status polls made by this process (FOLLOW_LAUNCH), by result: a launch state, failed or throttled.",
+		}, []string{"result"}),
+		LaunchStateChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "launch_state_changes_total",
+			Help: "Followed launches that this process saw reach a new launch state, by state.",
+		}, []string{"state"}),
 	}
-	reg.MustRegister(m.CallDuration, m.Calls, m.Attempts, m.LimiterWait, m.Deferred, m.InFlight)
+	reg.MustRegister(m.CallDuration, m.Calls, m.Attempts, m.LimiterWait, m.Deferred, m.InFlight,
+		m.StatusPolls, m.LaunchStateChanges)
 	return m
 }
 

@@ -15,6 +15,7 @@ var (
 	uncreateJobScript       = load("uncreate_job.lua", batchLib, agentLib)
 	startJobScript          = load("start_job.lua", batchLib)
 	finishJobScript         = load("finish_job.lua", batchLib)
+	recordLaunchPollScript  = load("record_launch_poll.lua", batchLib)
 	createBatchScript       = load("create_batch.lua")
 	closeBatchScript        = load("close_batch.lua", batchLib)
 	requeueDeadLetterScript = load("requeue_dead_letter.lua", batchLib)
@@ -107,6 +108,7 @@ type FinishArgs struct {
 	NextRunAt     time.Time     // zero for none
 	Retention     time.Duration // how long a finished job's keys are kept (whole seconds); 0 forever
 	ResultsMaxLen int64         // the results stream's approximate cap; 0 never trims
+	FollowAt      time.Time     // a success's first launch status poll; zero when not followed
 }
 
 func (a FinishArgs) keys() []string {
@@ -114,12 +116,9 @@ func (a FinishArgs) keys() []string {
 }
 
 func (a FinishArgs) args() []any {
-	var next int64
-	if !a.NextRunAt.IsZero() {
-		next = ms(a.NextRunAt)
-	}
+	next := msOrZero(a.NextRunAt)
 	return []any{a.Kind, a.Entry, a.Code, a.Message, a.AgentLaunchID, a.HTTPStatus, flag(a.Uncertain), string(a.Response),
-		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID}
+		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID, msOrZero(a.FollowAt)}
 }
 
 // FinishJob runs finish_job.lua: it records an attempt's outcome and returns
@@ -131,6 +130,30 @@ func FinishJob(ctx context.Context, c redis.Scripter, a FinishArgs) (string, err
 // QueueFinishJob queues FinishJob on pipe; its Result is FinishJob's.
 func QueueFinishJob(ctx context.Context, pipe redis.Pipeliner, a FinishArgs) *Pending[string] {
 	return queue(ctx, pipe, finishJobScript, a.keys(), a.args(), text)
+}
+
+// PollArgs is record_launch_poll.lua's arguments: one launch status poll.
+type PollArgs struct {
+	ID            string
+	AgentLaunchID string // the launch polled
+	Polls         int    // launch_polls as read before the poll
+	State         string // the state answered; "" for a failed poll
+	Code          string
+	Message       string
+	Response      []byte // the answer (JSON); nil for none
+	Now           time.Time
+	NextPollAt    time.Time // zero when following ends
+	Ended         string    // why following ends ("final", "expired"); "" when it does not
+	ResultsMaxLen int64
+}
+
+// RecordLaunchPoll runs record_launch_poll.lua: it records a poll's answer
+// and returns "changed", "recorded", "missing", "superseded", "waiting",
+// "ended" or "stale" (see the script).
+func RecordLaunchPoll(ctx context.Context, c redis.Scripter, a PollArgs) (string, error) {
+	args := []any{a.AgentLaunchID, a.Polls, a.State, a.Code, a.Message, string(a.Response), ms(a.Now),
+		msOrZero(a.NextPollAt), a.Ended, a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID}
+	return call(ctx, c, recordLaunchPollScript, []string{JobKey(a.ID), ResultsStream}, args, text)
 }
 
 // CreateBatch runs create_batch.lua: it makes an empty, open batch, and
@@ -200,6 +223,14 @@ func DeleteDeadLetter(ctx context.Context, c redis.Scripter, id string) (string,
 
 // ms is t as the scripts take times: Unix milliseconds.
 func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// msOrZero is ms(t), or 0 for the zero time (the scripts' "none").
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return ms(t)
+}
 
 // seconds is d as the scripts take TTLs: whole seconds.
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }

@@ -125,6 +125,20 @@ func TestScriptsAfterScriptFlush(t *testing.T) {
 	if deleted != "deleted" {
 		t.Fatalf("DeleteDeadLetter: %s", deleted)
 	}
+	if _, err := CreateJobs(ctx, c, []NewJob{job("j4")}, now); err != nil {
+		t.Fatal(err)
+	}
+	start("j4")
+	followed := FinishArgs{ID: "j4", Kind: "succeeded", Entry: []byte(`{"attempt":1}`), Code: "RCS902", AgentLaunchID: "L3",
+		Now: now, FollowAt: now.Add(time.Minute)}
+	if state, err := FinishJob(ctx, c, followed); err != nil || state != "succeeded" {
+		t.Fatalf("FinishJob j4: %s, %v", state, err)
+	}
+	poll, err := RecordLaunchPoll(ctx, c, PollArgs{ID: "j4", AgentLaunchID: "L3", State: "launched", Now: now, Ended: "final"})
+	must(t, "RecordLaunchPoll", err)
+	if poll != "changed" {
+		t.Fatalf("RecordLaunchPoll: %s", poll)
+	}
 	k := LimiterKeys("AC1")
 	acq := AcquireArgs{Rate: 100, Burst: 10, MaxInFlight: 1, Lease: time.Minute, Token: "t1"}
 	a, err := LimiterAcquire(ctx, c, k, acq)
@@ -176,10 +190,11 @@ func TestScriptsAfterScriptFlush(t *testing.T) {
 	if n := c.ZCard(ctx, k.InFlight()).Val(); n != 0 {
 		t.Errorf("%d slots held after the pipelined release", n)
 	}
-	// Once each: one success in the stream (j1's two dead letters are the
-	// other entries), one gateway error counted.
-	if n := c.XLen(ctx, ResultsStream).Val(); n != 3 {
-		t.Errorf("results stream holds %d entries, want 3", n)
+	// Once each: one success in the stream (j1's two dead letters, j4's
+	// success and launch state are the other entries), one gateway error
+	// counted.
+	if n := c.XLen(ctx, ResultsStream).Val(); n != 5 {
+		t.Errorf("results stream holds %d entries, want 5", n)
 	}
 	if n, _ := c.Get(ctx, k.GatewayErrors()).Int(); n != 1 {
 		t.Errorf("gateway errors: %d, want 1", n)

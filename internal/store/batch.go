@@ -64,6 +64,9 @@ type Batch struct {
 	DeadLetteredByCode map[string]int64 `json:"dead_lettered_by_code"`
 	CreatedAt          time.Time        `json:"created_at"`
 	FinishedAt         *time.Time       `json:"finished_at"`
+	// LaunchStates counts the batch's followed successes (FOLLOW_LAUNCH) by
+	// launch state; every state of LaunchStates is present.
+	LaunchStates map[LaunchState]int64 `json:"launch_states"`
 
 	// StartedAt is when the first of its jobs started; zero before.
 	StartedAt time.Time `json:"-"`
@@ -92,6 +95,10 @@ func batchFrom(id string, h map[string]string) Batch {
 	}
 	if t := msTime(h["finished_at"]); !t.IsZero() {
 		b.FinishedAt = &t
+	}
+	b.LaunchStates = make(map[LaunchState]int64, len(LaunchStates))
+	for _, s := range LaunchStates {
+		b.LaunchStates[s] = max(n("launch:"+string(s)), 0)
 	}
 	for k, v := range h {
 		if code, ok := strings.CutPrefix(k, "code:"); ok {

@@ -132,6 +132,10 @@ type Outcome struct {
 	AgentLaunchID string
 	Response      json.RawMessage
 	NextRunAt     time.Time
+	// FollowAt, for a success with an AgentLaunchID, starts its launch
+	// follow-up (launch state pending) with a first poll at that time; zero
+	// does not follow it.
+	FollowAt time.Time
 }
 
 // Finish records an attempt's outcome in one atomic step, with the job's
@@ -200,5 +204,6 @@ func (s *Store) finishArgs(id string, o Outcome, now time.Time) (rdb.FinishArgs,
 	a := o.Attempt
 	return rdb.FinishArgs{ID: id, Kind: string(o.Kind), Entry: entry, Code: a.Code, Message: a.Message,
 		AgentLaunchID: o.AgentLaunchID, HTTPStatus: a.HTTPStatus, Uncertain: a.Uncertain, Response: o.Response,
-		Now: now, NextRunAt: o.NextRunAt, Retention: s.Retention, ResultsMaxLen: s.ResultsMaxLen}, nil
+		Now: now, NextRunAt: o.NextRunAt, Retention: s.Retention, ResultsMaxLen: s.ResultsMaxLen,
+		FollowAt: o.FollowAt}, nil
 }

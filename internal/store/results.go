@@ -16,36 +16,47 @@ import (
 
 // Result is one entry of the results stream: a finished job.
 type Result struct {
-	StreamID      string          `json:"stream_id"`
-	JobID         string          `json:"job_id"`
-	AgentNo       string          `json:"agent_no"`
-	Outcome       string          `json:"outcome"` // succeeded or dead_lettered
-	Code          string          `json:"code"`
-	Message       string          `json:"message"`
-	AgentLaunchID string          `json:"agent_launch_id"`
-	Attempts      int             `json:"attempts"`
-	FinishedAt    string          `json:"finished_at"`
-	Uncertain     bool            `json:"uncertain"`
-	BatchID       string          `json:"batch_id,omitempty"`
-	Response      json.RawMessage `json:"response,omitempty"`
+	StreamID      string `json:"stream_id"`
+	JobID         string `json:"job_id"`
+	AgentNo       string `json:"agent_no"`
+	Outcome       string `json:"outcome"` // succeeded, dead_lettered or launch_state
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	AgentLaunchID string `json:"agent_launch_id"`
+	Attempts      int    `json:"attempts"`
+	FinishedAt    string `json:"finished_at"`
+	Uncertain     bool   `json:"uncertain"`
+	BatchID       string `json:"batch_id,omitempty"`
+	// LaunchState is, for a launch_state entry, the launch's new state
+	// (PreviousLaunchState its state before); for a followed success,
+	// "pending".
+	LaunchState         string          `json:"launch_state,omitempty"`
+	PreviousLaunchState string          `json:"previous_launch_state,omitempty"`
+	Response            json.RawMessage `json:"response,omitempty"`
 }
+
+// OutcomeLaunchState is the outcome of a results stream entry that reports
+// a followed launch's change of state, not a finished job.
+const OutcomeLaunchState = "launch_state"
 
 func resultFrom(m redis.XMessage) Result {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	n, _ := strconv.Atoi(str("attempts"))
 	return Result{
-		StreamID:      m.ID,
-		JobID:         str("job_id"),
-		AgentNo:       str("agent_no"),
-		Outcome:       str("outcome"),
-		Code:          str("code"),
-		Message:       str("message"),
-		AgentLaunchID: str("agent_launch_id"),
-		Attempts:      n,
-		FinishedAt:    str("finished_at"),
-		Uncertain:     str("uncertain") == "1",
-		BatchID:       str("batch_id"),
-		Response:      rawOrNil(str("response")),
+		StreamID:            m.ID,
+		JobID:               str("job_id"),
+		AgentNo:             str("agent_no"),
+		Outcome:             str("outcome"),
+		Code:                str("code"),
+		Message:             str("message"),
+		AgentLaunchID:       str("agent_launch_id"),
+		Attempts:            n,
+		FinishedAt:          str("finished_at"),
+		Uncertain:           str("uncertain") == "1",
+		BatchID:             str("batch_id"),
+		LaunchState:         str("launch_state"),
+		PreviousLaunchState: str("previous_launch_state"),
+		Response:            rawOrNil(str("response")),
 	}
 }
 

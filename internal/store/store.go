@@ -101,7 +101,11 @@ type Record struct {
 	UpdatedAt     time.Time       `json:"updated_at,omitzero"`
 	NextRunAt     time.Time       `json:"next_run_at,omitzero"`
 	FinishedAt    time.Time       `json:"finished_at,omitzero"`
-	History       []Attempt       `json:"history"`
+	// LaunchState and Launch are set for a success whose launch is
+	// followed (FOLLOW_LAUNCH): its state, and the follow-up's details.
+	LaunchState LaunchState   `json:"launch_state,omitempty"`
+	Launch      *LaunchFollow `json:"launch_follow,omitempty"`
+	History     []Attempt     `json:"history"`
 }
 
 // Finished reports whether the job has its final outcome.
@@ -125,7 +129,7 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 
 func recordFrom(h map[string]string) Record {
 	atoi := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
-	return Record{
+	r := Record{
 		ID:            h["id"],
 		SID:           h["sid"],
 		AgentNo:       h["agent_no"],
@@ -144,7 +148,12 @@ func recordFrom(h map[string]string) Record {
 		UpdatedAt:     msTime(h["updated_at"]),
 		NextRunAt:     msTime(h["next_run_at"]),
 		FinishedAt:    msTime(h["finished_at"]),
+		Launch:        launchFollowFrom(h),
 	}
+	if r.Launch != nil {
+		r.LaunchState = r.Launch.State
+	}
+	return r
 }
 
 func rawOrNil(s string) json.RawMessage {

@@ -74,6 +74,14 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force)
       end
       join()
     end
+    -- A followed success takes its launch state out of the counts while it
+    -- is relaunched (Finish sets new launch fields); Uncreate puts it back.
+    local ls = redis.call('HGET', jk, 'launch_state')
+    redis.call('HDEL', jk, 'launch_state', 'restore_launch_state')
+    if ls then
+      redis.call('HSET', jk, 'restore_launch_state', ls)
+      batch_launch(batch_key(prev[4]), ls, nil)
+    end
     redis.call('HINCRBY', jk, 'generation', 1)
     agent_add(agent_no, id, now)
     redis.call('PERSIST', jk)

@@ -1,6 +1,8 @@
 -- finish_job: records an attempt's outcome in one atomic step, with the
 -- job's batch counters; a final outcome also appends the results stream
--- entry and counts it, and a dead letter is indexed. A job that has already
+-- entry and counts it, and a dead letter is indexed. A success to follow
+-- starts in launch state 'pending' (the launch_* fields; record_launch_poll
+-- changes them). A job that has already
 -- finished is left as it was. Needs lib/batch.lua.
 --
 -- KEYS[1]   job              the job's record (rdb.JobKey)
@@ -22,6 +24,8 @@
 -- ARGV[12]  maxlen           the results stream's approximate cap; 0 never trims
 -- ARGV[13]  now_rfc3339      the time, RFC 3339, for the stream entry
 -- ARGV[14]  id               job ID
+-- ARGV[15]  follow_at        Unix ms of the first launch status poll of a
+--                            success to follow; 0 when it is not followed
 --
 -- Returns the job's state afterwards ('queued' for deferred, 'retrying',
 -- 'succeeded', 'dead_lettered'), or 'missing' when it has no record.
@@ -52,6 +56,17 @@ batch_settle(bk, ARGV[9], ARGV[11])
 redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
   'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
 redis.call('HDEL', KEYS[1], 'next_run_at')
+-- A relaunch's outcome replaces the launch state of the success before it.
+redis.call('HDEL', KEYS[1], 'restore_launch_state', 'launch_state', 'launch_state_at', 'launch_followed_at',
+  'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended', 'launch_status_code',
+  'launch_status_message', 'launch_status_response')
+local launch_state = ''
+if kind == 'succeeded' and tonumber(ARGV[15]) > 0 and ARGV[5] ~= '' then
+  launch_state = 'pending'
+  redis.call('HSET', KEYS[1], 'launch_state', 'pending', 'launch_state_at', ARGV[9], 'launch_followed_at', ARGV[9],
+    'launch_polls', 0, 'launch_next_poll_at', ARGV[15])
+  batch_launch(bk, nil, 'pending')
+end
 h = {h[3], h[4], h[2]} -- agent_no, attempts, batch for the stream entry
 local x = {'XADD', KEYS[3]}
 if tonumber(ARGV[12]) > 0 then
@@ -59,7 +74,7 @@ if tonumber(ARGV[12]) > 0 then
 end
 for _, v in ipairs({'*', 'job_id', ARGV[14], 'agent_no', h[1] or '', 'outcome', kind, 'code', ARGV[3],
     'message', ARGV[4], 'agent_launch_id', ARGV[5], 'attempts', h[2] or '0', 'finished_at', ARGV[13],
-    'uncertain', ARGV[7], 'batch_id', h[3] or '', 'response', ARGV[8]}) do
+    'uncertain', ARGV[7], 'batch_id', h[3] or '', 'launch_state', launch_state, 'response', ARGV[8]}) do
   table.insert(x, v)
 end
 redis.call(unpack(x))

@@ -32,6 +32,14 @@ if h[4] then -- a forced relaunch: back to the success it was, in its batch
     if v then redis.call('HSET', KEYS[1], f, v) else redis.call('HDEL', KEYS[1], f) end
   end
   redis.call('HDEL', KEYS[1], 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
+  -- A followed success gets its launch state back, and its follow-up task,
+  -- which waited while the job was queued, polls on.
+  local ls = redis.call('HGET', KEYS[1], 'restore_launch_state')
+  if ls then
+    redis.call('HSET', KEYS[1], 'launch_state', ls)
+    redis.call('HDEL', KEYS[1], 'restore_launch_state')
+    batch_launch(batch_key(h[6]), nil, ls)
+  end
   if bk and h[5] == h[6] then
     batch_move(bk, 'queued', 'succeeded')
   else

@@ -9,8 +9,8 @@
 -- by the key prefixes of rdb/keys.go: a batch's record and its job list,
 -- each followed by the batch ID.
 --
--- Defines batch_key, batch_jobs, batch_move, batch_code, batch_settle and
--- batch_reopen; uses no KEYS or ARGV of its own.
+-- Defines batch_key, batch_jobs, batch_move, batch_code, batch_launch,
+-- batch_settle and batch_reopen; uses no KEYS or ARGV of its own.
 local BATCH, BATCH_JOBS = '$BATCH', '$BATCH_JOBS'
 -- batch_key is the key of batch b's record, or nil when b names no batch.
 local function batch_key(b)
@@ -31,6 +31,13 @@ local function batch_code(k, code, d)
   if not k then return end
   local f = 'code:' .. (code or '')
   if redis.call('HINCRBY', k, f, d) <= 0 then redis.call('HDEL', k, f) end
+end
+-- batch_launch moves one followed job of batch k from one launch state's
+-- counter ("launch:<state>") to another (nil: none).
+local function batch_launch(k, from, to)
+  if not k or from == to then return end
+  if from then redis.call('HINCRBY', k, 'launch:' .. from, -1) end
+  if to then redis.call('HINCRBY', k, 'launch:' .. to, 1) end
 end
 -- batch_settle marks batch k finished once it is closed and every job has
 -- its outcome; its keys then expire after ttl seconds (0: never).
