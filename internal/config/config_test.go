@@ -16,7 +16,8 @@ func clearEnv(t *testing.T) {
 	for _, k := range []string{"REDIS_URL", "REDIS_CLUSTER_ADDRS", "KALEYRA_SID", "KALEYRA_API_KEY", "KALEYRA_POD",
 		"KALEYRA_BASE_URL", "KALEYRA_TIMEOUT", "KALEYRA_RATE_LIMIT", "KALEYRA_RATE_BURST", "KALEYRA_MAX_IN_FLIGHT",
 		"WORKER_CONCURRENCY", "RETRY_MAX", "RETRY_BASE_DELAY", "RETRY_MAX_DELAY", "RETRY_CODES", "JOB_RETENTION",
-		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT", "COOLOFF_THRESHOLD", "COOLOFF_WINDOW", "COOLOFF_DURATION", "HTTP_ADDR", "HTTP_TOKEN", "HTTP_ADMIN_TOKEN", "METRICS_ADDR"} {
+		"RESULTS_MAX_LEN", "LOG_LEVEL", "LOG_FORMAT", "COOLOFF_THRESHOLD", "COOLOFF_WINDOW", "COOLOFF_DURATION", "HTTP_ADDR", "HTTP_TOKEN", "HTTP_ADMIN_TOKEN", "METRICS_ADDR",
+		"FOLLOW_LAUNCH", "LAUNCH_STATUS_PATH", "FOLLOW_INTERVAL", "FOLLOW_MAX_INTERVAL", "FOLLOW_MAX_AGE"} {
 		t.Setenv(k, "")
 		// t.Setenv then unset: envconfig tells unset from empty.
 		unsetenv(t, k)
@@ -33,7 +34,9 @@ func TestDefaults(t *testing.T) {
 		c.RateLimit != 10 || c.RateBurst != 1 || c.MaxInFlight != 5 || c.Concurrency != 10 || c.RetryMax != 8 ||
 		c.RetryBaseDelay != time.Second || c.RetryMaxDelay != 5*time.Minute || len(c.RetryCodes) != 1 ||
 		c.RetryCodes[0] != "RCS502" || c.JobRetention != 2160*time.Hour || c.ResultsMaxLen != 0 ||
-		c.LogLevel != "info" || c.LogFormat != "json" {
+		c.LogLevel != "info" || c.LogFormat != "json" || c.FollowLaunch ||
+		c.LaunchStatusPath != "/v1/{sid}/rcs/agent/agentlaunchstatus" || c.FollowInterval != time.Minute ||
+		c.FollowMaxInterval != 6*time.Hour || c.FollowMaxAge != 336*time.Hour {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -67,6 +70,11 @@ func TestBadValuesNameTheirVariable(t *testing.T) {
 		"COOLOFF_THRESHOLD":     "-1",
 		"COOLOFF_WINDOW":        "0s",
 		"COOLOFF_DURATION":      "-5s",
+		"FOLLOW_LAUNCH":         "maybe",
+		"LAUNCH_STATUS_PATH":    "v1/status?x=1",
+		"FOLLOW_INTERVAL":       "500ms",
+		"FOLLOW_MAX_INTERVAL":   "30s",
+		"FOLLOW_MAX_AGE":        "1s",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
