@@ -1,8 +1,12 @@
 package worker
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
 func TestNextPoll(t *testing.T) {
@@ -32,6 +36,25 @@ func TestNextPoll(t *testing.T) {
 		}
 		if !ok || next.Sub(now) != c.want {
 			t.Errorf("at %v after %d polls: wait %v (%v), want %v", c.now, c.polls, next.Sub(now), ok, c.want)
+		}
+	}
+}
+
+// TestLaunchStatesAgree: the worker stores kaleyra's launch state as the
+// store's by name, so both must name the same five states.
+func TestLaunchStatesAgree(t *testing.T) {
+	for _, s := range store.LaunchStates {
+		if !kaleyra.LaunchState(s).Valid() {
+			t.Errorf("store's launch state %q is not kaleyra's", s)
+		}
+	}
+	for _, s := range []kaleyra.LaunchState{kaleyra.StatePending, kaleyra.StateLaunched, kaleyra.StateRejected,
+		kaleyra.StateSuspended, kaleyra.StateUnknown} {
+		if !slices.Contains(store.LaunchStates, store.LaunchState(s)) {
+			t.Errorf("kaleyra's launch state %q is not the store's", s)
+		}
+		if store.LaunchState(s).Final() != (s != kaleyra.StatePending && s != kaleyra.StateUnknown) {
+			t.Errorf("launch state %q: final is %v", s, store.LaunchState(s).Final())
 		}
 	}
 }
