@@ -13,7 +13,9 @@ import (
 func runDemo(ctx context.Context, args []string, io cli.Stdio) int {
 	f := cli.NewFlags(io, "demo", "", `Runs the whole pipeline on this machine with no credentials: the Kaleyra
 simulator, a worker, and a sample batch that shows a success, a retried RCS502 and
-terminal failures, printing each outcome. With REDIS_URL unset it uses an
+terminal failures, printing each outcome; then the launch follow-up
+(FOLLOW_LAUNCH), printing each launch going from pending to launched or
+rejected as the worker polls its status. With REDIS_URL unset it uses an
 in-process Redis (for the demo only); set REDIS_URL to keep the results and dead
 letters and look at them afterwards with "rcslaunch results" and "rcslaunch dlq list".`)
 	timeout := f.Duration("timeout", 2*time.Minute, "give up after this long")

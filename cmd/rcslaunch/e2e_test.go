@@ -875,7 +875,8 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestDemo: the demo needs neither Redis nor credentials.
+// TestDemo: the demo needs neither Redis nor credentials, and shows the
+// launch follow-up taking a success to launched and another to rejected.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	e := &env{t: t, dir: t.TempDir(), vars: map[string]string{"LOG_FORMAT": "json"}}
@@ -891,5 +892,10 @@ func TestDemo(t *testing.T) {
 	}
 	if ok == 0 || dead == 0 {
 		t.Errorf("demo printed %d succeeded and %d dead-lettered outcomes, want some of each:\n%s", ok, dead, r)
+	}
+	for _, want := range []string{"launch_state   job demo-", "pending -> launched", "pending -> rejected"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r)
+		}
 	}
 }

@@ -20,22 +20,49 @@ type demoCase struct {
 	steps   []sim.Step // scripted answers before normal behaviour (success)
 	want    ops.State  // expected outcome: succeeded or dead_lettered
 	code    string     // expected final code
+	// status scripts the simulator's answers to the follow-up's status
+	// polls of a success, one step per poll; launch is the final launch
+	// state expected (empty for a dead letter, which is not followed).
+	status []sim.StatusStep
+	launch store.LaunchState
 }
 
+// cases lists the batch. The successes' status sequences are spelled out
+// rather than left to the simulator's built-in ones, so that the story the
+// demo tells is readable here: two pending polls then launched (the growing
+// poll interval shows), launched and rejected after one, launched at once.
 func cases() []demoCase {
 	return []demoCase{
-		{"48900", "launches at once", nil, ops.StateSucceeded, "RCS902"},
-		{"48901", "launches at once", nil, ops.StateSucceeded, "RCS902"},
-		{"48902", "launches at once", nil, ops.StateSucceeded, "RCS902"},
-		{"48903", "gateway error twice (RCS502), retried with backoff, then launches",
-			[]sim.Step{sim.StepGateway, sim.StepGateway}, ops.StateSucceeded, "RCS902"},
-		{"48904", "gateway error every time: retried RETRY_MAX times, then dead-lettered",
-			[]sim.Step{sim.StepGateway, sim.StepGateway, sim.StepGateway}, ops.StateDeadLettered, "RCS502"},
-		{"48905", "refused by the carrier side (RCS904): terminal, dead-lettered at once",
-			[]sim.Step{sim.StepMissingFields}, ops.StateDeadLettered, "RCS904"},
-		{"48906", "RCS channel not enabled (RCS601): terminal, dead-lettered at once",
-			[]sim.Step{sim.StepDisabled}, ops.StateDeadLettered, "RCS601"},
+		{agentNo: "48900", about: "launches at once; Kaleyra's review keeps it pending twice, then launches it",
+			want: ops.StateSucceeded, code: "RCS902",
+			status: []sim.StatusStep{sim.StatusPending, sim.StatusPending, sim.StatusLaunched}, launch: store.LaunchLaunched},
+		{agentNo: "48901", about: "launches at once; Kaleyra's review rejects it",
+			want: ops.StateSucceeded, code: "RCS902",
+			status: []sim.StatusStep{sim.StatusPending, sim.StatusRejected}, launch: store.LaunchRejected},
+		{agentNo: "48902", about: "launches at once; Kaleyra's review launches it",
+			want: ops.StateSucceeded, code: "RCS902",
+			status: []sim.StatusStep{sim.StatusPending, sim.StatusLaunched}, launch: store.LaunchLaunched},
+		{agentNo: "48903", about: "gateway error twice (RCS502), retried with backoff, then launches; launched at the first poll",
+			steps: []sim.Step{sim.StepGateway, sim.StepGateway}, want: ops.StateSucceeded, code: "RCS902",
+			status: []sim.StatusStep{sim.StatusLaunched}, launch: store.LaunchLaunched},
+		{agentNo: "48904", about: "gateway error every time: retried RETRY_MAX times, then dead-lettered",
+			steps: []sim.Step{sim.StepGateway, sim.StepGateway, sim.StepGateway}, want: ops.StateDeadLettered, code: "RCS502"},
+		{agentNo: "48905", about: "refused by the carrier side (RCS904): terminal, dead-lettered at once",
+			steps: []sim.Step{sim.StepMissingFields}, want: ops.StateDeadLettered, code: "RCS904"},
+		{agentNo: "48906", about: "RCS channel not enabled (RCS601): terminal, dead-lettered at once",
+			steps: []sim.Step{sim.StepDisabled}, want: ops.StateDeadLettered, code: "RCS601"},
 	}
+}
+
+// launchStates is the simulator's launch status script for the cases.
+func launchStates(cs []demoCase) map[string][]sim.StatusStep {
+	states := map[string][]sim.StatusStep{}
+	for _, c := range cs {
+		if c.status != nil {
+			states[c.agentNo] = c.status
+		}
+	}
+	return states
 }
 
 // Job is the demo's sample launch for agentNo: complete and valid, with
@@ -82,14 +109,36 @@ func (s session) enqueue(ctx context.Context, out io.Writer) (string, map[string
 	return batch, want, nil
 }
 
+// stream reads the results stream on from where it stopped.
+type stream struct {
+	s     session
+	after string
+	// changes are the launch_state entries read while waiting for the
+	// outcomes, kept for the follow-up's section.
+	changes []store.Result
+}
+
+// read returns the next entries, waiting up to half a second for some.
+func (st *stream) read(ctx context.Context) ([]store.Result, error) {
+	rs, err := st.s.Ops.ReadResults(ctx, st.after, 100, 500*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(rs); n > 0 {
+		st.after = rs[n-1].StreamID
+	}
+	return rs, nil
+}
+
 // await prints the batch's outcomes as they land on the results stream, and
 // reports on o.Err each one that is not the expected one; it returns how
-// many were not.
-func (s session) await(ctx context.Context, o Options, want map[string]demoCase) (surprises int, err error) {
+// many were not. The launch state changes it reads on the way are kept in
+// st for followUp.
+func (s session) await(ctx context.Context, o Options, st *stream, want map[string]demoCase) (surprises int, err error) {
 	fmt.Fprintf(o.Out, "\nOutcomes, as they land on the results stream (%s):\n", store.ResultsStream)
-	after, seen := "0", 0
+	seen := 0
 	for seen < len(want) {
-		rs, err := s.Ops.ReadResults(ctx, after, 100, 500*time.Millisecond)
+		rs, err := st.read(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("waiting for outcomes: %w", err)
 		}
@@ -97,9 +146,12 @@ func (s session) await(ctx context.Context, o Options, want map[string]demoCase)
 			return 0, fmt.Errorf("gave up after %v with %d of %d outcomes", o.Timeout, seen, len(want))
 		}
 		for _, r := range rs {
-			after = r.StreamID
 			cs, ok := want[r.JobID]
-			if !ok {
+			switch {
+			case !ok:
+				continue
+			case r.Outcome == store.OutcomeLaunchState:
+				st.changes = append(st.changes, r)
 				continue
 			}
 			seen++
@@ -117,21 +169,26 @@ func (s session) await(ctx context.Context, o Options, want map[string]demoCase)
 // look next.
 func (s session) summarize(ctx context.Context, out io.Writer, stats sim.Stats, batch string) {
 	fmt.Fprintf(out, "\nThe simulator received %d launch calls: %v\n", stats.Calls, stats.ByCode)
+	fmt.Fprintf(out, "and %d launch status calls: %v\n", stats.StatusCalls, stats.StatusByAnswer)
 	if b, err := s.Ops.BatchStatus(ctx, batch); err == nil {
-		fmt.Fprintf(out, "The batch: %d succeeded, %d dead-lettered%s\n", b.Succeeded, b.DeadLettered, display.ByCode(b.Batch))
+		fmt.Fprintf(out, "The batch: %d succeeded, %d dead-lettered%s%s\n", b.Succeeded, b.DeadLettered,
+			display.ByCode(b.Batch), launchCounts(b.Batch))
 	}
 	n, _ := s.Ops.CountDeadLetters(ctx, ops.Filter{})
 	fmt.Fprintf(out, `
 Where to look (with REDIS_URL set, these work after the demo too):
-  rcslaunch results                 every finished job, from the results stream
+  rcslaunch results                 every finished job, from the results stream; "--json"
+                                    shows the launch state changes too
   rcslaunch batch status %s
-                                    the batch's counts; "batch report" for one row per job
+                                    the batch's counts ("--json": launch_states too);
+                                    "batch report" for one row per job
   rcslaunch dlq list                the %d dead letters; "dlq show JOB_ID" for every attempt
   rcslaunch dlq retry --code RCS502 replay dead letters with a fresh attempt budget; they
                                     stay queued until a worker for the demo account runs:
                                     rcslaunch sim &
                                     KALEYRA_SID=%s KALEYRA_API_KEY=any \
                                       KALEYRA_BASE_URL=http://127.0.0.1:8089 rcslaunch worker
-  rcslaunch status JOB_ID           one job's state; "status --agent 48900" an agent's jobs
+  rcslaunch status JOB_ID           one job's state ("--json": its launch follow-up too);
+                                    "status --agent 48900" an agent's jobs
 `, batch, n, SID)
 }

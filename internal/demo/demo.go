@@ -1,7 +1,8 @@
 // Package demo runs the whole pipeline on one machine with no credentials:
 // the Kaleyra simulator, a worker and a sample batch that shows a success, a
-// retried RCS502 and terminal failures, printing each outcome as it lands.
-// It is what "rcslaunch demo" runs.
+// retried RCS502 and terminal failures, printing each outcome as it lands,
+// then the launch follow-up (FOLLOW_LAUNCH) taking the successes from
+// pending to launched or rejected. It is what "rcslaunch demo" runs.
 package demo
 
 import (
@@ -79,7 +80,7 @@ type session struct{ *conn.Conn }
 // run starts the simulator and a worker, enqueues the batch and reports
 // its outcomes.
 func (s session) run(ctx context.Context, o Options, redisWhere string) error {
-	simulator := sim.New(sim.Config{APIKey: apiKey, Latency: 30 * time.Millisecond})
+	simulator := sim.New(sim.Config{APIKey: apiKey, Latency: 30 * time.Millisecond, LaunchStates: launchStates(cases())})
 	for _, cs := range cases() {
 		simulator.Script(cs.agentNo, cs.steps...)
 	}
@@ -93,15 +94,21 @@ func (s session) run(ctx context.Context, o Options, redisWhere string) error {
 		return err
 	}
 	defer stopWorker()
-	fmt.Fprintf(o.Out, "rcslaunch demo: Kaleyra simulator at %s, %s, one worker (RETRY_MAX=%d)\n\n", base, redisWhere, retryMax)
+	fmt.Fprintf(o.Out, "rcslaunch demo: Kaleyra simulator at %s, %s, one worker (RETRY_MAX=%d, FOLLOW_LAUNCH=true)\n\n", base, redisWhere, retryMax)
 	batch, want, err := s.enqueue(ctx, o.Out)
 	if err != nil {
 		return err
 	}
-	surprises, err := s.await(ctx, o, want)
+	st := &stream{s: s, after: "0"}
+	surprises, err := s.await(ctx, o, st, want)
 	if err != nil {
 		return err
 	}
+	more, err := s.followUp(ctx, o, st, want)
+	if err != nil {
+		return err
+	}
+	surprises += more
 	s.summarize(ctx, o.Out, simulator.Stats(), batch)
 	if surprises > 0 {
 		return errors.New("the demo did not end as expected")
@@ -121,6 +128,11 @@ func (s session) startWorker(base string, o Options) (stop func(), err error) {
 		JobRetention: o.Config.JobRetention,
 		// The batch has five RCS502 answers on purpose; a cool-off would only
 		// slow the demo, so it is off (zero).
+		//
+		// The launch follow-up, with intervals short enough for it to end
+		// within the demo.
+		FollowLaunch: true, FollowInterval: followInterval,
+		FollowMaxInterval: followMaxInterval, FollowMaxAge: followMaxAge,
 	})
 	if err != nil {
 		return nil, err

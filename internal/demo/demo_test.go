@@ -3,15 +3,19 @@ package demo
 import (
 	"bytes"
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
+	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
 // TestRun runs the demo on an in-process Redis: every case ends as
-// expected and the report shows both outcomes and where to look.
+// expected, the follow-up takes each success to its scripted launch state
+// (one status call per scripted step), and the report shows both outcomes,
+// the launch state changes and where to look.
 func TestRun(t *testing.T) {
 	var out, errs bytes.Buffer
 	err := Run(context.Background(), Options{Config: config.Config{}, InProcessRedis: true,
@@ -31,7 +35,39 @@ func TestRun(t *testing.T) {
 	if ok != 4 || dead != 3 {
 		t.Errorf("%d succeeded and %d dead-lettered outcomes, want 4 and 3:\n%s", ok, dead, &out)
 	}
-	for _, want := range []string{"an in-process Redis", "The batch: 4 succeeded, 3 dead-lettered (RCS502 1, RCS601 1, RCS904 1)", "rcslaunch dlq list                the 3 dead letters"} {
+	// The launch state changes, after the section's header: one per
+	// success, to its final state.
+	section := out.String()
+	if i := strings.Index(section, "\nLaunch states, as they change"); i >= 0 {
+		section = section[i:]
+	} else {
+		t.Errorf("no launch states section:\n%s", &out)
+	}
+	changes := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		if _, change, found := strings.Cut(line, "  launch_state   job demo-"); found {
+			f := strings.Fields(change)
+			// "<id>  agent <no>  <from> -> <to>"
+			if len(f) != 6 || f[1] != "agent" || f[4] != "->" {
+				t.Errorf("launch state line %q", line)
+				continue
+			}
+			if _, dup := changes[f[2]]; dup {
+				t.Errorf("agent %s: a second launch state change: %q", f[2], line)
+			}
+			changes[f[2]] = f[3] + " -> " + f[5]
+		}
+	}
+	wantChanges := map[string]string{"48900": "pending -> launched", "48901": "pending -> rejected",
+		"48902": "pending -> launched", "48903": "pending -> launched"}
+	if !maps.Equal(changes, wantChanges) {
+		t.Errorf("launch state changes %v, want %v:\n%s", changes, wantChanges, &out)
+	}
+	for _, want := range []string{"an in-process Redis", "one worker (RETRY_MAX=2, FOLLOW_LAUNCH=true)",
+		"Kaleyra reviews it, and with FOLLOW_LAUNCH=true the worker polls its status until final.",
+		"and 8 launch status calls: map[launched:3 pending:4 rejected:1]",
+		"The batch: 4 succeeded, 3 dead-lettered (RCS502 1, RCS601 1, RCS904 1); launch states: launched 3, rejected 1",
+		"rcslaunch dlq list                the 3 dead letters", "rcslaunch dlq retry --code RCS502"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, &out)
 		}
@@ -56,5 +92,17 @@ func TestJobIsValid(t *testing.T) {
 	j.ApplyDefaults()
 	if err := j.Validate(); err != nil {
 		t.Fatalf("Job: %v", err)
+	}
+}
+
+// TestLaunchCounts: only the states some launch is in, in display order;
+// nothing for a batch with no followed launch.
+func TestLaunchCounts(t *testing.T) {
+	b := store.Batch{LaunchStates: map[store.LaunchState]int64{store.LaunchRejected: 1, store.LaunchLaunched: 3, store.LaunchPending: 0}}
+	if got, want := launchCounts(b), "; launch states: launched 3, rejected 1"; got != want {
+		t.Errorf("launchCounts = %q, want %q", got, want)
+	}
+	if got := launchCounts(store.Batch{}); got != "" {
+		t.Errorf("launchCounts of an unfollowed batch = %q, want none", got)
 	}
 }
