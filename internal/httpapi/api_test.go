@@ -756,7 +756,7 @@ func TestBatches(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	m := r.obj(t)
 	if keys := sortedKeys(m); !slices.Equal(keys, []string{"batch_id", "created_at", "dead_lettered", "dead_lettered_by_code",
-		"finished_at", "name", "queued", "retrying", "running", "succeeded", "total"}) || m["finished_at"] != nil {
+		"finished_at", "launch_states", "name", "queued", "retrying", "running", "succeeded", "total"}) || m["finished_at"] != nil {
 		t.Fatalf("batch status members: %s", r.body)
 	}
 	wantError(t, e.do("GET", "/v1/batches/no-such-batch", prodToken, nil), http.StatusNotFound, "not_found")
@@ -1200,4 +1200,53 @@ func TestRedisDown(t *testing.T) {
 	}
 	wantError(t, e.do("GET", "/readyz", "", nil), http.StatusServiceUnavailable, "not_ready")
 	wantStatus(t, e.do("GET", "/healthz", "", nil), http.StatusOK)
+}
+
+// TestAPILaunchFollow reads followed launches through the API: a job's
+// launch state and follow-up, a batch's launch-state counts.
+func TestAPILaunchFollow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	batch := store.NewBatchID(at)
+	if err := e.Store.CreateBatch(ctxT(t), batch, "followed", at); err != nil {
+		t.Fatal(err)
+	}
+	followedJob(t, e.Store, batch, "f-1", "801", at, false, pollPending, pollLaunched)
+	followedJob(t, e.Store, batch, "f-2", "802", at, false, pollTimeout)
+	followedJob(t, e.Store, batch, "f-3", "803", at, true, pollPending)
+	e.Settle(store.NewJob{ID: "plain", SID: testenv.SID, AgentNo: "804", Payload: launchtest.Job("804").Body(), Batch: batch},
+		store.FinishSucceeded, "RCS902", false, at)
+
+	var recs = map[string]store.Record{}
+	for _, id := range []string{"f-1", "f-2", "f-3", "plain"} {
+		r := e.do("GET", "/v1/launches/"+id, prodToken, nil)
+		wantStatus(t, r, http.StatusOK)
+		var rec store.Record
+		r.into(t, &rec)
+		recs[id] = rec
+	}
+	f1, f2, f3 := recs["f-1"], recs["f-2"], recs["f-3"]
+	if f1.LaunchState != store.LaunchLaunched || f1.Launch == nil || f1.Launch.Polls != 2 || f1.Launch.Ended != store.FollowFinal ||
+		!f1.Launch.NextPollAt.IsZero() || !f1.Launch.StateAt.Equal(at.Add(2*time.Minute)) || !f1.Launch.FollowedAt.Equal(at) {
+		t.Errorf("f-1: %s %+v", f1.LaunchState, f1.Launch)
+	}
+	if f2.LaunchState != store.LaunchPending || f2.Launch == nil || f2.Launch.Code != "TIMEOUT" || f2.Launch.Ended != "" ||
+		!f2.Launch.NextPollAt.Equal(at.Add(time.Minute+time.Hour)) {
+		t.Errorf("f-2: %s %+v", f2.LaunchState, f2.Launch)
+	}
+	if f3.LaunchState != store.LaunchPending || f3.Launch == nil || f3.Launch.Ended != store.FollowExpired {
+		t.Errorf("f-3: %s %+v", f3.LaunchState, f3.Launch)
+	}
+	if p := recs["plain"]; p.LaunchState != "" || p.Launch != nil {
+		t.Errorf("a success not followed: %s %+v", p.LaunchState, p.Launch)
+	}
+
+	var b struct {
+		LaunchStates map[string]int64 `json:"launch_states"`
+	}
+	e.do("GET", "/v1/batches/"+batch, prodToken, nil).into(t, &b)
+	if want := map[string]int64{"pending": 2, "launched": 1, "rejected": 0, "suspended": 0, "unknown": 0}; fmt.Sprint(b.LaunchStates) != fmt.Sprint(want) {
+		t.Errorf("launch_states %v, want %v", b.LaunchStates, want)
+	}
 }

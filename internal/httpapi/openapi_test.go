@@ -769,7 +769,7 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		{"FieldError", launch.FieldError{}, true}, {"JobRecord", store.Record{}, true}, {"Attempt", store.Attempt{}, true},
 		{"LaunchAnswer", launchAnswer{}, true}, {"BatchAnswer", batchAnswer{}, true}, {"DeadLetterPage", deadLetterPage{}, true},
 		{"Outcome", outcome{}, true}, {"Selection", selection{}, false}, {"BatchRequest", batchRequest{}, false},
-		{"Batch", store.Batch{}, true}, {"BatchPage", batchPage{}, true},
+		{"Batch", store.Batch{}, true}, {"BatchPage", batchPage{}, true}, {"LaunchFollow", store.LaunchFollow{}, true},
 	} {
 		m := sch(c.schema)
 		names, always := jsonFields(c.typ)
@@ -801,6 +801,17 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		return out
 	}
 	sorted := func(xs ...string) []string { sort.Strings(xs); return xs }
+	var launchStates []string
+	for _, ls := range store.LaunchStates {
+		launchStates = append(launchStates, string(ls))
+	}
+	launchStates = sorted(launchStates...)
+	// Batch.launch_states has a member per launch state, each always there.
+	counts := prop(sch("Batch"), "launch_states")
+	var countsRequired []string
+	for _, r := range asList(counts["required"]) {
+		countsRequired = append(countsRequired, r.(string))
+	}
 	for _, c := range []struct {
 		what string
 		got  []string
@@ -811,6 +822,12 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		{"Attempt.outcome", enum(prop(sch("Attempt"), "outcome")), sorted(store.AttemptSucceeded, store.AttemptRetryable, store.AttemptTerminal, store.AttemptThrottled, store.AttemptLost)},
 		{"Outcome.result", enum(prop(sch("Outcome"), "result")), sorted(string(ops.Retried), string(ops.Deleted))},
 		{"Error.code", enum(prop(inner, "code")), errorCodesInSource(t)},
+		{"LaunchState", enum(sch("LaunchState")), launchStates},
+		{"JobRecord.launch_state", enum(prop(sch("JobRecord"), "launch_state")), launchStates},
+		{"LaunchFollow.launch_state", enum(prop(sch("LaunchFollow"), "launch_state")), launchStates},
+		{"LaunchFollow.ended", enum(prop(sch("LaunchFollow"), "ended")), sorted(store.FollowFinal, store.FollowExpired)},
+		{"Batch.launch_states members", sortedKeys(counts["properties"].(map[string]any)), launchStates},
+		{"Batch.launch_states required", sorted(countsRequired...), launchStates},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s enum %q, the code has %q", c.what, c.got, c.want)
@@ -1074,8 +1091,24 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 		e.do("POST", p, adminToken, []byte(`{}`))                              // 400
 		e.do("POST", p, adminToken, bytes.Repeat([]byte(" "), maxAdminBody+1)) // 413
 	}
-	e.do("GET", "/v1/stats", adminToken, nil) // 200
-	e.do("GET", "/readyz", "", nil)           // 200
+	// Followed launches: records with launch_follow in each form (polling,
+	// a failed last poll, ended final, ended expired) and a batch with
+	// launch states, each answer checked against the document.
+	followed := store.NewBatchID(now)
+	if err := e.Store.CreateBatch(ctxT(t), followed, "followed", now); err != nil {
+		t.Fatal(err)
+	}
+	followedJob(t, e.Store, followed, "cov-f-1", "cov-f1", now, false, pollPending, pollLaunched)
+	followedJob(t, e.Store, followed, "cov-f-2", "cov-f2", now, false, pollPending, pollTimeout)
+	followedJob(t, e.Store, followed, "cov-f-3", "cov-f3", now, true, pollGateway)
+	followedJob(t, e.Store, followed, "cov-f-4", "cov-f4", now, false)
+	for _, id := range []string{"cov-f-1", "cov-f-2", "cov-f-3", "cov-f-4"} {
+		e.do("GET", "/v1/launches/"+id, prodToken, nil) // 200
+	}
+	e.do("GET", "/v1/launches?agent_no=cov-f2", prodToken, nil) // 200
+	e.do("GET", "/v1/batches/"+followed, prodToken, nil)        // 200
+	e.do("GET", "/v1/stats", adminToken, nil)                   // 200
+	e.do("GET", "/readyz", "", nil)                             // 200
 
 	seen := map[string]bool{}
 	for k := range e.seen {

@@ -27,7 +27,6 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -93,6 +92,7 @@ func (s *Server) mountUI() {
 	}))
 	m.Handle("GET /ui/deadletters", u.page(u.list))
 	m.Handle("GET /ui/jobs", u.page(u.jobs))
+	m.Handle("GET /ui/jobs/{id}", u.page(u.job))
 	m.Handle("GET /ui/deadletters/{id}", u.page(u.show))
 	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.retry))
 	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.delete))
@@ -132,7 +132,7 @@ func newUI(s *Server) *ui {
 		"when":   uiTime,
 		"idPath": url.PathEscape,
 	}
-	for _, name := range []string{"login", "deadletters", "deadletter", "error", "batches", "batch", "confirm", "jobs"} {
+	for _, name := range []string{"login", "deadletters", "deadletter", "error", "batches", "batch", "confirm", "jobs", "job"} {
 		u.pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(uiFiles, "ui/layout.html", "ui/parts.html", "ui/"+name+".html"))
 	}
@@ -601,12 +601,7 @@ func (u *ui) show(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		u.internal(w, r, sess, err)
 		return
 	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, rec.Payload, "", "  ") != nil {
-		pretty.Reset()
-		pretty.Write(rec.Payload)
-	}
-	u.render(w, r, http.StatusOK, "deadletter", uiShowData{uiBase: u.base(w, r, &sess, "Dead letter "+id), R: rec, Payload: pretty.String()})
+	u.render(w, r, http.StatusOK, "deadletter", uiShowData{uiBase: u.base(w, r, &sess, "Dead letter "+id), R: rec, Payload: indentJSON(rec.Payload)})
 }
 
 // audit logs what an operator did through the UI.

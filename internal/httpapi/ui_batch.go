@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/rcslaunch/rcslaunch/internal/display"
+	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
@@ -68,11 +69,13 @@ func withQuery(path string, page int, q ...string) string {
 }
 
 // uiBatchRow is a batch as the pages show it: its bar's widths in percent
-// of its total, its progress line and its time left.
+// of its total, its progress line, its time left and, when its launches are
+// followed, their launch states.
 type uiBatchRow struct {
 	ops.BatchStatus
 	OKPct, DeadPct, DeadAt, DonePct string
 	Progress, Left                  string
+	Launch                          []uiLaunchCount
 }
 
 func batchRow(b ops.BatchStatus) uiBatchRow {
@@ -85,7 +88,7 @@ func batchRow(b ops.BatchStatus) uiBatchRow {
 	ok, dead := pct(b.Succeeded), pct(b.DeadLettered)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	r := uiBatchRow{BatchStatus: b, OKPct: f(ok), DeadPct: f(dead), DeadAt: f(ok), DonePct: strconv.FormatFloat(ok+dead, 'f', 1, 64),
-		Progress: display.Progress(b), Left: "–"}
+		Progress: display.Progress(b), Left: "–", Launch: launchCounts(b.Batch, "")}
 	if left, known := b.TimeLeft(); known && !b.Finished() {
 		r.Left = "about " + left.String()
 	}
@@ -96,6 +99,9 @@ type uiBatchesData struct {
 	uiBase
 	uiPaging
 	Batches []uiBatchRow
+	// Followed is set when a batch on the page has followed launches: the
+	// list then has a launch-state column.
+	Followed bool
 }
 
 func (u *ui) batches(w http.ResponseWriter, r *http.Request, sess uiSession) {
@@ -114,6 +120,7 @@ func (u *ui) batches(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	d := uiBatchesData{uiBase: u.base(w, r, &sess, "Batches"), uiPaging: p}
 	for _, b := range bs {
 		d.Batches = append(d.Batches, batchRow(b))
+		d.Followed = d.Followed || isFollowed(b.Batch)
 	}
 	u.render(w, r, http.StatusOK, "batches", d)
 }
@@ -141,8 +148,14 @@ type uiBatchData struct {
 	B     uiBatchRow
 	State ops.State
 	Tabs  []uiStateTab
-	Codes []uiCodeCount
-	Jobs  []ops.BatchJob
+	// Launch filters the jobs by launch state (successes only), with
+	// LaunchTabs, when the batch has followed launches.
+	Launch     store.LaunchState
+	LaunchTabs []uiLaunchCount
+	Codes      []uiCodeCount
+	Jobs       []uiBatchJob
+	// LaunchColumn is set when a job on the page has a launch state.
+	LaunchColumn bool
 	// LettersURL lists the batch's dead letters.
 	LettersURL string
 }
@@ -168,32 +181,56 @@ func (u *ui) batch(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		return
 	}
 	state, path := uiState(q.Get("state")), uiBatchesPath+"/"+url.PathEscape(id)
-	_, total, err := u.s.ops.ListBatchJobs(r.Context(), id, state, 0, 0)
-	if err != nil {
+	followed := isFollowed(st.Batch)
+	launch := uiLaunchState(q.Get("launch_state"))
+	if !followed {
+		launch = ""
+	}
+	var total int64
+	if launch != "" {
+		// Launch states are of successes: this filter is the outcome
+		// filter "succeeded" narrowed down, counted by the batch.
+		state, total = "", st.LaunchStates[launch]
+	} else if _, total, err = u.s.ops.ListBatchJobs(r.Context(), id, state, 0, 0); err != nil {
 		u.internal(w, r, sess, err)
 		return
 	}
-	p, offset := paging(uiPage(q.Get("page")), total, func(n int) string { return withQuery(path, n, "state", string(state)) })
-	jobs, _, err := u.s.ops.ListBatchJobs(r.Context(), id, state, offset, uiPageSize)
-	if err != nil {
-		u.internal(w, r, sess, err)
-		return
-	}
-	p.To = offset + len(jobs)
-	u.render(w, r, http.StatusOK, "batch", uiBatchData{
-		uiBase: u.base(w, r, &sess, "Batch "+id), uiPaging: p, B: batchRow(st), State: state,
-		Tabs: batchTabs(st.Batch, path, state), Codes: batchCodes(st.Batch), Jobs: jobs,
-		LettersURL: withQuery(uiListPath, 0, "batch", id),
+	p, offset := paging(uiPage(q.Get("page")), total, func(n int) string {
+		return withQuery(path, n, "state", string(state), "launch_state", string(launch))
 	})
+	var rows []uiBatchJob
+	if launch != "" {
+		rows, err = u.jobsInLaunchState(r.Context(), id, launch, total, offset, uiPageSize)
+	} else {
+		var jobs []ops.BatchJob
+		if jobs, _, err = u.s.ops.ListBatchJobs(r.Context(), id, state, offset, uiPageSize); err == nil {
+			rows, err = u.withLaunchStates(r.Context(), jobs, followed)
+		}
+	}
+	if err != nil {
+		u.internal(w, r, sess, err)
+		return
+	}
+	p.To = offset + len(rows)
+	d := uiBatchData{
+		uiBase: u.base(w, r, &sess, "Batch "+id), uiPaging: p, B: batchRow(st), State: state,
+		Tabs: batchTabs(st.Batch, path, state, launch == ""), Launch: launch, LaunchTabs: launchCounts(st.Batch, launch),
+		Codes: batchCodes(st.Batch), Jobs: rows, LettersURL: withQuery(uiListPath, 0, "batch", id),
+	}
+	for _, j := range rows {
+		d.LaunchColumn = d.LaunchColumn || j.Launch != ""
+	}
+	u.render(w, r, http.StatusOK, "batch", d)
 }
 
-// batchTabs are the outcome filters of a batch page, with their counts.
-func batchTabs(b ops.Batch, path string, on ops.State) []uiStateTab {
+// batchTabs are the outcome filters of a batch page, with their counts;
+// none is on while the page is filtered by launch state (byOutcome false).
+func batchTabs(b ops.Batch, path string, on ops.State, byOutcome bool) []uiStateTab {
 	n := map[ops.State]int64{ops.StateSucceeded: b.Succeeded, ops.StateDeadLettered: b.DeadLettered,
 		ops.StateQueued: b.Queued, ops.StateRunning: b.Running, ops.StateRetrying: b.Retrying}
-	tabs := []uiStateTab{{Label: "all", URL: path, N: b.Total, On: on == ""}}
+	tabs := []uiStateTab{{Label: "all", URL: path, N: b.Total, On: byOutcome && on == ""}}
 	for _, s := range uiStates {
-		tabs = append(tabs, uiStateTab{Label: string(s), URL: withQuery(path, 0, "state", string(s)), N: n[s], On: on == s})
+		tabs = append(tabs, uiStateTab{Label: string(s), URL: withQuery(path, 0, "state", string(s)), N: n[s], On: byOutcome && on == s})
 	}
 	return tabs
 }

@@ -17,6 +17,9 @@ type uiJobsData struct {
 	Agent string
 	Jobs  []uiJobRow
 	Limit int
+	// Launch is set when a job listed has a launch state (FOLLOW_LAUNCH):
+	// the list then has a launch-state column.
+	Launch bool
 }
 
 // uiJobRow is one job of the agent search page.
@@ -26,7 +29,8 @@ type uiJobRow struct {
 }
 
 // jobs answers GET /ui/jobs?agent=N: the agent's jobs, newest first, each
-// linking to its batch and, when it is one, its dead-letter page.
+// linking to its batch and to its page (a dead letter's: its dead-letter
+// page).
 func (u *ui) jobs(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	agent := strings.TrimSpace(r.URL.Query().Get("agent"))
 	if len(agent) > 64 {
@@ -41,6 +45,7 @@ func (u *ui) jobs(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		}
 		for _, rec := range recs {
 			d.Jobs = append(d.Jobs, uiJobRow{R: rec, State: display.JobState(rec)})
+			d.Launch = d.Launch || rec.LaunchState != ""
 		}
 	}
 	u.render(w, r, http.StatusOK, "jobs", d)

@@ -37,9 +37,9 @@ type uiEnv struct {
 
 func newUIEnv(t *testing.T) *uiEnv { return newUIEnvWith(t, httptest.NewServer) }
 
-func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server) *uiEnv {
+func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server, opts ...testenv.Option) *uiEnv {
 	t.Helper()
-	te := testenv.New(t)
+	te := testenv.New(t, opts...)
 	s := New(Options{
 		Ops:       te.Ops,
 		Redis:     te.Conn,
