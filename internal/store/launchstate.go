@@ -61,11 +61,12 @@ type LaunchFollow struct {
 	// (FollowFinal or FollowExpired).
 	NextPollAt time.Time `json:"next_poll_at,omitzero"`
 	Ended      string    `json:"ended,omitempty"`
-	// Code, Message and Response are the last poll's: Kaleyra's answer, or
-	// why the poll failed.
-	Code     string          `json:"last_code,omitempty"`
-	Message  string          `json:"last_message,omitempty"`
-	Response json.RawMessage `json:"last_response,omitempty"`
+	// Code, Message and Response are the last poll's: Kaleyra's answer, or,
+	// when LastPollFailed, why the poll failed (a bad answer or none).
+	LastPollFailed bool            `json:"last_poll_failed,omitempty"`
+	Code           string          `json:"last_code,omitempty"`
+	Message        string          `json:"last_message,omitempty"`
+	Response       json.RawMessage `json:"last_response,omitempty"`
 }
 
 // launchFollowFrom reads a record's launch_* fields; nil when the job is not
@@ -76,16 +77,17 @@ func launchFollowFrom(h map[string]string) *LaunchFollow {
 	}
 	polls, _ := strconv.Atoi(h["launch_polls"])
 	return &LaunchFollow{
-		State:      LaunchState(h["launch_state"]),
-		StateAt:    msTime(h["launch_state_at"]),
-		FollowedAt: msTime(h["launch_followed_at"]),
-		Polls:      polls,
-		PolledAt:   msTime(h["launch_polled_at"]),
-		NextPollAt: msTime(h["launch_next_poll_at"]),
-		Ended:      h["launch_follow_ended"],
-		Code:       h["launch_status_code"],
-		Message:    h["launch_status_message"],
-		Response:   rawOrNil(h["launch_status_response"]),
+		State:          LaunchState(h["launch_state"]),
+		StateAt:        msTime(h["launch_state_at"]),
+		FollowedAt:     msTime(h["launch_followed_at"]),
+		Polls:          polls,
+		PolledAt:       msTime(h["launch_polled_at"]),
+		NextPollAt:     msTime(h["launch_next_poll_at"]),
+		Ended:          h["launch_follow_ended"],
+		LastPollFailed: h["launch_poll_failed"] == "1",
+		Code:           h["launch_status_code"],
+		Message:        h["launch_status_message"],
+		Response:       rawOrNil(h["launch_status_response"]),
 	}
 }
 

@@ -76,6 +76,9 @@ func TestLaunchFollowRecordsPollsAndChanges(t *testing.T) {
 	p := Poll{AgentLaunchID: "L-1", PollsBefore: 0, Code: "BAD_RESPONSE", Message: "HTML", NextPollAt: t1.Add(2 * time.Minute)}
 	mustPoll(t, s, "j1", p, t1, PollRecorded) // a failed poll: counted, state kept
 	mustPoll(t, s, "j1", p, t1, PollStale)    // the same poll again, as a redelivered task would
+	if r := mustGet(t, s, "j1"); !r.Launch.LastPollFailed || r.Launch.Polls != 1 || r.LaunchState != LaunchPending {
+		t.Fatalf("after a failed poll: %+v", r.Launch)
+	}
 	p = Poll{AgentLaunchID: "L-2", PollsBefore: 1, State: LaunchLaunched, Ended: FollowFinal}
 	mustPoll(t, s, "j1", p, t1, PollSuperseded)
 	p.AgentLaunchID = "L-1"
@@ -85,7 +88,7 @@ func TestLaunchFollowRecordsPollsAndChanges(t *testing.T) {
 	mustPoll(t, s, "j1", p, t2, PollEnded)
 
 	r = mustGet(t, s, "j1")
-	if r.LaunchState != LaunchLaunched || r.Launch.Polls != 2 || r.Launch.Ended != FollowFinal ||
+	if r.LaunchState != LaunchLaunched || r.Launch.Polls != 2 || r.Launch.Ended != FollowFinal || r.Launch.LastPollFailed ||
 		!r.Launch.NextPollAt.IsZero() || !r.Launch.StateAt.Equal(t2) || !r.Launch.FollowedAt.Equal(t0) {
 		t.Fatalf("after the final poll: %+v", r.Launch)
 	}

@@ -59,7 +59,7 @@ redis.call('HDEL', KEYS[1], 'next_run_at')
 -- A relaunch's outcome replaces the launch state of the success before it.
 redis.call('HDEL', KEYS[1], 'restore_launch_state', 'launch_state', 'launch_state_at', 'launch_followed_at',
   'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended', 'launch_status_code',
-  'launch_status_message', 'launch_status_response')
+  'launch_status_message', 'launch_status_response', 'launch_poll_failed')
 local launch_state = ''
 if kind == 'succeeded' and tonumber(ARGV[15]) > 0 and ARGV[5] ~= '' then
   launch_state = 'pending'

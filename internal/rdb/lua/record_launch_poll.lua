@@ -35,8 +35,10 @@ if h[1] ~= 'succeeded' or not h[3] then return 'waiting' end
 if not h[8] then return 'ended' end
 if (h[4] or '0') ~= ARGV[2] then return 'stale' end
 redis.call('HINCRBY', KEYS[1], 'launch_polls', 1)
+local failed = '0'
+if ARGV[3] == '' then failed = '1' end
 redis.call('HSET', KEYS[1], 'launch_polled_at', ARGV[7], 'launch_status_code', ARGV[4],
-  'launch_status_message', ARGV[5], 'launch_status_response', ARGV[6])
+  'launch_status_message', ARGV[5], 'launch_status_response', ARGV[6], 'launch_poll_failed', failed)
 if tonumber(ARGV[8]) > 0 then
   redis.call('HSET', KEYS[1], 'launch_next_poll_at', ARGV[8])
 else
