@@ -169,22 +169,28 @@ const (
 	ReportFailedJobs
 )
 
-// ReportRow is one job of a batch report; its JSON form is the contract's.
+// ReportRow is one job of a batch report; its JSON form is the contract's,
+// with launch_state added (after the contract's members, and only for a
+// followed success, so that a report without the follow-up is unchanged).
 type ReportRow struct {
-	JobID         string `json:"job_id"`
-	AgentNo       string `json:"agent_no"`
-	Outcome       string `json:"outcome"`
-	Code          string `json:"code"`
-	Message       string `json:"message"`
-	AgentLaunchID string `json:"agent_launch_id"`
-	Attempts      int    `json:"attempts"`
+	JobID         string      `json:"job_id"`
+	AgentNo       string      `json:"agent_no"`
+	Outcome       string      `json:"outcome"`
+	Code          string      `json:"code"`
+	Message       string      `json:"message"`
+	AgentLaunchID string      `json:"agent_launch_id"`
+	Attempts      int         `json:"attempts"`
+	LaunchState   LaunchState `json:"launch_state,omitempty"`
 }
 
-var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}
+// reportColumns is the CSV header: the contract's columns, then
+// launch_state (empty for a job not followed), last so that readers of the
+// contract's columns by position keep working.
+var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts", "launch_state"}
 
 func rowOf(j BatchJob) ReportRow {
 	return ReportRow{JobID: j.ID, AgentNo: j.AgentNo, Outcome: string(j.State), Code: j.Code, Message: j.Message,
-		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts}
+		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts, LaunchState: j.LaunchState}
 }
 
 // WriteBatchReport writes one row per job of the batch to w, in the order
@@ -214,7 +220,8 @@ func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportF
 		}
 		write = func(j BatchJob) error {
 			r := rowOf(j)
-			return cw.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID, strconv.Itoa(r.Attempts)})
+			return cw.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID,
+				strconv.Itoa(r.Attempts), string(r.LaunchState)})
 		}
 		flush = func() error { cw.Flush(); return cw.Error() }
 	}

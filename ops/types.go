@@ -21,6 +21,12 @@ type (
 	BatchJob = store.BatchJob
 	// Result is one entry of the results stream.
 	Result = store.Result
+	// LaunchState is where a followed launch stands (FOLLOW_LAUNCH): one
+	// of LaunchStates.
+	LaunchState = store.LaunchState
+	// LaunchFollow is what the follow-up knows of a followed success
+	// (Record.Launch).
+	LaunchFollow = store.LaunchFollow
 	// Filter selects dead letters by last code (in any case: see
 	// NormalizeCode), time and batch.
 	Filter = store.Filter
@@ -38,6 +44,29 @@ const (
 	StateSucceeded    = store.StateSucceeded
 	StateDeadLettered = store.StateDeadLettered
 )
+
+// Launch states, in the terms of Google RBM's. Launched, rejected and
+// suspended are final; pending and unknown are polled on.
+const (
+	LaunchPending   = store.LaunchPending
+	LaunchLaunched  = store.LaunchLaunched
+	LaunchRejected  = store.LaunchRejected
+	LaunchSuspended = store.LaunchSuspended
+	LaunchUnknown   = store.LaunchUnknown
+)
+
+// LaunchStates lists the launch states in the order they are shown.
+var LaunchStates = store.LaunchStates
+
+// Why following a launch ended (LaunchFollow.Ended).
+const (
+	FollowFinal   = store.FollowFinal   // the launch reached a final state
+	FollowExpired = store.FollowExpired // FOLLOW_MAX_AGE passed with the launch still pending
+)
+
+// OutcomeLaunchState is the outcome of a results stream entry that reports
+// a followed launch's change of state, not a finished job.
+const OutcomeLaunchState = store.OutcomeLaunchState
 
 // Enqueue statuses.
 const (

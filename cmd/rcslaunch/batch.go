@@ -35,25 +35,16 @@ func runBatch(ctx context.Context, args []string, io cli.Stdio) int {
 }
 
 func batchList(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "batch list", "[--json]", "Lists batches, newest first, with their counts.")
+	f := cli.NewFlags(io, "batch list", "[--json]", `Lists batches, newest first, with their counts. LAUNCHED is, for a batch whose
+launches are followed (FOLLOW_LAUNCH), how many of the followed are launched.`)
 	asJSON := f.Bool("json", false, "print a JSON array of batch statuses (the shape of `batch status --json`)")
 	if code, ok := f.ParseNone(args); !ok {
 		return code
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		l := cli.NewListing(io.Out, *asJSON, "BATCH ID\tNAME\tCREATED\tTOTAL\tQUEUED\tRUNNING\tRETRYING\tSUCCEEDED\tDEAD-LETTERED\tFINISHED")
+		l := cli.NewListing(io.Out, *asJSON, display.BatchListHeader)
 		err := a.Ops.EachBatch(ctx, func(b ops.Batch) error {
-			return l.Add(b, func() string {
-				finished := "-"
-				switch {
-				case b.FinishedAt != nil:
-					finished = display.Stamp(*b.FinishedAt)
-				case !b.Closed:
-					finished = "(enqueueing)"
-				}
-				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s", b.ID, display.OneLine(b.Name, 40), display.Stamp(b.CreatedAt),
-					b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, finished)
-			})
+			return l.Add(b, func() string { return display.BatchListRow(b) })
 		})
 		l.End()
 		if err != nil {
@@ -95,7 +86,9 @@ func batchStatus(ctx context.Context, args []string, io cli.Stdio) int {
 	f := cli.NewFlags(io, "batch status", "BATCH_ID [--watch] [--json]",
 		`Shows a batch's counts: total, queued, running, retrying, succeeded and
 dead-lettered (by code), when it was created, started and finished, and an
-estimate of the time left from the rate observed so far. The counts are kept
+estimate of the time left from the rate observed so far. When launches are
+followed (FOLLOW_LAUNCH), the successes by launch state: pending, launched,
+rejected, suspended, unknown ("launch_states" in JSON). The counts are kept
 with every job's state, so this costs the same for any size of batch.
 
 --watch shows a progress bar (on stderr, when it is a terminal; otherwise a line
@@ -179,8 +172,10 @@ func batchReport(ctx context.Context, args []string, io cli.Stdio) int {
 	f := cli.NewFlags(io, "batch report", "BATCH_ID [--format csv|jsonl] [--failed]",
 		`Writes one row per job of the batch, in the order they were enqueued: job_id,
 agent_no, outcome (succeeded, dead_lettered, or queued, running, retrying while
-the batch runs), code and message (the last answer), agent_launch_id and
-attempts. CSV has a header row; JSONL is one object per line.
+the batch runs), code and message (the last answer), agent_launch_id,
+attempts and launch_state (for a success whose launch is followed,
+FOLLOW_LAUNCH; empty, or left out in JSONL, otherwise). CSV has a header
+row; JSONL is one object per line.
 
 --failed writes only the dead letters, as JSONL jobs (with their IDs) that
 "rcslaunch enqueue --file" accepts: enqueued again, they are reported as

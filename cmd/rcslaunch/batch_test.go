@@ -37,10 +37,13 @@ type batchStatusJSON struct {
 	DeadLetteredByCode map[string]int `json:"dead_lettered_by_code"`
 	CreatedAt          time.Time      `json:"created_at"`
 	FinishedAt         *time.Time     `json:"finished_at"`
+	LaunchStates       map[string]int `json:"launch_states"`
 }
 
+// contractBatchKeys are the contract's members of `batch status --json`,
+// with launch_states, one of its additions for the launch follow-up.
 var contractBatchKeys = []string{"batch_id", "name", "total", "queued", "running", "retrying", "succeeded",
-	"dead_lettered", "dead_lettered_by_code", "created_at", "finished_at"}
+	"dead_lettered", "dead_lettered_by_code", "created_at", "finished_at", "launch_states"}
 
 // parseBatchStatus checks that out is one JSON object with exactly the
 // contract's members, RFC 3339 times and finished_at null or a time.
@@ -68,6 +71,9 @@ func parseBatchStatus(t testing.TB, out string) batchStatusJSON {
 	}
 	if _, ok := raw["dead_lettered_by_code"].(map[string]any); !ok {
 		t.Fatalf("dead_lettered_by_code is %v, want an object", raw["dead_lettered_by_code"])
+	}
+	if ls, ok := raw["launch_states"].(map[string]any); !ok || !slices.Equal(sortedKeys(ls), sortedStrings(launchStateNames)) {
+		t.Fatalf("launch_states is %v, want an object with a count for each of %v", raw["launch_states"], launchStateNames)
 	}
 	var b batchStatusJSON
 	if err := json.Unmarshal([]byte(out), &b); err != nil {
@@ -109,6 +115,9 @@ func (e *env) batchStream(batch string) streamTally {
 		str := func(k string) string { v, _ := m.Values[k].(string); return v }
 		if str("batch_id") != batch {
 			continue
+		}
+		if str("outcome") == store.OutcomeLaunchState {
+			continue // a followed launch's change of state, not an outcome
 		}
 		st.entries++
 		r := store.Result{JobID: str("job_id"), AgentNo: str("agent_no"), Outcome: str("outcome"), Code: str("code"),
@@ -348,7 +357,7 @@ func TestBatchAcceptance(t *testing.T) {
 	checkReport(rows)
 	cr := e.mustRun(0, "batch", "report", id) // CSV by default
 	recs, err := csv.NewReader(strings.NewReader(cr.stdout)).ReadAll()
-	if err != nil || len(recs) != n+1 || !slices.Equal(recs[0], contractReportColumns) {
+	if err != nil || len(recs) != n+1 || !slices.Equal(recs[0], append(slices.Clone(contractReportColumns), "launch_state")) {
 		t.Fatalf("CSV report: %d records, header %v (%v)", len(recs), recs[0], err)
 	}
 	rows = rows[:0]
@@ -617,5 +626,11 @@ func TestEnqueueRepeatedRows(t *testing.T) {
 	}
 }
 
-// contractReportColumns are `batch report`'s columns as the contract names them.
+// contractReportColumns are `batch report`'s columns as the contract names
+// them. A followed job's row (FOLLOW_LAUNCH) adds launch_state; the CSV
+// header has it last.
 var contractReportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}
+
+// launchStateNames are the launch states, as launch_states' members name
+// them.
+var launchStateNames = []string{"pending", "launched", "rejected", "suspended", "unknown"}

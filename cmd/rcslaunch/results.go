@@ -13,8 +13,9 @@ import (
 
 func runResults(ctx context.Context, args []string, io cli.Stdio) int {
 	f := cli.NewFlags(io, "results", "[--follow] [--json]", `Reads the results stream (`+store.ResultsStream+`): one entry per finished job, oldest
-first. Programs should read it with consumer groups (XREADGROUP); this command
-only reads.`)
+first, and, when launches are followed (FOLLOW_LAUNCH), one per change of a
+launch's state (outcome "launch_state"). Programs should read it with consumer
+groups (XREADGROUP); this command only reads.`)
 	follow := f.Bool("follow", false, "keep waiting for new results until interrupted")
 	asJSON := f.Bool("json", false, "print one JSON object per line")
 	if code, ok := f.ParseNone(args); !ok {

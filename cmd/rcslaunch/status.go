@@ -10,8 +10,9 @@ import (
 
 func runStatus(ctx context.Context, args []string, io cli.Stdio) int {
 	f := cli.NewFlags(io, "status", "(JOB_ID | --agent AGENT_NO) [--json]", `Shows a job's state: queued, running, retrying (attempt n of m, next run at),
-succeeded (agent_launch_id) or dead-lettered (code, message). With --agent, lists
-that agent's jobs instead, newest first.`)
+succeeded (agent_launch_id) or dead-lettered (code, message), and, for a success
+whose launch is followed (FOLLOW_LAUNCH), its launch state and polls. With --agent,
+lists that agent's jobs instead, newest first.`)
 	asJSON := f.Bool("json", false, "print the job's record (with --agent: an array of records) as JSON")
 	agent := f.String("agent", "", "list the jobs of agent number `AGENT_NO`")
 	limit := f.Int("limit", 100, "with --agent, list at most `N` jobs")
@@ -35,6 +36,9 @@ that agent's jobs instead, newest first.`)
 			return cli.ExitOK
 		}
 		fmt.Fprintf(io.Out, "job %s (agent %s): %s\n", rec.ID, rec.AgentNo, display.JobState(rec))
+		for _, line := range display.Launch(rec.Launch) {
+			fmt.Fprintf(io.Out, "  %s\n", line)
+		}
 		for _, at := range rec.History {
 			fmt.Fprintf(io.Out, "  %s\n", display.Attempt(at))
 		}
@@ -49,9 +53,9 @@ func agentJobs(ctx context.Context, io cli.Stdio, agent string, limit int, asJSO
 		if err != nil {
 			return cli.Fail(io, err)
 		}
-		l := cli.NewListing(io.Out, asJSON, "JOB ID\tSTATE")
+		l := cli.NewListing(io.Out, asJSON, display.AgentJobHeader)
 		for _, r := range recs {
-			_ = l.Add(r, func() string { return r.ID + "\t" + display.JobState(r) })
+			_ = l.Add(r, func() string { return display.AgentJobRow(r) })
 		}
 		l.End()
 		if len(recs) == 0 {

@@ -28,11 +28,26 @@ func OneLine(s string, n int) string {
 	return string(r)
 }
 
-// Result is one finished job as a line (without the newline).
+// Result is one entry of the results stream as a line (without the
+// newline): a finished job, or a followed launch's change of state.
 func Result(r store.Result) string {
-	if r.Outcome == string(store.StateSucceeded) {
-		return fmt.Sprintf("%s  succeeded      job %s  agent %s  %s  agent_launch_id %s  attempts %d",
+	switch r.Outcome {
+	case string(store.StateSucceeded):
+		s := fmt.Sprintf("%s  succeeded      job %s  agent %s  %s  agent_launch_id %s  attempts %d",
 			r.FinishedAt, r.JobID, r.AgentNo, r.Code, r.AgentLaunchID, r.Attempts)
+		if r.LaunchState != "" {
+			s += "  launch " + r.LaunchState
+		}
+		return s
+	case store.OutcomeLaunchState:
+		s := fmt.Sprintf("%s  launch         job %s  agent %s  %s -> %s  agent_launch_id %s",
+			r.FinishedAt, r.JobID, r.AgentNo, orDash(r.PreviousLaunchState), r.LaunchState, r.AgentLaunchID)
+		if r.LaunchState == string(store.LaunchUnknown) && r.Message != "" {
+			// Unknown says only that the answer was not understood: the
+			// message says what it held.
+			s += "  " + OneLine(r.Message, 120)
+		}
+		return s
 	}
 	extra := ""
 	if r.Uncertain {
@@ -97,7 +112,52 @@ func Batch(w io.Writer, b ops.BatchStatus) {
 	if len(gone) > 0 {
 		fmt.Fprintf(w, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
 	}
+	if n := Followed(b.Batch); n > 0 {
+		fmt.Fprintf(w, "  launch states  %s (%d followed)\n", LaunchCounts(b.Batch), n)
+	}
 	fmt.Fprintf(w, "  progress       %s\n", Progress(b))
+}
+
+// Followed is how many of a batch's successes are followed (FOLLOW_LAUNCH):
+// the sum of its launch state counts.
+func Followed(b store.Batch) int64 {
+	var n int64
+	for _, c := range b.LaunchStates {
+		n += c
+	}
+	return n
+}
+
+// LaunchCounts is a batch's followed successes by launch state in one line,
+// "pending 15, launched 180, rejected 5, suspended 0, unknown 0".
+func LaunchCounts(b store.Batch) string {
+	parts := make([]string, len(store.LaunchStates))
+	for i, st := range store.LaunchStates {
+		parts[i] = fmt.Sprintf("%s %d", st, b.LaunchStates[st])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// BatchListHeader is the header of `batch list`, whose rows are
+// BatchListRow's.
+const BatchListHeader = "BATCH ID\tNAME\tCREATED\tTOTAL\tQUEUED\tRUNNING\tRETRYING\tSUCCEEDED\tDEAD-LETTERED\tLAUNCHED\tFINISHED"
+
+// BatchListRow is a batch as a tab-separated table row. LAUNCHED is
+// "launched/followed" ("180/200"), "-" when no job of the batch is followed.
+func BatchListRow(b store.Batch) string {
+	finished := "-"
+	switch {
+	case b.FinishedAt != nil:
+		finished = Stamp(*b.FinishedAt)
+	case !b.Closed:
+		finished = "(enqueueing)"
+	}
+	launched := "-"
+	if n := Followed(b); n > 0 {
+		launched = fmt.Sprintf("%d/%d", b.LaunchStates[store.LaunchLaunched], n)
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s", b.ID, OneLine(b.Name, 40), Stamp(b.CreatedAt),
+		b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, launched, finished)
 }
 
 // Progress is "275 of 300 done (91.7%), 4.2 jobs/s, about 6s left".
@@ -147,6 +207,84 @@ func JobState(r ops.Record) string {
 		return fmt.Sprintf("queued (since %s)", Stamp(r.EnqueuedAt))
 	}
 	return string(r.State)
+}
+
+// Launch is a followed success's follow-up as the lines `status` prints
+// under the job's state: the launch state, the polls and what comes next,
+// and the last poll's answer; none when the job is not followed.
+func Launch(f *ops.LaunchFollow) []string {
+	if f == nil {
+		return nil
+	}
+	var next string
+	switch {
+	case f.Ended == ops.FollowFinal:
+		next = "final, following ended"
+	case f.Ended == ops.FollowExpired:
+		next = "following ended: FOLLOW_MAX_AGE passed without a final state"
+	case f.Ended != "":
+		next = "following ended (" + f.Ended + ")"
+	case f.Polls == 0:
+		next = "first poll at " + Stamp(f.NextPollAt)
+	default:
+		next = "next poll at " + Stamp(f.NextPollAt)
+	}
+	lines := []string{fmt.Sprintf("launch state %s since %s (followed since %s, %s): %s",
+		f.State, Stamp(f.StateAt), Stamp(f.FollowedAt), polls(f.Polls), next)}
+	if f.Code != "" || f.Message != "" {
+		// The record does not say whether the last poll failed: its answer
+		// (Kaleyra's, or why there was none) is shown either way.
+		lines = append(lines, fmt.Sprintf("last poll at %s: %s", Stamp(f.PolledAt), codeMessage(f.Code, f.Message)))
+	}
+	return lines
+}
+
+// LaunchBrief is a record's launch state in a word or two, for tables:
+// "-" when the job is not followed, "pending, expired" when following gave
+// up.
+func LaunchBrief(r ops.Record) string {
+	switch {
+	case r.Launch == nil:
+		return "-"
+	case r.Launch.Ended == ops.FollowExpired:
+		return string(r.Launch.State) + ", expired"
+	}
+	return string(r.Launch.State)
+}
+
+// AgentJobHeader is the header of `status --agent`, whose rows are
+// AgentJobRow's.
+const AgentJobHeader = "JOB ID\tSTATE\tLAUNCH"
+
+// AgentJobRow is one of an agent's jobs as a tab-separated table row.
+func AgentJobRow(r ops.Record) string {
+	return r.ID + "\t" + JobState(r) + "\t" + LaunchBrief(r)
+}
+
+func polls(n int) string {
+	if n == 1 {
+		return "1 poll"
+	}
+	return fmt.Sprintf("%d polls", n)
+}
+
+// codeMessage is "CODE: message", or either alone.
+func codeMessage(code, msg string) string {
+	msg = OneLine(msg, 200)
+	switch {
+	case code == "":
+		return msg
+	case msg == "":
+		return code
+	}
+	return code + ": " + msg
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // DeadLetterHeader is the header of a table of dead letters, whose rows are

@@ -1,10 +1,13 @@
 package display
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/ops"
 )
 
 func TestOneLine(t *testing.T) {
@@ -48,5 +51,97 @@ func TestByCode(t *testing.T) {
 	b := store.Batch{DeadLetteredByCode: map[string]int64{"RCS904": 1, "RCS502": 3, "RCS601": 1}}
 	if got, want := ByCode(b), " (RCS502 3, RCS601 1, RCS904 1)"; got != want {
 		t.Errorf("ByCode = %q, want %q", got, want)
+	}
+}
+
+func TestResultLaunchState(t *testing.T) {
+	ok := Result(store.Result{Outcome: string(store.StateSucceeded), FinishedAt: "T", JobID: "j1", AgentNo: "7",
+		Code: "RCS902", AgentLaunchID: "L", Attempts: 1, LaunchState: "pending"})
+	if want := "T  succeeded      job j1  agent 7  RCS902  agent_launch_id L  attempts 1  launch pending"; ok != want {
+		t.Errorf("followed success:\n got %q\nwant %q", ok, want)
+	}
+	change := Result(store.Result{Outcome: store.OutcomeLaunchState, FinishedAt: "T", JobID: "j1", AgentNo: "7",
+		Code: "RCS200", Message: "fetched", AgentLaunchID: "L", Attempts: 1, LaunchState: "launched", PreviousLaunchState: "pending"})
+	if want := "T  launch         job j1  agent 7  pending -> launched  agent_launch_id L"; change != want {
+		t.Errorf("launch state change:\n got %q\nwant %q", change, want)
+	}
+	unknown := Result(store.Result{Outcome: store.OutcomeLaunchState, FinishedAt: "T", JobID: "j1", AgentNo: "7",
+		Message: `launch state "WEIRD" not recognised`, AgentLaunchID: "L", LaunchState: "unknown"})
+	if want := `T  launch         job j1  agent 7  - -> unknown  agent_launch_id L  launch state "WEIRD" not recognised`; unknown != want {
+		t.Errorf("unknown state:\n got %q\nwant %q", unknown, want)
+	}
+}
+
+func TestLaunch(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
+	if got := Launch(nil); got != nil {
+		t.Errorf("not followed: %q", got)
+	}
+	for _, c := range []struct {
+		name string
+		f    ops.LaunchFollow
+		want []string
+	}{
+		{"not polled yet", ops.LaunchFollow{State: "pending", StateAt: t0, FollowedAt: t0, NextPollAt: t0.Add(time.Minute)},
+			[]string{"launch state pending since 2026-12-06T04:00:00Z (followed since 2026-12-06T04:00:00Z, 0 polls): first poll at 2026-12-06T04:01:00Z"}},
+		{"polled, failed", ops.LaunchFollow{State: "pending", StateAt: t0, FollowedAt: t0, Polls: 1, PolledAt: t0.Add(time.Minute),
+			NextPollAt: t0.Add(3 * time.Minute), Code: "BAD_RESPONSE", Message: "body is\nnot valid JSON"},
+			[]string{"launch state pending since 2026-12-06T04:00:00Z (followed since 2026-12-06T04:00:00Z, 1 poll): next poll at 2026-12-06T04:03:00Z",
+				"last poll at 2026-12-06T04:01:00Z: BAD_RESPONSE: body is not valid JSON"}},
+		{"final", ops.LaunchFollow{State: "launched", StateAt: t0.Add(time.Hour), FollowedAt: t0, Polls: 3, PolledAt: t0.Add(time.Hour),
+			Ended: ops.FollowFinal, Code: "RCS200"},
+			[]string{"launch state launched since 2026-12-06T05:00:00Z (followed since 2026-12-06T04:00:00Z, 3 polls): final, following ended",
+				"last poll at 2026-12-06T05:00:00Z: RCS200"}},
+		{"expired", ops.LaunchFollow{State: "pending", StateAt: t0, FollowedAt: t0, Polls: 9, PolledAt: t0.Add(time.Hour),
+			Ended: ops.FollowExpired, Message: "still under review"},
+			[]string{"launch state pending since 2026-12-06T04:00:00Z (followed since 2026-12-06T04:00:00Z, 9 polls): following ended: FOLLOW_MAX_AGE passed without a final state",
+				"last poll at 2026-12-06T05:00:00Z: still under review"}},
+	} {
+		if got := Launch(&c.f); !slices.Equal(got, c.want) {
+			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestAgentJobRow(t *testing.T) {
+	rec := ops.Record{ID: "j1", State: ops.StateQueued}
+	if got := AgentJobRow(rec); !strings.HasPrefix(got, "j1\tqueued") || !strings.HasSuffix(got, "\t-") {
+		t.Errorf("not followed: %q", got)
+	}
+	rec = ops.Record{ID: "j1", State: ops.StateSucceeded, AgentLaunchID: "L", LaunchState: "rejected",
+		Launch: &ops.LaunchFollow{State: "rejected", Ended: ops.FollowFinal}}
+	if got := AgentJobRow(rec); !strings.HasPrefix(got, "j1\tsucceeded, agent_launch_id L") || !strings.HasSuffix(got, "\trejected") {
+		t.Errorf("followed: %q", got)
+	}
+	rec.Launch = &ops.LaunchFollow{State: "pending", Ended: ops.FollowExpired}
+	if got := LaunchBrief(rec); got != "pending, expired" {
+		t.Errorf("expired: %q", got)
+	}
+	if n := strings.Count(AgentJobHeader, "\t"); n != strings.Count(AgentJobRow(rec), "\t") {
+		t.Errorf("header has %d tabs, a row %d", n, strings.Count(AgentJobRow(rec), "\t"))
+	}
+}
+
+func TestBatchLaunchStates(t *testing.T) {
+	b := ops.BatchStatus{Batch: store.Batch{ID: "b1", Name: "n", Total: 3, Succeeded: 3, Closed: true,
+		LaunchStates: map[store.LaunchState]int64{"pending": 0, "launched": 0, "rejected": 0, "suspended": 0, "unknown": 0}}}
+	var out strings.Builder
+	Batch(&out, b)
+	if strings.Contains(out.String(), "launch") {
+		t.Errorf("nothing followed, yet a launch line:\n%s", out.String())
+	}
+	launched := slices.Index(strings.Split(BatchListHeader, "\t"), "LAUNCHED")
+	if got := strings.Split(BatchListRow(b.Batch), "\t"); got[launched] != "-" {
+		t.Errorf("list row, nothing followed: %q", got)
+	}
+	b.LaunchStates["pending"], b.LaunchStates["launched"], b.LaunchStates["rejected"] = 1, 180, 19
+	out.Reset()
+	Batch(&out, b)
+	if want := "  launch states  pending 1, launched 180, rejected 19, suspended 0, unknown 0 (200 followed)\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("batch status lacks %q:\n%s", want, out.String())
+	}
+	row := strings.Split(BatchListRow(b.Batch), "\t")
+	if row[launched] != "180/200" || len(row) != strings.Count(BatchListHeader, "\t")+1 {
+		t.Errorf("list row %q for header %q", row, BatchListHeader)
 	}
 }

@@ -225,7 +225,10 @@ type BatchJob struct {
 	Message       string
 	AgentLaunchID string
 	Attempts      int
-	Payload       []byte
+	// LaunchState is a followed success's launch state (FOLLOW_LAUNCH);
+	// "" for a job not followed.
+	LaunchState LaunchState
+	Payload     []byte
 }
 
 // EachBatchJob calls fn for every job of the batch, in the order they
@@ -239,7 +242,8 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 	} else if n == 0 {
 		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
 	}
-	fields := []string{"batch", "state", "agent_no", "code", "message", "agent_launch_id", "attempts", "payload"}
+	fields := []string{"batch", "state", "agent_no", "code", "message", "agent_launch_id", "attempts", "payload",
+		"launch_state"}
 	seen := map[string]bool{}
 	for start := int64(0); ; start += pageSize {
 		ids, err := s.rdb.LRange(ctx, rdb.BatchJobsKey(id), start, start+pageSize-1).Result()
@@ -265,12 +269,12 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 			seen[jid] = true
 			n, _ := strconv.Atoi(str(6))
 			j := BatchJob{ID: jid, State: State(str(1)), AgentNo: str(2), Code: str(3), Message: str(4),
-				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7))}
+				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7)), LaunchState: LaunchState(str(8))}
 			if j.State != StateSucceeded {
 				// A success relaunched with force keeps its last launch ID
 				// on the record until the relaunch has its outcome; the
 				// report shows one only for a job that succeeded.
-				j.AgentLaunchID = ""
+				j.AgentLaunchID, j.LaunchState = "", ""
 			}
 			if err := fn(j); err != nil {
 				return err

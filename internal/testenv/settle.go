@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
@@ -12,6 +13,38 @@ import (
 // uncertain; message "refused: <code>", HTTP 400), or "" to leave it
 // queued. A job with j.Batch joins that (open) batch. One attempt of 9.
 func (e *Env) Settle(j store.NewJob, kind store.FinishKind, code string, uncertain bool, at time.Time) {
+	e.T.Helper()
+	e.settle(j, kind, code, uncertain, at, time.Time{})
+}
+
+// SettleFollowed is Settle of a success (RCS902, agent_launch_id
+// "launch-<job ID>") whose launch is followed, as with FOLLOW_LAUNCH, then
+// polled once per state of states, a second apart after at, as the worker
+// records its polls: launch state pending at first; the record, the
+// batch's launch state counts and the results stream follow each change.
+// A final state ends following; otherwise the next poll is a minute after
+// the last.
+func (e *Env) SettleFollowed(j store.NewJob, at time.Time, states ...store.LaunchState) {
+	e.T.Helper()
+	e.settle(j, store.FinishSucceeded, "RCS902", false, at, at.Add(time.Second))
+	ctx := context.Background()
+	for i, st := range states {
+		now := at.Add(time.Duration(i+1) * time.Second)
+		p := store.Poll{AgentLaunchID: "launch-" + j.ID, PollsBefore: i, State: st, Code: "RCS200",
+			Message: fmt.Sprintf("poll %d: %s", i+1, st)}
+		if st.Final() {
+			p.Ended = store.FollowFinal
+		} else {
+			p.NextPollAt = now.Add(time.Minute)
+		}
+		if res, err := e.Store.RecordLaunchPoll(ctx, j.ID, p, now); err != nil ||
+			(res != store.PollChanged && res != store.PollRecorded) {
+			e.T.Fatalf("poll %d of %s: %s %v", i+1, j.ID, res, err)
+		}
+	}
+}
+
+func (e *Env) settle(j store.NewJob, kind store.FinishKind, code string, uncertain bool, at, followAt time.Time) {
 	e.T.Helper()
 	ctx := context.Background()
 	if res, err := e.Store.Create(ctx, j, at); err != nil || res != store.Created {
@@ -30,6 +63,7 @@ func (e *Env) Settle(j store.NewJob, kind store.FinishKind, code string, uncerta
 	if kind == store.FinishSucceeded {
 		o.Attempt.Outcome, o.Attempt.Message, o.Attempt.HTTPStatus = store.AttemptSucceeded, "submitted", 200
 		o.AgentLaunchID = "launch-" + j.ID
+		o.FollowAt = followAt
 	}
 	if res, err := e.Store.Finish(ctx, j.ID, o, at); err != nil || res != kind.State() {
 		e.T.Fatalf("finish %s: %s %v", j.ID, res, err)
