@@ -246,23 +246,39 @@ func (c *Client) ListBatchStatuses(ctx context.Context, offset, limit int) ([]Ba
 // errPageFull ends a batch walk once a page is read.
 var errPageFull = errors.New("page full")
 
-// ListBatchJobs returns up to limit jobs of the batch in state (every state
-// when empty) from offset, in the order they joined it, and how many there
-// are in that state by the batch's counters. It reads the batch a page at a
-// time and stops when the page is full. An unknown ID is ErrNotFound.
-func (c *Client) ListBatchJobs(ctx context.Context, id string, state State, offset, limit int) ([]BatchJob, int64, error) {
+// BatchJobFilter selects the jobs of a batch listing; the zero filter
+// selects them all.
+type BatchJobFilter struct {
+	// State keeps the jobs in that state.
+	State State
+	// LaunchState keeps the followed successes in that launch state
+	// (FOLLOW_LAUNCH); it implies State succeeded.
+	LaunchState LaunchState
+}
+
+// ListBatchJobs returns up to limit of the batch's jobs that f selects, from
+// offset, in the order they joined it, and how many f selects by the
+// batch's counters. It reads the batch a page at a time and stops when the
+// page is full. An unknown ID is ErrNotFound.
+func (c *Client) ListBatchJobs(ctx context.Context, id string, f BatchJobFilter, offset, limit int) ([]BatchJob, int64, error) {
 	b, err := c.store.GetBatch(ctx, id)
 	if err != nil {
 		return nil, 0, batchErr(id, err)
 	}
+	if f.LaunchState != "" {
+		f.State = StateSucceeded
+	}
 	total := map[State]int64{"": b.Total, StateQueued: b.Queued, StateRunning: b.Running,
-		StateRetrying: b.Retrying, StateSucceeded: b.Succeeded, StateDeadLettered: b.DeadLettered}[state]
+		StateRetrying: b.Retrying, StateSucceeded: b.Succeeded, StateDeadLettered: b.DeadLettered}[f.State]
+	if f.LaunchState != "" {
+		total = b.LaunchStates[f.LaunchState]
+	}
 	out := []BatchJob{}
 	if limit <= 0 {
 		return out, total, nil
 	}
 	err = c.store.EachBatchJob(ctx, id, func(j BatchJob) error {
-		if state != "" && j.State != state {
+		if (f.State != "" && j.State != f.State) || (f.LaunchState != "" && j.LaunchState != f.LaunchState) {
 			return nil
 		}
 		if offset > 0 {

@@ -156,7 +156,7 @@ func TestBatchReportLaunchState(t *testing.T) {
 		}
 	}
 
-	jobs, total, err := e.Ops.ListBatchJobs(ctx, "b_follow", ops.StateSucceeded, 0, 10)
+	jobs, total, err := e.Ops.ListBatchJobs(ctx, "b_follow", ops.BatchJobFilter{State: ops.StateSucceeded}, 0, 10)
 	if err != nil || total != 5 || len(jobs) != 5 {
 		t.Fatalf("ListBatchJobs: %d of %d (%v)", len(jobs), total, err)
 	}

@@ -232,9 +232,11 @@ func Launch(f *ops.LaunchFollow) []string {
 	lines := []string{fmt.Sprintf("launch state %s since %s (followed since %s, %s): %s",
 		f.State, Stamp(f.StateAt), Stamp(f.FollowedAt), polls(f.Polls), next)}
 	if f.Code != "" || f.Message != "" {
-		// The record does not say whether the last poll failed: its answer
-		// (Kaleyra's, or why there was none) is shown either way.
-		lines = append(lines, fmt.Sprintf("last poll at %s: %s", Stamp(f.PolledAt), codeMessage(f.Code, f.Message)))
+		what := "last poll"
+		if f.LastPollFailed {
+			what = "last poll failed"
+		}
+		lines = append(lines, fmt.Sprintf("%s at %s: %s", what, Stamp(f.PolledAt), codeMessage(f.Code, f.Message)))
 	}
 	return lines
 }

@@ -153,7 +153,7 @@ type uiBatchData struct {
 	Launch     store.LaunchState
 	LaunchTabs []uiLaunchCount
 	Codes      []uiCodeCount
-	Jobs       []uiBatchJob
+	Jobs       []ops.BatchJob
 	// LaunchColumn is set when a job on the page has a launch state.
 	LaunchColumn bool
 	// LettersURL lists the batch's dead letters.
@@ -186,27 +186,19 @@ func (u *ui) batch(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	if !followed {
 		launch = ""
 	}
-	var total int64
+	filter := ops.BatchJobFilter{State: state, LaunchState: launch}
 	if launch != "" {
-		// Launch states are of successes: this filter is the outcome
-		// filter "succeeded" narrowed down, counted by the batch.
-		state, total = "", st.LaunchStates[launch]
-	} else if _, total, err = u.s.ops.ListBatchJobs(r.Context(), id, state, 0, 0); err != nil {
+		state = "" // launch states are of successes: the outcome tabs are off
+	}
+	_, total, err := u.s.ops.ListBatchJobs(r.Context(), id, filter, 0, 0)
+	if err != nil {
 		u.internal(w, r, sess, err)
 		return
 	}
 	p, offset := paging(uiPage(q.Get("page")), total, func(n int) string {
 		return withQuery(path, n, "state", string(state), "launch_state", string(launch))
 	})
-	var rows []uiBatchJob
-	if launch != "" {
-		rows, err = u.jobsInLaunchState(r.Context(), id, launch, total, offset, uiPageSize)
-	} else {
-		var jobs []ops.BatchJob
-		if jobs, _, err = u.s.ops.ListBatchJobs(r.Context(), id, state, offset, uiPageSize); err == nil {
-			rows, err = u.withLaunchStates(r.Context(), jobs, followed)
-		}
-	}
+	rows, _, err := u.s.ops.ListBatchJobs(r.Context(), id, filter, offset, uiPageSize)
 	if err != nil {
 		u.internal(w, r, sess, err)
 		return
@@ -218,7 +210,7 @@ func (u *ui) batch(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		Codes: batchCodes(st.Batch), Jobs: rows, LettersURL: withQuery(uiListPath, 0, "batch", id),
 	}
 	for _, j := range rows {
-		d.LaunchColumn = d.LaunchColumn || j.Launch != ""
+		d.LaunchColumn = d.LaunchColumn || j.LaunchState != ""
 	}
 	u.render(w, r, http.StatusOK, "batch", d)
 }

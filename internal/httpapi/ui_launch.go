@@ -6,7 +6,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,83 +61,6 @@ func uiLaunchState(v string) store.LaunchState {
 		}
 	}
 	return ""
-}
-
-// uiBatchJob is a job of a batch page with its launch state ("" when it is
-// not followed).
-type uiBatchJob struct {
-	ops.BatchJob
-	Launch store.LaunchState
-}
-
-// launchStateOf reads a job's launch state from its record: a batch's job
-// list (ops.BatchJob) does not carry it. ok is false when the record has
-// gone (expired with JOB_RETENTION, or deleted) since the list was read.
-func (u *ui) launchStateOf(ctx context.Context, id string) (ls store.LaunchState, ok bool, err error) {
-	rec, err := u.s.ops.Job(ctx, id)
-	if errors.Is(err, ops.ErrNotFound) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	return rec.LaunchState, true, nil
-}
-
-// withLaunchStates gives a page of a batch's jobs their launch states,
-// reading the record of each success on it (at most a page of reads), or
-// none when the batch has nothing followed.
-func (u *ui) withLaunchStates(ctx context.Context, jobs []ops.BatchJob, followed bool) ([]uiBatchJob, error) {
-	out := make([]uiBatchJob, len(jobs))
-	for i, j := range jobs {
-		out[i].BatchJob = j
-		if !followed || j.State != ops.StateSucceeded {
-			continue
-		}
-		ls, _, err := u.launchStateOf(ctx, j.ID)
-		if err != nil {
-			return nil, err
-		}
-		out[i].Launch = ls
-	}
-	return out, nil
-}
-
-// jobsInLaunchState returns up to limit of the batch's successes in launch
-// state ls from offset (counted among those in ls), in the order they joined
-// the batch; total is how many there are by the batch's counters. The job
-// list does not carry launch states, so it reads the successes a page at a
-// time, as the outcome filter does, and each one's record; it stops once the
-// page is full or every job in ls up to it has been seen.
-func (u *ui) jobsInLaunchState(ctx context.Context, id string, ls store.LaunchState, total int64, offset, limit int) ([]uiBatchJob, error) {
-	out := []uiBatchJob{}
-	seen := int64(0) // jobs in ls met so far, skipped ones included
-	for start := 0; len(out) < limit && seen < total; start += uiPageSize {
-		page, _, err := u.s.ops.ListBatchJobs(ctx, id, ops.StateSucceeded, start, uiPageSize)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range page {
-			got, ok, err := u.launchStateOf(ctx, j.ID)
-			if err != nil {
-				return nil, err
-			}
-			if !ok || got != ls {
-				continue
-			}
-			if seen++; seen <= int64(offset) {
-				continue
-			}
-			out = append(out, uiBatchJob{BatchJob: j, Launch: got})
-			if len(out) == limit || seen == total {
-				return out, nil
-			}
-		}
-		if len(page) < uiPageSize {
-			break
-		}
-	}
-	return out, nil
 }
 
 // ---- the job page ----
