@@ -893,7 +893,7 @@ func TestDemo(t *testing.T) {
 	if ok == 0 || dead == 0 {
 		t.Errorf("demo printed %d succeeded and %d dead-lettered outcomes, want some of each:\n%s", ok, dead, r)
 	}
-	for _, want := range []string{"launch_state   job demo-", "pending -> launched", "pending -> rejected"} {
+	for _, want := range []string{"launch         job demo-", "pending -> launched", "pending -> rejected"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r)
 		}

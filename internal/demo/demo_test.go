@@ -45,10 +45,10 @@ func TestRun(t *testing.T) {
 	}
 	changes := map[string]string{}
 	for _, line := range strings.Split(section, "\n") {
-		if _, change, found := strings.Cut(line, "  launch_state   job demo-"); found {
+		if _, change, found := strings.Cut(line, "  launch         job demo-"); found {
 			f := strings.Fields(change)
-			// "<id>  agent <no>  <from> -> <to>"
-			if len(f) != 6 || f[1] != "agent" || f[4] != "->" {
+			// "<id>  agent <no>  <from> -> <to>  agent_launch_id <id>"
+			if len(f) != 8 || f[1] != "agent" || f[4] != "->" {
 				t.Errorf("launch state line %q", line)
 				continue
 			}
@@ -66,7 +66,7 @@ func TestRun(t *testing.T) {
 	for _, want := range []string{"an in-process Redis", "one worker (RETRY_MAX=2, FOLLOW_LAUNCH=true)",
 		"Kaleyra reviews it, and with FOLLOW_LAUNCH=true the worker polls its status until final.",
 		"and 8 launch status calls: map[launched:3 pending:4 rejected:1]",
-		"The batch: 4 succeeded, 3 dead-lettered (RCS502 1, RCS601 1, RCS904 1); launch states: launched 3, rejected 1",
+		"The batch: 4 succeeded, 3 dead-lettered (RCS502 1, RCS601 1, RCS904 1); launch states: pending 0, launched 3, rejected 1, suspended 0, unknown 0",
 		"rcslaunch dlq list                the 3 dead letters", "rcslaunch dlq retry --code RCS502"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, &out)
@@ -99,7 +99,7 @@ func TestJobIsValid(t *testing.T) {
 // nothing for a batch with no followed launch.
 func TestLaunchCounts(t *testing.T) {
 	b := store.Batch{LaunchStates: map[store.LaunchState]int64{store.LaunchRejected: 1, store.LaunchLaunched: 3, store.LaunchPending: 0}}
-	if got, want := launchCounts(b), "; launch states: launched 3, rejected 1"; got != want {
+	if got, want := launchCounts(b), "; launch states: pending 0, launched 3, rejected 1, suspended 0, unknown 0"; got != want {
 		t.Errorf("launchCounts = %q, want %q", got, want)
 	}
 	if got := launchCounts(store.Batch{}); got != "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/display"
@@ -45,8 +44,7 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 		if !ok || r.Outcome != store.OutcomeLaunchState {
 			return
 		}
-		fmt.Fprintf(o.Out, "%s  launch_state   job %s  agent %s  %s -> %s\n",
-			r.FinishedAt, r.JobID, r.AgentNo, r.PreviousLaunchState, r.LaunchState)
+		fmt.Fprintln(o.Out, display.Result(r))
 		state := store.LaunchState(r.LaunchState)
 		if !state.Final() {
 			return
@@ -98,16 +96,12 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 }
 
 // launchCounts is a batch's followed launches by state, "; launch states:
-// launched 3, rejected 1", or "" when none is followed.
+// pending 0, launched 3, ...", or "" when none is followed.
 func launchCounts(b store.Batch) string {
-	var parts []string
-	for _, state := range store.LaunchStates {
-		if n := b.LaunchStates[state]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", state, n))
+	for _, n := range b.LaunchStates {
+		if n > 0 {
+			return "; launch states: " + display.LaunchCounts(b)
 		}
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "; launch states: " + strings.Join(parts, ", ")
+	return ""
 }
