@@ -37,10 +37,13 @@ type batchStatusJSON struct {
 	DeadLetteredByCode map[string]int `json:"dead_lettered_by_code"`
 	CreatedAt          time.Time      `json:"created_at"`
 	FinishedAt         *time.Time     `json:"finished_at"`
+	// LaunchStates counts the followed successes by launch state
+	// (FOLLOW_LAUNCH); every state is present, zero when nothing is followed.
+	LaunchStates map[string]int `json:"launch_states"`
 }
 
 var contractBatchKeys = []string{"batch_id", "name", "total", "queued", "running", "retrying", "succeeded",
-	"dead_lettered", "dead_lettered_by_code", "created_at", "finished_at"}
+	"dead_lettered", "dead_lettered_by_code", "created_at", "finished_at", "launch_states"}
 
 // parseBatchStatus checks that out is one JSON object with exactly the
 // contract's members, RFC 3339 times and finished_at null or a time.
@@ -68,6 +71,12 @@ func parseBatchStatus(t testing.TB, out string) batchStatusJSON {
 	}
 	if _, ok := raw["dead_lettered_by_code"].(map[string]any); !ok {
 		t.Fatalf("dead_lettered_by_code is %v, want an object", raw["dead_lettered_by_code"])
+	}
+	ls, ok := raw["launch_states"].(map[string]any)
+	for _, s := range store.LaunchStates {
+		if _, n := ls[string(s)].(float64); !ok || !n {
+			t.Fatalf("launch_states is %v, want an object with a count for every state", raw["launch_states"])
+		}
 	}
 	var b batchStatusJSON
 	if err := json.Unmarshal([]byte(out), &b); err != nil {
