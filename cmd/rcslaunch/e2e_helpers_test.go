@@ -43,7 +43,8 @@ var (
 
 // managedVars are the variables rcslaunch reads; the tests' own environment
 // never leaks one of them into a process under test.
-var managedVars = []string{"REDIS_", "KALEYRA_", "RETRY_", "LOG_", "WORKER_", "JOB_RETENTION", "RESULTS_MAX_LEN", "HTTP_"}
+var managedVars = []string{"REDIS_", "KALEYRA_", "RETRY_", "LOG_", "WORKER_", "JOB_RETENTION", "RESULTS_MAX_LEN", "HTTP_",
+	"FOLLOW_", "LAUNCH_STATUS_PATH"}
 
 // env is one test's world: a test environment (whose Redis and simulator
 // the processes use; its in-process StartWorker is not this file's
@@ -402,6 +403,12 @@ type resultEntry struct {
 	Attempts      int    `json:"attempts"`
 	FinishedAt    string `json:"finished_at"`
 	Uncertain     bool   `json:"uncertain"`
+	BatchID       string `json:"batch_id"`
+	// LaunchState is a launch_state entry's new state (and
+	// PreviousLaunchState the one before), or "pending" on a followed
+	// success.
+	LaunchState         string `json:"launch_state"`
+	PreviousLaunchState string `json:"previous_launch_state"`
 }
 
 // results runs `results --json` and decodes its JSONL, one object per line.
@@ -490,6 +497,16 @@ type statusRecord struct {
 		Outcome string `json:"outcome"`
 		Code    string `json:"code"`
 	} `json:"history"`
+	// LaunchState and LaunchFollow are set for a followed success
+	// (FOLLOW_LAUNCH).
+	LaunchState  string `json:"launch_state"`
+	LaunchFollow *struct {
+		State      string    `json:"launch_state"`
+		Polls      int       `json:"polls"`
+		NextPollAt time.Time `json:"next_poll_at"`
+		Ended      string    `json:"ended"`
+		Code       string    `json:"last_code"`
+	} `json:"launch_follow"`
 }
 
 func (e *env) statusJSON(id string) statusRecord {

@@ -59,6 +59,10 @@ func (s *Server) serveCalls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Calls())
 }
 
+func (s *Server) serveStatusCalls(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.StatusCalls())
+}
+
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Stats())
 }
@@ -71,10 +75,11 @@ func (s *Server) serveReset(w http.ResponseWriter, r *http.Request) {
 // configRequest is the body of POST /_sim/config; a field left out (or
 // null) keeps its current value.
 type configRequest struct {
-	FaultRate    *float64  `json:"fault_rate"`
-	Latency      *string   `json:"latency"`
-	Jitter       *string   `json:"jitter"`
-	DisabledSIDs *[]string `json:"disabled_sids"`
+	FaultRate     *float64  `json:"fault_rate"`
+	Latency       *string   `json:"latency"`
+	Jitter        *string   `json:"jitter"`
+	StatusLatency *string   `json:"status_latency"`
+	DisabledSIDs  *[]string `json:"disabled_sids"`
 	// LaunchStates replaces Config.LaunchStates as a whole.
 	LaunchStates        *map[string][]StatusStep `json:"launch_states"`
 	DefaultLaunchStates *[]StatusStep            `json:"default_launch_states"`
@@ -100,6 +105,11 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 		controlError(w, err)
 		return
 	}
+	statusLatency, err := duration("status_latency", req.StatusLatency)
+	if err != nil {
+		controlError(w, err)
+		return
+	}
 	if err := checkSequences(deref(req.LaunchStates), deref(req.DefaultLaunchStates)); err != nil {
 		controlError(w, err)
 		return
@@ -113,6 +123,9 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request) {
 		}
 		if jitter != nil {
 			cfg.Jitter = *jitter
+		}
+		if statusLatency != nil {
+			cfg.StatusLatency = *statusLatency
 		}
 		if req.DisabledSIDs != nil {
 			cfg.DisabledSIDs = *req.DisabledSIDs

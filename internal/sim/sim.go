@@ -43,6 +43,9 @@ type Config struct {
 	APIKey string
 	// Latency is added before every answer on the launch route.
 	Latency time.Duration
+	// StatusLatency is added before every answer on the launch status
+	// route, so that a test can catch a status call in flight.
+	StatusLatency time.Duration
 	// Jitter adds a uniform random 0..Jitter on top of Latency.
 	Jitter time.Duration
 	// FaultRate is the probability, 0..1, of answering RCS502 (HTTP 500) to
@@ -89,6 +92,32 @@ type Call struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
+// StatusCall is one request received on the launch status route.
+type StatusCall struct {
+	// At is when the request arrived.
+	At time.Time `json:"at"`
+	// SID is the account SID from the path.
+	SID string `json:"sid"`
+	// AgentNo and AgentLaunchID are the agent_number and agent_launch_id
+	// query parameters.
+	AgentNo       string `json:"agent_no,omitempty"`
+	AgentLaunchID string `json:"agent_launch_id,omitempty"`
+	// Poll is which status call of the launch this is, from 1: the step of
+	// its sequence answered is Poll-1 (or the last). 0 when the call named
+	// no launch this simulator issued to that agent, or was refused first.
+	Poll int `json:"poll,omitempty"`
+	// Answer is the StatusStep answered, or "RCS401", "RCS404", "RCS400",
+	// "RCS405" (as in Stats.StatusByAnswer). It is chosen when the call
+	// arrives, so it is set even for a call whose client left before the
+	// answer was sent.
+	Answer string `json:"answer"`
+	// HTTPStatus is the status answered.
+	HTTPStatus int `json:"http_status"`
+	// Duration is how long the answer took, StatusLatency included; 0 while
+	// the call is still in flight.
+	Duration time.Duration `json:"duration_ns"`
+}
+
 // Stats are totals over the calls received since New or the last Reset.
 type Stats struct {
 	// Calls is the number of launch calls received.
@@ -121,9 +150,10 @@ const maxCalls = 100_000
 //
 //	POST /_sim/script  {"agent_no": "48900", "steps": ["RCS502", "RCS502"]}  see Script
 //	GET  /_sim/calls   JSON array of Call                                   see Calls
+//	GET  /_sim/status_calls  JSON array of StatusCall                       see StatusCalls
 //	GET  /_sim/stats   Stats as JSON                                        see Stats
 //	POST /_sim/reset                                                        see Reset
-//	POST /_sim/config  {"fault_rate": 0.5, "latency": "150ms", "jitter": "0s", "disabled_sids": ["X"],
+//	POST /_sim/config  {"fault_rate": 0.5, "latency": "150ms", "jitter": "0s", "status_latency": "0s", "disabled_sids": ["X"],
 //	                    "launch_states": {"4890": ["pending", "launched"]}, "default_launch_states": ["pending"]}
 //
 // /_sim/config changes only the fields given. A bad body is answered 400
@@ -150,6 +180,7 @@ type Server struct {
 	// launchOrder their IDs oldest first, for forgetting beyond maxLaunches.
 	launches       map[string]*issued
 	launchOrder    []string
+	statusLog      []*StatusCall
 	statusCalls    int
 	statusByAgent  map[string]int
 	statusByAnswer map[string]int
@@ -164,6 +195,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("/v1/{sid}/rcs/agent/agentlaunchstatus", s.serveStatus)
 	s.mux.HandleFunc("POST /_sim/script", s.serveScript)
 	s.mux.HandleFunc("GET /_sim/calls", s.serveCalls)
+	s.mux.HandleFunc("GET /_sim/status_calls", s.serveStatusCalls)
 	s.mux.HandleFunc("GET /_sim/stats", s.serveStats)
 	s.mux.HandleFunc("POST /_sim/reset", s.serveReset)
 	s.mux.HandleFunc("POST /_sim/config", s.serveConfig)
@@ -199,6 +231,7 @@ func (s *Server) update(change func(*Config)) {
 	}
 	cfg.FaultRate = min(max(cfg.FaultRate, 0), 1)
 	cfg.Latency = max(cfg.Latency, 0)
+	cfg.StatusLatency = max(cfg.StatusLatency, 0)
 	cfg.Jitter = max(cfg.Jitter, 0)
 	cfg.DisabledSIDs = slices.Clone(cfg.DisabledSIDs)
 	cfg.LaunchStates = maps.Clone(cfg.LaunchStates)
@@ -249,6 +282,19 @@ func (s *Server) Calls() []Call {
 	return out
 }
 
+// StatusCalls returns every launch status call received since New or the
+// last Reset, in order of arrival (at most the latest 100,000). Calls
+// returns the launch calls only.
+func (s *Server) StatusCalls() []StatusCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]StatusCall, len(s.statusLog))
+	for i, c := range s.statusLog {
+		out[i] = *c
+	}
+	return out
+}
+
 // Stats returns the totals since New or the last Reset.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -279,6 +325,7 @@ func (s *Server) Reset() {
 	s.byCode = map[string]int{}
 	s.byAgent = map[string]int{}
 	s.maxInFlight = s.inFlight
+	s.statusLog = nil
 	s.statusCalls = 0
 	s.statusByAgent = map[string]int{}
 	s.statusByAnswer = map[string]int{}

@@ -138,18 +138,30 @@ func (s *Server) issueLocked(id, agentNo string) {
 
 // serveStatus answers GET /v1/{sid}/rcs/agent/agentlaunchstatus with the
 // next step of the launch's sequence, after the method, api-key and query
-// checks; a launch this simulator did not issue for that agent is 404.
+// checks; a launch this simulator did not issue for that agent is 404. The
+// step is taken when the call arrives, before StatusLatency: a call whose
+// client leaves meanwhile has still moved its launch on, as a real server
+// that answered into a dropped connection would have.
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	q := r.URL.Query()
 	agentNo, id := q.Get("agent_number"), q.Get("agent_launch_id")
 	s.mu.Lock()
-	st, detail := s.statusStepLocked(r, agentNo, id)
-	s.statusCalls++
-	s.statusByAnswer[string(st)]++
-	if agentNo != "" {
-		s.statusByAgent[agentNo]++
-	}
+	st, poll, detail := s.statusStepLocked(r, agentNo, id)
+	call := &StatusCall{At: start, SID: r.PathValue("sid"), AgentNo: agentNo, AgentLaunchID: id,
+		Poll: poll, Answer: string(st), HTTPStatus: st.httpStatus()}
+	s.recordStatusLocked(call)
+	delay := s.cfg.StatusLatency
 	s.mu.Unlock()
+
+	defer func() {
+		s.mu.Lock()
+		call.Duration = time.Since(start)
+		s.mu.Unlock()
+	}()
+	if !s.sleep(r.Context(), delay) {
+		return // the client went away; nobody is left to answer
+	}
 
 	switch st {
 	case StatusHTML, StatusThrottle, StatusGateway:
@@ -173,26 +185,50 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// httpStatus is the HTTP status answering st: 200 for a state.
+func (st StatusStep) httpStatus() int {
+	if _, ok := wireStates[st]; ok {
+		return http.StatusOK
+	}
+	return status[Step(st)]
+}
+
+// recordStatusLocked adds a status call to the history and the totals,
+// forgetting the oldest beyond maxCalls. s.mu must be held.
+func (s *Server) recordStatusLocked(c *StatusCall) {
+	if len(s.statusLog) == maxCalls {
+		s.statusLog[0] = nil
+		s.statusLog = s.statusLog[1:]
+	}
+	s.statusLog = append(s.statusLog, c)
+	s.statusCalls++
+	s.statusByAnswer[c.Answer]++
+	if c.AgentNo != "" {
+		s.statusByAgent[c.AgentNo]++
+	}
+}
+
 // statusStepLocked picks the answer to one status call and advances the
-// launch's sequence. s.mu must be held.
-func (s *Server) statusStepLocked(r *http.Request, agentNo, id string) (StatusStep, string) {
+// launch's sequence; poll is which status call of the launch it is, from 1
+// (0 for a call refused or naming no launch). s.mu must be held.
+func (s *Server) statusStepLocked(r *http.Request, agentNo, id string) (st StatusStep, poll int, detail string) {
 	if r.Method != http.MethodGet {
-		return statusMethod, ""
+		return statusMethod, 0, ""
 	}
 	if !keyOK(s.cfg.APIKey, r.Header.Get("api-key")) {
-		return statusUnauthorized, ""
+		return statusUnauthorized, 0, ""
 	}
 	if agentNo == "" || id == "" {
-		return statusBadQuery, "agent_number and agent_launch_id are required query parameters"
+		return statusBadQuery, 0, "agent_number and agent_launch_id are required query parameters"
 	}
 	l := s.launches[id]
 	if l == nil || l.agentNo != agentNo {
-		return statusNotFound, fmt.Sprintf("no agent launch %q for agent %q", id, agentNo)
+		return statusNotFound, 0, fmt.Sprintf("no agent launch %q for agent %q", id, agentNo)
 	}
 	seq := s.sequenceLocked(agentNo)
-	st := seq[min(l.polls, len(seq)-1)]
+	st = seq[min(l.polls, len(seq)-1)]
 	l.polls++
-	return st, ""
+	return st, l.polls, ""
 }
 
 // sequenceLocked is the status sequence of agentNo: the longest matching

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // launched launches agentNo on the simulator and returns its agent_launch_id.
@@ -270,5 +272,85 @@ func TestStatusConfigCopied(t *testing.T) {
 	states["2"] = []StatusStep{StatusLaunched}
 	if got := answers(t, ts, "1", launched(t, ts, "1"), 1); got != "REJECTED" {
 		t.Errorf("got %s", got)
+	}
+}
+
+// Every status call is recorded with its arrival, the launch's place in its
+// sequence and the answer, apart from the launch calls; StatusLatency delays
+// the answers, and a call whose client leaves during it is recorded too,
+// having moved its launch on.
+func TestStatusCallsRecorded(t *testing.T) {
+	s, ts := start(t, Config{StatusLatency: 30 * time.Millisecond,
+		LaunchStates: map[string][]StatusStep{"7": {StatusPending, StatusHTML, StatusLaunched}}})
+	id := launched(t, ts, "71")
+	before := time.Now()
+	if got := answers(t, ts, "71", id, 2); got != "PENDING 502" {
+		t.Fatalf("answers %s", got)
+	}
+	poll(t, ts, "71", id, header("api-key", "")) // refused: no step used
+
+	// A client that leaves during StatusLatency.
+	s.SetConfig(Config{APIKey: testKey, StatusLatency: time.Minute,
+		LaunchStates: map[string][]StatusStep{"7": {StatusPending, StatusHTML, StatusLaunched}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	q := url.Values{"agent_number": {"71"}, "agent_launch_id": {id}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/v1/"+testSID+"/rcs/agent/agentlaunchstatus?"+q.Encode(), nil)
+	req.Header.Set("api-key", testKey)
+	if _, err := ts.Client().Do(req); err == nil {
+		t.Error("a status call that outlived its client's deadline was answered")
+	}
+	cancel()
+	waitFor(t, "the left call's duration", func() bool { c := s.StatusCalls(); return len(c) == 4 && c[3].Duration > 0 })
+
+	calls := s.StatusCalls()
+	want := []struct {
+		poll   int
+		answer string
+		status int
+	}{{1, "pending", 200}, {2, "HTML", 502}, {0, "RCS401", 401}, {3, "launched", 200}}
+	for i, w := range want {
+		c := calls[i]
+		if c.AgentNo != "71" || c.AgentLaunchID != id || c.SID != testSID || c.Poll != w.poll || c.Answer != w.answer || c.HTTPStatus != w.status {
+			t.Errorf("status call %d: %+v, want poll %d answered %s (%d)", i, c, w.poll, w.answer, w.status)
+		}
+		if c.At.Before(before) || (i > 0 && c.At.Before(calls[i-1].At)) {
+			t.Errorf("status call %d arrived at %v: not in order", i, c.At)
+		}
+	}
+	for i := range 3 {
+		if calls[i].Duration < 30*time.Millisecond {
+			t.Errorf("status call %d took %v, less than StatusLatency", i, calls[i].Duration)
+		}
+	}
+	if calls[3].Duration >= time.Minute {
+		t.Errorf("the call whose client left took %v", calls[3].Duration)
+	}
+	// The left call took a step: the next answer is the last one's.
+	s.SetConfig(Config{APIKey: testKey, LaunchStates: map[string][]StatusStep{"7": {StatusPending, StatusHTML, StatusLaunched}}})
+	if got := answers(t, ts, "71", id, 1); got != "LAUNCHED" {
+		t.Errorf("after the left call: %s", got)
+	}
+	if st := s.Stats(); len(s.Calls()) != 1 || st.Calls != 1 || st.StatusCalls != 5 || len(s.StatusCalls()) != 5 {
+		t.Errorf("%d launch calls recorded, %d status calls; stats %+v", len(s.Calls()), len(s.StatusCalls()), st)
+	}
+
+	code, b := control(t, ts, "GET", "/_sim/status_calls", "")
+	var got []StatusCall
+	if err := json.Unmarshal(b, &got); code != 200 || err != nil || len(got) != 5 || got[4].Answer != "launched" || got[4].Poll != 4 {
+		t.Errorf("GET /_sim/status_calls: %d %s (%v)", code, b, err)
+	}
+	if strings.Contains(string(b), testKey) {
+		t.Errorf("status calls hold the key: %s", b)
+	}
+	if code, b := control(t, ts, "POST", "/_sim/config", `{"status_latency":"25ms"}`); code != 204 || s.config().StatusLatency != 25*time.Millisecond {
+		t.Errorf("config status_latency: %d %s, now %v", code, b, s.config().StatusLatency)
+	}
+	if code, b := control(t, ts, "POST", "/_sim/config", `{"status_latency":"-1s"}`); code != 400 || !strings.Contains(string(b), "status_latency") {
+		t.Errorf("config status_latency -1s: %d %s", code, b)
+	}
+
+	s.Reset()
+	if c := s.StatusCalls(); len(c) != 0 {
+		t.Errorf("%d status calls after Reset", len(c))
 	}
 }
