@@ -131,6 +131,23 @@ func (w *Worker) follow(ctx context.Context, task *asynq.Task) error {
 	return w.recordPoll(log, p, *rec.Follow, out)
 }
 
+// logPoll logs one status poll: its result (a launch state, or "failed"),
+// what was recorded, and the error recording it met, if any.
+func logPoll(log zerolog.Logger, result string, poll store.Poll, before store.LaunchState, out kaleyra.StatusOutcome,
+	res store.PollResult, err error) {
+	ev := log.Info()
+	switch {
+	case err != nil:
+		ev = log.Error().Err(err)
+	case out.Failed():
+		ev = log.Warn()
+	}
+	ev.Str("result", result).Str("launch_state", string(poll.State)).Str("previous_launch_state", string(before)).
+		Str("code", out.Code).Int("http_status", out.HTTPStatus).Dur("duration", out.Duration).
+		Str("kaleyra_message", out.Message).Str("recorded", string(res)).Time("next_poll_at", poll.NextPollAt).
+		Str("ended", poll.Ended).Msg("launch status poll")
+}
+
 // pollHealth is what a status poll's answer says about the account.
 func pollHealth(out kaleyra.StatusOutcome) limits.Result {
 	switch {
@@ -175,17 +192,7 @@ func (w *Worker) recordPoll(log zerolog.Logger, p queue.FollowPayload, f store.L
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	res, err := w.store.RecordLaunchPoll(ctx, p.JobID, poll, now)
-	ev := log.Info()
-	switch {
-	case err != nil:
-		ev = log.Error().Err(err)
-	case out.Failed():
-		ev = log.Warn()
-	}
-	ev.Str("result", result).Str("launch_state", string(poll.State)).Str("previous_launch_state", string(f.State)).
-		Str("code", out.Code).Int("http_status", out.HTTPStatus).Dur("duration", out.Duration).
-		Str("kaleyra_message", out.Message).Str("recorded", string(res)).Time("next_poll_at", poll.NextPollAt).
-		Str("ended", poll.Ended).Msg("launch status poll")
+	logPoll(log, result, poll, f.State, out, res, err)
 	if err != nil {
 		return err
 	}

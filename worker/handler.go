@@ -244,19 +244,7 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, job store.NewJob,
 		// nothing to record the outcome in, and the task is done.
 		state, err = "missing", nil
 	}
-	ev := log.Info()
-	if o.Kind == store.FinishDeadLettered {
-		ev = log.Warn()
-	}
-	if err != nil {
-		ev = log.Error().Err(err)
-	}
-	// Kaleyra's message goes under its own key: "message" is zerolog's key
-	// for the event's own message, and a JSON object with the key twice
-	// loses one of the two in most log pipelines.
-	ev.Str("outcome", string(o.Kind)).Str("code", out.Code).Int("http_status", out.HTTPStatus).
-		Dur("duration", out.Duration).Bool("uncertain", out.Uncertain).Str("kaleyra_message", out.Message).
-		Str("state", string(state)).Msg("launch attempt")
+	logAttempt(log, o.Kind, out, state, err)
 	if err != nil {
 		return err
 	}
@@ -272,6 +260,24 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, job store.NewJob,
 		}
 	}
 	return after
+}
+
+// logAttempt logs one launch attempt's outcome, and the error recording it
+// met, if any.
+func logAttempt(log zerolog.Logger, kind store.FinishKind, out kaleyra.Outcome, state store.State, err error) {
+	ev := log.Info()
+	if kind == store.FinishDeadLettered {
+		ev = log.Warn()
+	}
+	if err != nil {
+		ev = log.Error().Err(err)
+	}
+	// Kaleyra's message goes under its own key: "message" is zerolog's key
+	// for the event's own message, and a JSON object with the key twice
+	// loses one of the two in most log pipelines.
+	ev.Str("outcome", string(kind)).Str("code", out.Code).Int("http_status", out.HTTPStatus).
+		Dur("duration", out.Duration).Bool("uncertain", out.Uncertain).Str("kaleyra_message", out.Message).
+		Str("state", string(state)).Msg("launch attempt")
 }
 
 // finish frees the launch slot and records the outcome in one round trip (two
