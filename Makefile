@@ -24,6 +24,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,50000x) ./launch/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(call fuzzbudget,40000x) ./internal/kaleyra/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLaunchStatus$$' -fuzztime $(call fuzzbudget,100000x) ./internal/kaleyra/
+	$(GO) test -run '^$$' -fuzz '^FuzzEchoedKey$$' -fuzztime $(call fuzzbudget,15000x) ./internal/kaleyra/
+	$(GO) test -run '^$$' -fuzz '^FuzzRedact$$' -fuzztime $(call fuzzbudget,50000x) ./internal/secret/
 	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $(call fuzzbudget,200000x) ./internal/jsontext/
 	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(call fuzzbudget,200000x) ./internal/jobfile/
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONL$$' -fuzztime $(call fuzzbudget,200000x) ./internal/jobfile/

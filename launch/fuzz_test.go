@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
-// FuzzParse checks that Parse never panics, that what it accepts is valid,
-// reads as encoding/json reads it and survives a round trip through its
-// canonical body, and that what it rejects comes with at least one field
-// error.
+// FuzzParse checks that Parse never panics, that what it accepts is valid
+// (valid UTF-8 throughout, no text repaired to U+FFFD on the way), reads as
+// encoding/json reads it and survives a round trip through its canonical
+// body, and that what it rejects comes with at least one field error.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		sample,
@@ -24,6 +26,18 @@ func FuzzParse(f *testing.F) {
 		`{"launch":{"optin_description":"\u2028<&>\u0001","trigger_description":"b","interactions_description":"c",` +
 			`"optout_description":"d","agent_access_instructions":"e","agent_no":"1","launch_type":"0042"}}`,
 		"{\"launch\":{\"optin_description\":\"\xff\"}}",
+		// Text encoding/json would repair to U+FFFD, in a job otherwise
+		// valid, and text that only looks like it.
+		`{"launch":{"optin_description":"a\ud800","trigger_description":"b","interactions_description":"c",` +
+			`"optout_description":"d","agent_access_instructions":"e","agent_no":"1"}}`,
+		"{\"launch\":{\"optin_description\":\"a\",\"trigger_description\":\"b\",\"interactions_description\":\"c\"," +
+			"\"optout_description\":\"d\",\"agent_access_instructions\":\"e\",\"agent_no\":\"1\xc3\"},\"regions\":[{\"region\":\"\xed\xa0\x80\"}]}",
+		`{"id":"x","launch":{"optin_description":"\ufffd \ud83d\ude00 \\ud800","trigger_description":"b\udc00\ud83d",` +
+			`"interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1",` +
+			`"video_uris":["https://example.com/\ud83d"]}}`,
+		// Control characters: allowed (\n, \t) in descriptions only.
+		`{"launch":{"optin_description":"a\n\tb","trigger_description":"b\r\n","interactions_description":"c\u0085",` +
+			`"optout_description":"d","agent_access_instructions":"e","agent_no":"1\u001b[2J","launch_name":"x\t"}}`,
 		`{}`, `null`, `[]`, `{"launch":{}} {}`, `{"launch":`, "",
 	} {
 		f.Add([]byte(s))
@@ -44,6 +58,12 @@ func FuzzParse(f *testing.F) {
 		}
 		if err := j.Validate(); err != nil {
 			t.Fatalf("Parse accepted a job that Validate rejects: %v", err)
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("Parse accepted invalid UTF-8: %q", data)
+		}
+		if problem := launchtest.CheckText(j, data); problem != "" {
+			t.Fatalf("Parse accepted %q: %s", data, problem)
 		}
 		if j.Launch.LaunchType == "" {
 			t.Fatal("Parse did not apply the default launch_type")

@@ -259,7 +259,6 @@ func TestURIs(t *testing.T) {
 		"https://",
 		"https:///path",
 		"http://exa mple.com",
-		"https://example.com/a\tb",
 		"mailto:someone@example.com",
 		"https://example.com/%zz",
 	}
@@ -516,10 +515,11 @@ func TestJobSize(t *testing.T) {
 
 // TestEncodedSize checks that a job within every per-field bound is still
 // rejected when its JSON would not fit in MaxJobBytes, since it could not be
-// read back from a JSONL export; JSON escaping (here of control characters,
-// six bytes each) makes it far longer than its text.
+// read back from a JSONL export; JSON escaping (here of U+2028, a line
+// separator that encoding/json always writes as six bytes) makes it far
+// longer than its text.
 func TestEncodedSize(t *testing.T) {
-	ctl := strings.Repeat("\x01", launch.MaxTextLen)
+	ctl := strings.Repeat("\u2028", launch.MaxTextLen-1) + "x"
 	j := launch.Job{Launch: launch.Launch{
 		OptinDescription:        ctl,
 		TriggerDescription:      ctl,
@@ -538,7 +538,7 @@ func TestEncodedSize(t *testing.T) {
 
 	// The same text as JSON escapes is also too long for Parse, so the
 	// encoded-size check is what guards jobs from other sources (CSV).
-	j.Launch.OptinDescription = strings.Repeat("\x01", 100)
+	j.Launch.OptinDescription = strings.Repeat("\u2028", 100) + "x"
 	j.Launch.TriggerDescription = "b"
 	j.Launch.InteractionsDescription = "c"
 	j.Launch.OptoutDescription = "d"
@@ -569,6 +569,111 @@ func TestValidateInvalidUTF8(t *testing.T) {
 	j = parseOK(t, []byte(sample))
 	j.Launch.VideoURIs = []string{"http://\xff.example.com/v"}
 	wantOnly(t, j.Validate(), "launch.video_uris[0]", "must be valid UTF-8")
+}
+
+// TestParseInvalidUTF8 checks that text encoding/json would silently
+// change to U+FFFD (invalid UTF-8, a lone surrogate escape) is refused with
+// its field, in the words Validate uses for a CSV cell, wherever it is: the
+// single-job parse of the HTTP API and of each JSONL line.
+func TestParseInvalidUTF8(t *testing.T) {
+	launchField := func(name string) func(m map[string]any) {
+		return func(m map[string]any) { launchOf(m)[name] = placeholder }
+	}
+	for _, tc := range []struct {
+		field string
+		set   func(m map[string]any)
+		raw   string
+	}{
+		{"launch.optin_description", launchField("optin_description"), "\"Opt \xff in\""},
+		{"launch.agent_no", launchField("agent_no"), "\"489\xc3\""},
+		{"launch.launch_name", launchField("launch_name"), `"launch \ud800"`},
+		{"launch.trigger_description", launchField("trigger_description"), `"\udc00 START"`},
+		{"launch.provider_launch_id", launchField("provider_launch_id"), `"p\ud83d\u0041"`},
+		{"launch.video_uris[1]", launchField("video_uris"), "[\"https://example.com/a\", \"https://example.com/\xe2\x82\"]"},
+		{"launch.screenshot_uris[0]", launchField("screenshot_uris"), `["https://example.com/\ud800"]`},
+		{"id", func(m map[string]any) { m["id"] = placeholder }, "\"job-\xff\""},
+		{"regions[0].region", func(m map[string]any) { m["regions"] = placeholder }, "[{\"region\": \"IN\xa0\"}]"},
+		{"regions[0].region_id", func(m map[string]any) { m["regions"] = placeholder }, "[{\"region\": \"IN\", \"region_id\": \"\xff\"}]"},
+	} {
+		_, err := launch.Parse(withRaw(t, tc.set, tc.raw))
+		wantOnly(t, err, tc.field, "must be valid UTF-8")
+	}
+	// Escapes that decode exactly are text like any other.
+	j := parseOK(t, withRaw(t, launchField("optin_description"), `"caf\u00e9 \ud83d\ude00 \ufffd \\ud800"`))
+	if want := "café 😀 \ufffd \\ud800"; j.Launch.OptinDescription != want {
+		t.Errorf("optin_description = %q, want %q", j.Launch.OptinDescription, want)
+	}
+}
+
+// placeholder marks the value withRaw replaces.
+const placeholder = "@raw@"
+
+// withRaw returns sample changed by set, which puts placeholder where raw,
+// JSON text written as it is, goes: json.Marshal would repair what a test
+// wants broken.
+func withRaw(t testing.TB, set func(m map[string]any), raw string) []byte {
+	t.Helper()
+	m := sampleJob(t)
+	set(m)
+	return bytes.Replace(encode(t, m), []byte(`"`+placeholder+`"`), []byte(raw), 1)
+}
+
+// TestControlCharacters checks the rule of Validate: the free-text
+// descriptions may hold line breaks and tabs but no other control character
+// (C0, DEL, C1), and every other text field, URIs included, none at all;
+// each refusal names the field, the character and where it is.
+func TestControlCharacters(t *testing.T) {
+	descriptions := map[string]func(j *launch.Job, s string){
+		"launch.optin_description":         func(j *launch.Job, s string) { j.Launch.OptinDescription = s },
+		"launch.trigger_description":       func(j *launch.Job, s string) { j.Launch.TriggerDescription = s },
+		"launch.interactions_description":  func(j *launch.Job, s string) { j.Launch.InteractionsDescription = s },
+		"launch.optout_description":        func(j *launch.Job, s string) { j.Launch.OptoutDescription = s },
+		"launch.agent_access_instructions": func(j *launch.Job, s string) { j.Launch.AgentAccessInstructions = s },
+	}
+	others := map[string]func(j *launch.Job, s string){
+		"launch.agent_no":           func(j *launch.Job, s string) { j.Launch.AgentNo = s },
+		"launch.launch_name":        func(j *launch.Job, s string) { j.Launch.LaunchName = s },
+		"launch.provider_launch_id": func(j *launch.Job, s string) { j.Launch.ProviderLaunchID = s },
+		"regions[0].region":         func(j *launch.Job, s string) { j.Regions[0].Region = s },
+		"launch.video_uris[0]":      func(j *launch.Job, s string) { j.Launch.VideoURIs = []string{"https://example.com/" + s} },
+		"launch.screenshot_uris[0]": func(j *launch.Job, s string) { j.Launch.ScreenshotURIs = []string{"https://example.com/" + s} },
+	}
+	// Each holds its control character as its third character.
+	refused := map[string]string{
+		"ab\x1b[31m": "U+001B at character 3", "ab\x00": "U+0000 at character 3", "ab\r\n": "U+000D at character 3",
+		"ab\x7f": "U+007F at character 3", "ab\u0085": "U+0085 at character 3", "éé\u009b2J": "U+009B at character 3",
+	}
+	for field, set := range descriptions {
+		j := parseOK(t, []byte(sample))
+		set(&j, "Line one\n\tLine two\n")
+		if err := j.Validate(); err != nil {
+			t.Errorf("%s with a line break and a tab: %v", field, err)
+		}
+		for s, where := range refused {
+			j := parseOK(t, []byte(sample))
+			set(&j, s)
+			wantOnly(t, j.Validate(), field, "must not contain control characters other than line breaks (\\n) and tabs, found "+where)
+		}
+	}
+	for field, set := range others {
+		for s, where := range refused {
+			j := parseOK(t, []byte(sample))
+			set(&j, s)
+			if strings.Contains(field, "uris") {
+				where = strings.Replace(where, "character 3", fmt.Sprintf("character %d", len("https://example.com/")+3), 1)
+			}
+			wantOnly(t, j.Validate(), field, "must not contain control characters, found "+where)
+		}
+		for _, s := range []string{"ab\ncd", "ab\tcd"} {
+			j := parseOK(t, []byte(sample))
+			set(&j, s)
+			wantOnly(t, j.Validate(), field, "must not contain control characters, found U+000")
+		}
+	}
+	// Through Parse, JSON escapes are the same characters.
+	_, err := launch.Parse(withLaunch(t, "agent_no", "489\u001b00"))
+	wantOnly(t, err, "launch.agent_no", "must not contain control characters, found U+001B at character 4")
+	parseOK(t, withLaunch(t, "optin_description", "Reply START\nto opt in"))
 }
 
 // TestAllProblemsAtOnce checks that one Parse reports every problem of a

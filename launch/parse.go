@@ -12,13 +12,15 @@ import (
 )
 
 // Parse decodes one job from JSON strictly: unknown or repeated fields, wrong
-// types and trailing data are errors, so that a typo such as
-// "optin_desription" is reported instead of silently dropped. It then applies
-// defaults and validates. Every problem is reported in one *ValidationError:
-// first those of decoding, then those of validation, leaving out validation
-// problems of a field that already has one (a number where agent_no belongs
-// is reported as such, not also as a missing agent_no). Input that is too
-// long, not JSON or not a JSON object gets a single problem.
+// types, trailing data and text that decoding would repair (invalid UTF-8, a
+// lone surrogate escape) are errors, so that a typo such as
+// "optin_desription" is reported instead of silently dropped, and the job
+// launched is the one written. It then applies defaults and validates. Every
+// problem is reported in one *ValidationError: first those of decoding, then
+// those of validation, leaving out validation problems of a field that
+// already has one (a number where agent_no belongs is reported as such, not
+// also as a missing agent_no). Input that is too long, not JSON or not a JSON
+// object gets a single problem.
 func Parse(data []byte) (Job, error) {
 	var j Job
 	var p problems
@@ -198,7 +200,19 @@ func stringField(p *problems, path string, raw json.RawMessage, dst *string) {
 		p.add(path, "must be a string, got %s", jsonKind(raw))
 		return
 	}
-	*dst, _ = jsontext.String(raw)
+	*dst = text(p, path, raw)
+}
+
+// text decodes the JSON string raw, reporting text that decoding would
+// change: encoding/json turns invalid UTF-8 and unpaired surrogate escapes
+// into U+FFFD without a word, and the job launched would not be the one
+// written. The reason is the one Validate gives for a CSV cell.
+func text(p *problems, path string, raw json.RawMessage) string {
+	s, _ := jsontext.String(raw)
+	if !jsontext.Exact(raw) {
+		p.add(path, "%s", reasonUTF8)
+	}
+	return s
 }
 
 // stringList decodes a JSON array of strings; null counts as absent. An
@@ -216,7 +230,7 @@ func stringList(p *problems, path string, raw json.RawMessage, dst *[]string) {
 	out := make([]string, len(items))
 	for i, item := range items {
 		if item[0] == '"' {
-			out[i], _ = jsontext.String(item)
+			out[i] = text(p, fmt.Sprintf("%s[%d]", path, i), item)
 		} else {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "must be a string, got %s", jsonKind(item))
 		}

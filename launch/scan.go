@@ -56,17 +56,7 @@ func valueEnd(data []byte, i int) int {
 }
 
 // stringEnd returns the index just after the string that starts at i.
-func stringEnd(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch data[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
+func stringEnd(data []byte, i int) int { return jsontext.StringEnd(data, i) }
 
 // scanObject splits a valid JSON object into its members, in order; ok is
 // false when data is not an object.

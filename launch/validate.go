@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -91,6 +92,16 @@ func checkID(p *problems, id string) {
 
 // Validate reports every problem with the job (after defaults are applied)
 // as a *ValidationError, or nil when Kaleyra can be sent the job.
+//
+// Text must be valid UTF-8 without control characters (C0, DEL and C1, as
+// unicode.IsControl): they would reach terminals, logs and spreadsheets with
+// the job, where an escape sequence can rewrite what an operator sees. The
+// five free-text descriptions (optin, trigger, interactions, optout and
+// agent_access_instructions) alone may hold line breaks (\n) and tabs, since
+// Kaleyra's questionnaire answers can be paragraphs; even there a carriage
+// return is refused (a CSV cell's \r\n already reads as \n). agent_no,
+// launch_name, provider_launch_id, regions, URIs and IDs refuse every control
+// character.
 func (j Job) Validate() error {
 	var p problems
 	j.validate(&p)
@@ -103,19 +114,19 @@ func (j Job) validate(p *problems) {
 		checkID(p, j.ID)
 	}
 	l := j.Launch
-	required := []struct{ name, value string }{
+	descriptions := []struct{ name, value string }{
 		{"optin_description", l.OptinDescription},
 		{"trigger_description", l.TriggerDescription},
 		{"interactions_description", l.InteractionsDescription},
 		{"optout_description", l.OptoutDescription},
 		{"agent_access_instructions", l.AgentAccessInstructions},
-		{"agent_no", l.AgentNo},
 	}
-	for _, f := range required {
-		checkText(p, "launch."+f.name, f.value, true)
+	for _, f := range descriptions {
+		checkText(p, "launch."+f.name, f.value, required|multiline)
 	}
-	checkText(p, "launch.provider_launch_id", l.ProviderLaunchID, false)
-	checkText(p, "launch.launch_name", l.LaunchName, false)
+	checkText(p, "launch.agent_no", l.AgentNo, required)
+	checkText(p, "launch.provider_launch_id", l.ProviderLaunchID, 0)
+	checkText(p, "launch.launch_name", l.LaunchName, 0)
 	if len(l.LaunchType) > maxLaunchType || !isDigits(l.LaunchType) {
 		p.add("launch.launch_type", "must be a numeric string such as %q, got %q", DefaultLaunchType, truncate(l.LaunchType, 20))
 	}
@@ -126,7 +137,7 @@ func (j Job) validate(p *problems) {
 	}
 	for i, r := range j.Regions {
 		path := fmt.Sprintf("regions[%d]", i)
-		checkText(p, path+".region", r.Region, true)
+		checkText(p, path+".region", r.Region, required)
 		if r.RegionID != "" && !uuidPattern.MatchString(r.RegionID) {
 			p.add(path+".region_id", "must be a UUID such as 8346a250-d7a9-47dc-8202-a8b1c2d3e4e8, got %q", truncate(r.RegionID, 60))
 		}
@@ -174,19 +185,50 @@ func encodedLen(j Job) (n int, ok bool) {
 	return n, n <= MaxJobBytes
 }
 
-func checkText(p *problems, field, value string, required bool) {
+// reasonUTF8 is the one reason for text that is not valid UTF-8, however it
+// came: a CSV cell, or a JSON string that decoding would have changed.
+const reasonUTF8 = "must be valid UTF-8"
+
+// textRule says what checkText allows in a field.
+type textRule int
+
+const (
+	required  textRule = 1 << iota // absent or blank is an error
+	multiline                      // \n and \t are allowed (free text)
+)
+
+func checkText(p *problems, field, value string, rule textRule) {
 	switch {
 	case strings.TrimSpace(value) == "":
-		if required {
+		if rule&required != 0 {
 			p.add(field, "is required and must be a non-empty string")
 		} else if value != "" {
 			p.add(field, "must not be blank when given")
 		}
 	case !utf8.ValidString(value):
-		p.add(field, "must be valid UTF-8")
+		p.add(field, reasonUTF8)
+	case controlProblem(value, rule&multiline != 0) != "":
+		p.add(field, "%s", controlProblem(value, rule&multiline != 0))
 	case utf8.RuneCountInString(value) > MaxTextLen:
 		p.add(field, "must be at most %d characters, got %d", MaxTextLen, utf8.RuneCountInString(value))
 	}
+}
+
+// controlProblem describes the first control character of s (see
+// Validate), naming it and its position in characters, or returns "".
+func controlProblem(s string, multiline bool) string {
+	n := 0
+	for _, r := range s {
+		n++
+		if !unicode.IsControl(r) || multiline && (r == '\n' || r == '\t') {
+			continue
+		}
+		if multiline {
+			return fmt.Sprintf("must not contain control characters other than line breaks (\\n) and tabs, found %U at character %d", r, n)
+		}
+		return fmt.Sprintf("must not contain control characters, found %U at character %d", r, n)
+	}
+	return ""
 }
 
 func checkURIs(p *problems, field string, uris []string) {
@@ -206,7 +248,10 @@ func uriProblem(s string) string {
 	}
 	if !utf8.ValidString(s) {
 		// JSON cannot carry it: the URI would change on its way to Kaleyra.
-		return "must be valid UTF-8"
+		return reasonUTF8
+	}
+	if reason := controlProblem(s, false); reason != "" {
+		return reason
 	}
 	u, err := url.Parse(s)
 	if err != nil || strings.ContainsAny(s, " \t\r\n") || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
 	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 )
 
 // checkRows reads every row of data and checks what every format promises:
 // no panic, rows on strictly increasing lines from 1, and each row either a
-// valid job (that Write and a JSONL Reader carry unchanged) or a
-// *launch.ValidationError with at least one field error.
+// valid job (with valid UTF-8 text, none of it repaired to U+FFFD, that
+// Write and a JSONL Reader carry unchanged) or a *launch.ValidationError with
+// at least one field error.
 func checkRows(t *testing.T, data []byte, f jobfile.Format) {
 	rd, err := jobfile.NewReader(bytes.NewReader(data), f)
 	if err != nil {
@@ -51,6 +54,9 @@ func checkRows(t *testing.T, data []byte, f jobfile.Format) {
 		if err := row.Job.Validate(); err != nil {
 			t.Fatalf("line %d: a row without error holds an invalid job: %v", row.Line, err)
 		}
+		if problem := launchtest.CheckText(row.Job, data); problem != "" {
+			t.Fatalf("line %d: %s", row.Line, problem)
+		}
 		if row.Job.Launch.LaunchType == "" {
 			t.Fatalf("line %d: defaults not applied", row.Line)
 		}
@@ -82,6 +88,12 @@ func FuzzJSONL(f *testing.F) {
 			`"regions":[{"region":"IN","region_id":"8346a250-d7a9-47dc-8202-a8b1c2d3e4e8"}]}`,
 		"\n\n\r\n",
 		"",
+		// Text encoding/json would repair to U+FFFD, then a line that only
+		// looks like it.
+		jobLine(1) + "\n" + strings.Replace(jobLine(2), `"agent_no":"`, "\"agent_no\":\"\xff", 1) + "\n" +
+			strings.Replace(jobLine(3), `"agent_no":"`, `"agent_no":"\udc00`, 1) + "\n",
+		strings.Replace(jobLine(4), `"agent_no":"`, `"launch_name":"\ufffd\ud83d\ude00","agent_no":"`, 1) + "\n" +
+			strings.Replace(jobLine(5), `"agent_no":"`, `"launch_name":"\ud83d\u0041","agent_no":"`, 1),
 	} {
 		f.Add([]byte(s))
 	}

@@ -451,6 +451,41 @@ func TestSameProblemsBothFormats(t *testing.T) {
 	}
 }
 
+// TestInvalidUTF8 checks that text encoding/json would repair to U+FFFD
+// (invalid UTF-8, a lone surrogate escape) rejects its JSONL row with the
+// line and field, in the same words as the same text in a CSV cell, and that
+// reading goes on with the next row.
+func TestInvalidUTF8(t *testing.T) {
+	jsonl := jobLine(1) + "\n" +
+		strings.Replace(jobLine(2), `"Reply START"`, "\"Reply \xffSTART\"", 1) + "\n" +
+		"\n" +
+		strings.Replace(jobLine(4), `"agent_no":"4"`, "\"agent_no\":\"4\\ud800\",\"video_uris\":[\"https://a.example/\xc3\"]", 1) + "\n" +
+		jobLine(5) + "\n"
+	check(t, readAll(t, strings.NewReader(jsonl), jobfile.JSONL), []want{
+		{line: 1, agent: "1"},
+		{line: 2, field: "launch.optin_description", reason: "must be valid UTF-8"},
+		{line: 4, field: "launch.agent_no", reason: "must be valid UTF-8"},
+		{line: 5, agent: "5"},
+	})
+	rows := readAll(t, strings.NewReader(jsonl), jobfile.JSONL)
+	if got := problems(t, rows[2].Err); len(got) != 2 || got[1].Field != "launch.video_uris[0]" || got[1].Reason != "must be valid UTF-8" {
+		t.Errorf("line 4: problems %q, want agent_no and video_uris[0]", got)
+	}
+
+	csvData := csvHeader + ",video_uris\n" +
+		"2,Reply \xffSTART,START,Order updates,Reply STOP,Test number,\n" +
+		"4\xed\xa0\x80,Reply START,START,Order updates,Reply STOP,Test number,https://a.example/\xc3\n"
+	fromCSV := readAll(t, strings.NewReader(csvData), jobfile.CSV)
+	if len(fromCSV) != 2 {
+		t.Fatalf("CSV rows: %+v", fromCSV)
+	}
+	for i, r := range []jobfile.Row{rows[1], rows[2]} {
+		if pj, pc := problems(t, r.Err), problems(t, fromCSV[i].Err); !reflect.DeepEqual(pj, pc) {
+			t.Errorf("JSONL line %d: problems %q differ from CSV's %q", r.Line, pj, pc)
+		}
+	}
+}
+
 func TestCSVHeaderErrors(t *testing.T) {
 	for _, tc := range []struct {
 		input, column, reason string

@@ -6,6 +6,7 @@ package jsontext
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -44,4 +45,80 @@ func plain(inner []byte) bool {
 		}
 	}
 	return utf8.Valid(inner)
+}
+
+// StringEnd returns the index just after the JSON string that starts with
+// the quote at data[i], or len(data) when it is not closed. It only looks
+// for the closing quote, skipping escaped characters: it is for text that
+// json.Valid has accepted, where that is all it takes.
+func StringEnd(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// Exact reports whether String decodes the JSON string raw without loss:
+// invalid UTF-8 and a \u escape of half a UTF-16 surrogate pair (such as a
+// lone \ud800) are silently decoded as U+FFFD, so that the text would no
+// longer be what its author wrote. It is meant for valid JSON strings; on
+// anything else its answer means nothing.
+func Exact(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if i == len(raw) || raw[i] != 'u' {
+			continue // a one-letter escape, skipped whole
+		}
+		r, ok := hex4(raw[i+1:])
+		if !ok {
+			return false
+		}
+		i += 4
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		// A high surrogate must be followed at once by a low one.
+		if r >= 0xdc00 || i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+			return false
+		}
+		low, ok := hex4(raw[i+3:])
+		if !ok || low < 0xdc00 || low > 0xdfff {
+			return false
+		}
+		i += 6
+	}
+	return true
+}
+
+// hex4 reads the four hex digits of a \u escape at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }

@@ -2,16 +2,21 @@ package jsontext
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
-// FuzzString checks that String agrees with encoding/json on any input; its
-// seeds (run by every `go test`) are strings plain and escaped, invalid
-// UTF-8, control characters, other values and broken text.
+// FuzzString checks that String agrees with encoding/json on any input, and
+// Exact with exact on every JSON string; its seeds (run by every `go test`)
+// are strings plain and escaped, invalid UTF-8, surrogate escapes paired and
+// not, control characters, other values and broken text.
 func FuzzString(f *testing.F) {
 	for _, s := range []string{
 		`"plain"`, `""`, ` "spaced"`, `"a" `, `"tab\tescaped"`, `"\u00e9 \u2028 é 😀"`, `"quote \" inside"`,
-		"\"bad \xff utf8\"", "\"control \x01\"", `"unterminated`, `"`, `"a"x`, `123`, `null`, `{"a":1}`, ``, `["x"]`,
+		"\"bad \xff utf8\"", "\"control \x01\"",
+		`"\ud83d\ude00"`, `"\ud83d"`, `"\ude00\ud83d"`, `"\ud83dx\ude00"`, `"\ud83d\u0041"`, `"\\ud800"`, `"\ufffd\uFFFD"`, `"unterminated`, `"`, `"a"x`, `123`, `null`, `{"a":1}`, ``, `["x"]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -28,5 +33,71 @@ func FuzzString(f *testing.F) {
 		if ok != isString || got != want {
 			t.Fatalf("String(%q) = %q, %v; encoding/json: %q, %v", raw, got, ok, want, isString)
 		}
+		if isString {
+			if e, w := Exact(raw), exact(raw); e != w {
+				t.Fatalf("Exact(%q) = %v, want %v", raw, e, w)
+			}
+		}
 	})
+}
+
+// exact is Exact done another way, for FuzzString: raw, a valid JSON string,
+// is exact when its bytes are valid UTF-8 and each run of \u escapes is
+// valid UTF-16, which utf16.Decode shows by making no U+FFFD of its own.
+func exact(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	var units []uint16
+	flush := func() bool {
+		explicit := 0
+		for _, u := range units {
+			if u == utf8.RuneError {
+				explicit++
+			}
+		}
+		made := 0
+		for _, r := range utf16.Decode(units) {
+			if r == utf8.RuneError {
+				made++
+			}
+		}
+		units = units[:0]
+		return made == explicit
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '\\' && raw[i+1] == 'u' {
+			u, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+			if err != nil {
+				return false
+			}
+			units = append(units, uint16(u))
+			i += 5
+			continue
+		}
+		if !flush() {
+			return false
+		}
+		if raw[i] == '\\' {
+			i++
+		}
+	}
+	return flush()
+}
+
+func TestExact(t *testing.T) {
+	for raw, want := range map[string]bool{
+		`"plain"`: true, `"é 😀"`: true, `"\u00e9"`: true, `"\ud83d\ude00"`: true, `"\uD83D\uDE00"`: true,
+		`"\ufffd"`: true, "\"\ufffd\"": true, `"\\ud800"`: true, `"\\\ud83d\ude00"`: true,
+		"\"a\xffb\"": false, "\"\xed\xa0\x80\"": false, `"\ud800"`: false, `"\udc00"`: false,
+		`"\ude00\ud83d"`: false, `"\ud83dx\ude00"`: false, `"\ud83d\u0041"`: false, `"\ud83d\ud83d"`: false,
+		`"x\ud83d"`: false,
+	} {
+		if got := Exact([]byte(raw)); got != want {
+			t.Errorf("Exact(%s) = %v, want %v", raw, got, want)
+		}
+		if got := exact([]byte(raw)); got != want {
+			t.Errorf("exact(%s) = %v, want %v", raw, got, want)
+		}
+	}
 }

@@ -277,15 +277,20 @@ func isTimeout(err error) bool {
 }
 
 // scrub replaces the API key wherever a server echoed it into the body or
-// the Location header, before any of it is quoted in a message or kept.
+// the Location header, before any of it is quoted in a message or kept. An
+// echo need not be byte for byte (see secret.String.In): a JSON body is
+// redacted in its decoded strings and stays valid JSON, so that the answer
+// can still be read and kept; any other body is redacted as text.
 func (c *Client) scrub(header http.Header, body []byte) (http.Header, []byte) {
-	key := []byte(c.key.Reveal())
-	if bytes.Contains(body, key) {
-		body = bytes.ReplaceAll(body, key, []byte(secret.Redacted))
+	key := *c.key
+	if json.Valid(body) {
+		body = key.RedactJSON(body)
+	} else if key.In(string(body)) {
+		body = []byte(key.Redact(string(body)))
 	}
-	if loc := header.Get("Location"); strings.Contains(loc, string(key)) {
+	if loc := header.Get("Location"); key.In(loc) {
 		header = header.Clone()
-		header.Set("Location", strings.ReplaceAll(loc, string(key), secret.Redacted))
+		header.Set("Location", key.Redact(loc))
 	}
 	return header, body
 }
@@ -296,16 +301,17 @@ func (c *Client) redact(out *Outcome) {
 	c.redactAll(&out.Raw, &out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID)
 }
 
-// redactAll replaces the API key in each of strs and drops raw if it holds
-// the key.
+// redactAll replaces the API key, in any spelling, in each of strs and in
+// raw, and drops raw if it still holds the key.
 func (c *Client) redactAll(raw *json.RawMessage, strs ...*string) {
-	key := c.key.Reveal()
+	key := *c.key
 	for _, s := range strs {
-		if strings.Contains(*s, key) {
-			*s = strings.ReplaceAll(*s, key, secret.Redacted)
-		}
+		*s = key.Redact(*s)
 	}
-	if bytes.Contains(*raw, []byte(key)) {
-		*raw = nil
+	if key.In(string(*raw)) {
+		*raw = key.RedactJSON(*raw)
+		if key.In(string(*raw)) {
+			*raw = nil
+		}
 	}
 }

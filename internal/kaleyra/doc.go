@@ -8,7 +8,9 @@
 //
 // The API key is a secret.String: it formats as "[redacted]", is sent only in the
 // api-key header, is never forwarded on a redirect, and is scrubbed from
-// anything the server echoes back.
+// anything the server echoes back, in whatever case or escaping (see
+// secret.String.In): a JSON answer is redacted in its decoded strings and
+// kept as JSON.
 //
 // Client.LaunchStatus polls a launch's state (pending, launched, rejected,
 // suspended, unknown) and ends in a StatusOutcome, where a bad answer is a

@@ -2,7 +2,9 @@ package kaleyra_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/secret/secrettest"
 )
 
 // FuzzParseResponse checks the invariants every classification keeps,
@@ -132,6 +135,71 @@ func FuzzParseLaunchStatus(f *testing.F) {
 		}
 		if !bytes.Equal(body, orig) {
 			t.Fatalf("ParseLaunchStatus changed its input")
+		}
+	})
+}
+
+// canned answers every request with one answer, so that a fuzz target can
+// run the whole client, redaction included, without a network.
+type canned struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a canned) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	return &http.Response{
+		StatusCode: a.status, ProtoMajor: 1, Header: a.header.Clone(), Request: r,
+		Body: io.NopCloser(bytes.NewReader(a.body)), ContentLength: int64(len(a.body)),
+	}, nil
+}
+
+// FuzzEchoedKey checks that an answer that echoes the API key, spelled as
+// secrettest.Spell spells it with mask (in other cases, escaped, percent-
+// encoded, in any mix) between any prefix and suffix, and in the Location
+// header too when inLocation is set, never gets the key into a launch or
+// launch status outcome: not its Raw (bytes or decoded strings), Code,
+// Message, ErrorCode, AgentLaunchID or Reported; and that Raw stays JSON.
+func FuzzEchoedKey(f *testing.F) {
+	f.Add(400, `{"code":"RCS904","message":"bad key `, `","data":[]}`, uint64(0x2222222222222222), false)
+	f.Add(200, `{"code":"RCS902","data":{"launch":{"agent_launch_id":"`, `"}}}`, uint64(0x1111111111111111), false)
+	f.Add(200, `{"data":{"status":"`, `"}}`, uint64(0xaaaaaaaaaaaaaaaa), false)
+	f.Add(200, `{"`, `":{"launch_status":"LAUNCHED"}}`, uint64(0xffffffffffffffff), false)
+	f.Add(400, `{"code":"`, `"}`, uint64(0x9e3779b97f4a7c15), false)
+	f.Add(400, `{"error":{"error_message":"{\"message\":\"`, `\"}"}}`, uint64(0x2222222222222222), false)
+	f.Add(500, "<pre>api-key: ", "</pre>", uint64(0x5555555555555555), false)
+	f.Add(302, "", "", uint64(0xc3c3c3c3c3c3c3c3), true)
+	f.Add(429, "slow down, ", "", uint64(0), true)
+	f.Add(200, `["\`, `"]`, uint64(0x2222222222222222), false)
+	f.Fuzz(func(t *testing.T, status int, prefix, suffix string, mask uint64, inLocation bool) {
+		status = 200 + int(uint(status)%400)
+		echo := secrettest.Spell(testKey, mask)
+		answer := canned{status: status, header: http.Header{}, body: []byte(prefix + echo + suffix)}
+		if inLocation {
+			answer.header.Set("Location", "https://evil.example/?k="+echo)
+		}
+		c, err := kaleyra.New(kaleyra.Options{BaseURL: "https://rcs-api.in.kaleyra.io", SID: testSID, APIKey: testKey,
+			HTTPClient: &http.Client{Transport: answer}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := c.Launch(context.Background(), []byte(`{}`))
+		if holdsKey(out.Raw, out.Code, out.Message, out.ErrorCode, out.AgentLaunchID) {
+			t.Fatalf("the key leaked from HTTP %d %q: %+v\nRaw: %s", status, answer.body, out, out.Raw)
+		}
+		if out.Raw != nil && !json.Valid(out.Raw) {
+			t.Fatalf("Raw is not JSON: %q", out.Raw)
+		}
+		st := c.LaunchStatus(context.Background(), testAgent, testLaunchID)
+		if holdsKey(st.Raw, st.Code, st.Message, st.Reported) {
+			t.Fatalf("the key leaked from HTTP %d %q: %+v\nRaw: %s", status, answer.body, st, st.Raw)
+		}
+		if st.Raw != nil && !json.Valid(st.Raw) {
+			t.Fatalf("Raw is not JSON: %q", st.Raw)
 		}
 	})
 }

@@ -4,7 +4,11 @@
 package launchtest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/launch"
 )
@@ -65,4 +69,36 @@ func Line(id, agentNo string, change func(l map[string]any)) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// Texts returns every text of j: its ID, each string of its launch, each URI
+// and each region's name and ID, for tests that check a property of all of
+// them (such as fuzz targets checking that what parses is valid UTF-8).
+func Texts(j launch.Job) []string {
+	l := j.Launch
+	out := []string{j.ID, l.AgentAccessInstructions, l.AgentNo, l.InteractionsDescription, l.LaunchName,
+		l.LaunchType, l.OptinDescription, l.OptoutDescription, l.ProviderLaunchID, l.TriggerDescription}
+	out = append(out, l.VideoURIs...)
+	out = append(out, l.ScreenshotURIs...)
+	for _, r := range j.Regions {
+		out = append(out, r.Region, r.RegionID)
+	}
+	return out
+}
+
+// CheckText reports what is wrong with the texts of j, a job some parser
+// accepted from input: "" when each is valid UTF-8 and holds U+FFFD only
+// where input spelled it out (as UTF-8 or as a \ufffd escape), so that no
+// text was silently repaired on the way in.
+func CheckText(j launch.Job, input []byte) string {
+	spelled := bytes.Contains(input, []byte("\ufffd")) || bytes.Contains(bytes.ToLower(input), []byte(`\ufffd`))
+	for _, s := range Texts(j) {
+		switch {
+		case !utf8.ValidString(s):
+			return fmt.Sprintf("text %q is not valid UTF-8", s)
+		case strings.ContainsRune(s, utf8.RuneError) && !spelled:
+			return fmt.Sprintf("text %q holds U+FFFD that the input does not", s)
+		}
+	}
+	return ""
 }
