@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +92,21 @@ func TestComposeFileMatchesTheBinary(t *testing.T) {
 	for _, s := range []string{"serve", "sim", "worker"} {
 		if _, ok := cf.Services[s]; !ok {
 			t.Errorf("no %s service", s)
+		}
+	}
+	// A token written in the file would be published with it: the user
+	// must set each one (Compose stops with the message when it is unset).
+	for _, v := range []string{"HTTP_TOKEN", "HTTP_ADMIN_TOKEN"} {
+		if _, ok := cf.Services["serve"].Environment[v]; !ok {
+			t.Errorf("serve: no %s", v)
+		}
+	}
+	for name, svc := range cf.Services {
+		for _, v := range []string{"HTTP_TOKEN", "HTTP_ADMIN_TOKEN"} {
+			got, ok := svc.Environment[v]
+			if ok && !regexp.MustCompile(`^\$\{`+v+`:\?[^}]*16\+[^}]*\}$`).MatchString(got) {
+				t.Errorf("service %s: %s is %q, want ${%s:?<message saying 16+ characters>}", name, v, got, v)
+			}
 		}
 	}
 }

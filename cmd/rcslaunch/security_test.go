@@ -280,3 +280,27 @@ func TestSecurityPlainHTTPBaseURLRefused(t *testing.T) {
 		t.Fatalf("checked %d source files (%v)", checked, err)
 	}
 }
+
+// TestWeakTokensRefusedAtStart: serve, and a worker whose METRICS_ADDR
+// takes the admin token, refuse to start with a token too short to resist
+// guessing or with a placeholder once published in docker-compose.yml,
+// naming the variable (config.Check says why; this checks the wiring).
+func TestWeakTokensRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	for _, c := range []struct {
+		vars map[string]string
+		cmd  string
+		name string
+	}{
+		{map[string]string{"HTTP_TOKEN": "short-token"}, "serve", "HTTP_TOKEN"},
+		{map[string]string{"HTTP_TOKEN": "producer-token-0123456789", "HTTP_ADMIN_TOKEN": "change-me-admin"}, "serve", "HTTP_ADMIN_TOKEN"},
+		{map[string]string{"METRICS_ADDR": freeAddr(t), "HTTP_ADMIN_TOKEN": "change-me-admin"}, "worker", "HTTP_ADMIN_TOKEN"},
+	} {
+		c.vars["HTTP_ADDR"] = freeAddr(t)
+		r := e.runWith(c.vars, "", c.cmd)
+		if r.code != 1 || !strings.Contains(r.err, c.name+": ") {
+			t.Errorf("want exit 1 naming %s:\n%s", c.name, r)
+		}
+	}
+}

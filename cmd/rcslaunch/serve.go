@@ -29,7 +29,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	if code, ok := f.ParseNone(args); !ok {
 		return code
 	}
-	cfg, err := config.Load(config.NeedSID)
+	cfg, err := config.Load(config.NeedSID | config.NeedStrongTokens)
 	if err != nil {
 		return cli.Fail(io, err)
 	}

@@ -27,7 +27,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	if code, ok := f.ParseNone(args); !ok {
 		return code
 	}
-	cfg, err := config.Load(config.NeedSID | config.NeedAPIKey)
+	cfg, err := config.Load(config.NeedSID | config.NeedAPIKey | config.NeedStrongMetricsToken)
 	if err != nil {
 		return cli.Fail(io, err)
 	}

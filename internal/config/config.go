@@ -90,7 +90,22 @@ type Need int
 const (
 	NeedSID    Need = 1 << iota // KALEYRA_SID: producers and workers
 	NeedAPIKey                  // KALEYRA_API_KEY: workers
+	// NeedStrongTokens: serve, whose HTTP_TOKEN and HTTP_ADMIN_TOKEN
+	// (when set) face the network.
+	NeedStrongTokens
+	// NeedStrongMetricsToken: the worker, whose /metrics on METRICS_ADDR
+	// (when set) takes HTTP_ADMIN_TOKEN, or HTTP_TOKEN without it.
+	NeedStrongMetricsToken
 )
+
+// MinTokenBytes is the shortest HTTP_TOKEN or HTTP_ADMIN_TOKEN a server
+// accepts: failed guesses are throttled, not stopped, so a token must be
+// too long to guess at any rate.
+const MinTokenBytes = 16
+
+// placeholderTokens are the tokens docker-compose.yml once shipped:
+// published, so no secret, whatever their length.
+var placeholderTokens = []string{"change-me-producer", "change-me-admin"}
 
 // Load reads the environment and checks every value, reporting all problems
 // at once, each by its variable's name. Values are never echoed for
@@ -176,6 +191,17 @@ func (c *Config) Check(need Need) error {
 		bad("RESULTS_MAX_LEN", "must not be negative, got %d", c.ResultsMaxLen)
 	}
 	c.checkFollow(bad)
+	if need&NeedStrongTokens != 0 {
+		checkToken(bad, "HTTP_TOKEN", c.HTTPToken)
+		checkToken(bad, "HTTP_ADMIN_TOKEN", c.HTTPAdminToken)
+	}
+	if need&NeedStrongMetricsToken != 0 && c.MetricsAddr != "" {
+		if c.HTTPAdminToken.Reveal() != "" {
+			checkToken(bad, "HTTP_ADMIN_TOKEN", c.HTTPAdminToken)
+		} else {
+			checkToken(bad, "HTTP_TOKEN", c.HTTPToken)
+		}
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled":
 	default:
@@ -202,5 +228,23 @@ func (c *Config) checkFollow(bad func(name, format string, args ...any)) {
 	}
 	if _, err := baseurl.StatusPath(c.LaunchStatusPath); err != nil {
 		bad("LAUNCH_STATUS_PATH", "%w", err)
+	}
+}
+
+// checkToken refuses a set token that could be guessed: too short, or a
+// published placeholder. The token itself is never quoted.
+func checkToken(bad func(name, format string, args ...any), name string, token secret.String) {
+	t := token.Reveal()
+	if t == "" { // no token: CheckListen allows that on loopback only
+		return
+	}
+	for _, p := range placeholderTokens {
+		if strings.EqualFold(t, p) {
+			bad(name, "is a published placeholder, not a secret: set it to a random string of %d+ characters (e.g. openssl rand -hex 24)", MinTokenBytes)
+			return
+		}
+	}
+	if len(t) < MinTokenBytes {
+		bad(name, "is %d bytes, too short to resist guessing: set it to a random string of %d+ characters (e.g. openssl rand -hex 24)", len(t), MinTokenBytes)
 	}
 }

@@ -194,3 +194,66 @@ func TestLoadDoesNotShareDefaults(t *testing.T) {
 		t.Errorf("RETRY_CODES default changed to %v by a previous caller", c2.RetryCodes)
 	}
 }
+
+// TestWeakTokensRefused: serve refuses an HTTP_TOKEN or HTTP_ADMIN_TOKEN
+// shorter than MinTokenBytes or equal to a compose placeholder, naming the
+// variable and never quoting the token; the worker does for the token of
+// its METRICS_ADDR only; other commands do not look at the tokens.
+func TestWeakTokensRefused(t *testing.T) {
+	const strong = "0123456789abcdef" // MinTokenBytes exactly
+	for _, c := range []struct {
+		name, value, reason string
+	}{
+		{"HTTP_TOKEN", "short-token", "too short"},
+		{"HTTP_TOKEN", strong[:MinTokenBytes-1], "too short"},
+		{"HTTP_TOKEN", "change-me-producer", "placeholder"},
+		{"HTTP_ADMIN_TOKEN", "admin-tok", "too short"},
+		{"HTTP_ADMIN_TOKEN", "change-me-admin", "placeholder"},
+		{"HTTP_ADMIN_TOKEN", "CHANGE-ME-PRODUCER", "placeholder"},
+	} {
+		t.Run(c.name+"="+c.value, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv("HTTP_TOKEN", strong)
+			t.Setenv("HTTP_ADMIN_TOKEN", strong+"-admin")
+			t.Setenv(c.name, c.value)
+			_, err := Load(NeedStrongTokens)
+			if err == nil || !strings.HasPrefix(err.Error(), c.name+": ") || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("error %v, want one naming %s, saying %q", err, c.name, c.reason)
+			}
+			if strings.Contains(err.Error(), c.value) {
+				t.Fatalf("the error quotes the token: %v", err)
+			}
+			if _, err := Load(0); err != nil {
+				t.Fatalf("a command that serves nothing refused the token: %v", err)
+			}
+		})
+	}
+	clearEnv(t)
+	if _, err := Load(NeedStrongTokens); err != nil {
+		t.Fatalf("no tokens at all (loopback only, CheckListen's business): %v", err)
+	}
+	t.Setenv("HTTP_TOKEN", strong)
+	t.Setenv("HTTP_ADMIN_TOKEN", "x-"+strong)
+	if _, err := Load(NeedStrongTokens); err != nil {
+		t.Fatalf("strong tokens refused: %v", err)
+	}
+
+	// The worker: only the token its METRICS_ADDR takes, only when set.
+	clearEnv(t)
+	t.Setenv("HTTP_TOKEN", "short")
+	if _, err := Load(NeedStrongMetricsToken); err != nil {
+		t.Fatalf("no METRICS_ADDR, yet the token was checked: %v", err)
+	}
+	t.Setenv("METRICS_ADDR", "127.0.0.1:9090")
+	if _, err := Load(NeedStrongMetricsToken); err == nil || !strings.HasPrefix(err.Error(), "HTTP_TOKEN: ") {
+		t.Fatalf("METRICS_ADDR behind a short HTTP_TOKEN: %v", err)
+	}
+	t.Setenv("HTTP_ADMIN_TOKEN", "change-me-admin")
+	if _, err := Load(NeedStrongMetricsToken); err == nil || !strings.HasPrefix(err.Error(), "HTTP_ADMIN_TOKEN: ") || strings.Contains(err.Error(), "HTTP_TOKEN: ") {
+		t.Fatalf("METRICS_ADDR behind the admin placeholder: %v", err)
+	}
+	t.Setenv("HTTP_ADMIN_TOKEN", strong)
+	if _, err := Load(NeedStrongMetricsToken); err != nil {
+		t.Fatalf("METRICS_ADDR takes HTTP_ADMIN_TOKEN, strong; HTTP_TOKEN is not its business: %v", err)
+	}
+}

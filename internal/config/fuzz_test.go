@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,7 +58,7 @@ func FuzzLoad(f *testing.F) {
 		"KALEYRA_BASE_URL": "https://rcs-api.in.kaleyra.io/", "KALEYRA_TIMEOUT": "10s", "KALEYRA_RATE_LIMIT": "2.5",
 		"KALEYRA_RATE_BURST": "3", "KALEYRA_MAX_IN_FLIGHT": "4", "WORKER_CONCURRENCY": "8", "RETRY_MAX": "0",
 		"RETRY_BASE_DELAY": "250ms", "RETRY_MAX_DELAY": "1m", "RETRY_CODES": "RCS502,RCS500", "JOB_RETENTION": "0",
-		"RESULTS_MAX_LEN": "100000", "LOG_LEVEL": "debug", "LOG_FORMAT": "console", "HTTP_TOKEN": "tok",
+		"RESULTS_MAX_LEN": "100000", "LOG_LEVEL": "debug", "LOG_FORMAT": "console", "HTTP_TOKEN": "tok-0123456789abcdef",
 	}
 	f.Add(uint8(0), "", fuzzSpec(nil))
 	f.Add(uint8(3), "sk-live-0123456789abcdef", fuzzSpec(valid))
@@ -76,6 +77,8 @@ func FuzzLoad(f *testing.F) {
 	// those values, never the key as the key.
 	f.Add(uint8(3), "sk-dup-key", fuzzSpec(map[string]string{"KALEYRA_POD": "sk-dup-key", "LOG_LEVEL": "sk-dup-key",
 		"KALEYRA_BASE_URL": "http://sk-dup-key.example/", "REDIS_URL": "redis://:sk-dup-key@h:1/0"}))
+	f.Add(uint8(12), "k", fuzzSpec(map[string]string{"HTTP_TOKEN": "short", "HTTP_ADMIN_TOKEN": "change-me-admin", "METRICS_ADDR": ":9090"}))
+	f.Add(uint8(8), "k", fuzzSpec(map[string]string{"HTTP_TOKEN": "change-me-producer", "METRICS_ADDR": ":9090"}))
 	f.Add(uint8(2), "k", fuzzSpec(map[string]string{"KALEYRA_BASE_URL": "https://user:pw@h/x?q=1#f", "KALEYRA_POD": "\n\t\u202e",
 		"RETRY_CODES": " RCS502", "HTTP_ADDR": "0.0.0.0:80"}))
 
@@ -83,13 +86,27 @@ func FuzzLoad(f *testing.F) {
 		if strings.Contains(apiKey+spec, "\x00") {
 			t.Skip("the environment cannot hold NUL bytes")
 		}
-		need := Need(needBits) & (NeedSID | NeedAPIKey)
+		need := Need(needBits) & (NeedSID | NeedAPIKey | NeedStrongTokens | NeedStrongMetricsToken)
 		c, err := loadWith(t, need, apiKey, spec)
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				if !namesVariable(line) {
 					t.Fatalf("error line %q does not start with the variable's name", line)
 				}
+			}
+		}
+		// A token's value counts only by its length and whether it is a
+		// placeholder, so it can never appear in the error.
+		fields := strings.Split(spec, fieldSep)
+		for i, name := range fuzzVars {
+			if (name != "HTTP_TOKEN" && name != "HTTP_ADMIN_TOKEN") || i >= len(fields) || fields[i] == unsetMark ||
+				fields[i] == "" || slices.ContainsFunc(placeholderTokens, func(p string) bool { return strings.EqualFold(p, fields[i]) }) {
+				continue
+			}
+			other := slices.Clone(fields)
+			other[i] = strings.Repeat("q", len(fields[i]))
+			if _, err2 := loadWith(t, need, apiKey, strings.Join(other, fieldSep)); errString(err) != errString(err2) {
+				t.Fatalf("%s's value changed the error:\n%v\n%v", name, err, err2)
 			}
 		}
 		// Only whether the key is set may count.

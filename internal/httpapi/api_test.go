@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,9 +134,19 @@ func (e *env) do(method, target, token string, body []byte) reply {
 	return e.req(method, target, body, hdr...)
 }
 
+// fromAddr, as a header name in req's pairs, sets the request's client
+// address (RemoteAddr) instead of a header.
+const fromAddr = "(RemoteAddr)"
+
+// nextAddr numbers the client addresses req gives requests.
+var nextAddr atomic.Uint32
+
 // req sends a request with the given header pairs, and checks the answer
 // against the OpenAPI document: a documented route must answer a documented
-// status with a body of the documented schema.
+// status with a body of the documented schema. Each request comes from an
+// address of its own unless the pairs name one (fromAddr): the tests of
+// other things send wrong tokens freely, and the throttle's tests, which
+// count failures per address, name theirs.
 func (e *env) req(method, target string, body []byte, hdr ...string) reply {
 	e.t.Helper()
 	var rd io.Reader = http.NoBody
@@ -143,10 +154,16 @@ func (e *env) req(method, target string, body []byte, hdr ...string) reply {
 		rd = bytes.NewReader(body)
 	}
 	r := httptest.NewRequestWithContext(ctxT(e.t), method, target, rd)
+	n := nextAddr.Add(1)
+	r.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:40000", byte(n>>16), byte(n>>8), byte(n))
 	if body != nil {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == fromAddr {
+			r.RemoteAddr = hdr[i+1]
+			continue
+		}
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()

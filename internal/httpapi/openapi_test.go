@@ -23,6 +23,7 @@ import (
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/throttle"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/launch/launchtest"
 	"github.com/rcslaunch/rcslaunch/ops"
@@ -525,7 +526,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 
 	allowed := map[string]bool{"200": true, "201": true, "400": true, "401": true, "403": true, "404": true,
-		"409": true, "413": true, "500": true, "503": true}
+		"409": true, "413": true, "429": true, "500": true, "503": true}
 	ids := map[string]string{}
 	for _, o := range s.ops {
 		id, _ := o.obj["operationId"].(string)
@@ -585,8 +586,8 @@ func TestOpenAPIDocument(t *testing.T) {
 				}
 			}
 		}
-		if len(sec) > 0 && (!slices.Contains(codes, "401") || !slices.Contains(codes, "403")) {
-			t.Errorf("%s: secured but 401 or 403 undocumented", o.key())
+		if len(sec) > 0 && (!slices.Contains(codes, "401") || !slices.Contains(codes, "403") || !slices.Contains(codes, "429")) {
+			t.Errorf("%s: secured but 401, 403 or 429 undocumented", o.key())
 		}
 		if rb := s.deref(o.obj["requestBody"]); rb != nil {
 			if _, ok := num(rb["x-max-body-bytes"]); !ok {
@@ -600,6 +601,10 @@ func TestOpenAPIDocument(t *testing.T) {
 	unauth := s.deref(map[string]any{"$ref": "#/components/responses/Unauthorized"})
 	if unauth["headers"].(map[string]any)["WWW-Authenticate"] == nil {
 		t.Error("401 does not document WWW-Authenticate")
+	}
+	throttled := s.deref(map[string]any{"$ref": "#/components/responses/Throttled"})
+	if hd, _ := throttled["headers"].(map[string]any); hd["Retry-After"] == nil {
+		t.Error("429 does not document Retry-After")
 	}
 }
 
@@ -864,7 +869,7 @@ func errorCodesInSource(t *testing.T) []string {
 	t.Helper()
 	seen := map[string]bool{}
 	fset := token.NewFileSet()
-	for _, name := range []string{"server.go", "producer.go", "operator.go", "openapi.go"} {
+	for _, name := range []string{"server.go", "producer.go", "operator.go", "openapi.go", "throttled.go"} {
 		f, err := parser.ParseFile(fset, name, nil, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -1032,12 +1037,16 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 	s := apiSpec(t)
 	e, dead := newEnv(t), newDeadEnv(t)
 
-	// What every route does without a token, with a wrong one, and with
-	// Redis gone (500, or 503 for /readyz).
-	for _, o := range s.ops {
+	// What every route does without a token, with a wrong one, with too
+	// many wrong ones from one address (429), and with Redis gone (500, or
+	// 503 for /readyz).
+	for i, o := range s.ops {
 		target, body := samplePath(o.path), sampleRequest(t, o.key())
 		e.do(o.method, target, "", body)
-		e.do(o.method, target, "wrong", body)
+		from := fmt.Sprintf("198.51.100.%d:5000", i)
+		for range throttle.DefaultFree + 1 {
+			e.req(o.method, target, body, fromAddr, from, "Authorization", "Bearer wrong")
+		}
 		dead.do(o.method, target, adminToken, body)
 	}
 

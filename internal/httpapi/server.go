@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rcslaunch/rcslaunch/internal/throttle"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
@@ -58,6 +59,9 @@ type Server struct {
 	opts Options
 	ops  *ops.Client
 	mux  *http.ServeMux
+	// guard counts failed token checks (bearer tokens and UI sign-ins)
+	// per client address.
+	guard *throttle.Throttle
 }
 
 // New returns the API; mount it with Handler.
@@ -65,7 +69,7 @@ func New(opts Options) *Server {
 	if opts.AdminToken == "" {
 		opts.AdminToken = opts.Token
 	}
-	s := &Server{opts: opts, ops: opts.Ops, mux: http.NewServeMux()}
+	s := &Server{opts: opts, ops: opts.Ops, mux: http.NewServeMux(), guard: throttle.New(throttle.Config{})}
 	s.routes()
 	return s
 }
@@ -138,7 +142,9 @@ func (s *Server) routes() {
 }
 
 // auth lets a request through when it carries one of tokens as a bearer
-// token. Tokens are compared in constant time.
+// token. Tokens are compared in constant time. A token that is none of the
+// server's counts as a guess against its address (a valid token of the
+// wrong kind is not one); an address held off by too many is answered 429.
 func (s *Server) auth(h http.Handler, tokens ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The scheme is case-insensitive (RFC 7235 §2.1).
@@ -148,7 +154,14 @@ func (s *Server) auth(h http.Handler, tokens ...string) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token>", nil)
 			return
 		}
-		if !TokenMatches(got, tokens...) {
+		known, wait := s.guard.Try(throttle.Key(r.RemoteAddr), func() bool {
+			return TokenMatches(got, s.opts.Token, s.opts.AdminToken)
+		})
+		if wait > 0 {
+			writeThrottled(w, wait)
+			return
+		}
+		if !known || !TokenMatches(got, tokens...) {
 			writeError(w, http.StatusForbidden, "forbidden", "the token is not valid for this route", nil)
 			return
 		}

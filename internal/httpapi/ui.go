@@ -41,6 +41,7 @@ import (
 
 	"github.com/hibiken/asynqmon"
 
+	"github.com/rcslaunch/rcslaunch/internal/throttle"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
@@ -497,7 +498,23 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostFormValue("next"))
-	if !TokenMatches(r.PostFormValue("token"), u.s.opts.AdminToken) {
+	token := r.PostFormValue("token")
+	ok := false
+	// An empty form is no guess: only tokens count against the address.
+	if token != "" {
+		var wait time.Duration
+		ok, wait = u.s.guard.Try(throttle.Key(r.RemoteAddr), func() bool { return TokenMatches(token, u.s.opts.AdminToken) })
+		if wait > 0 {
+			n := retryAfter(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(n))
+			u.render(w, r, http.StatusTooManyRequests, "login", uiLoginData{
+				uiBase: u.base(w, r, nil, "Sign in"), Next: next, Disabled: u.s.opts.AdminToken == "",
+				Error: fmt.Sprintf("Too many failed sign-ins from your address: try again in %d seconds.", n),
+			})
+			return
+		}
+	}
+	if !ok {
 		u.s.opts.Logger.Warn().Str("remote", r.RemoteAddr).Msg("UI: login with a wrong admin token")
 		u.render(w, r, http.StatusUnauthorized, "login", uiLoginData{
 			uiBase: u.base(w, r, nil, "Sign in"), Next: next, Disabled: u.s.opts.AdminToken == "",
