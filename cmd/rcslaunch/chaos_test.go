@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -430,7 +431,7 @@ func TestChaosRedisRestartMidBatch(t *testing.T) {
 func TestChaosRedisUnreachableAtStart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sim.Config{})
-	dead := map[string]string{"REDIS_URL": "redis://" + freeAddr(t) + "/0", "HTTP_ADDR": freeAddr(t)}
+	dead := map[string]string{"REDIS_URL": "redis://" + deadAddr(t) + "/0", "HTTP_ADDR": freeAddr(t)}
 	file := e.writeFile("two.jsonl", launchtest.Line("", "95001", nil), launchtest.Line("", "95002", nil))
 	for _, c := range []struct {
 		stdin string
@@ -465,6 +466,29 @@ func TestChaosRedisUnreachableAtStart(t *testing.T) {
 		}
 		t.Logf("rcslaunch %s: exit %d after %v: %s", strings.Join(c.args, " "), r.code, took.Round(time.Millisecond), last)
 	}
+}
+
+// deadAddr is an address where no Redis answers for the whole test: a port
+// the test holds, closing every connection at once. A port merely found
+// free could be taken meanwhile by another test's redis-server, which would
+// then answer.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // lastLine is the last non-empty line of s.
