@@ -212,8 +212,12 @@ func TestRateOverManyGoroutines(t *testing.T) {
 		t.Errorf("%d grants in one second of Redis time, want at most rate+burst = %d", got, rate+1)
 	}
 	checkGCRA(t, times, rate, 1)
-	if want := 0.9 * rate * run.Seconds(); float64(n) < want {
-		t.Errorf("%d grants in %v, want at least 90%% of %d/s = %.0f", n, run, rate, want)
+	// A floor, not a speed goal: it catches a limiter that under-grants by
+	// half (a wrong unit, a lost token) yet holds on a machine so loaded that
+	// the goroutines cannot ask at the full rate. make bench measures the
+	// rate achieved.
+	if want := 0.5 * rate * run.Seconds(); float64(n) < want {
+		t.Errorf("%d grants in %v, want at least half of %d/s = %.0f", n, run, rate, want)
 	}
 	if st := mustState(t, l, "AC1"); st.InFlight != 0 {
 		t.Errorf("after every release: %d in flight", st.InFlight)
