@@ -32,6 +32,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDelay$$' -fuzztime $(call fuzzbudget,200000x) ./internal/backoff/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(call fuzzbudget,15000x) ./internal/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(call fuzzbudget,100000x) ./internal/throttle/
+	$(GO) test -run '^$$' -fuzz '^FuzzCell$$' -fuzztime $(call fuzzbudget,300000x) ./internal/csvsafe/
+	$(GO) test -run '^$$' -fuzz '^FuzzEscape$$' -fuzztime $(call fuzzbudget,30000x) ./internal/display/
 
 # The figures in BENCHMARKS.md: the Go benchmarks of the hot functions, then
 # the pipeline against bare asynq (its own redis-server; medians of 3 runs).

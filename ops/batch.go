@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rcslaunch/rcslaunch/internal/csvsafe"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -160,7 +160,9 @@ type ReportFormat int
 
 // Report formats.
 const (
-	// ReportCSV: one row per job with a header row.
+	// ReportCSV: one row per job with a header row, for spreadsheets: a
+	// cell that starts with = + - @, tab or CR has a single quote in front
+	// (csvsafe.Cell).
 	ReportCSV ReportFormat = iota
 	// ReportJSONL: one ReportRow object per line.
 	ReportJSONL
@@ -214,7 +216,9 @@ func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportF
 		enc.SetEscapeHTML(false)
 		write = func(j BatchJob) error { return enc.Encode(rowOf(j)) }
 	default:
-		cw := csv.NewWriter(w)
+		// Only the CSV goes to spreadsheets: JSONL and --failed are read by
+		// programs and keep the text as it is.
+		cw := csvsafe.NewWriter(w)
 		if err := cw.Write(reportColumns); err != nil {
 			return err
 		}
@@ -223,7 +227,7 @@ func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportF
 			return cw.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID,
 				strconv.Itoa(r.Attempts), string(r.LaunchState)})
 		}
-		flush = func() error { cw.Flush(); return cw.Error() }
+		flush = cw.Flush
 	}
 	return errors.Join(c.store.EachBatchJob(ctx, id, write), flush())
 }

@@ -77,7 +77,7 @@ a closed batch changes nothing; a later run of the same file is a new batch.`)
 		if err != nil {
 			return cli.Fail(io, err)
 		}
-		fmt.Fprintf(io.Out, "batch %s closed: %d jobs, %d with an outcome\n", b.ID, b.Total, b.Done())
+		fmt.Fprintf(io.Out, "%s\n", display.BatchClosed(b))
 		return cli.ExitOK
 	})
 }
@@ -145,7 +145,7 @@ func watchBatch(ctx context.Context, io cli.Stdio, c *ops.Client, b ops.BatchSta
 		now := time.Now()
 		line := display.Counts(b.Batch)
 		if (line != last && now.Sub(lastAt) >= plainEvery) || now.Sub(lastAt) >= time.Minute || b.Finished() {
-			fmt.Fprintf(io.Err, "%s %s: %s; %s\n", now.UTC().Format(time.RFC3339), b.ID, line, display.Progress(b))
+			fmt.Fprintf(io.Err, "%s\n", display.WatchLine(now, b))
 			last, lastAt = line, now
 		}
 	})

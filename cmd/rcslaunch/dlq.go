@@ -91,15 +91,7 @@ func dlqShow(ctx context.Context, args []string, io cli.Stdio) int {
 			cli.PrintJSON(io.Out, r)
 			return cli.ExitOK
 		}
-		fmt.Fprintf(io.Out, "job:            %s\nagent_no:       %s\ncode:           %s\nmessage:        %s\n", r.ID, r.AgentNo, r.Code, r.Message)
-		fmt.Fprintf(io.Out, "uncertain:      %v\nattempts:       %d\nenqueued at:    %s\ndead-lettered:  %s\n", r.Uncertain, r.Attempts, display.Stamp(r.EnqueuedAt), display.Stamp(r.FinishedAt))
-		if r.Batch != "" {
-			fmt.Fprintf(io.Out, "batch:          %s\n", r.Batch)
-		}
-		fmt.Fprintf(io.Out, "payload:        %s\nattempts:\n", r.Payload)
-		for _, at := range r.History {
-			fmt.Fprintf(io.Out, "  %s\n", display.Attempt(at))
-		}
+		display.DeadLetter(io.Out, r)
 		return cli.ExitOK
 	})
 }

@@ -35,13 +35,7 @@ lists that agent's jobs instead, newest first.`)
 			cli.PrintJSON(io.Out, rec)
 			return cli.ExitOK
 		}
-		fmt.Fprintf(io.Out, "job %s (agent %s): %s\n", rec.ID, rec.AgentNo, display.JobState(rec))
-		for _, line := range display.Launch(rec.Launch) {
-			fmt.Fprintf(io.Out, "  %s\n", line)
-		}
-		for _, at := range rec.History {
-			fmt.Fprintf(io.Out, "  %s\n", display.Attempt(at))
-		}
+		display.Job(io.Out, rec)
 		return cli.ExitOK
 	})
 }

@@ -1,6 +1,11 @@
 // Package display renders records, batches and summaries as the human-readable lines
 // that more than one command prints (results, batch status, the demo), so
 // that each looks the same wherever it appears.
+//
+// Every text that comes from outside (agent numbers, job and batch IDs,
+// batch names, Kaleyra's codes, messages and IDs, whatever a record in
+// Redis holds) goes through Escape before it is printed: a control
+// character in it would otherwise be acted on by the operator's terminal.
 package display
 
 import (
@@ -9,12 +14,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
 
-// OneLine shortens s to n characters on one line, for tables.
+// OneLine shortens s to n characters on one line, for tables, escaped
+// (Escape) after line breaks and tabs became spaces.
 func OneLine(s string, n int) string {
 	r := []rune(s)
 	for i, c := range r {
@@ -23,25 +30,89 @@ func OneLine(s string, n int) string {
 		}
 	}
 	if len(r) > n {
-		return string(r[:n-1]) + "…"
+		return Escape(string(r[:n-1]) + "…")
 	}
-	return string(r)
+	return Escape(string(r))
+}
+
+// Escape is s as it may be printed on a terminal: every character that a
+// terminal acts on instead of showing is written as a Go escape (\n, \x1b,
+// \u202e). Those are the C0 controls (ESC starts colour and cursor
+// sequences, CR goes back over the line), DEL, the C1 controls (U+009B is
+// a one-character ESC [ on some terminals), the bidirectional marks,
+// embeddings, overrides and isolates (they reorder the text after them, so
+// that what is shown is not what is there), the line and paragraph
+// separators, and bytes that are not UTF-8. Printable text, backslashes
+// included, is left as it is, so that a message reads as it was written;
+// a message that holds a backslash escape as text looks the same as the
+// escaped character, which is enough to see that something is odd.
+func Escape(s string) string {
+	i := 0
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if mustEscape(r, n) {
+			break
+		}
+		i += n
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case !mustEscape(r, n):
+			b.WriteString(s[i : i+n])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == utf8.RuneError || r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// mustEscape reports whether the rune r, n bytes of a string, is one that
+// Escape writes as an escape.
+func mustEscape(r rune, n int) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f: // C0, DEL, C1
+		return true
+	case r == utf8.RuneError && n == 1: // not UTF-8
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069: // bidi
+		return true
+	case r == 0x2028, r == 0x2029: // line and paragraph separators
+		return true
+	}
+	return false
 }
 
 // Result is one entry of the results stream as a line (without the
 // newline): a finished job, or a followed launch's change of state.
 func Result(r store.Result) string {
+	at, job, agent := Escape(r.FinishedAt), Escape(r.JobID), Escape(r.AgentNo)
 	switch r.Outcome {
 	case string(store.StateSucceeded):
 		s := fmt.Sprintf("%s  succeeded      job %s  agent %s  %s  agent_launch_id %s  attempts %d",
-			r.FinishedAt, r.JobID, r.AgentNo, r.Code, r.AgentLaunchID, r.Attempts)
+			at, job, agent, Escape(r.Code), Escape(r.AgentLaunchID), r.Attempts)
 		if r.LaunchState != "" {
-			s += "  launch " + r.LaunchState
+			s += "  launch " + Escape(r.LaunchState)
 		}
 		return s
 	case store.OutcomeLaunchState:
 		s := fmt.Sprintf("%s  launch         job %s  agent %s  %s -> %s  agent_launch_id %s",
-			r.FinishedAt, r.JobID, r.AgentNo, orDash(r.PreviousLaunchState), r.LaunchState, r.AgentLaunchID)
+			at, job, agent, orDash(Escape(r.PreviousLaunchState)), Escape(r.LaunchState), Escape(r.AgentLaunchID))
 		if r.LaunchState == string(store.LaunchUnknown) && r.Message != "" {
 			// Unknown says only that the answer was not understood: the
 			// message says what it held.
@@ -54,7 +125,7 @@ func Result(r store.Result) string {
 		extra = "  [uncertain]"
 	}
 	return fmt.Sprintf("%s  dead-lettered  job %s  agent %s  %s: %s  attempts %d%s",
-		r.FinishedAt, r.JobID, r.AgentNo, r.Code, OneLine(r.Message, 120), r.Attempts, extra)
+		at, job, agent, Escape(r.Code), OneLine(r.Message, 120), r.Attempts, extra)
 }
 
 // ByCode is a batch's dead letters by code, " (RCS502 3, RCS904 1)", most
@@ -73,7 +144,7 @@ func ByCode(b store.Batch) string {
 	})
 	parts := make([]string, len(codes))
 	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s %d", c, b.DeadLetteredByCode[c])
+		parts[i] = fmt.Sprintf("%s %d", Escape(c), b.DeadLetteredByCode[c])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
 }
@@ -86,7 +157,7 @@ func Counts(b store.Batch) string {
 
 // Batch writes a batch's status to w, as `batch status` prints it.
 func Batch(w io.Writer, b ops.BatchStatus) {
-	fmt.Fprintf(w, "batch %s (%s)\n", b.ID, b.Name)
+	fmt.Fprintf(w, "batch %s (%s)\n", Escape(b.ID), Escape(b.Name))
 	fmt.Fprintf(w, "  created        %s\n", Stamp(b.CreatedAt))
 	fmt.Fprintf(w, "  started        %s\n", Stamp(b.StartedAt))
 	switch {
@@ -116,6 +187,17 @@ func Batch(w io.Writer, b ops.BatchStatus) {
 		fmt.Fprintf(w, "  launch states  %s (%d followed)\n", LaunchCounts(b.Batch), n)
 	}
 	fmt.Fprintf(w, "  progress       %s\n", Progress(b))
+}
+
+// BatchClosed is what `batch close` prints of the batch it closed.
+func BatchClosed(b store.Batch) string {
+	return fmt.Sprintf("batch %s closed: %d jobs, %d with an outcome", Escape(b.ID), b.Total, b.Done())
+}
+
+// WatchLine is a line of `batch status --watch` without a terminal: the
+// time, the batch, its counts and its progress.
+func WatchLine(now time.Time, b ops.BatchStatus) string {
+	return fmt.Sprintf("%s %s: %s; %s", Stamp(now), Escape(b.ID), Counts(b.Batch), Progress(b))
 }
 
 // Followed is how many of a batch's successes are followed (FOLLOW_LAUNCH):
@@ -156,7 +238,7 @@ func BatchListRow(b store.Batch) string {
 	if n := Followed(b); n > 0 {
 		launched = fmt.Sprintf("%d/%d", b.LaunchStates[store.LaunchLaunched], n)
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s", b.ID, OneLine(b.Name, 40), Stamp(b.CreatedAt),
+	return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s", Escape(b.ID), OneLine(b.Name, 40), Stamp(b.CreatedAt),
 		b.Total, b.Queued, b.Running, b.Retrying, b.Succeeded, b.DeadLettered, launched, finished)
 }
 
@@ -188,16 +270,16 @@ func Progress(b ops.BatchStatus) string {
 func JobState(r ops.Record) string {
 	switch r.State {
 	case ops.StateSucceeded:
-		return fmt.Sprintf("succeeded, agent_launch_id %s (attempts: %d, finished %s)", r.AgentLaunchID, r.Attempts, Stamp(r.FinishedAt))
+		return fmt.Sprintf("succeeded, agent_launch_id %s (attempts: %d, finished %s)", Escape(r.AgentLaunchID), r.Attempts, Stamp(r.FinishedAt))
 	case ops.StateDeadLettered:
-		s := fmt.Sprintf("dead-lettered, code %s: %s (attempts: %d, at %s)", r.Code, r.Message, r.Attempts, Stamp(r.FinishedAt))
+		s := fmt.Sprintf("dead-lettered, code %s: %s (attempts: %d, at %s)", Escape(r.Code), Escape(r.Message), r.Attempts, Stamp(r.FinishedAt))
 		if r.Uncertain {
 			s += " [uncertain: the agent may have been launched]"
 		}
 		return s
 	case ops.StateRetrying:
 		return fmt.Sprintf("retrying (attempt %d of %d, next run at %s), last code %s: %s",
-			r.Attempts, r.MaxAttempts, Stamp(r.NextRunAt), r.Code, r.Message)
+			r.Attempts, r.MaxAttempts, Stamp(r.NextRunAt), Escape(r.Code), Escape(r.Message))
 	case ops.StateRunning:
 		return fmt.Sprintf("running (attempt %d of %d)", r.Attempts, r.MaxAttempts)
 	case ops.StateQueued:
@@ -206,7 +288,37 @@ func JobState(r ops.Record) string {
 		}
 		return fmt.Sprintf("queued (since %s)", Stamp(r.EnqueuedAt))
 	}
-	return string(r.State)
+	return Escape(string(r.State))
+}
+
+// Job writes a job's record as `status JOB_ID` prints it: its state, then,
+// indented, its launch follow-up and every attempt.
+func Job(w io.Writer, r ops.Record) {
+	fmt.Fprintf(w, "job %s (agent %s): %s\n", Escape(r.ID), Escape(r.AgentNo), JobState(r))
+	for _, line := range Launch(r.Launch) {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+	for _, at := range r.History {
+		fmt.Fprintf(w, "  %s\n", Attempt(at))
+	}
+}
+
+// DeadLetter writes a dead letter as `dlq show` prints it: its fields, its
+// payload and every attempt.
+func DeadLetter(w io.Writer, r ops.Record) {
+	fmt.Fprintf(w, "job:            %s\nagent_no:       %s\ncode:           %s\nmessage:        %s\n",
+		Escape(r.ID), Escape(r.AgentNo), Escape(r.Code), Escape(r.Message))
+	fmt.Fprintf(w, "uncertain:      %v\nattempts:       %d\nenqueued at:    %s\ndead-lettered:  %s\n",
+		r.Uncertain, r.Attempts, Stamp(r.EnqueuedAt), Stamp(r.FinishedAt))
+	if r.Batch != "" {
+		fmt.Fprintf(w, "batch:          %s\n", Escape(r.Batch))
+	}
+	// JSON escapes C0 controls but leaves DEL, C1 and bidi characters as
+	// they are.
+	fmt.Fprintf(w, "payload:        %s\nattempts:\n", Escape(string(r.Payload)))
+	for _, at := range r.History {
+		fmt.Fprintf(w, "  %s\n", Attempt(at))
+	}
 }
 
 // Launch is a followed success's follow-up as the lines `status` prints
@@ -223,14 +335,14 @@ func Launch(f *ops.LaunchFollow) []string {
 	case f.Ended == ops.FollowExpired:
 		next = "following ended: FOLLOW_MAX_AGE passed without a final state"
 	case f.Ended != "":
-		next = "following ended (" + f.Ended + ")"
+		next = "following ended (" + Escape(f.Ended) + ")"
 	case f.Polls == 0:
 		next = "first poll at " + Stamp(f.NextPollAt)
 	default:
 		next = "next poll at " + Stamp(f.NextPollAt)
 	}
 	lines := []string{fmt.Sprintf("launch state %s since %s (followed since %s, %s): %s",
-		f.State, Stamp(f.StateAt), Stamp(f.FollowedAt), polls(f.Polls), next)}
+		Escape(string(f.State)), Stamp(f.StateAt), Stamp(f.FollowedAt), polls(f.Polls), next)}
 	if f.Code != "" || f.Message != "" {
 		what := "last poll"
 		if f.LastPollFailed {
@@ -249,9 +361,9 @@ func LaunchBrief(r ops.Record) string {
 	case r.Launch == nil:
 		return "-"
 	case r.Launch.Ended == ops.FollowExpired:
-		return string(r.Launch.State) + ", expired"
+		return Escape(string(r.Launch.State)) + ", expired"
 	}
-	return string(r.Launch.State)
+	return Escape(string(r.Launch.State))
 }
 
 // AgentJobHeader is the header of `status --agent`, whose rows are
@@ -260,7 +372,7 @@ const AgentJobHeader = "JOB ID\tSTATE\tLAUNCH"
 
 // AgentJobRow is one of an agent's jobs as a tab-separated table row.
 func AgentJobRow(r ops.Record) string {
-	return r.ID + "\t" + JobState(r) + "\t" + LaunchBrief(r)
+	return Escape(r.ID) + "\t" + JobState(r) + "\t" + LaunchBrief(r)
 }
 
 func polls(n int) string {
@@ -272,7 +384,7 @@ func polls(n int) string {
 
 // codeMessage is "CODE: message", or either alone.
 func codeMessage(code, msg string) string {
-	msg = OneLine(msg, 200)
+	code, msg = Escape(code), OneLine(msg, 200)
 	switch {
 	case code == "":
 		return msg
@@ -299,7 +411,7 @@ func DeadLetterRow(r ops.Record) string {
 	if r.Uncertain {
 		msg = "[uncertain] " + msg
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", Stamp(r.FinishedAt), r.ID, r.AgentNo, r.Code, r.Attempts, OneLine(msg, 100))
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", Stamp(r.FinishedAt), Escape(r.ID), Escape(r.AgentNo), Escape(r.Code), r.Attempts, OneLine(msg, 100))
 }
 
 // Attempt is one attempt of a job's history in one line.
@@ -308,15 +420,15 @@ func Attempt(a ops.Attempt) string {
 	if a.N > 0 {
 		n = fmt.Sprint(a.N)
 	}
-	s := fmt.Sprintf("attempt %s at %s: %s", n, Stamp(a.FinishedAt), a.Outcome)
+	s := fmt.Sprintf("attempt %s at %s: %s", n, Stamp(a.FinishedAt), Escape(a.Outcome))
 	if a.Code != "" {
-		s += " " + a.Code
+		s += " " + Escape(a.Code)
 	}
 	if a.HTTPStatus != 0 {
 		s += fmt.Sprintf(" (HTTP %d)", a.HTTPStatus)
 	}
 	if a.Message != "" {
-		s += ": " + a.Message
+		s += ": " + Escape(a.Message)
 	}
 	if a.Uncertain {
 		s += " [uncertain]"
@@ -336,13 +448,14 @@ func Stamp(t time.Time) string {
 // line to out, each row's problems to errw.
 func Summary(out, errw io.Writer, s *ops.BatchSummary) {
 	for _, e := range s.Errors {
+		field, reason := Escape(e.Field), Escape(e.Reason)
 		switch {
 		case e.Line > 0 && e.Field != "":
-			fmt.Fprintf(errw, "line %d: %s: %s\n", e.Line, e.Field, e.Reason)
+			fmt.Fprintf(errw, "line %d: %s: %s\n", e.Line, field, reason)
 		case e.Line > 0:
-			fmt.Fprintf(errw, "line %d: %s\n", e.Line, e.Reason)
+			fmt.Fprintf(errw, "line %d: %s\n", e.Line, reason)
 		default:
-			fmt.Fprintf(errw, "%s: %s\n", e.Field, e.Reason)
+			fmt.Fprintf(errw, "%s: %s\n", field, reason)
 		}
 	}
 	if s.ErrorsOmitted > 0 {
@@ -355,7 +468,7 @@ func Summary(out, errw io.Writer, s *ops.BatchSummary) {
 	fmt.Fprintf(out, "enqueued %d, duplicate %d, already launched %d, dead-lettered %d, invalid %d%s%s\n",
 		s.Enqueued, s.Duplicate, s.AlreadyLaunched, s.DeadLettered, s.Invalid, lost(s), which(s))
 	if s.BatchID != nil && s.Enqueued > 0 {
-		fmt.Fprintf(out, "follow it with `rcslaunch batch status %s --watch`\n", *s.BatchID)
+		fmt.Fprintf(out, "follow it with `rcslaunch batch status %s --watch`\n", Escape(*s.BatchID))
 	}
 	if s.DeadLettered > 0 {
 		fmt.Fprintf(out, "dead-lettered jobs wait for `rcslaunch dlq retry`\n")
@@ -380,9 +493,9 @@ func lost(s *ops.BatchSummary) string {
 func which(s *ops.BatchSummary) string {
 	switch {
 	case s.BatchID != nil:
-		return fmt.Sprintf(" (batch %s)", *s.BatchID)
+		return fmt.Sprintf(" (batch %s)", Escape(*s.BatchID))
 	case s.JobID != "":
-		return fmt.Sprintf(" (job %s)", s.JobID)
+		return fmt.Sprintf(" (job %s)", Escape(s.JobID))
 	}
 	return ""
 }

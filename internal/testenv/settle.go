@@ -46,15 +46,11 @@ func (e *Env) SettleFollowed(j store.NewJob, at time.Time, states ...store.Launc
 
 func (e *Env) settle(j store.NewJob, kind store.FinishKind, code string, uncertain bool, at, followAt time.Time) {
 	e.T.Helper()
-	ctx := context.Background()
-	if res, err := e.Store.Create(ctx, j, at); err != nil || res != store.Created {
-		e.T.Fatalf("create %s: %s %v", j.ID, res, err)
-	}
 	if kind == "" {
+		if res, err := e.Store.Create(context.Background(), j, at); err != nil || res != store.Created {
+			e.T.Fatalf("create %s: %s %v", j.ID, res, err)
+		}
 		return
-	}
-	if state, _, err := e.Store.Start(ctx, j, 9, at); err != nil || state != store.StateRunning {
-		e.T.Fatalf("start %s: %s %v", j.ID, state, err)
 	}
 	o := store.Outcome{Kind: kind, Attempt: store.Attempt{
 		N: 1, Outcome: store.AttemptTerminal, Code: code, Message: "refused: " + code, Uncertain: uncertain,
@@ -65,7 +61,22 @@ func (e *Env) settle(j store.NewJob, kind store.FinishKind, code string, uncerta
 		o.AgentLaunchID = "launch-" + j.ID
 		o.FollowAt = followAt
 	}
-	if res, err := e.Store.Finish(ctx, j.ID, o, at); err != nil || res != kind.State() {
+	e.SettleOutcome(j, o, at)
+}
+
+// SettleOutcome is Settle with the outcome written out, for a test that
+// needs its own code, message or agent_launch_id (text as Kaleyra might
+// send it) in the record, the batch report and the results stream.
+func (e *Env) SettleOutcome(j store.NewJob, o store.Outcome, at time.Time) {
+	e.T.Helper()
+	ctx := context.Background()
+	if res, err := e.Store.Create(ctx, j, at); err != nil || res != store.Created {
+		e.T.Fatalf("create %s: %s %v", j.ID, res, err)
+	}
+	if state, _, err := e.Store.Start(ctx, j, 9, at); err != nil || state != store.StateRunning {
+		e.T.Fatalf("start %s: %s %v", j.ID, state, err)
+	}
+	if res, err := e.Store.Finish(ctx, j.ID, o, at); err != nil || res != o.Kind.State() {
 		e.T.Fatalf("finish %s: %s %v", j.ID, res, err)
 	}
 }
