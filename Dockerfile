@@ -1,5 +1,5 @@
 # Multi-stage build: a static rcslaunch binary on a minimal, non-root image.
-FROM golang:1.26-bookworm AS build
+FROM golang:1.27-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
