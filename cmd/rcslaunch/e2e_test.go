@@ -884,16 +884,16 @@ func TestDemo(t *testing.T) {
 	var ok, dead int
 	for _, line := range strings.Split(r.stdout, "\n") {
 		switch {
-		case strings.Contains(line, "succeeded") && strings.Contains(line, "job "):
+		case strings.Contains(line, "  succeeded (") && strings.Contains(line, "agent "):
 			ok++
-		case strings.Contains(line, "dead-lettered") && strings.Contains(line, "job "):
+		case strings.Contains(line, "  dead-lettered (") && strings.Contains(line, "agent "):
 			dead++
 		}
 	}
 	if ok == 0 || dead == 0 {
 		t.Errorf("demo printed %d succeeded and %d dead-lettered outcomes, want some of each:\n%s", ok, dead, r)
 	}
-	for _, want := range []string{"launch         job demo-", "pending -> launched", "pending -> rejected"} {
+	for _, want := range []string{"  launch pending -> launched", "  launch pending -> rejected"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r)
 		}

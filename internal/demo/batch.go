@@ -103,7 +103,7 @@ func (s session) enqueue(ctx context.Context, out io.Writer) (string, map[string
 		return "", nil, fmt.Errorf("enqueue the demo batch: %w", err)
 	}
 	for i, c := range cs {
-		fmt.Fprintf(out, "%-9s agent %s: %s\n", statuses[i], c.agentNo, c.about)
+		fmt.Fprintln(out, display.Wrap(fmt.Sprintf("%-9s agent %s: ", statuses[i], c.agentNo), c.about, display.BriefWidth))
 	}
 	batch := *sum.BatchID
 	return batch, want, nil
@@ -155,7 +155,7 @@ func (s session) await(ctx context.Context, o Options, st *stream, want map[stri
 				continue
 			}
 			seen++
-			fmt.Fprintf(o.Out, "%s\n", display.Result(r))
+			fmt.Fprintln(o.Out, display.Brief(r))
 			if r.Outcome != string(cs.want) || r.Code != cs.code {
 				surprises++
 				fmt.Fprintf(o.Err, "rcslaunch: job %s: expected %s %s, got %s %s\n", r.JobID, cs.want, cs.code, r.Outcome, r.Code)
@@ -168,10 +168,10 @@ func (s session) await(ctx context.Context, o Options, st *stream, want map[stri
 // summarize prints what the simulator saw, the batch's counts and where to
 // look next.
 func (s session) summarize(ctx context.Context, out io.Writer, stats sim.Stats, batch string) {
-	fmt.Fprintf(out, "\nThe simulator received %d launch calls: %v\n", stats.Calls, stats.ByCode)
-	fmt.Fprintf(out, "and %d launch status calls: %v\n", stats.StatusCalls, stats.StatusByAnswer)
+	fmt.Fprintf(out, "\nThe simulator received %d launch calls: %s\n", stats.Calls, display.Tally(stats.ByCode))
+	fmt.Fprintf(out, "and %d launch status calls: %s\n", stats.StatusCalls, display.Tally(stats.StatusByAnswer))
 	if b, err := s.Ops.BatchStatus(ctx, batch); err == nil {
-		fmt.Fprintf(out, "The batch: %d succeeded, %d dead-lettered%s%s\n", b.Succeeded, b.DeadLettered,
+		fmt.Fprintf(out, "The batch: %d succeeded, %d dead-lettered%s\n%s", b.Succeeded, b.DeadLettered,
 			display.ByCode(b.Batch), launchCounts(b.Batch))
 	}
 	n, _ := s.Ops.CountDeadLetters(ctx, ops.Filter{})

@@ -94,7 +94,8 @@ func (s session) run(ctx context.Context, o Options, redisWhere string) error {
 		return err
 	}
 	defer stopWorker()
-	fmt.Fprintf(o.Out, "rcslaunch demo: Kaleyra simulator at %s, %s, one worker (RETRY_MAX=%d, FOLLOW_LAUNCH=true)\n\n", base, redisWhere, retryMax)
+	fmt.Fprintf(o.Out, "rcslaunch demo, with\n  the Kaleyra simulator at %s\n  %s\n  one worker (RETRY_MAX=%d, FOLLOW_LAUNCH=true)\n\n",
+		base, redisWhere, retryMax)
 	batch, want, err := s.enqueue(ctx, o.Out)
 	if err != nil {
 		return err

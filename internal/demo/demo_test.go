@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/internal/config"
 	"github.com/rcslaunch/rcslaunch/internal/store"
@@ -26,9 +28,9 @@ func TestRun(t *testing.T) {
 	var ok, dead int
 	for _, line := range strings.Split(out.String(), "\n") {
 		switch {
-		case strings.Contains(line, "  succeeded  ") && strings.Contains(line, "job demo-"):
+		case strings.Contains(line, "  agent 489") && strings.Contains(line, "  succeeded ("):
 			ok++
-		case strings.Contains(line, "  dead-lettered  ") && strings.Contains(line, "job demo-"):
+		case strings.Contains(line, "  agent 489") && strings.Contains(line, "  dead-lettered ("):
 			dead++
 		}
 	}
@@ -45,18 +47,19 @@ func TestRun(t *testing.T) {
 	}
 	changes := map[string]string{}
 	for _, line := range strings.Split(section, "\n") {
-		if _, change, found := strings.Cut(line, "  launch         job demo-"); found {
-			f := strings.Fields(change)
-			// "<id>  agent <no>  <from> -> <to>  agent_launch_id <id>"
-			if len(f) != 8 || f[1] != "agent" || f[4] != "->" {
-				t.Errorf("launch state line %q", line)
-				continue
-			}
-			if _, dup := changes[f[2]]; dup {
-				t.Errorf("agent %s: a second launch state change: %q", f[2], line)
-			}
-			changes[f[2]] = f[3] + " -> " + f[5]
+		if !strings.Contains(line, "  launch ") || strings.HasPrefix(line, " ") {
+			continue
 		}
+		// "<hh:mm:ss>  agent <no>  launch <from> -> <to>"
+		f := strings.Fields(line)
+		if len(f) != 7 || f[1] != "agent" || f[3] != "launch" || f[5] != "->" {
+			t.Errorf("launch state line %q", line)
+			continue
+		}
+		if _, dup := changes[f[2]]; dup {
+			t.Errorf("agent %s: a second launch state change: %q", f[2], line)
+		}
+		changes[f[2]] = f[4] + " -> " + f[6]
 	}
 	wantChanges := map[string]string{"48900": "pending -> launched", "48901": "pending -> rejected",
 		"48902": "pending -> launched", "48903": "pending -> launched"}
@@ -64,9 +67,11 @@ func TestRun(t *testing.T) {
 		t.Errorf("launch state changes %v, want %v:\n%s", changes, wantChanges, &out)
 	}
 	for _, want := range []string{"an in-process Redis", "one worker (RETRY_MAX=2, FOLLOW_LAUNCH=true)",
-		"Kaleyra reviews it, and with FOLLOW_LAUNCH=true the worker polls its status until final.",
-		"and 8 launch status calls: map[launched:3 pending:4 rejected:1]",
-		"The batch: 4 succeeded, 3 dead-lettered (RCS502 1, RCS601 1, RCS904 1); launch states: pending 0, launched 3, rejected 1, suspended 0, unknown 0",
+		"Kaleyra reviews it, and with FOLLOW_LAUNCH=true\nthe worker polls its status until final.",
+		"The simulator received 11 launch calls: RCS502 5, RCS902 4, RCS601 1, RCS904 1\n",
+		"and 8 launch status calls: pending 4, launched 3, rejected 1\n",
+		"The batch: 4 succeeded, 3 dead-lettered (RCS502 1, RCS601 1, RCS904 1)\n" +
+			"  launch states: pending 0, launched 3, rejected 1, suspended 0, unknown 0\n",
 		"rcslaunch dlq list                the 3 dead letters", "rcslaunch dlq retry --code RCS502"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, &out)
@@ -74,6 +79,26 @@ func TestRun(t *testing.T) {
 	}
 	if errs.Len() > 0 {
 		t.Errorf("unexpected stderr:\n%s", &errs)
+	}
+	checkReadable(t, out.String())
+}
+
+// checkReadable: every line of the demo's report fits in 100 columns and
+// holds no Go value printed raw (a map prints as "map[k:v ...]") and no
+// full timestamp (the story's times are clock times).
+func checkReadable(t *testing.T, out string) {
+	t.Helper()
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d`)
+	for i, line := range strings.Split(out, "\n") {
+		if n := utf8.RuneCountInString(line); n >= 100 {
+			t.Errorf("line %d has %d columns, want under 100: %q", i+1, n, line)
+		}
+		if strings.Contains(line, "map[") {
+			t.Errorf("line %d prints a Go map: %q", i+1, line)
+		}
+		if stamp.MatchString(line) {
+			t.Errorf("line %d has a full timestamp, want a clock time: %q", i+1, line)
+		}
 	}
 }
 
@@ -99,7 +124,7 @@ func TestJobIsValid(t *testing.T) {
 // nothing for a batch with no followed launch.
 func TestLaunchCounts(t *testing.T) {
 	b := store.Batch{LaunchStates: map[store.LaunchState]int64{store.LaunchRejected: 1, store.LaunchLaunched: 3, store.LaunchPending: 0}}
-	if got, want := launchCounts(b), "; launch states: pending 0, launched 3, rejected 1, suspended 0, unknown 0"; got != want {
+	if got, want := launchCounts(b), "  launch states: pending 0, launched 3, rejected 1, suspended 0, unknown 0\n"; got != want {
 		t.Errorf("launchCounts = %q, want %q", got, want)
 	}
 	if got := launchCounts(store.Batch{}); got != "" {

@@ -34,7 +34,8 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 			ids = append(ids, id)
 		}
 	}
-	fmt.Fprintf(o.Out, "\nRCS902 only submits a launch: Kaleyra reviews it, and with FOLLOW_LAUNCH=true the worker polls its status until final.\n"+
+	fmt.Fprintf(o.Out, "\nRCS902 only submits a launch: Kaleyra reviews it, and with FOLLOW_LAUNCH=true\n"+
+		"the worker polls its status until final.\n"+
 		"Launch states, as they change (FOLLOW_INTERVAL=%v, doubling up to FOLLOW_MAX_INTERVAL=%v):\n",
 		followInterval, followMaxInterval)
 	ended := map[string]bool{}
@@ -44,7 +45,7 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 		if !ok || r.Outcome != store.OutcomeLaunchState {
 			return
 		}
-		fmt.Fprintln(o.Out, display.Result(r))
+		fmt.Fprintln(o.Out, display.Brief(r))
 		state := store.LaunchState(r.LaunchState)
 		if !state.Final() {
 			return
@@ -87,7 +88,7 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 				fmt.Fprintf(o.Err, "rcslaunch: job %s: following ended with the launch %s, expected %s\n", id, f.State, want[id].launch)
 			case f.Ended == "" && f.Polls > polls[id]:
 				fmt.Fprintf(o.Out, "  ... agent %s still %s after status poll %d, next poll at %s\n",
-					rec.AgentNo, f.State, f.Polls, display.Stamp(f.NextPollAt))
+					rec.AgentNo, f.State, f.Polls, display.Clock(f.NextPollAt))
 				polls[id] = f.Polls
 			}
 		}
@@ -95,13 +96,12 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 	return surprises, nil
 }
 
-// launchCounts is a batch's followed launches by state, "; launch states:
-// pending 0, launched 3, ...", or "" when none is followed.
+// launchCounts is a batch's followed launches by state as a line under the
+// batch's counts, "  launch states: pending 0, launched 3, ...\n", or ""
+// when none is followed.
 func launchCounts(b store.Batch) string {
-	for _, n := range b.LaunchStates {
-		if n > 0 {
-			return "; launch states: " + display.LaunchCounts(b)
-		}
+	if display.Followed(b) > 0 {
+		return "  launch states: " + display.LaunchCounts(b) + "\n"
 	}
 	return ""
 }

@@ -128,25 +128,94 @@ func Result(r store.Result) string {
 		at, job, agent, Escape(r.Code), OneLine(r.Message, 120), r.Attempts, extra)
 }
 
+// BriefWidth is the width Brief fits its lines in, under the 100 columns
+// of a terminal.
+const BriefWidth = 99
+
+// Brief is one entry of the results stream as a short story line, for the
+// demo: the clock time, the agent and what happened, in BriefWidth columns
+// (the message is cut to fit; escapes and an agent number or code of
+// unusual length can take more). The job ID, Kaleyra's launch ID and the
+// full time are left to Result (`rcslaunch results`).
+//
+//	04:52:50  agent 48901  succeeded (RCS902, 1 attempt), launch pending
+//	04:52:50  agent 48905  dead-lettered (RCS904, 1 attempt): Failed to create…
+//	04:52:54  agent 48903  launch pending -> launched
+func Brief(r store.Result) string {
+	s := resultClock(r.FinishedAt) + "  agent " + OneLine(r.AgentNo, 24) + "  "
+	var msg string
+	switch r.Outcome {
+	case string(store.StateSucceeded):
+		s += fmt.Sprintf("succeeded (%s, %s)", Escape(r.Code), attempts(r.Attempts))
+		if r.LaunchState != "" {
+			s += ", launch " + Escape(r.LaunchState)
+		}
+	case store.OutcomeLaunchState:
+		s += "launch " + orDash(Escape(r.PreviousLaunchState)) + " -> " + Escape(r.LaunchState)
+		if r.LaunchState == string(store.LaunchUnknown) {
+			msg = r.Message
+		}
+	default:
+		s += fmt.Sprintf("dead-lettered (%s, %s", Escape(r.Code), attempts(r.Attempts))
+		if r.Uncertain {
+			s += ", uncertain"
+		}
+		s += ")"
+		msg = r.Message
+	}
+	if msg == "" {
+		return s
+	}
+	// At least a few characters of the message, even past the width: a
+	// line with none would hide that there is one.
+	room := max(BriefWidth-utf8.RuneCountInString(s)-2, 10)
+	return s + ": " + OneLine(msg, room)
+}
+
+// resultClock is the clock time of a results stream entry's finished_at
+// (RFC 3339), "15:04:05" in UTC, or the text as it is when it is not a
+// time.
+func resultClock(at string) string {
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return OneLine(at, 30)
+	}
+	return Clock(t)
+}
+
+func attempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
+}
+
 // ByCode is a batch's dead letters by code, " (RCS502 3, RCS904 1)", most
 // frequent first, or "" when it has none.
 func ByCode(b store.Batch) string {
 	if len(b.DeadLetteredByCode) == 0 {
 		return ""
 	}
-	codes := make([]string, 0, len(b.DeadLetteredByCode))
-	for c := range b.DeadLetteredByCode {
-		codes = append(codes, c)
+	return " (" + Tally(b.DeadLetteredByCode) + ")"
+}
+
+// Tally is counts by name in one line, "RCS502 5, RCS902 4, RCS601 1", most
+// frequent first (names in order among equals, so that the line is the
+// same from one run to the next), or "" when there are none.
+func Tally[N int | int64](counts map[string]N) string {
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
 	}
-	sort.Slice(codes, func(i, j int) bool {
-		ci, cj := b.DeadLetteredByCode[codes[i]], b.DeadLetteredByCode[codes[j]]
-		return ci > cj || (ci == cj && codes[i] < codes[j])
+	sort.Slice(names, func(i, j int) bool {
+		ci, cj := counts[names[i]], counts[names[j]]
+		return ci > cj || (ci == cj && names[i] < names[j])
 	})
-	parts := make([]string, len(codes))
-	for i, c := range codes {
-		parts[i] = fmt.Sprintf("%s %d", Escape(c), b.DeadLetteredByCode[c])
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", Escape(name), counts[name])
 	}
-	return " (" + strings.Join(parts, ", ") + ")"
+	return strings.Join(parts, ", ")
 }
 
 // Counts is a batch's counts by state in one line, the dead letters by code.
@@ -434,6 +503,43 @@ func Attempt(a ops.Attempt) string {
 		s += " [uncertain]"
 	}
 	return s
+}
+
+// Wrap is prefix then text, broken at spaces into lines of at most width
+// columns (a word longer than that has a line of its own), each line after
+// the first indented as far as the prefix is long, without a final
+// newline. text is printed as it is: escape what comes from outside first.
+func Wrap(prefix, text string, width int) string {
+	indent := strings.Repeat(" ", utf8.RuneCountInString(prefix))
+	var b strings.Builder
+	b.WriteString(prefix)
+	col, start := len(indent), true
+	for _, w := range strings.Fields(text) {
+		n := utf8.RuneCountInString(w)
+		switch {
+		case start:
+		case col+1+n > width:
+			b.WriteString("\n" + indent)
+			col = len(indent)
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += n
+		start = false
+	}
+	return b.String()
+}
+
+// Clock is t's time of day, "15:04:05" in UTC, or "-" when it is zero: for
+// lines that tell a story of a few minutes, where the date and the
+// fractions of a second are noise (Stamp gives the full time).
+func Clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.TimeOnly)
 }
 
 // Stamp is t in RFC 3339, UTC, or "-" when it is zero.

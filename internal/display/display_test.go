@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/ops"
@@ -51,6 +52,67 @@ func TestByCode(t *testing.T) {
 	b := store.Batch{DeadLetteredByCode: map[string]int64{"RCS904": 1, "RCS502": 3, "RCS601": 1}}
 	if got, want := ByCode(b), " (RCS502 3, RCS601 1, RCS904 1)"; got != want {
 		t.Errorf("ByCode = %q, want %q", got, want)
+	}
+}
+
+// TestTally: most frequent first, names in order among equals, the same
+// for int and int64 counts.
+func TestTally(t *testing.T) {
+	if got := Tally(map[string]int{}); got != "" {
+		t.Errorf("no counts: %q", got)
+	}
+	if got, want := Tally(map[string]int{"RCS902": 4, "RCS601": 1, "RCS502": 5, "RCS904": 1}), "RCS502 5, RCS902 4, RCS601 1, RCS904 1"; got != want {
+		t.Errorf("Tally = %q, want %q", got, want)
+	}
+	if got, want := Tally(map[string]int64{"b": 2, "a": 2, "c\x1b": 3}), `c\x1b 3, a 2, b 2`; got != want {
+		t.Errorf("Tally = %q, want %q", got, want)
+	}
+}
+
+func TestClock(t *testing.T) {
+	at := time.Date(2026, 12, 6, 4, 52, 50, 500224172, time.FixedZone("IST", 5*3600+1800))
+	if got := Clock(at); got != "23:22:50" {
+		t.Errorf("Clock = %q, want the UTC time of day", got)
+	}
+	if got := Clock(time.Time{}); got != "-" {
+		t.Errorf("Clock(zero) = %q", got)
+	}
+}
+
+// TestBrief: the demo's story lines, a clock time and no job or launch
+// ID; a long message is cut so that the line fits in BriefWidth.
+func TestBrief(t *testing.T) {
+	const at = "2026-12-06T04:52:50.500224172Z"
+	for _, c := range []struct {
+		r    store.Result
+		want string
+	}{
+		{store.Result{Outcome: string(store.StateSucceeded), FinishedAt: at, JobID: "j1", AgentNo: "48901",
+			Code: "RCS902", AgentLaunchID: "L", Attempts: 1, LaunchState: "pending"},
+			"04:52:50  agent 48901  succeeded (RCS902, 1 attempt), launch pending"},
+		{store.Result{Outcome: string(store.StateSucceeded), FinishedAt: at, AgentNo: "48903", Code: "RCS902", Attempts: 3},
+			"04:52:50  agent 48903  succeeded (RCS902, 3 attempts)"},
+		{store.Result{Outcome: string(store.StateDeadLettered), FinishedAt: at, AgentNo: "48904",
+			Code: "RCS502", Message: "Internal Gateway Error", Attempts: 3, Uncertain: true},
+			"04:52:50  agent 48904  dead-lettered (RCS502, 3 attempts, uncertain): Internal Gateway Error"},
+		{store.Result{Outcome: store.OutcomeLaunchState, FinishedAt: at, AgentNo: "48903", Code: "RCS200",
+			Message: "fetched", LaunchState: "launched", PreviousLaunchState: "pending"},
+			"04:52:50  agent 48903  launch pending -> launched"},
+		{store.Result{Outcome: store.OutcomeLaunchState, FinishedAt: at, AgentNo: "48903",
+			Message: `launch state "WEIRD"`, LaunchState: "unknown"},
+			`04:52:50  agent 48903  launch - -> unknown: launch state "WEIRD"`},
+		{store.Result{Outcome: string(store.StateDeadLettered), FinishedAt: "not\x1ba time", AgentNo: "1\n2", Code: "X", Attempts: 1},
+			`not\x1ba time  agent 1 2  dead-lettered (X, 1 attempt)`},
+	} {
+		if got := Brief(c.r); got != c.want {
+			t.Errorf("Brief:\n got %q\nwant %q", got, c.want)
+		}
+	}
+	long := Brief(store.Result{Outcome: string(store.StateDeadLettered), FinishedAt: at, AgentNo: "48905", Code: "RCS904",
+		Message: "Failed to create Agent launch request: Missing required fields in launch payload: " + strings.Repeat("x", 200), Attempts: 1})
+	if n := utf8.RuneCountInString(long); n != BriefWidth || !strings.HasSuffix(long, "…") ||
+		!strings.HasPrefix(long, "04:52:50  agent 48905  dead-lettered (RCS904, 1 attempt): Failed to create") {
+		t.Errorf("long message: %d columns, want %d, cut: %q", n, BriefWidth, long)
 	}
 }
 
@@ -143,5 +205,27 @@ func TestBatchLaunchStates(t *testing.T) {
 	row := strings.Split(BatchListRow(b.Batch), "\t")
 	if row[launched] != "180/200" || len(row) != strings.Count(BatchListHeader, "\t")+1 {
 		t.Errorf("list row %q for header %q", row, BatchListHeader)
+	}
+}
+
+// TestWrap: lines of at most the width, broken at spaces, hanging under
+// the prefix; a word longer than the width alone on its line.
+func TestWrap(t *testing.T) {
+	for _, c := range []struct {
+		prefix, text string
+		width        int
+		want         string
+	}{
+		{"p: ", "", 10, "p: "},
+		{"p: ", "short text", 20, "p: short text"},
+		{"p: ", "one two three four", 13, "p: one two\n   three four"},
+		{"p: ", "a  b\n c", 20, "p: a b c"},
+		{"p: ", "tiny enormousword x", 8, "p: tiny\n   enormousword\n   x"},
+		{"é: ", "ab cd", 6, "é: ab\n   cd"},
+	} {
+		got := Wrap(c.prefix, c.text, c.width)
+		if got != c.want {
+			t.Errorf("Wrap(%q, %q, %d) =\n%s\nwant\n%s", c.prefix, c.text, c.width, got, c.want)
+		}
 	}
 }

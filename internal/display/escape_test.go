@@ -74,6 +74,17 @@ func TestResultEscapes(t *testing.T) {
 	}
 }
 
+func TestBriefEscapes(t *testing.T) {
+	for _, r := range []store.Result{
+		{Outcome: string(store.StateSucceeded), FinishedAt: hostile, AgentNo: hostile, Code: hostile, LaunchState: hostile},
+		{Outcome: string(store.StateDeadLettered), AgentNo: "7", Code: hostile, Message: hostile},
+		{Outcome: string(store.StateDeadLettered), AgentNo: "7", Code: "RCS502", Message: hostile},
+		{Outcome: store.OutcomeLaunchState, AgentNo: hostile, PreviousLaunchState: hostile, LaunchState: "unknown", Message: hostile},
+	} {
+		assertClean(t, "demo "+r.Outcome, Brief(r), 0)
+	}
+}
+
 func TestJobStateEscapes(t *testing.T) {
 	for _, st := range []ops.State{ops.StateSucceeded, ops.StateDeadLettered, ops.StateRetrying} {
 		r := ops.Record{ID: hostile, AgentNo: hostile, State: st, Code: hostile, Message: hostile, AgentLaunchID: hostile}

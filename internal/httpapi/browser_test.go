@@ -86,6 +86,17 @@ func TestBrowserRetryDeadLetter(t *testing.T) {
 		t.Errorf("asynqmon's scripts were blocked: %v", got)
 	}
 	p.screenshot(t, filepath.Join(filepath.Dir(shot), "asynqmon.png"))
+
+	// Its link back to our pages shows over it (a click at its centre
+	// reaches it), styled under asynqmon's policy.
+	if got := p.eval(t, `window.__csp.filter(v => v.startsWith('style-src-attr')).join('; ')`); got != "" {
+		t.Errorf("the link back's style was blocked: %v", got)
+	}
+	if got := p.eval(t, `getComputedStyle(document.querySelector('#rcslaunch-back')).position`); got != "fixed" {
+		t.Errorf("the link back is not fixed in its corner: position %v", got)
+	}
+	p.click(t, "#rcslaunch-back")
+	p.waitFor(t, "our dead-letter page, from asynqmon's link back", `location.pathname === '/ui/deadletters' && document.readyState === 'complete'`)
 }
 
 // chromiumBin is the browser to drive; the test is skipped without one.

@@ -33,7 +33,9 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +120,9 @@ type ui struct {
 	// not allowed (the console contacts no third party): its icons are
 	// SVG, and the text falls back to a system font.
 	monCSP string
+	// monIndex is asynqmon's page with a link back to ours (monBackLink),
+	// nil when the page could not take one.
+	monIndex []byte
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // session ID -> its expiry
@@ -146,18 +151,26 @@ func newUI(s *Server) *ui {
 		RedisConnOpt: s.opts.Redis,
 		ReadOnly:     true,
 	})
-	u.monCSP = asynqmonCSP(u.mon)
+	index := asynqmonIndex(u.mon)
+	u.monCSP = asynqmonCSP(index)
+	u.monIndex = withBackLink(index)
 	return u
 }
 
-// asynqmonCSP renders asynqmon's index page once and allows exactly its
-// inline scripts, by hash.
-func asynqmonCSP(h http.Handler) string {
+// asynqmonIndex renders asynqmon's index page: the same for every request,
+// since it depends only on asynqmon's options.
+func asynqmonIndex(h http.Handler) []byte {
 	rec := &bufferWriter{header: http.Header{}}
 	req, _ := http.NewRequest(http.MethodGet, UIAsynqRoot+"/", nil)
 	h.ServeHTTP(rec, req)
+	return rec.body.Bytes()
+}
+
+// asynqmonCSP allows exactly the inline scripts of asynqmon's index page,
+// by hash.
+func asynqmonCSP(index []byte) string {
 	scripts := "'self'"
-	for _, m := range inlineScript.FindAllSubmatch(rec.body.Bytes(), -1) {
+	for _, m := range inlineScript.FindAllSubmatch(index, -1) {
 		sum := sha256.Sum256(m[1])
 		scripts += " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 	}
@@ -167,6 +180,37 @@ func asynqmonCSP(h http.Handler) string {
 }
 
 var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+
+// monBackLink is the link back to our pages that asynqmon's page gets, in a
+// corner over it. asynqmon's Failed and Archived counters stay 0 whatever
+// fails (a launch with a final answer, refusals included, is a success to
+// asynq, a retry is not a failure to it, and the dead letters are ours), so
+// the link says where failures are. It is markup only, under asynqmon's
+// policy: style attributes ('unsafe-inline' styles, which asynqmon needs
+// anyway) and no script.
+const monBackLink = `<a id="rcslaunch-back" href="/ui/" title="rcslaunch's pages" ` +
+	`style="position:fixed;right:16px;bottom:16px;z-index:1600;padding:8px 12px;border-radius:6px;background:#101828;color:#fff;font:14px/1.4 system-ui,sans-serif;` +
+	`text-decoration:none;box-shadow:0 2px 8px rgba(0,0,0,.3)">&larr; rcslaunch: dead letters, batches, jobs<br>` +
+	`<small style="color:#d0d5dd">Failed and Archived stay 0 here: failed launches are dead letters in rcslaunch</small></a>`
+
+// withBackLink is asynqmon's page with monBackLink at the end of its body
+// (asynqmon has no option for a link of ours), or nil without a body end.
+func withBackLink(index []byte) []byte {
+	i := bytes.LastIndex(index, []byte("</body>"))
+	if i < 0 {
+		return nil
+	}
+	return slices.Concat(index[:i], []byte(monBackLink), index[i:])
+}
+
+// asynqmonPage reports whether asynqmon answers rest, a path under
+// UIAsynqRoot+"/", with its index page: every path but its API's and its
+// files' (the React app routes in the browser). A route with a dot in its
+// last part (a queue named "a.b") is taken for a file: it gets asynqmon's
+// page as asynqmon serves it, without the link back.
+func asynqmonPage(rest string) bool {
+	return rest != "api" && !strings.HasPrefix(rest, "api/") && !strings.HasPrefix(rest, "static/") && path.Ext(rest) == ""
+}
 
 // bufferWriter is a ResponseWriter that keeps what is written.
 type bufferWriter struct {
@@ -709,5 +753,10 @@ func (u *ui) asynqmon(w http.ResponseWriter, r *http.Request, _ uiSession) {
 		return
 	}
 	w.Header().Set("Content-Security-Policy", u.monCSP)
+	if u.monIndex != nil && asynqmonPage(strings.TrimPrefix(r.URL.Path, UIAsynqRoot+"/")) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(u.monIndex)
+		return
+	}
 	u.mon.ServeHTTP(w, r)
 }

@@ -680,12 +680,29 @@ func TestUIAsynqmon(t *testing.T) {
 			t.Errorf("inline script %.60q is not allowed by the CSP", m[1])
 		}
 	}
-	// Sub-paths: an SPA route, a static file and the API.
-	if r := e.get("/ui/asynq/queues/launch", sess); !strings.Contains(r.body, "Asynq") {
-		t.Errorf("SPA route: %.200s", r.body)
+	// Sub-paths: an SPA route, a static file and the API. Every page of
+	// asynqmon links back to ours (asynqmon's counters say nothing of our
+	// dead letters), with no script, under the same policy.
+	if r := e.get("/ui/asynq/queues/launch", sess); !strings.Contains(r.body, "Asynq") || r.body != idx.body ||
+		r.header.Get("Content-Security-Policy") != csp || r.header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("SPA route: %s %.200s", r.header, r.body)
 	}
-	if r := e.get("/ui/asynq/favicon.ico", sess); len(r.body) == 0 {
-		t.Error("favicon: empty")
+	back := `<a id="rcslaunch-back" href="/ui/"`
+	if strings.Count(idx.body, back) != 1 || !strings.Contains(idx.body, "failed launches are dead letters") ||
+		!strings.HasSuffix(strings.TrimSpace(idx.body), "</a></body></html>") || strings.Count(idx.body, "<script") != 4 {
+		t.Errorf("asynqmon's page lacks the link back to ours (or it is misplaced): %s", idx.body[max(0, len(idx.body)-800):])
+	}
+	if r := e.get("/ui/asynq/favicon.ico", sess); len(r.body) == 0 || strings.Contains(r.body, "rcslaunch-back") {
+		t.Error("favicon: empty or altered")
+	}
+	if r := e.get("/ui/asynq/static/js/no-such-file.js", sess); strings.Contains(r.body, "rcslaunch-back") {
+		t.Error("a file path got our page")
+	}
+	// And ours link to asynqmon, saying what its counters mean here.
+	list := e.get("/ui/deadletters", sess)
+	if !strings.Contains(list.body, `<a href="/ui/asynq/" title="asynq's view of the queues: 'Failed' and 'Archived' stay 0`) ||
+		!strings.Contains(list.body, "Failed and Archived counters stay 0") {
+		t.Errorf("the dead-letter page does not link to asynqmon with a note: %s", list.body)
 	}
 	q := e.get("/ui/asynq/api/queues", sess)
 	if !strings.Contains(q.body, `"queue":"launch"`) {
