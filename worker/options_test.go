@@ -15,7 +15,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/worker"
 )
 
-// TestDefaultOptions: DefaultOptions holds the defaults the README lists for
+// TestDefaultOptions: DefaultOptions holds the defaults docs/configuration.md lists for
 // the environment variables.
 func TestDefaultOptions(t *testing.T) {
 	o := worker.DefaultOptions()
