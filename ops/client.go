@@ -85,6 +85,15 @@ func (c *Client) Close() error { return c.store.Redis().Close() }
 // reached or is too old for asynq.
 func (c *Client) Check(ctx context.Context) error { return rdb.Check(ctx, c.store.Redis()) }
 
+// Ready is Check, then a write: whether enqueues and outcomes can be
+// recorded now (a server's readiness).
+func (c *Client) Ready(ctx context.Context) error {
+	if err := c.Check(ctx); err != nil {
+		return err
+	}
+	return rdb.CheckWritable(ctx, c.store.Redis())
+}
+
 // EnqueueOpts changes one Enqueue call; nil means the defaults.
 type EnqueueOpts struct {
 	// Force launches the job again even though it already succeeded.

@@ -53,9 +53,9 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 		Ops: a.Ops, Redis: a.Redis, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
 		Token: cfg.HTTPToken.Reveal(), AdminToken: cfg.HTTPAdminToken.Reveal(),
 	})
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := httpapi.NewHTTPServer(api.Handler(), httpapi.DefaultLimits, log)
 	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe() }()
+	go func() { done <- srv.ListenAndServe(cfg.HTTPAddr) }()
 	log.Info().Str("addr", cfg.HTTPAddr).Msg("serving the HTTP API")
 	select {
 	case err := <-done:

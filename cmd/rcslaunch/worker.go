@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,18 +36,18 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	log := newLogger(cfg, io.Err)
 	rdb.LogTo(log)
 	opts := workerenv.Options(cfg, opt, &log)
-	var metricsSrv *http.Server
+	var metricsSrv *httpapi.HTTPServer
 	if cfg.MetricsAddr != "" {
 		admin := cfg.HTTPAdminToken.Reveal()
 		if admin == "" {
 			admin = cfg.HTTPToken.Reveal()
 		}
-		if err := httpapi.CheckListen(cfg.MetricsAddr, admin, ""); err != nil {
-			return cli.Fail(io, fmt.Errorf("METRICS_ADDR: %w", err))
+		if err := httpapi.CheckMetricsListen(cfg.MetricsAddr, admin); err != nil {
+			return cli.Fail(io, err)
 		}
 		reg := prometheus.NewRegistry()
 		opts.Metrics = reg
-		metricsSrv = &http.Server{Addr: cfg.MetricsAddr, Handler: httpapi.MetricsOnly(metrics.Handler(reg), admin), ReadHeaderTimeout: 10 * time.Second}
+		metricsSrv = httpapi.NewHTTPServer(httpapi.MetricsOnly(metrics.Handler(reg), admin), httpapi.DefaultLimits, log)
 	}
 	w, err := worker.New(opts)
 	if err != nil {
@@ -57,7 +55,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	}
 	if metricsSrv != nil {
 		go func() {
-			if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := metricsSrv.ListenAndServe(cfg.MetricsAddr); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Str("addr", cfg.MetricsAddr).Msg("metrics server stopped")
 			}
 		}()

@@ -53,8 +53,9 @@ func (quietDial) Printf(_ context.Context, format string, v ...any) {
 // env is one API server on a test environment.
 type env struct {
 	*testenv.Env
-	t *testing.T
-	h http.Handler
+	t   *testing.T
+	h   http.Handler
+	api *Server
 
 	mu   sync.Mutex
 	seen map[string]bool // "METHOD /documented/{path} STATUS" answered so far
@@ -90,7 +91,8 @@ func newAPI(t *testing.T, te *testenv.Env, opts ...func(*Options)) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	return &env{Env: te, t: t, h: New(o).Handler(), seen: map[string]bool{}}
+	api := New(o)
+	return &env{Env: te, t: t, h: api.Handler(), api: api, seen: map[string]bool{}}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -183,6 +185,7 @@ type apiErr struct {
 		Code    string              `json:"code"`
 		Message string              `json:"message"`
 		Errors  []launch.FieldError `json:"errors"`
+		ErrorID string              `json:"error_id"`
 	} `json:"error"`
 }
 
@@ -445,8 +448,6 @@ func TestUnknownRoutes(t *testing.T) {
 	for _, c := range []struct{ method, target, token string }{
 		{"GET", "/v1/", ""},
 		{"GET", "/v1/nope", adminToken},
-		{"DELETE", "/v1/launches", adminToken}, // GET and POST only
-		{"PUT", "/v1/launches/x", adminToken},  // GET only
 		{"POST", "/v1/deadletters:purge", adminToken},
 		{"GET", "/v1/launches/a/b", prodToken},
 	} {
@@ -483,6 +484,15 @@ func TestCheckListen(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "HTTP_ADDR") {
 			t.Errorf("CheckListen(%q): error %q does not name HTTP_ADDR", c.addr, err)
+		}
+		// The worker's metrics server: its own variable, the admin token.
+		err = CheckMetricsListen(c.addr, c.token+c.admin)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckMetricsListen(%q, %q) = %v, want ok %v", c.addr, c.token+c.admin, err, c.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "METRICS_ADDR") || strings.Contains(err.Error(), "HTTP_ADDR") ||
+			(c.addr != "" && c.addr != "127.0.0.1" && !strings.Contains(err.Error(), "HTTP_ADMIN_TOKEN"))) {
+			t.Errorf("CheckMetricsListen(%q): error %q does not name METRICS_ADDR (and HTTP_ADMIN_TOKEN) alone", c.addr, err)
 		}
 	}
 }

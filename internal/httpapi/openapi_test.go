@@ -526,7 +526,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 
 	allowed := map[string]bool{"200": true, "201": true, "400": true, "401": true, "403": true, "404": true,
-		"409": true, "413": true, "429": true, "500": true, "503": true}
+		"409": true, "413": true, "415": true, "429": true, "500": true, "503": true}
 	ids := map[string]string{}
 	for _, o := range s.ops {
 		id, _ := o.obj["operationId"].(string)
@@ -552,6 +552,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 		if !slices.Equal(declared, named) {
 			t.Errorf("%s: path parameters declared %q, named %q", o.key(), declared, named)
+		}
+		if slices.Contains(named, "id") && !slices.Contains(o.statuses(), "400") {
+			t.Errorf("%s: an {id} is checked (400) but 400 is undocumented", o.key())
 		}
 
 		// Security is explicit on every operation.
@@ -593,8 +596,8 @@ func TestOpenAPIDocument(t *testing.T) {
 			if _, ok := num(rb["x-max-body-bytes"]); !ok {
 				t.Errorf("%s: request body without x-max-body-bytes", o.key())
 			}
-			if !slices.Contains(codes, "413") {
-				t.Errorf("%s: request body limit without 413", o.key())
+			if !slices.Contains(codes, "413") || !slices.Contains(codes, "415") {
+				t.Errorf("%s: request body without 413 (its limit) or 415 (not JSON)", o.key())
 			}
 		}
 	}
@@ -765,6 +768,27 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		}
 	}
 	wantNum("BatchRequest.name.maxLength", prop(sch("BatchRequest"), "name")["maxLength"], MaxBatchName)
+	wantNum("PathID.maxLength", sch("PathID")["maxLength"], launch.MaxIDLen)
+	if p, _ := sch("PathID")["pattern"].(string); "^$|"+p != prop(sch("Job"), "id")["pattern"] {
+		t.Errorf("PathID.pattern %q is not Job.id's %q without the empty ID", p, prop(sch("Job"), "id")["pattern"])
+	}
+	// The limits the document states in words.
+	desc := s.doc["info"].(map[string]any)["description"].(string)
+	batchDesc := s.op("POST /v1/launches:batch").obj["description"].(string)
+	for _, c := range []struct{ text, want string }{
+		{desc, fmt.Sprintf("headers in %d s", int(DefaultLimits.ReadHeaderTimeout/time.Second))},
+		{desc, fmt.Sprintf("the whole request in %d min", int(DefaultLimits.ReadTimeout/time.Minute))},
+		{desc, fmt.Sprintf("a batch has %d min", int(batchDeadline/time.Minute))},
+		{desc, fmt.Sprintf("idle for %d min", int(DefaultLimits.IdleTimeout/time.Minute))},
+		{desc, fmt.Sprintf("headers over %d KiB", DefaultLimits.MaxHeaderBytes>>10)},
+		{desc, fmt.Sprintf("at %d open connections", DefaultLimits.MaxConns)},
+		{batchDesc, fmt.Sprintf("at most %d batches, and %d MiB", maxBatchRequests, batchBodyBudget>>20)},
+		{batchDesc, fmt.Sprintf("or %d MiB when", maxBatchBody>>20)},
+	} {
+		if !strings.Contains(c.text, c.want) {
+			t.Errorf("the document does not say %q", c.want)
+		}
+	}
 	for _, c := range []struct {
 		schema string
 		typ    any
@@ -879,10 +903,10 @@ func errorCodesInSource(t *testing.T) []string {
 			if !ok {
 				return true
 			}
-			if id, ok := call.Fun.(*ast.Ident); ok && id.Name == "writeError" && len(call.Args) >= 3 {
+			if id, ok := call.Fun.(*ast.Ident); ok && (id.Name == "writeError" || id.Name == "writeErrorID") && len(call.Args) >= 3 {
 				lit, ok := call.Args[2].(*ast.BasicLit)
 				if !ok || lit.Kind != token.STRING {
-					t.Errorf("%s: writeError with a code that is not a string literal", fset.Position(call.Pos()))
+					t.Errorf("%s: %s with a code that is not a string literal", fset.Position(call.Pos()), id.Name)
 					return true
 				}
 				code, _ := strconv.Unquote(lit.Value)
@@ -1118,6 +1142,25 @@ func TestOpenAPIStatusCoverage(t *testing.T) {
 	e.do("GET", "/v1/batches/"+followed, prodToken, nil)        // 200
 	e.do("GET", "/v1/stats", adminToken, nil)                   // 200
 	e.do("GET", "/readyz", "", nil)                             // 200
+
+	// A bad {id} on every route that takes one, a body not sent as JSON on
+	// every route that takes one, and a batch beyond the server's bounds.
+	for _, o := range s.ops {
+		if strings.Contains(o.path, "{id}") {
+			e.do(o.method, strings.ReplaceAll(o.path, "{id}", "bad%20id"), adminToken, sampleRequest(t, o.key())) // 400
+		}
+		if body := sampleRequest(t, o.key()); body != nil {
+			e.req(o.method, o.path, body, "Authorization", "Bearer "+adminToken, "Content-Type", "text/plain") // 415
+		}
+	}
+	for {
+		release, ok := e.api.batches.take(0)
+		if !ok {
+			break
+		}
+		defer release()
+	}
+	e.do("POST", "/v1/launches:batch", prodToken, sampleRequest(t, "POST /v1/launches:batch")) // 429
 
 	seen := map[string]bool{}
 	for k := range e.seen {

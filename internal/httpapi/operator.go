@@ -174,18 +174,21 @@ func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (ops.Sele
 	return sel, opts, true
 }
 
-// retryDeadLetters answers POST /v1/deadletters:retry.
+// retryDeadLetters answers POST /v1/deadletters:retry. A paced redrive
+// may take hours: the server's deadlines are lifted once the body is read.
 func (s *Server) retryDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if sel, opts, ok := s.readSelection(w, r); ok {
+		liftDeadlines(w)
 		t, err := s.ops.RetryDeadLetters(r.Context(), sel, opts)
 		s.writeTally(w, r, t, err)
 	}
 }
 
 // deleteDeadLetters answers POST /v1/deadletters:delete; include_uncertain
-// has no effect on it.
+// has no effect on it. Like a retry, it may be paced, and take long.
 func (s *Server) deleteDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if sel, opts, ok := s.readSelection(w, r); ok {
+		liftDeadlines(w)
 		t, err := s.ops.DeleteDeadLetters(r.Context(), sel, opts)
 		s.writeTally(w, r, t, err)
 	}
@@ -193,7 +196,7 @@ func (s *Server) deleteDeadLetters(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) writeTally(w http.ResponseWriter, r *http.Request, t ops.Tally, err error) {
 	if err != nil {
-		s.internal(w, r, err) // the error says how far it got
+		s.internalMsg(w, r, err, "stopped after "+t.String())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]map[string]int{"results": t.Counts()})

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -107,6 +109,26 @@ type batchAnswer struct {
 // postBatch validates up to MaxBatchJobs jobs together and enqueues them all,
 // or none when any is invalid (400, every problem with its jobs[i] path).
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
+	if !jsonBody(w, r) {
+		return
+	}
+	if r.ContentLength > maxBatchBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body is larger than %d bytes", maxBatchBody), nil)
+		return
+	}
+	size := r.ContentLength
+	if size < 0 { // chunked: it may be as large as allowed
+		size = maxBatchBody
+	}
+	release, ok := s.batches.take(size)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(batchRetryAfter))
+		writeError(w, http.StatusTooManyRequests, "busy",
+			fmt.Sprintf("too many batches are being received at once; send it again in %d s", batchRetryAfter), nil)
+		return
+	}
+	defer release()
+	extendDeadlines(w, batchDeadline)
 	req, ok := s.readBatch(w, r)
 	if !ok {
 		return
@@ -137,17 +159,53 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		// The error says how far it got; the same request again is safe.
+		// The answer says how far it got (the cause, a Redis error, is
+		// logged); the same request again is safe.
+		msg := "the batch failed"
 		if sum != nil {
-			err = fmt.Errorf("batch %s: %d jobs enqueued (or known), %d in doubt, %d not tried: %w",
-				*sum.BatchID, sum.Enqueued+sum.Duplicate+sum.AlreadyLaunched+sum.DeadLettered+sum.Conflict, sum.InDoubt, sum.NotTried, err)
+			msg = fmt.Sprintf("batch %s: %d jobs enqueued (or known), %d in doubt, %d not tried; sending the same request again is safe",
+				*sum.BatchID, sum.Enqueued+sum.Duplicate+sum.AlreadyLaunched+sum.DeadLettered+sum.Conflict, sum.InDoubt, sum.NotTried)
 		}
-		s.internal(w, r, err)
+		s.internalMsg(w, r, err, msg)
 		return
 	}
 	ans.BatchID, ans.Conflict = *sum.BatchID, sum.Conflict
 	ans.Enqueued, ans.Duplicate, ans.AlreadyLaunched, ans.DeadLettered = sum.Enqueued, sum.Duplicate, sum.AlreadyLaunched, sum.DeadLettered
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// budget admits at most n holders of at most bytes bytes together; take
+// does not wait.
+type budget struct {
+	mu              sync.Mutex
+	n, maxN         int
+	bytes, maxBytes int64
+	// peak is the most bytes held at once, for tests.
+	peak int64
+}
+
+func newBudget(n int, bytes int64) *budget { return &budget{maxN: n, maxBytes: bytes} }
+
+// take reserves size bytes and a place, or reports false when either is
+// short; release gives them back.
+func (b *budget) take(size int64) (release func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n >= b.maxN || b.bytes+size > b.maxBytes {
+		return nil, false
+	}
+	b.n++
+	b.bytes += size
+	b.peak = max(b.peak, b.bytes)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.n--
+			b.bytes -= size
+			b.mu.Unlock()
+		})
+	}, true
 }
 
 // rowErrors names each row's problems by its jobs[i] path.
@@ -271,9 +329,15 @@ func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, what string
 	}
 }
 
-// internal answers 500 and logs the cause (which never holds a secret: the
-// API key is not known to this process).
+// internal answers 500 with an error ID and logs the cause under it: the
+// cause (a Redis address, a script's error) is for the operator, not the
+// client.
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
-	s.opts.Logger.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
-	writeError(w, http.StatusInternalServerError, "internal", err.Error(), nil)
+	s.internalMsg(w, r, err, "internal error")
+}
+
+// internalMsg is internal with a message of what the client may know.
+func (s *Server) internalMsg(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	id := s.logFailure(r, err, "request failed")
+	writeErrorID(w, http.StatusInternalServerError, "internal", msg+" (error ID "+id+" in the server's log)", id)
 }

@@ -1,25 +1,31 @@
 // Package httpapi is rcslaunch's HTTP API: producers enqueue launches, and
 // operators read and steer the dead-letter store and the queue. Every /v1/
 // route needs a bearer token; answers are JSON, and every error has one
-// shape: {"error": {"code", "message", "errors": [{"field", "reason"}]}}.
+// shape: {"error": {"code", "message", "errors": [{"field", "reason"}],
+// "error_id"}} (error_id on internal errors only).
 package httpapi
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/throttle"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/ops"
@@ -35,6 +41,24 @@ const (
 	maxBatchBody = 8 << 20
 	// maxAdminBody bounds operator request bodies (selections).
 	maxAdminBody = 64 << 10
+)
+
+// Bounds on what batch requests hold at once: each buffers its whole body
+// (and its parsed jobs), so thirty big ones at once would take the server
+// to gigabytes. Beyond either bound a batch is refused with 429 and
+// Retry-After.
+const (
+	// maxBatchRequests is how many POST /v1/launches:batch are served at once.
+	maxBatchRequests = 8
+	// batchBodyBudget is how many body bytes they may hold together: each
+	// reserves its Content-Length, or maxBatchBody when it does not say.
+	batchBodyBudget = 3 * maxBatchBody
+	// batchRetryAfter is the Retry-After of a refused batch, in seconds.
+	batchRetryAfter = 2
+	// batchDeadline is how long a batch request may take to arrive and be
+	// answered (8 MiB over a slow link); other routes have the server's
+	// ReadTimeout.
+	batchDeadline = 5 * time.Minute
 )
 
 // Options configures a Server.
@@ -56,9 +80,10 @@ type Options struct {
 
 // Server is the HTTP API's handler.
 type Server struct {
-	opts Options
-	ops  *ops.Client
-	mux  *http.ServeMux
+	opts    Options
+	ops     *ops.Client
+	mux     *router
+	batches *budget
 	// guard counts failed token checks (bearer tokens and UI sign-ins)
 	// per client address.
 	guard *throttle.Throttle
@@ -69,7 +94,8 @@ func New(opts Options) *Server {
 	if opts.AdminToken == "" {
 		opts.AdminToken = opts.Token
 	}
-	s := &Server{opts: opts, ops: opts.Ops, mux: http.NewServeMux(), guard: throttle.New(throttle.Config{})}
+	s := &Server{opts: opts, ops: opts.Ops, mux: newRouter(), batches: newBudget(maxBatchRequests, batchBodyBudget),
+		guard: throttle.New(throttle.Config{})}
 	s.routes()
 	return s
 }
@@ -78,7 +104,7 @@ func New(opts Options) *Server {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Mux lets the caller mount more routes (the UI, metrics) beside the API.
-func (s *Server) Mux() *http.ServeMux { return s.mux }
+func (s *Server) Mux() *http.ServeMux { return s.mux.ServeMux }
 
 // access says which token a route needs.
 type access int
@@ -127,6 +153,9 @@ func (s *Server) routeTable() []route {
 func (s *Server) routes() {
 	for _, rt := range s.routeTable() {
 		var h http.Handler = rt.handler
+		if strings.Contains(rt.path, "{id}") {
+			h = checkPathID(h)
+		}
 		switch rt.access {
 		case accessProducer:
 			h = s.auth(h, s.opts.Token, s.opts.AdminToken)
@@ -139,6 +168,90 @@ func (s *Server) routes() {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, nil)
 	})
 	s.mountUI() // the web UI under /ui/ (ui.go)
+	s.mux.refuseOtherMethods()
+}
+
+// checkPathID answers 400 when the {id} of a request's path is not an ID
+// (launch.ValidateID: job IDs, and batch IDs too, keep to its alphabet and
+// length): it goes into Redis keys and log lines.
+func checkPathID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fields := pathIDErrors(r); fields != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "the ID in the path is not valid", fields)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// pathIDErrors is what is wrong with the request's {id}, or nil.
+func pathIDErrors(r *http.Request) []launch.FieldError {
+	var ve *launch.ValidationError
+	if errors.As(launch.ValidateID(r.PathValue("id")), &ve) {
+		return ve.Errors
+	}
+	return nil
+}
+
+// router is a ServeMux that remembers which methods each path is served
+// for, so that any other method is refused with 405 and Allow (ServeMux's
+// own 405 is plain text, and its /v1/ and /ui/ fallbacks would answer 404
+// first).
+type router struct {
+	*http.ServeMux
+	methods  map[string][]string // path -> methods served
+	paths    []string            // in registration order
+	anyVerbs map[string]bool     // paths registered for every method
+}
+
+func newRouter() *router {
+	return &router{ServeMux: http.NewServeMux(), methods: map[string][]string{}, anyVerbs: map[string]bool{}}
+}
+
+// Handle is ServeMux.Handle, noting the pattern's method.
+func (m *router) Handle(pattern string, h http.Handler) {
+	if method, path, ok := strings.Cut(pattern, " "); ok {
+		if _, seen := m.methods[path]; !seen {
+			m.paths = append(m.paths, path)
+		}
+		m.methods[path] = append(m.methods[path], method)
+		if method == http.MethodGet {
+			m.methods[path] = append(m.methods[path], http.MethodHead)
+		}
+	} else {
+		m.anyVerbs[pattern] = true
+	}
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc is ServeMux.HandleFunc, noting the pattern's method.
+func (m *router) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(f))
+}
+
+// refuseOtherMethods answers 405 on every registered path for the methods
+// it is not served for: in the API's error shape, plain text under /ui/.
+func (m *router) refuseOtherMethods() {
+	for _, path := range m.paths {
+		if m.anyVerbs[path] {
+			continue
+		}
+		allow := slices.Clone(m.methods[path])
+		slices.Sort(allow)
+		allow = slices.Compact(allow)
+		m.ServeMux.Handle(path, methodNotAllowed(path, strings.Join(allow, ", ")))
+	}
+}
+
+func methodNotAllowed(path, allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		if strings.HasPrefix(path, uiRoot+"/") {
+			http.Error(w, "method not allowed; allowed: "+allow, http.StatusMethodNotAllowed)
+			return
+		}
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not served for %s; allowed: %s", r.Method, r.URL.Path, allow), nil)
+	})
 }
 
 // auth lets a request through when it carries one of tokens as a bearer
@@ -184,17 +297,29 @@ func TokenMatches(got string, tokens ...string) bool {
 // CheckListen refuses to serve on a non-loopback address without tokens:
 // the API can enqueue and replay launches.
 func CheckListen(addr, token, adminToken string) error {
+	return checkListen("HTTP_ADDR", addr, "HTTP_TOKEN", "enqueue and replay launches", token, adminToken)
+}
+
+// CheckMetricsListen refuses to serve the worker's metrics (METRICS_ADDR)
+// on a non-loopback address without the admin token.
+func CheckMetricsListen(addr, adminToken string) error {
+	return checkListen("METRICS_ADDR", addr, "HTTP_ADMIN_TOKEN", "read the fleet's metrics", adminToken)
+}
+
+// checkListen is CheckListen for the variable addrVar, whose address needs
+// tokenVar set (any of tokens) unless it is loopback.
+func checkListen(addrVar, addr, tokenVar, risk string, tokens ...string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %q is not host:port: %w", addr, err)
+		return fmt.Errorf("%s: %q is not host:port: %w", addrVar, addr, err)
 	}
-	if token != "" || adminToken != "" || host == "localhost" {
+	if slices.ContainsFunc(tokens, func(t string) bool { return t != "" }) || host == "localhost" {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("HTTP_ADDR: refusing to serve on %s without HTTP_TOKEN: anyone who can reach it could enqueue and replay launches", addr)
+	return fmt.Errorf("%s: refusing to serve on %s without %s: anyone who can reach it could %s", addrVar, addr, tokenVar, risk)
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
@@ -205,11 +330,21 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	s.opts.Metrics.ServeHTTP(w, r)
 }
 
+// readyz answers whether Redis takes reads and writes. The answer says
+// which check failed but not how (the cause names Redis's address): that is
+// logged under the answer's error ID.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.ops.Check(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error(), nil)
+	if err := s.ops.Ready(ctx); err != nil {
+		msg := "redis check failed"
+		for _, known := range []error{rdb.ErrUnreachable, rdb.ErrAuth, rdb.ErrTooOld, rdb.ErrNotWritable} {
+			if errors.Is(err, known) {
+				msg = known.Error()
+			}
+		}
+		id := s.logFailure(r, err, "not ready")
+		writeErrorID(w, http.StatusServiceUnavailable, "not_ready", msg+" (error ID "+id+" in the server's log)", id)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -220,10 +355,30 @@ type apiError struct {
 	Code    string              `json:"code"`
 	Message string              `json:"message"`
 	Errors  []launch.FieldError `json:"errors,omitempty"`
+	// ErrorID names the server's log line of an internal error.
+	ErrorID string `json:"error_id,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string, fields []launch.FieldError) {
 	writeJSON(w, status, map[string]apiError{"error": {Code: code, Message: message, Errors: fields}})
+}
+
+func writeErrorID(w http.ResponseWriter, status int, code, message, errorID string) {
+	writeJSON(w, status, map[string]apiError{"error": {Code: code, Message: message, ErrorID: errorID}})
+}
+
+// newErrorID names one logged failure, for a client to quote.
+func newErrorID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// logFailure logs err under a new error ID, which it returns.
+func (s *Server) logFailure(r *http.Request, err error, msg string) string {
+	id := newErrorID()
+	s.opts.Logger.Error().Err(err).Str("error_id", id).Str("method", r.Method).Str("path", r.URL.Path).Msg(msg)
+	return id
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -250,11 +405,40 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// readBody reads a request body of at most limit bytes, answering 413 (and
-// returning false) when it is larger.
+// jsonBody answers 415 (and returns false) when a request has a body that
+// is not said to be JSON (UTF-8, the only charset JSON has).
+func jsonBody(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mt == "application/json" && (params["charset"] == "" || strings.EqualFold(params["charset"], "utf-8")) {
+		return true
+	}
+	writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+		fmt.Sprintf("the body must be JSON, sent with Content-Type: application/json (got %q)", r.Header.Get("Content-Type")), nil)
+	return false
+}
+
+// readBody reads a JSON request body of at most limit bytes, answering 415
+// (and returning false) when it is not said to be JSON and 413 when it is
+// larger.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	data, err := io.ReadAll(body)
+	if !jsonBody(w, r) {
+		return nil, false
+	}
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body is larger than %d bytes", limit), nil)
+		return nil, false
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		// Room for the body and the read that finds its end, so that the
+		// buffer never doubles: a batch's bytes are counted against a budget.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	data := buf.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -95,10 +95,10 @@ func (s *Server) mountUI() {
 	}))
 	m.Handle("GET /ui/deadletters", u.page(u.list))
 	m.Handle("GET /ui/jobs", u.page(u.jobs))
-	m.Handle("GET /ui/jobs/{id}", u.page(u.job))
-	m.Handle("GET /ui/deadletters/{id}", u.page(u.show))
-	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.retry))
-	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.delete))
+	m.Handle("GET /ui/jobs/{id}", u.page(u.withID(u.job)))
+	m.Handle("GET /ui/deadletters/{id}", u.page(u.withID(u.show)))
+	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.withID(u.retry)))
+	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.withID(u.delete)))
 	m.Handle("POST /ui/deadletters:retry", u.action(u.retryCode))
 	u.mountBatches(m)
 	m.Handle(u.mon.RootPath()+"/", u.page(u.asynqmon))
@@ -486,9 +486,23 @@ func (u *ui) fail(w http.ResponseWriter, r *http.Request, sess uiSession, status
 	u.render(w, r, status, "error", uiErrorData{uiBase: u.base(w, r, &sess, title), Status: status, Message: msg})
 }
 
+// internal shows an error page with an error ID and logs the cause under
+// it: the cause (a Redis address, a script's error) stays in the log.
 func (u *ui) internal(w http.ResponseWriter, r *http.Request, sess uiSession, err error) {
-	u.s.opts.Logger.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("UI request failed")
-	u.fail(w, r, sess, http.StatusInternalServerError, "Something went wrong", err.Error())
+	id := u.s.logFailure(r, err, "UI request failed")
+	u.fail(w, r, sess, http.StatusInternalServerError, "Something went wrong",
+		"The request failed; the server logged why as error ID "+id+".")
+}
+
+// withID answers 400 when the {id} of the path is not an ID.
+func (u *ui) withID(h uiHandler) uiHandler {
+	return func(w http.ResponseWriter, r *http.Request, sess uiSession) {
+		if fields := pathIDErrors(r); fields != nil {
+			u.fail(w, r, sess, http.StatusBadRequest, "Bad request", "The ID in the address is not valid: it "+fields[0].Reason+".")
+			return
+		}
+		h(w, r, sess)
+	}
 }
 
 func uiTime(t time.Time) string {
@@ -698,8 +712,8 @@ func (u *ui) flashOutcome(w http.ResponseWriter, r *http.Request, doing string, 
 	id := res.JobID
 	switch {
 	case err != nil:
-		u.s.opts.Logger.Error().Err(err).Str("job_id", id).Msg("UI: " + strings.ToLower(doing) + " failed")
-		u.flash(w, r, false, "%s %s failed: %v", doing, id, err)
+		u.flash(w, r, false, "%s %s failed; the server logged why as error ID %s.", doing, id,
+			u.s.logFailure(r, err, "UI: "+strings.ToLower(doing)+" failed"))
 	case res.Action == ops.NotFound:
 		u.flash(w, r, false, "There is no dead letter %s (already retried or deleted?).", id)
 	case res.Action == ops.SkippedUncertain:
@@ -715,6 +729,7 @@ func (u *ui) flashOutcome(w http.ResponseWriter, r *http.Request, doing string, 
 // retryCode retries every dead letter with one code (of one batch, when
 // the form names it).
 func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
+	liftDeadlines(w) // every letter of a code: it may take long
 	code, batch := uiCode(r.PostFormValue("code")), r.PostFormValue("batch")
 	if code == "" {
 		u.flash(w, r, false, "Choose a code to retry.")
@@ -731,8 +746,7 @@ func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		msg += fmt.Sprintf(", left %d uncertain alone", uncertain)
 	}
 	if err != nil {
-		u.s.opts.Logger.Error().Err(err).Str("code", code).Msg("UI: retry by code failed")
-		u.flash(w, r, false, "%s, then stopped: %v", msg, err)
+		u.flash(w, r, false, "%s, then stopped; the server logged why as error ID %s.", msg, u.s.logFailure(r, err, "UI: retry by code failed"))
 	} else {
 		u.flash(w, r, uncertain == 0, "%s.", msg)
 	}

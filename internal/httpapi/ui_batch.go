@@ -19,10 +19,10 @@ import (
 const uiBatchesPath = "/ui/batches"
 
 // mountBatches registers the batch pages and the delete confirmations.
-func (u *ui) mountBatches(m *http.ServeMux) {
+func (u *ui) mountBatches(m *router) {
 	m.Handle("GET /ui/batches", u.page(u.batches))
-	m.Handle("GET /ui/batches/{id}", u.page(u.batch))
-	m.Handle("GET /ui/deadletters/{id}/delete", u.page(u.confirmDelete))
+	m.Handle("GET /ui/batches/{id}", u.page(u.withID(u.batch)))
+	m.Handle("GET /ui/deadletters/{id}/delete", u.page(u.withID(u.confirmDelete)))
 	m.Handle("GET /ui/deadletters:delete", u.page(u.confirmDeleteSelected))
 	m.Handle("POST /ui/deadletters:delete", u.action(u.deleteSelected))
 }
@@ -311,12 +311,13 @@ func (u *ui) deleteSelected(w http.ResponseWriter, r *http.Request, sess uiSessi
 		back(w, r)
 		return
 	}
+	liftDeadlines(w) // every letter of a code or batch: it may take long
 	t, err := u.s.ops.DeleteDeadLetters(r.Context(), sel, nil)
 	u.s.opts.Logger.Info().Str("code", sel.Code).Str("batch", sel.Batch).Interface("results", t.Counts()).Err(err).
 		Str("remote", r.RemoteAddr).Msg("UI: delete dead letters")
 	msg := fmt.Sprintf("Deleted %d dead letter%s%s", t.Count(string(ops.Deleted)), plural(t.Count(string(ops.Deleted))), selDesc(sel))
 	if err != nil {
-		u.flash(w, r, false, "%s, then stopped: %v", msg, err)
+		u.flash(w, r, false, "%s, then stopped; the server logged why as error ID %s.", msg, u.s.logFailure(r, err, "UI: delete dead letters failed"))
 	} else {
 		u.flash(w, r, true, "%s.", msg)
 	}

@@ -69,6 +69,10 @@ const (
 	batchJobsPrefix = ResultsSlot + "batchjobs:"
 )
 
+// ReadyKey is written, with a short TTL, by the readiness check (/readyz)
+// to see that Redis takes writes.
+const ReadyKey = Prefix + "ready"
+
 // JobKey is the hash holding one job's record.
 func JobKey(id string) string { return JobPrefix + id }
 
