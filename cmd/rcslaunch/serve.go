@@ -57,6 +57,9 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	done := make(chan error, 1)
 	go func() { done <- srv.ListenAndServe(cfg.HTTPAddr) }()
 	log.Info().Str("addr", cfg.HTTPAddr).Msg("serving the HTTP API")
+	if w := httpapi.TokenWarning(cfg.HTTPToken.Reveal(), cfg.HTTPAdminToken.Reveal()); w != "" {
+		log.Warn().Msg(w)
+	}
 	select {
 	case err := <-done:
 		return cli.Fail(io, err)

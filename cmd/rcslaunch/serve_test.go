@@ -169,3 +169,19 @@ func TestServeRedisWrongPassword(t *testing.T) {
 		t.Errorf("want an authentication failure without the password:\n%s", r)
 	}
 }
+
+// TestServeWithoutTokenSaysSo: serve on loopback without a token starts, and
+// says at once that its token routes will refuse everything.
+func TestServeWithoutTokenSaysSo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	addr := freeAddr(t)
+	p := e.start(map[string]string{"HTTP_ADDR": addr, "HTTP_TOKEN": "", "HTTP_ADMIN_TOKEN": ""}, "serve")
+	defer p.stop()
+	waitFor(t, 20*time.Second, "serve to warn that it has no token", func() bool {
+		if p.exited() {
+			t.Fatalf("serve exited %d; stderr:\n%s", p.code, tail(p.stderr.String(), 3000))
+		}
+		return strings.Contains(p.stderr.String(), "no HTTP_TOKEN or HTTP_ADMIN_TOKEN is set")
+	})
+}

@@ -294,6 +294,18 @@ func TokenMatches(got string, tokens ...string) bool {
 	return match == 1
 }
 
+// TokenWarning is what `serve` says at start when it has no token: with
+// none, every route behind one refuses every request (an empty token never
+// matches), which a first run would otherwise find out one 401 at a time.
+// It is "" when a token is set.
+func TokenWarning(token, adminToken string) string {
+	if token != "" || adminToken != "" {
+		return ""
+	}
+	return "no HTTP_TOKEN or HTTP_ADMIN_TOKEN is set: the /v1/ routes, /metrics and the web UI will refuse " +
+		"every request (only /healthz, /readyz and /openapi.json answer); set HTTP_TOKEN (16 characters or more)"
+}
+
 // CheckListen refuses to serve on a non-loopback address without tokens:
 // the API can enqueue and replay launches.
 func CheckListen(addr, token, adminToken string) error {
