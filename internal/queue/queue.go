@@ -214,15 +214,25 @@ func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res store.Cr
 // between its outcome being recorded and asynq deleting it, so there a
 // conflict is retried briefly before it counts as a duplicate.
 func (p *Producer) pushNew(ctx context.Context, job launch.Job, force bool) (bool, error) {
+	if force {
+		return pushReplacing(ctx, p.Client, p.SID, job)
+	}
+	pushed, err := Push(ctx, p.Client, p.SID, job)
+	if err == nil && !pushed {
+		return false, errTaskExists
+	}
+	return pushed, err
+}
+
+// pushReplacing pushes the task of a job that ran before (a forced relaunch,
+// a retried dead letter), whose previous task asynq may not have deleted yet:
+// its outcome is recorded just before its handler returns. A conflict is
+// retried for about 2 s before the push reports false.
+func pushReplacing(ctx context.Context, c *asynq.Client, sid string, job launch.Job) (bool, error) {
 	for try := 0; ; try++ {
-		pushed, err := Push(ctx, p.Client, p.SID, job)
-		switch {
-		case err != nil || pushed:
+		pushed, err := Push(ctx, c, sid, job)
+		if err != nil || pushed || try == 20 {
 			return pushed, err
-		case !force:
-			return false, errTaskExists
-		case try == 20:
-			return false, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -254,7 +264,21 @@ func (p *Producer) RetryDeadLetter(ctx context.Context, id string, includeUncert
 		return "", "", fmt.Errorf("dead letter %s: stored payload: %w", id, err)
 	}
 	body.ID = id
-	if _, err := Push(ctx, p.Client, rj.SID, body); err != nil {
+	// A resumed retry's task, if there is one, is its own, pushed before the
+	// retry was cut short: it runs the job. A fresh retry waits for the
+	// dead-lettered run's task to go.
+	push := pushReplacing
+	if res == store.Resume {
+		push = Push
+	}
+	pushed, err := push(ctx, p.Client, rj.SID, body)
+	if err == nil && !pushed && res == store.Requeued {
+		// Not the dead-lettered run's task, which would have gone by now:
+		// the letter stays in the store rather than wait on a task that
+		// may never run it.
+		err = fmt.Errorf("dead letter %s: a task with its ID stays on the queue; retry it again later: %w", id, errTaskExists)
+	}
+	if err != nil {
 		if rerr := p.Store.Restore(context.WithoutCancel(ctx), id); rerr != nil {
 			err = errors.Join(err, rerr)
 		}

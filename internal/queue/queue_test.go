@@ -574,3 +574,53 @@ func TestPushReportsExistingTask(t *testing.T) {
 		t.Fatalf("second push: %v, %v; want false, nil", pushed, err)
 	}
 }
+
+// TestRetryDeadLetterWaitsForOldTask: a dead letter retried at once can find
+// its dead-lettered run's task still on the queue (its outcome is recorded
+// just before its handler returns and asynq deletes it). The retry waits for
+// it to go and pushes its own task, instead of reporting a retry that
+// pushed nothing; a task that stays leaves the letter in the store.
+func TestRetryDeadLetterWaitsForOldTask(t *testing.T) {
+	for _, goes := range []bool{true, false} {
+		name := map[bool]string{true: "old task goes", false: "old task stays"}[goes]
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			j := testJob("48900")
+			e.enqueue(j, false)
+			e.run(j, deadLetter("RCS904", false))
+			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, "OLDSID", j); err != nil || !pushed {
+				t.Fatalf("push of the old task: %v, %v", pushed, err)
+			}
+			deleted := make(chan error, 1)
+			if goes {
+				go func() {
+					time.Sleep(300 * time.Millisecond)
+					deleted <- e.Inspector.DeleteTask(queue.Name, j.ID)
+				}()
+			}
+			res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false)
+			if !goes {
+				if err == nil || res != "" {
+					t.Fatalf("retry with the old task staying: %s, %v; want an error", res, err)
+				}
+				if n := e.dlqCount(); n != 1 {
+					t.Fatalf("%d dead letters, want the letter back in the store", n)
+				}
+				if r := e.get(j.ID); r.State != store.StateDeadLettered {
+					t.Fatalf("record after the failed retry: %s", r.State)
+				}
+				return
+			}
+			if err := <-deleted; err != nil {
+				t.Fatalf("delete the old task: %v", err)
+			}
+			if err != nil || res != store.Requeued {
+				t.Fatalf("retry: %s, %v", res, err)
+			}
+			e.checkTask(j) // the retry's own task, with the job's SID
+			if n := e.dlqCount(); n != 0 {
+				t.Fatalf("%d dead letters left", n)
+			}
+		})
+	}
+}
