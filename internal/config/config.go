@@ -145,6 +145,24 @@ func (c *Config) Check(need Need) error {
 	} else if _, err := baseurl.ForPod(c.Pod); err != nil {
 		bad("KALEYRA_POD", "%w", err)
 	}
+	c.checkLimits(bad)
+	c.checkRetries(bad)
+	c.checkFollow(bad)
+	c.checkTokens(need, bad)
+	switch strings.ToLower(c.LogLevel) {
+	case "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled":
+	default:
+		bad("LOG_LEVEL", "must be one of debug, info, warn, error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// checkLimits validates the call limits: timeout, rate, in-flight cap,
+// cool-off and the worker's concurrency.
+func (c *Config) checkLimits(bad func(name, format string, args ...any)) {
 	if c.Timeout <= 0 {
 		bad("KALEYRA_TIMEOUT", "must be positive, got %v", c.Timeout)
 	}
@@ -169,6 +187,10 @@ func (c *Config) Check(need Need) error {
 	if c.Concurrency < 1 {
 		bad("WORKER_CONCURRENCY", "must be at least 1, got %d", c.Concurrency)
 	}
+}
+
+// checkRetries validates the retry policy and what is kept of finished jobs.
+func (c *Config) checkRetries(bad func(name, format string, args ...any)) {
 	if c.RetryMax < 0 {
 		bad("RETRY_MAX", "must not be negative, got %d", c.RetryMax)
 	}
@@ -190,7 +212,10 @@ func (c *Config) Check(need Need) error {
 	if c.ResultsMaxLen < 0 {
 		bad("RESULTS_MAX_LEN", "must not be negative, got %d", c.ResultsMaxLen)
 	}
-	c.checkFollow(bad)
+}
+
+// checkTokens validates the HTTP tokens of the servers need says will run.
+func (c *Config) checkTokens(need Need, bad func(name, format string, args ...any)) {
 	if need&NeedStrongTokens != 0 {
 		checkToken(bad, "HTTP_TOKEN", c.HTTPToken)
 		checkToken(bad, "HTTP_ADMIN_TOKEN", c.HTTPAdminToken)
@@ -202,15 +227,6 @@ func (c *Config) Check(need Need) error {
 			checkToken(bad, "HTTP_TOKEN", c.HTTPToken)
 		}
 	}
-	switch strings.ToLower(c.LogLevel) {
-	case "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled":
-	default:
-		bad("LOG_LEVEL", "must be one of debug, info, warn, error, got %q", c.LogLevel)
-	}
-	if c.LogFormat != "json" && c.LogFormat != "console" {
-		bad("LOG_FORMAT", "must be json or console, got %q", c.LogFormat)
-	}
-	return errors.Join(errs...)
 }
 
 // checkFollow validates the launch follow-up's settings, whether or not
