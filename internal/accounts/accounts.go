@@ -143,6 +143,9 @@ func (c *checker) bad(field, format string, args ...any) {
 func (c *checker) account(e entry) Account {
 	c.problems = append(c.problems, e.problems...)
 	var a Account
+	if e.values == nil { // not an object: nothing more to say
+		return a
+	}
 	sid, ok := c.str(e, "sid")
 	if !e.has("sid") {
 		c.bad("sid", "is required")
@@ -258,6 +261,9 @@ func (c *checker) str(e entry, name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	if v.kind == kindReported {
+		return "", false
+	}
 	if v.kind != kindString {
 		c.bad(name, "want a string, got %s%s", v.kind, quoteHint(v.kind))
 		return "", false
@@ -271,6 +277,9 @@ func (c *checker) float(e entry, name string, def float64, check func(float64) s
 	v, given := e.values[name]
 	n := def
 	if given {
+		if v.kind == kindReported {
+			return 0
+		}
 		if v.kind != kindInt && v.kind != kindFloat {
 			c.bad(name, "want a number, got %s", v.kind)
 			return 0
@@ -288,6 +297,9 @@ func (c *checker) int(e entry, name string, def int, check func(int64) string) i
 	v, given := e.values[name]
 	n := int64(def)
 	if given {
+		if v.kind == kindReported {
+			return 0
+		}
 		if v.kind != kindInt {
 			c.bad(name, "want a whole number, got %s", v.kind)
 			return 0

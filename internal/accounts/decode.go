@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +31,10 @@ const (
 	kindNull   kind = "null"
 	kindList   kind = "a list"
 	kindObject kind = "an object"
+	kindNumber kind = "a number"
 	kindOther  kind = "a value of another type"
+	// kindReported marks a value whose problem is reported already.
+	kindReported kind = "(reported)"
 )
 
 // value is one field's value: str for a string, f for any number and i for
@@ -45,7 +47,8 @@ type value struct {
 }
 
 // entry is one account as the file gives it: its known fields, each given
-// once, and the problems found decoding it.
+// once, and the problems found decoding it; values is nil when it is not an
+// object at all.
 type entry struct {
 	values   map[string]value
 	problems []string
@@ -61,10 +64,10 @@ func (e *entry) add(name string, v value, problem string) {
 		e.problems = append(e.problems, name+": given twice")
 	case problem != "":
 		e.problems = append(e.problems, name+": "+problem)
-		e.values[name] = value{kind: kindOther}
+		e.values[name] = value{kind: kindReported}
 	case v.kind == kindNull:
 		e.problems = append(e.problems, name+": null; leave the field out for the default")
-		e.values[name] = value{kind: kindOther}
+		e.values[name] = value{kind: kindReported}
 	default:
 		e.values[name] = v
 	}
@@ -165,7 +168,7 @@ func jsonKind(tok json.Token) kind {
 	case string:
 		return kindString
 	case json.Number:
-		return kindFloat
+		return kindNumber
 	case bool:
 		return kindBool
 	case nil:
@@ -266,7 +269,8 @@ func yamlValue(n *yaml.Node) value {
 		return value{kind: kindInt, i: i, f: float64(i)}
 	case "!!float":
 		var f float64
-		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) && !strings.Contains(strings.ToLower(n.Value), "inf") {
+		// YAML reads a whole number too large for an int as a float.
+		if err := n.Decode(&f); err != nil || !strings.ContainsAny(strings.ToLower(n.Value), ".eni") {
 			return value{}
 		}
 		return value{kind: kindFloat, f: f}
