@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzKey$$' -fuzztime $(call fuzzbudget,100000x) ./internal/throttle/
 	$(GO) test -run '^$$' -fuzz '^FuzzCell$$' -fuzztime $(call fuzzbudget,300000x) ./internal/csvsafe/
 	$(GO) test -run '^$$' -fuzz '^FuzzEscape$$' -fuzztime $(call fuzzbudget,30000x) ./internal/display/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,50000x) ./internal/accounts/
 
 # The figures in BENCHMARKS.md: the Go benchmarks of the hot functions, then
 # the pipeline against bare asynq (its own redis-server; medians of 3 runs).

@@ -23,6 +23,8 @@ var rules = []rule{
 		why: "config reads the environment for every command; the Kaleyra client and the worker are built from it, not the other way"},
 	{pkg: module + "/internal/kaleyra", forbidden: []string{module + "/launch", module + "/internal/config", module + "/worker"},
 		why: "the Kaleyra client sends bytes it is given and names its own fields, not launch jobs or environment variables"},
+	{pkg: module + "/internal/accounts", forbidden: []string{module + "/internal/config", module + "/internal/kaleyra", module + "/worker"},
+		why: "config is to load ACCOUNTS_FILE with it (issue 14), and config must not depend on the Kaleyra client: the single-SID settings come in as accounts.Defaults"},
 	{pkg: module + "/ops", forbidden: producerForbidden,
 		why: "a producer or operator needs no Kaleyra client, no HTTP stack, no worker, and is configured by its caller, not by rcslaunch's environment"},
 	{pkg: module + "/enqueue", forbidden: producerForbidden,
