@@ -10,6 +10,7 @@
 package accounts
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -90,7 +91,8 @@ func Parse(name string, data []byte, d Defaults, getenv func(string) string, rea
 	prefix := "ACCOUNTS_FILE " + name + ": "
 	var entries []entry
 	var err error
-	if trimmed := strings.TrimLeft(string(data), " \t\r\n\ufeff"); trimmed != "" && (trimmed[0] == '[' || trimmed[0] == '{') {
+	data = bytes.TrimPrefix(data, []byte("\ufeff")) // a byte order mark, as some editors write
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{') {
 		entries, err = decodeJSON(data)
 	} else {
 		entries, err = decodeYAML(data)

@@ -93,6 +93,37 @@ func TestParseDefaultsAndFormats(t *testing.T) {
 	}
 }
 
+// TestDocsExample: the example in docs/configuration.md is accepted.
+func TestDocsExample(t *testing.T) {
+	page, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(page), "### Coming: many accounts")
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	example, _, found := strings.Cut(rest, "```")
+	if !found {
+		t.Fatal("docs/configuration.md has no YAML example of ACCOUNTS_FILE")
+	}
+	env := func(name string) string { return map[string]string{"HX12_API_KEY": testKey}[name] }
+	files := func(path string) ([]byte, error) {
+		if path == "/etc/rcs/keys/brand2.key" {
+			return []byte(testKey + "\n"), nil
+		}
+		return testFiles(path)
+	}
+	got, err := Parse(name, []byte(example), defaults, env, files)
+	if err != nil || len(got) != 2 {
+		t.Errorf("the documented example: %v, %+v", err, got)
+	}
+}
+
+func TestParseBOM(t *testing.T) {
+	if _, err := parse("\ufeff[{\"sid\": \"A\", \"api_key_env\": \"KEY_A\"}]"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestParseKeySources(t *testing.T) {
 	for _, file := range []string{"key.txt", "crlf.txt", "/keys/abs.txt"} {
 		got, err := parse("- {sid: A, api_key_file: " + file + "}")
