@@ -54,11 +54,6 @@ type Defaults struct {
 var fields = []string{"sid", "pod", "api_key_env", "api_key_file", "rate", "burst", "max_in_flight", "retry_max"}
 
 const (
-	// maxSIDLen and the characters checkSID allows are kaleyra's rule for
-	// KALEYRA_SID (kaleyra.checkSID), repeated because this package must
-	// not import kaleyra: config, which is not to depend on the Kaleyra
-	// client, will import this one.
-	maxSIDLen = 128
 	// maxKeyLen bounds a key read from a file: a key goes in a header of
 	// every call, and a longer one is a wrong file, not a key.
 	maxKeyLen = 4096
@@ -152,7 +147,7 @@ func (c *checker) account(e entry) Account {
 	if !e.has("sid") {
 		c.bad("sid", "is required")
 	} else if ok {
-		if err := checkSID(sid); err != nil {
+		if err := baseurl.CheckSID(sid); err != nil {
 			c.bad("sid", "%v", err)
 		}
 	}
@@ -329,23 +324,6 @@ func quoteHint(k kind) string {
 		return " (quote it)"
 	}
 	return ""
-}
-
-// checkSID is kaleyra's rule for an SID, which goes into the path of every
-// call: letters, digits, '-' and '_', at most maxSIDLen bytes.
-func checkSID(sid string) error {
-	switch {
-	case sid == "":
-		return errors.New("empty")
-	case len(sid) > maxSIDLen:
-		return fmt.Errorf("%d bytes long, more than the %d allowed", len(sid), maxSIDLen)
-	}
-	for _, r := range sid {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
-			return fmt.Errorf("%s must contain only letters, digits, '-' and '_'", quote(sid, 40))
-		}
-	}
-	return nil
 }
 
 // checkKey says what makes key unfit for a header value, or "". It never

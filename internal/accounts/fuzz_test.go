@@ -37,7 +37,7 @@ func FuzzParse(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, a := range got {
-			if err := checkSID(a.SID); err != nil || seen[a.SID] {
+			if err := baseurl.CheckSID(a.SID); err != nil || seen[a.SID] {
 				t.Errorf("accepted SID %q (%v, duplicate %v)", a.SID, err, seen[a.SID])
 			}
 			seen[a.SID] = true

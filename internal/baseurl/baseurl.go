@@ -123,6 +123,27 @@ func StatusPath(path string) (string, error) {
 	return path, nil
 }
 
+// MaxSIDLen is the longest account SID CheckSID accepts.
+const MaxSIDLen = 128
+
+// CheckSID accepts an account SID of letters, digits, '-' and '_', at most
+// MaxSIDLen bytes, so that the SID is one path segment of every call that
+// needs no escaping.
+func CheckSID(sid string) error {
+	switch {
+	case sid == "":
+		return errors.New("empty")
+	case len(sid) > MaxSIDLen:
+		return fmt.Errorf("%d bytes long, more than the %d allowed", len(sid), MaxSIDLen)
+	}
+	for _, r := range sid {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("%s must contain only letters, digits, '-' and '_'", quote(sid, 40))
+		}
+	}
+	return nil
+}
+
 // quote quotes s for an error message, cut to at most limit bytes before
 // quoting (ending in "…" when cut).
 func quote(s string, limit int) string {

@@ -131,8 +131,10 @@ func (c *Config) Check(need Need) error {
 	if need&NeedSID != 0 && strings.TrimSpace(c.SID) == "" {
 		bad("KALEYRA_SID", "is required (your Kaleyra account SID)")
 	}
-	if c.SID != "" && strings.ContainsAny(c.SID, "/?#% \t\r\n") {
-		bad("KALEYRA_SID", "must not contain '/', '?', '#', '%%' or white space")
+	if c.SID != "" {
+		if err := baseurl.CheckSID(c.SID); err != nil {
+			bad("KALEYRA_SID", "%w", err)
+		}
 	}
 	if need&NeedAPIKey != 0 && strings.TrimSpace(c.APIKey.Reveal()) == "" {
 		bad("KALEYRA_API_KEY", "is required (the api-key Kaleyra gave you)")

@@ -21,7 +21,6 @@ import (
 
 const (
 	maxIdleConnsPerHost = 64
-	maxSIDLen           = 128
 )
 
 // Options configure a Client.
@@ -72,7 +71,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kaleyra: base URL: %w", err)
 	}
-	if err := checkSID(o.SID); err != nil {
+	if err := baseurl.CheckSID(o.SID); err != nil {
 		return nil, fmt.Errorf("kaleyra: SID: %w", err)
 	}
 	if err := checkKey(o.APIKey); err != nil {
@@ -102,23 +101,6 @@ func New(o Options) (*Client, error) {
 		timeout:        timeout,
 		retry:          retry,
 	}, nil
-}
-
-// checkSID accepts letters, digits, '-' and '_', so that the SID is one
-// path segment that needs no escaping.
-func checkSID(sid string) error {
-	switch {
-	case sid == "":
-		return errors.New("empty")
-	case len(sid) > maxSIDLen:
-		return fmt.Errorf("%d bytes long, more than the %d allowed", len(sid), maxSIDLen)
-	}
-	for _, r := range sid {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
-			return fmt.Errorf("%s must contain only letters, digits, '-' and '_'", quote(sid, 40))
-		}
-	}
-	return nil
 }
 
 // checkKey rejects a key that cannot be sent as a header value. Its errors
