@@ -100,7 +100,7 @@ func (s session) followUp(ctx context.Context, o Options, st *stream, want map[s
 // batch's counts, "  launch states: pending 0, launched 3, ...\n", or ""
 // when none is followed.
 func launchCounts(b store.Batch) string {
-	if display.Followed(b) > 0 {
+	if b.Followed() > 0 {
 		return "  launch states: " + display.LaunchCounts(b) + "\n"
 	}
 	return ""

@@ -252,7 +252,7 @@ func Batch(w io.Writer, b ops.BatchStatus) {
 	if len(gone) > 0 {
 		fmt.Fprintf(w, "  left           %s (not in the total)\n", strings.Join(gone, ", "))
 	}
-	if n := Followed(b.Batch); n > 0 {
+	if n := b.Followed(); n > 0 {
 		fmt.Fprintf(w, "  launch states  %s (%d followed)\n", LaunchCounts(b.Batch), n)
 	}
 	fmt.Fprintf(w, "  progress       %s\n", Progress(b))
@@ -267,16 +267,6 @@ func BatchClosed(b store.Batch) string {
 // time, the batch, its counts and its progress.
 func WatchLine(now time.Time, b ops.BatchStatus) string {
 	return fmt.Sprintf("%s %s: %s; %s", Stamp(now), Escape(b.ID), Counts(b.Batch), Progress(b))
-}
-
-// Followed is how many of a batch's successes are followed (FOLLOW_LAUNCH):
-// the sum of its launch state counts.
-func Followed(b store.Batch) int64 {
-	var n int64
-	for _, c := range b.LaunchStates {
-		n += c
-	}
-	return n
 }
 
 // LaunchCounts is a batch's followed successes by launch state in one line,
@@ -304,7 +294,7 @@ func BatchListRow(b store.Batch) string {
 		finished = "(enqueueing)"
 	}
 	launched := "-"
-	if n := Followed(b); n > 0 {
+	if n := b.Followed(); n > 0 {
 		launched = fmt.Sprintf("%d/%d", b.LaunchStates[store.LaunchLaunched], n)
 	}
 	return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s", Escape(b.ID), OneLine(b.Name, 40), Stamp(b.CreatedAt),

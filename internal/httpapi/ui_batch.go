@@ -120,7 +120,7 @@ func (u *ui) batches(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	d := uiBatchesData{uiBase: u.base(w, r, &sess, "Batches"), uiPaging: p}
 	for _, b := range bs {
 		d.Batches = append(d.Batches, batchRow(b))
-		d.Followed = d.Followed || isFollowed(b.Batch)
+		d.Followed = d.Followed || b.Followed() > 0
 	}
 	u.render(w, r, http.StatusOK, "batches", d)
 }
@@ -181,7 +181,7 @@ func (u *ui) batch(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		return
 	}
 	state, path := uiState(q.Get("state")), uiBatchesPath+"/"+url.PathEscape(id)
-	followed := isFollowed(st.Batch)
+	followed := st.Followed() > 0
 	launch := uiLaunchState(q.Get("launch_state"))
 	if !followed {
 		launch = ""

@@ -26,22 +26,11 @@ type uiLaunchCount struct {
 	On    bool // the batch page is filtered by this state
 }
 
-// isFollowed reports whether any of the batch's successes is followed: only
-// then do its pages speak of launch states.
-func isFollowed(b ops.Batch) bool {
-	for _, n := range b.LaunchStates {
-		if n > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // launchCounts are the batch's launch-state counts in display order, every
 // state included, each linking to the batch page filtered by it; nil when
 // nothing in the batch is followed.
 func launchCounts(b ops.Batch, on store.LaunchState) []uiLaunchCount {
-	if !isFollowed(b) {
+	if b.Followed() == 0 { // only then do its pages speak of launch states
 		return nil
 	}
 	path := uiBatchesPath + "/" + url.PathEscape(b.ID)

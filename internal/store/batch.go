@@ -81,6 +81,16 @@ type Batch struct {
 // Done is how many of the batch's jobs have their outcome.
 func (b Batch) Done() int64 { return b.Succeeded + b.DeadLettered }
 
+// Followed is how many of the batch's successes are followed
+// (FOLLOW_LAUNCH): the sum of its launch state counts.
+func (b Batch) Followed() int64 {
+	var n int64
+	for _, c := range b.LaunchStates {
+		n += c
+	}
+	return n
+}
+
 // Finished reports whether the batch is closed and every job has its outcome.
 func (b Batch) Finished() bool { return b.FinishedAt != nil }
 
