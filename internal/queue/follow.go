@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -45,12 +44,9 @@ func PushFollow(ctx context.Context, c *asynq.Client, p FollowPayload, at time.T
 	}
 	task := asynq.NewTask(FollowTaskType, b, asynq.TaskID(FollowTaskID(p.JobID, p.AgentLaunchID)),
 		asynq.Queue(FollowName), asynq.MaxRetry(maxRetry), asynq.ProcessAt(at))
-	_, err = c.EnqueueContext(ctx, task)
-	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
-		return false, nil
-	case err != nil:
+	pushed, err := enqueue(ctx, c, task)
+	if err != nil {
 		return false, fmt.Errorf("push follow-up of job %s: %w", p.JobID, err)
 	}
-	return true, nil
+	return pushed, nil
 }

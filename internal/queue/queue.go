@@ -57,12 +57,23 @@ func Push(ctx context.Context, c *asynq.Client, sid string, job launch.Job) (boo
 	if err != nil {
 		return false, err
 	}
-	_, err = c.EnqueueContext(ctx, task)
+	pushed, err := enqueue(ctx, c, task)
+	if err != nil {
+		return false, fmt.Errorf("push job %s: %w", job.ID, err)
+	}
+	return pushed, nil
+}
+
+// enqueue puts task on its queue. It reports false, without error, when a
+// task with its ID is already there: task IDs are what keeps one task per
+// job (or per launch, for a follow-up), whoever pushes it.
+func enqueue(ctx context.Context, c *asynq.Client, task *asynq.Task) (bool, error) {
+	_, err := c.EnqueueContext(ctx, task)
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("push job %s: %w", job.ID, err)
+		return false, err
 	}
 	return true, nil
 }
