@@ -239,11 +239,7 @@ func (s *Server) nextLocked(agentNo string) Step {
 // recordLocked adds a call to the history and the totals and counts it in
 // flight. s.mu must be held.
 func (s *Server) recordLocked(c *Call) {
-	if len(s.calls) == maxCalls {
-		s.calls[0] = nil
-		s.calls = s.calls[1:]
-	}
-	s.calls = append(s.calls, c)
+	s.calls = logCall(s.calls, c)
 	s.ncalls++
 	s.byCode[c.Code]++
 	if c.AgentNo != "" {

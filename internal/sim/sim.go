@@ -144,6 +144,25 @@ type Stats struct {
 // count them).
 const maxCalls = 100_000
 
+// logCall appends c to a call history, forgetting the oldest beyond
+// maxCalls.
+func logCall[C any](log []*C, c *C) []*C {
+	if len(log) == maxCalls {
+		log[0] = nil
+		log = log[1:]
+	}
+	return append(log, c)
+}
+
+// copyLog returns a copy of a call history, for a caller outside s.mu.
+func copyLog[C any](log []*C) []C {
+	out := make([]C, len(log))
+	for i, c := range log {
+		out[i] = *c
+	}
+	return out
+}
+
 // Server is the simulator. Besides the launch route it serves control routes
 // that let another process script it. They need no api-key, because the
 // simulator is meant for loopback use only:
@@ -275,11 +294,7 @@ func (s *Server) Script(agentNo string, steps ...Step) {
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Call, len(s.calls))
-	for i, c := range s.calls {
-		out[i] = *c
-	}
-	return out
+	return copyLog(s.calls)
 }
 
 // StatusCalls returns every launch status call received since New or the
@@ -288,11 +303,7 @@ func (s *Server) Calls() []Call {
 func (s *Server) StatusCalls() []StatusCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]StatusCall, len(s.statusLog))
-	for i, c := range s.statusLog {
-		out[i] = *c
-	}
-	return out
+	return copyLog(s.statusLog)
 }
 
 // Stats returns the totals since New or the last Reset.

@@ -196,11 +196,7 @@ func (st StatusStep) httpStatus() int {
 // recordStatusLocked adds a status call to the history and the totals,
 // forgetting the oldest beyond maxCalls. s.mu must be held.
 func (s *Server) recordStatusLocked(c *StatusCall) {
-	if len(s.statusLog) == maxCalls {
-		s.statusLog[0] = nil
-		s.statusLog = s.statusLog[1:]
-	}
-	s.statusLog = append(s.statusLog, c)
+	s.statusLog = logCall(s.statusLog, c)
 	s.statusCalls++
 	s.statusByAnswer[c.Answer]++
 	if c.AgentNo != "" {
