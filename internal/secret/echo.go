@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"iter"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf16"
@@ -304,22 +305,9 @@ func hex(s string, n int) (rune, bool) {
 	if len(s) < n {
 		return 0, false
 	}
-	var r rune
-	for i := 0; i < n; i++ {
-		c := s[i]
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	// Base 16 takes hex digits only: no sign, prefix or underscore.
+	v, err := strconv.ParseUint(s[:n], 16, 32)
+	return rune(v), err == nil
 }
 
 // sameLetter reports whether a and b are one character up to case, as
