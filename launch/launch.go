@@ -23,7 +23,11 @@ const DefaultLaunchType = "1"
 type Job struct {
 	// ID is an optional idempotency key. Empty means "derive one from the
 	// SID and the payload" (see DeriveID).
-	ID      string   `json:"id,omitempty"`
+	ID string `json:"id,omitempty"`
+	// SID is the Kaleyra account the job is for. Empty means the producer's
+	// (KALEYRA_SID at enqueue); see AccountSID. Like ID, it never reaches
+	// Kaleyra in the body: it picks the account's path and key.
+	SID     string   `json:"sid,omitempty"`
 	Launch  Launch   `json:"launch"`
 	Regions []Region `json:"regions,omitempty"`
 }
@@ -51,7 +55,16 @@ type Region struct {
 	RegionID string `json:"region_id,omitempty"`
 }
 
-// body is the request Kaleyra receives: the job without its ID.
+// AccountSID returns the job's own SID, or def when it has none: the
+// account the job is launched with.
+func (j Job) AccountSID(def string) string {
+	if j.SID != "" {
+		return j.SID
+	}
+	return def
+}
+
+// body is the request Kaleyra receives: the job without its ID and SID.
 type body struct {
 	Launch  Launch   `json:"launch"`
 	Regions []Region `json:"regions,omitempty"`
@@ -65,7 +78,7 @@ func (j *Job) ApplyDefaults() {
 }
 
 // Body returns the canonical request body: the job after defaults, without
-// its ID, as JSON with sorted keys, no insignificant white space and no HTML
+// its ID and SID, as JSON with sorted keys, no insignificant white space and no HTML
 // escaping. It is both what Kaleyra receives and what DeriveID hashes.
 func (j Job) Body() []byte {
 	j.ApplyDefaults()
@@ -89,10 +102,11 @@ func DeriveID(sid string, j Job) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// IDFor returns the job's own ID, or the derived one when it has none.
+// IDFor returns the job's own ID, or the one derived from its account (the
+// job's SID, else sid) when it has none.
 func IDFor(sid string, j Job) string {
 	if j.ID != "" {
 		return j.ID
 	}
-	return DeriveID(sid, j)
+	return DeriveID(j.AccountSID(sid), j)
 }

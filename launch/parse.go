@@ -40,12 +40,14 @@ func Parse(data []byte) (Job, error) {
 		switch f.name {
 		case "id":
 			stringField(&p, "id", f.value, &j.ID)
+		case "sid":
+			stringField(&p, "sid", f.value, &j.SID)
 		case "launch":
 			parseLaunch(&p, f.value, &j.Launch)
 		case "regions":
 			parseRegions(&p, f.value, &j.Regions)
 		default:
-			unknown(&p, "", f.name, "id", "launch", "regions")
+			unknown(&p, "", f.name, "id", "sid", "launch", "regions")
 		}
 	}
 	if !top.has("launch") {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rcslaunch/rcslaunch/internal/baseurl"
 )
 
 // Bounds on a job's size. They keep one bad row from filling Redis and sit
@@ -112,6 +114,11 @@ func (j Job) validate(p *problems) {
 	j.ApplyDefaults()
 	if j.ID != "" {
 		checkID(p, j.ID)
+	}
+	if j.SID != "" {
+		if err := baseurl.CheckSID(j.SID); err != nil {
+			p.add("sid", "%v", err)
+		}
 	}
 	l := j.Launch
 	descriptions := []struct{ name, value string }{

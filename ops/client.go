@@ -32,9 +32,10 @@ type Options struct {
 	// Redis is the Redis the workers use (asynq.RedisClientOpt,
 	// RedisFailoverClientOpt or RedisClusterClientOpt). Required.
 	Redis asynq.RedisConnOpt
-	// SID is the Kaleyra account SID that enqueued jobs are for; it is part
-	// of every derived job ID. Required to enqueue; an operator's Client
-	// that only reads and steers may leave it empty.
+	// SID is the Kaleyra account SID of enqueued jobs that name none of
+	// their own (launch.Job.SID); it is part of every derived job ID.
+	// Required to enqueue such jobs; an operator's Client that only reads
+	// and steers may leave it empty.
 	SID string
 	// JobRetention is how long a batch that finishes through this Client
 	// (its last dead letter restored, a batch closed) is kept, like the
@@ -57,8 +58,9 @@ var (
 	ErrConflict = errors.New("job ID exists with a different payload")
 	// ErrNotDeadLettered: the job exists but is not in the dead-letter store.
 	ErrNotDeadLettered = errors.New("not dead-lettered")
-	// ErrNoSID: the Client has no SID, so it cannot enqueue.
-	ErrNoSID = errors.New("ops: Options.SID is required to enqueue")
+	// ErrNoSID: neither the job nor the Client has a SID, so the job has no
+	// account to be launched with.
+	ErrNoSID = errors.New("ops: Options.SID is required to enqueue a job without a sid")
 )
 
 // New returns a Client. It does not connect yet: Check does, and every
@@ -75,7 +77,8 @@ func New(opts Options) (*Client, error) {
 	st := store.New(rdb)
 	st.Retention = opts.JobRetention
 	// One pool serves the store and asynq's client alike.
-	return &Client{store: st, producer: &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(rdb), SID: opts.SID}}, nil
+	return &Client{store: st, producer: &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(rdb),
+		SID: opts.SID, Fleet: queue.NewFleet(rdb)}}, nil
 }
 
 // Close releases the Client's Redis connections.
@@ -98,6 +101,9 @@ func (c *Client) Ready(ctx context.Context) error {
 type EnqueueOpts struct {
 	// Force launches the job again even though it already succeeded.
 	Force bool
+	// Priority is the job's priority within its account; "" is
+	// PriorityDefault.
+	Priority Priority
 }
 
 // EnqueueResult is what became of one job offered to Enqueue.
@@ -123,18 +129,22 @@ func resultFor(id string, st Status) EnqueueResult {
 // invalid job is a *launch.ValidationError listing every problem by field
 // path; an ID that exists with another payload is ErrConflict.
 func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts *EnqueueOpts) (EnqueueResult, error) {
-	if c.producer.SID == "" {
+	if job.SID == "" && c.producer.SID == "" {
 		return EnqueueResult{}, ErrNoSID
 	}
 	if opts == nil {
 		opts = &EnqueueOpts{}
+	}
+	prio, err := ParsePriority(string(opts.Priority))
+	if err != nil {
+		return EnqueueResult{}, fmt.Errorf("ops: EnqueueOpts.Priority: %w", err)
 	}
 	job.ApplyDefaults()
 	if err := job.Validate(); err != nil {
 		return EnqueueResult{}, err
 	}
 	job.ID = c.JobID(job)
-	st, err := c.producer.Enqueue(ctx, job, "", opts.Force)
+	st, err := c.producer.At(prio).Enqueue(ctx, job, "", opts.Force)
 	if err != nil {
 		return EnqueueResult{JobID: job.ID}, fmt.Errorf("enqueue %s: %w", job.ID, err)
 	}

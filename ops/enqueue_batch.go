@@ -24,6 +24,9 @@ type BatchOpts struct {
 	Name string
 	// Force launches again jobs that already succeeded.
 	Force bool
+	// Priority is the jobs' priority within their accounts; "" is
+	// PriorityDefault.
+	Priority Priority
 	// SkipInvalid enqueues the valid jobs even when some are invalid; by
 	// default one invalid job stops the whole batch before anything is
 	// enqueued.
@@ -168,6 +171,25 @@ type rowSource interface {
 	chunks(fn func([]jobfile.Row) error) error
 }
 
+// needSID is a source whose rows must name their account: the Client has
+// no SID for those that do not.
+type needSID struct{ rowSource }
+
+// errNoSID is a row's error when neither it nor the Client names an account.
+var errNoSID = &launch.ValidationError{Errors: []launch.FieldError{{Field: "sid",
+	Reason: "is required: the row names no account and none is configured (KALEYRA_SID)"}}}
+
+func (n needSID) chunks(fn func([]jobfile.Row) error) error {
+	return n.rowSource.chunks(func(rows []jobfile.Row) error {
+		for i := range rows {
+			if rows[i].Err == nil && rows[i].Job.SID == "" {
+				rows[i].Err = errNoSID
+			}
+		}
+		return fn(rows)
+	})
+}
+
 type fileRows struct {
 	path   string
 	format Format
@@ -212,8 +234,12 @@ func (c *Client) enqueueBatch(ctx context.Context, src rowSource, opts *BatchOpt
 	if opts == nil {
 		opts = &BatchOpts{}
 	}
-	if c.producer.SID == "" && !opts.DryRun {
-		return nil, ErrNoSID
+	prio, err := ParsePriority(string(opts.Priority))
+	if err != nil {
+		return nil, fmt.Errorf("ops: BatchOpts.Priority: %w", err)
+	}
+	if c.producer.SID == "" {
+		src = needSID{src}
 	}
 	s := &BatchSummary{Errors: []RowError{}}
 	rows, validTotal := -1, -1 // known after a first pass
@@ -247,7 +273,7 @@ func (c *Client) enqueueBatch(ctx context.Context, src rowSource, opts *BatchOpt
 	if err != nil {
 		return nil, err
 	}
-	prod := *c.producer
+	prod := *c.producer.At(prio)
 	prod.Client = asynq.NewClientFromRedisClient(ap)
 	e := &bulkEnqueue{s: s, producer: &prod, batch: batch, opts: opts, rows: int64(rows), work: make(chan bulkChunk)}
 	err = e.run(ctx, src, validTotal)

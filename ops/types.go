@@ -34,7 +34,22 @@ type (
 	Status = queue.Status
 	// Format is a job file's format.
 	Format = jobfile.Format
+	// Priority orders the jobs of one account (EnqueueOpts.Priority): an
+	// account's high-priority jobs go first, by weight, never those of
+	// another account.
+	Priority = queue.Priority
 )
+
+// Priorities, within one account.
+const (
+	PriorityHigh    = queue.PriorityHigh
+	PriorityDefault = queue.PriorityDefault
+	PriorityLow     = queue.PriorityLow
+)
+
+// ParsePriority reads a priority by name ("high", "default", "low"); ""
+// is PriorityDefault.
+func ParsePriority(s string) (Priority, error) { return queue.ParsePriority(s) }
 
 // Job states. Succeeded and dead-lettered are final.
 const (

@@ -93,10 +93,11 @@ func (w *Worker) follow(ctx context.Context, task *asynq.Task) error {
 	}
 	log := w.log.With().Str("job_id", p.JobID).Str("agent_no", p.AgentNo).
 		Str("agent_launch_id", p.AgentLaunchID).Logger()
-	if p.SID != w.opts.SID {
-		log.Error().Str("sid", p.SID).Msg("follow-up of another account than this worker's; archived")
-		return fmt.Errorf("follow-up of job %s is for SID %q, this worker serves %q: %w",
-			p.JobID, p.SID, w.opts.SID, asynq.SkipRetry)
+	acct := w.account(p.SID)
+	if acct == nil {
+		// Only a worker that holds the account's key may poll; the task waits
+		// for one (another worker, or this one after a reload).
+		return &laterError{at: runAt(time.Now(), w.opts.FollowInterval), reason: "follow-up of an account this worker does not serve"}
 	}
 	rec, err := w.store.FollowedLaunch(ctx, p.JobID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -120,13 +121,13 @@ func (w *Worker) follow(ctx context.Context, task *asynq.Task) error {
 	case rec.Follow.NextPollAt.After(now.Add(time.Second)):
 		return &laterError{at: rec.Follow.NextPollAt, reason: "next launch status poll not due"}
 	}
-	slot, err := w.acquire(ctx, log, p.SID)
+	slot, err := w.acquire(ctx, log, acct)
 	if err != nil {
 		return err
 	}
 	log = log.With().Int("poll", rec.Follow.Polls+1).Logger()
 	log.Debug().Msg("polling launch status")
-	out := w.client.LaunchStatus(context.WithoutCancel(ctx), p.AgentNo, p.AgentLaunchID)
+	out := acct.client.LaunchStatus(context.WithoutCancel(ctx), p.AgentNo, p.AgentLaunchID)
 	w.release(log, slot, pollHealth(out))
 	return w.recordPoll(log, p, *rec.Follow, out)
 }

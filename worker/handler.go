@@ -18,8 +18,8 @@ import (
 
 // Pseudo-codes for jobs that fail before any call to Kaleyra.
 const (
-	codeInvalidJob   = "INVALID_JOB"   // the task's job does not validate
-	codeWrongAccount = "WRONG_ACCOUNT" // enqueued for another SID than this worker's
+	codeInvalidJob     = "INVALID_JOB"     // the task's job does not validate
+	codeUnknownAccount = "UNKNOWN_ACCOUNT" // no worker serves the job's SID
 )
 
 // laterError asks asynq to run the task again at a time of ours. It is not a
@@ -68,15 +68,18 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		return fmt.Errorf("decode launch task: %v: %w", err, asynq.SkipRetry)
 	}
 	job := p.Job
-	log := w.log.With().Str("job_id", job.ID).Str("agent_no", job.Launch.AgentNo).Logger()
+	log := w.log.With().Str("job_id", job.ID).Str("sid", p.SID).Str("agent_no", job.Launch.AgentNo).Logger()
 	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body()}
+	acct := w.account(p.SID)
+	if acct == nil {
+		return w.unknownAccount(ctx, log, rec)
+	}
 
-	slot, err := w.acquire(ctx, log, p.SID)
+	slot, err := w.acquire(ctx, log, acct)
 	if err != nil {
 		return err
 	}
-
-	state, attempt, err := w.store.Start(ctx, rec, w.opts.RetryMax+1, time.Now())
+	state, attempt, err := w.store.Start(ctx, rec, acct.RetryMax+1, time.Now())
 	if err != nil {
 		w.release(log, slot, limits.Unused)
 		log.Error().Err(err).Msg("cannot start job")
@@ -85,50 +88,78 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	log = log.With().Int("attempt", attempt).Logger()
 	if state != store.StateRunning {
 		w.release(log, slot, limits.Unused)
-		log.Info().Str("state", string(state)).Msg("job already finished; not calling Kaleyra again")
-		if state == store.StateSucceeded {
-			// The task of a success is acknowledged only once its follow-up
-			// task exists: a worker may have died between the two.
-			return w.ensureFollow(ctx, log, job.ID)
-		}
-		return nil
+		return w.finished(ctx, log, job.ID, state)
 	}
 
 	var out kaleyra.Outcome
-	switch {
-	case p.SID != w.opts.SID:
-		out = kaleyra.Outcome{Class: kaleyra.Terminal, Code: codeWrongAccount,
-			Message: fmt.Sprintf("job was enqueued for SID %q but this worker serves %q", p.SID, w.opts.SID)}
-	case job.Validate() != nil:
-		out = kaleyra.Outcome{Class: kaleyra.Terminal, Code: codeInvalidJob, Message: job.Validate().Error()}
-	default:
+	if err := job.Validate(); err != nil {
+		out = kaleyra.Outcome{Class: kaleyra.Terminal, Code: codeInvalidJob, Message: err.Error()}
+	} else {
 		// The call is not tied to ctx: once sent, it runs to its own timeout
 		// and its answer is recorded, even while the worker shuts down.
 		w.metrics.InFlight.Inc()
-		out = w.client.Launch(context.WithoutCancel(ctx), rec.Payload)
+		out = acct.client.Launch(context.WithoutCancel(ctx), rec.Payload)
 		w.metrics.InFlight.Dec()
 		w.metrics.CallDuration.WithLabelValues(out.Class.String()).Observe(out.Duration.Seconds())
 		w.metrics.Calls.WithLabelValues(out.Class.String(), out.Code).Inc()
 	}
-	return w.record(log, slot, rec, attempt, out)
+	return w.record(log, slot, rec, attempt, acct.RetryMax, out)
+}
+
+// finished ends the task of a job found finished when it was to start.
+func (w *Worker) finished(ctx context.Context, log zerolog.Logger, id string, state store.State) error {
+	log.Info().Str("state", string(state)).Msg("job already finished; not calling Kaleyra again")
+	if state == store.StateSucceeded {
+		// The task of a success is acknowledged only once its follow-up
+		// task exists: a worker may have died between the two.
+		return w.ensureFollow(ctx, log, id)
+	}
+	return nil
+}
+
+// unknownAccount handles a job of an account this worker does not serve,
+// which only the shared queue can hand it. While another live worker serves
+// the account, the job goes back to the queue for that worker to take;
+// otherwise it is dead-lettered as UNKNOWN_ACCOUNT without a call, never
+// sent with another account's key.
+func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec store.NewJob) error {
+	served, err := w.fleet.Served(ctx, rec.SID)
+	if err != nil {
+		return err
+	}
+	if served {
+		return &laterError{at: time.Now().Add(time.Second), reason: "account served by another worker"}
+	}
+	state, attempt, err := w.store.Start(ctx, rec, w.opts.RetryMax+1, time.Now())
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start job")
+		return err
+	}
+	log = log.With().Int("attempt", attempt).Logger()
+	if state != store.StateRunning {
+		return w.finished(ctx, log, rec.ID, state)
+	}
+	out := kaleyra.Outcome{Class: kaleyra.Terminal, Code: codeUnknownAccount,
+		Message: fmt.Sprintf("no worker serves account %s (add it to ACCOUNTS_FILE, then dlq retry the job)", rec.SID)}
+	return w.record(log, nil, rec, attempt, 0, out)
 }
 
 // acquire waits for a call slot of account sid: a rate-limit token and an
 // in-flight slot, shared by launch calls and status polls over the fleet.
 // Waiting is not an attempt; a task still waiting when the worker stops goes
 // back to the queue, and so does one the limiter defers (as a laterError).
-func (w *Worker) acquire(ctx context.Context, log zerolog.Logger, sid string) (*limits.Slot, error) {
+func (w *Worker) acquire(ctx context.Context, log zerolog.Logger, acct *served) (*limits.Slot, error) {
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(w.stopping, cancel)
+	stop := context.AfterFunc(stoppingOf(ctx), cancel)
 	defer stop()
 	waitStart := time.Now()
-	slot, err := w.limiter.Acquire(waitCtx, sid)
+	slot, err := w.limiter.Acquire(waitCtx, acct.SID)
 	if err != nil {
-		return nil, w.deferred(log, err)
+		return nil, w.deferred(log, acct, err)
 	}
 	w.metrics.LimiterWait.Observe(time.Since(waitStart).Seconds())
-	if w.coolingOff.CompareAndSwap(true, false) {
+	if acct.coolingOff.CompareAndSwap(true, false) {
 		log.Info().Msg("account cool-off over: launch calls resume")
 	}
 	return slot, nil
@@ -136,12 +167,12 @@ func (w *Worker) acquire(ctx context.Context, log zerolog.Logger, sid string) (*
 
 // deferred turns a limiter refusal into a return to the queue that costs the
 // job nothing; Redis errors go to asynq as they are.
-func (w *Worker) deferred(log zerolog.Logger, err error) error {
+func (w *Worker) deferred(log zerolog.Logger, acct *served, err error) error {
 	var d *limits.DeferredError
 	switch {
 	case errors.As(err, &d):
 		w.metrics.Deferred.WithLabelValues(d.Reason).Inc()
-		if d.Reason == limits.ReasonCoolOff && !w.coolingOff.Swap(true) {
+		if d.Reason == limits.ReasonCoolOff && !acct.coolingOff.Swap(true) {
 			log.Warn().Dur("remaining", d.After).Msg("account in cool-off: launch calls wait")
 		}
 		at := runAt(time.Now(), d.After)
@@ -169,7 +200,7 @@ func health(out kaleyra.Outcome) limits.Result {
 		return limits.Throttled
 	case out.Class == kaleyra.Retryable || out.Code == "RCS502":
 		return limits.GatewayError
-	case out.Code == codeWrongAccount || out.Code == codeInvalidJob:
+	case out.Code == codeUnknownAccount || out.Code == codeInvalidJob:
 		return limits.Unused
 	}
 	return limits.Answered
@@ -201,7 +232,7 @@ func (w *Worker) released(log zerolog.Logger, ev limits.Events, err error) {
 
 // record frees the call's launch slot and turns its outcome into the job's
 // next state.
-func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, job store.NewJob, attempt int, out kaleyra.Outcome) error {
+func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, job store.NewJob, attempt, retryMax int, out kaleyra.Outcome) error {
 	id := job.ID
 	now := time.Now()
 	o := store.Outcome{
@@ -228,7 +259,7 @@ func (w *Worker) record(log zerolog.Logger, slot *limits.Slot, job store.NewJob,
 		after = &laterError{at: o.NextRunAt, reason: "throttled by Kaleyra (HTTP 429)"}
 	case kaleyra.Retryable:
 		o.Attempt.Outcome = store.AttemptRetryable
-		if attempt <= w.opts.RetryMax {
+		if attempt <= retryMax {
 			o.Kind, o.NextRunAt = store.FinishRetrying, runAt(now, w.policy.Next(attempt-1))
 			after = &laterError{at: o.NextRunAt, reason: "retryable answer " + out.Code}
 		} else {

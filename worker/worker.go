@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,14 +22,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/backoff"
-	"github.com/rcslaunch/rcslaunch/internal/baseurl"
 	"github.com/rcslaunch/rcslaunch/internal/defaults"
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
-	"github.com/rcslaunch/rcslaunch/internal/secret"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -67,10 +67,16 @@ type Options struct {
 	// Redis is where the queue and all state live (asynq.RedisClientOpt,
 	// RedisFailoverClientOpt or RedisClusterClientOpt). Required.
 	Redis asynq.RedisConnOpt
-	// SID is the Kaleyra account SID. Required.
+	// SID is the Kaleyra account SID of a worker serving one account.
+	// Required without Accounts.
 	SID string
-	// APIKey is the Kaleyra api-key. Required; never logged or stored.
+	// APIKey is SID's api-key. Required without Accounts; never logged or
+	// stored.
 	APIKey string
+	// Accounts are the accounts the worker serves, when it serves more
+	// than SID's; their zero fields take the values of the fields below.
+	// SetAccounts replaces them while the worker runs.
+	Accounts []Account
 	// BaseURL overrides the API base derived from Pod; plain http only for
 	// loopback hosts.
 	BaseURL string
@@ -78,8 +84,8 @@ type Options struct {
 	Pod string
 	// Timeout bounds one Kaleyra call. Zero means DefaultTimeout (30s).
 	Timeout time.Duration
-	// RateLimit is launch calls per second per SID. Zero means
-	// DefaultRateLimit (10).
+	// RateLimit is launch calls per second per SID, over every process
+	// sharing the Redis. Zero means DefaultRateLimit (10).
 	RateLimit float64
 	// RateBurst is the limiter's burst. Zero means DefaultRateBurst (1).
 	RateBurst int
@@ -238,22 +244,24 @@ type Worker struct {
 	opts    Options
 	log     zerolog.Logger
 	store   *store.Store
-	client  *kaleyra.Client
 	limiter *limits.Limiter
 	policy  backoff.Policy
-	srv     *asynq.Server
 	metrics *metrics.Worker
 	// tasks pushes follow-up tasks; nil without FollowLaunch.
 	tasks *asynq.Client
+	// http is the HTTP client of every account's Kaleyra client.
+	http *http.Client
+	// fleet tells which accounts other workers serve.
+	fleet *queue.Fleet
 
-	// stopping is cancelled when shutdown begins, so that jobs still waiting
-	// for a rate-limit slot go back to the queue instead of holding it up.
-	stopping context.Context
-	stop     context.CancelFunc
+	// accounts is the accounts served now; SetAccounts replaces it.
+	accounts atomic.Pointer[accountSet]
 
-	// coolingOff remembers that this process saw the account in cool-off,
-	// so that its end is logged once.
-	coolingOff atomic.Bool
+	mu sync.Mutex
+	// gen is the running asynq server; nil until Run and after it.
+	gen *generation
+	// retiring waits for the shutdown of generations a reload replaced.
+	retiring sync.WaitGroup
 }
 
 // New checks opts and builds a worker; nothing runs until Run.
@@ -262,70 +270,61 @@ func New(opts Options) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	opts.applyDefaults()
-	base, err := baseurl.Resolve(opts.Pod, opts.BaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("worker: Options: %w", err)
-	}
-	client, err := kaleyra.New(kaleyra.Options{
-		BaseURL: base, SID: opts.SID, APIKey: secret.String(opts.APIKey),
-		Timeout: opts.Timeout, RetryCodes: opts.RetryCodes, StatusPath: opts.StatusPath,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
-	}
 	rc := rdb.NewClient(opts.Redis)
 	st := store.New(rc)
 	st.Retention = opts.JobRetention
 	st.ResultsMaxLen = opts.ResultsMaxLen
-	lim, err := limits.New(rc, limits.Config{
-		Rate: opts.RateLimit, Burst: opts.RateBurst, MaxInFlight: opts.MaxInFlight,
-		// A slot outlives the call it covers; a process killed while holding
-		// one frees it this long after it took it.
-		Lease:            opts.Timeout + 2*time.Second,
-		CoolOffThreshold: opts.CoolOffThreshold,
-		CoolOffWindow:    opts.CoolOffWindow,
-		CoolOffDuration:  opts.CoolOffDuration,
-	})
+	w := &Worker{
+		opts:   opts,
+		log:    opts.Logger.With().Str("component", "worker").Logger(),
+		store:  st,
+		policy: backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
+		http:   kaleyra.NewHTTPClient(),
+		fleet:  queue.NewFleet(rc),
+	}
+	lim, err := limits.New(rc, w.limitsOf(Account{RateLimit: opts.RateLimit, RateBurst: opts.RateBurst,
+		MaxInFlight: opts.MaxInFlight}))
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{
-		opts:    opts,
-		log:     opts.Logger.With().Str("component", "worker").Logger(),
-		store:   st,
-		client:  client,
-		limiter: lim,
-		policy:  backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
+	w.limiter = lim
+	set, err := w.buildAccounts(opts.accountList())
+	if err != nil {
+		return nil, fmt.Errorf("worker: Options: %w", err)
+	}
+	if err := w.useAccounts(set); err != nil {
+		return nil, err
 	}
 	reg := opts.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry() // counted, never exposed
 	} else {
-		metrics.RegisterFleet(reg, st, lim, []string{opts.SID}, asynq.NewInspector(opts.Redis))
+		metrics.RegisterFleet(reg, st, lim, func() []string { return w.accounts.Load().sids }, asynq.NewInspector(opts.Redis))
 	}
 	w.metrics = metrics.NewWorker(reg)
-	w.stopping, w.stop = context.WithCancel(context.Background())
-	w.srv = newServer(opts, w.log)
 	if opts.FollowLaunch {
 		w.tasks = asynq.NewClient(opts.Redis)
 	}
 	return w, nil
 }
 
-// newServer is the asynq server that runs the worker's handler.
-func newServer(opts Options, log zerolog.Logger) *asynq.Server {
+// newServer is an asynq server that takes tasks from queues.
+func newServer(opts Options, log zerolog.Logger, queues map[string]int) *asynq.Server {
 	return asynq.NewServer(opts.Redis, asynq.Config{
 		Concurrency:    opts.Concurrency,
-		Queues:         queues(opts.FollowLaunch),
+		Queues:         queues,
 		RetryDelayFunc: retryDelay,
 		IsFailure:      isFailure,
 		// In-flight calls must be able to finish and be recorded before
 		// asynq gives up on them and hands their tasks back.
 		ShutdownTimeout: opts.Timeout + 10*time.Second,
-		// asynq polls an empty queue at this interval: its 1s default adds up
-		// to a second before an idle worker notices a new job, while 50ms
-		// costs an idle process 20 cheap Redis calls a second.
-		TaskCheckInterval: 50 * time.Millisecond,
+		// asynq polls empty queues at this interval, one Redis call per
+		// queue: its 1s default adds up to a second before an idle worker
+		// notices a new job, while 50ms costs an idle process 20 cheap
+		// calls a second per queue. With many accounts (three queues each)
+		// the interval grows, so that an idle worker's polling stays near
+		// 2,000 calls a second at most.
+		TaskCheckInterval: max(50*time.Millisecond, time.Duration(len(queues))*500*time.Microsecond),
 		// Retries and deferrals become runnable when asynq's forwarder moves
 		// them; its 5s default would dominate short backoffs.
 		DelayedTaskCheckInterval: min(max(opts.RetryBaseDelay/2, 100*time.Millisecond), time.Second),
@@ -334,34 +333,32 @@ func newServer(opts Options, log zerolog.Logger) *asynq.Server {
 	})
 }
 
-// queues are the asynq queues a worker serves, by priority weight: a
-// follow-up poll waits behind launches, which matter more, but is not
-// starved by them.
-func queues(follow bool) map[string]int {
-	if !follow {
-		return map[string]int{queue.Name: 1}
-	}
-	return map[string]int{queue.Name: 4, queue.FollowName: 1}
-}
-
 // Run processes jobs until ctx is done, then shuts down gracefully: calls in
 // flight finish and are recorded, jobs not yet started go back to the queue.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := rdb.Check(ctx, w.store.Redis()); err != nil {
 		return err
 	}
-	mux := asynq.NewServeMux()
-	mux.HandleFunc(queue.TaskType, w.process)
-	mux.HandleFunc(queue.FollowTaskType, w.follow)
-	if err := w.srv.Start(mux); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	w.mu.Lock()
+	g, err := w.start()
+	w.gen = g
+	w.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	w.log.Info().Int("concurrency", w.opts.Concurrency).Float64("rate_limit", w.opts.RateLimit).
-		Int("retry_max", w.opts.RetryMax).Bool("follow_launch", w.opts.FollowLaunch).Msg("worker started")
+	claimCtx, stopClaims := context.WithCancel(ctx)
+	go w.claimEvery(claimCtx)
+	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("accounts", len(w.accounts.Load().sids)).
+		Float64("rate_limit", w.opts.RateLimit).Int("retry_max", w.opts.RetryMax).
+		Bool("follow_launch", w.opts.FollowLaunch).Msg("worker started")
 	<-ctx.Done()
+	stopClaims()
 	w.log.Info().Msg("shutting down: finishing calls in flight")
-	w.stop()
-	w.srv.Shutdown()
+	w.mu.Lock()
+	g, w.gen = w.gen, nil
+	w.mu.Unlock()
+	g.shutdown()
+	w.retiring.Wait()
 	if w.tasks != nil {
 		_ = w.tasks.Close()
 	}

@@ -167,7 +167,7 @@ func TestRedeliveredFinishedJobIsNotCalledAgain(t *testing.T) {
 	// Put the same task back as a crash before the acknowledgement would.
 	j := launchtest.Job("200")
 	j.ID = id
-	if _, err := queue.Push(context.Background(), e.Producer.Client, testenv.SID, j); err != nil {
+	if _, err := queue.Push(context.Background(), e.Producer.Client, queue.Name, queue.Payload{SID: testenv.SID, Job: j}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

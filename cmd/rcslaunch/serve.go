@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -14,6 +15,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/httpapi"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/metrics"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
@@ -73,6 +75,20 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	return cli.ExitOK
 }
 
+// fleetSIDs lists the accounts whose limits the fleet metrics show: those
+// live workers serve, and KALEYRA_SID.
+func fleetSIDs(f *queue.Fleet, sid string) func() []string {
+	return func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sids, _ := f.SIDs(ctx) // a Redis error shows in the collector's own reads
+		if sid != "" && !slices.Contains(sids, sid) {
+			sids = append(sids, sid)
+		}
+		return sids
+	}
+}
+
 // fleetMetrics is the registry of the fleet-wide metrics, read from Redis.
 func fleetMetrics(a *app, inspector *asynq.Inspector) (*prometheus.Registry, error) {
 	rc := rdb.NewClient(a.Redis)
@@ -81,6 +97,6 @@ func fleetMetrics(a *app, inspector *asynq.Inspector) (*prometheus.Registry, err
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	metrics.RegisterFleet(reg, store.New(rc), lim, []string{a.cfg.SID}, inspector)
+	metrics.RegisterFleet(reg, store.New(rc), lim, fleetSIDs(queue.NewFleet(rc), a.cfg.SID), inspector)
 	return reg, nil
 }

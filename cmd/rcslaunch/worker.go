@@ -19,7 +19,8 @@ import (
 func runWorker(ctx context.Context, args []string, io cli.Stdio) int {
 	f := cli.NewFlags(io, "worker", "", `Runs the launch worker until SIGINT or SIGTERM, then shuts down gracefully:
 calls in flight finish and are recorded, jobs not yet started go back to the queue.
-Configured by the environment (KALEYRA_SID and KALEYRA_API_KEY are required).
+Configured by the environment: KALEYRA_SID and KALEYRA_API_KEY for one account,
+or ACCOUNTS_FILE for many (read again on SIGHUP and whenever the file changes).
 With METRICS_ADDR set, it serves Prometheus metrics at /metrics there (behind
 HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	if code, ok := f.ParseNone(args); !ok {
@@ -35,7 +36,10 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 	}
 	log := newLogger(cfg, io.Err)
 	rdb.LogTo(log)
-	opts := workerenv.Options(cfg, opt, &log)
+	opts, err := workerenv.Options(cfg, opt, &log)
+	if err != nil {
+		return cli.Fail(io, err)
+	}
 	var metricsSrv *httpapi.HTTPServer
 	if cfg.MetricsAddr != "" {
 		admin := cfg.HTTPAdminToken.Reveal()
@@ -62,6 +66,7 @@ HTTP_ADMIN_TOKEN when set; a non-loopback address needs one).`)
 		defer metricsSrv.Close()
 		log.Info().Str("addr", cfg.MetricsAddr).Msg("serving /metrics")
 	}
+	go workerenv.Reload(ctx, cfg, w, log)
 	if err := w.Run(ctx); err != nil {
 		return cli.Fail(io, err)
 	}

@@ -1,9 +1,8 @@
 // Package accounts reads and checks ACCOUNTS_FILE: the Kaleyra accounts
 // (SID, pod, where its API key is, its limits) that a worker serves.
 //
-// It is groundwork for issue 14 (many accounts in one fleet): nothing uses it
-// yet, and the worker still serves the one SID of KALEYRA_SID. Issue 14 wires
-// it into the worker, with its reload on SIGHUP (Diff).
+// A worker serves the accounts it lists (internal/workerenv), and reads it
+// again on SIGHUP or a change of the file, logging what changed (Diff).
 //
 // It does not import internal/config, which is to load the file with it:
 // the single-SID variables reach it as Defaults, built by the caller.

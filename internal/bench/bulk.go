@@ -102,7 +102,7 @@ func (b *bench) bareEnqueueRate(ctx context.Context, goroutines int) (float64, e
 	jobs := b.nextJobs(b.o.Rows)
 	tasks := make([]*asynq.Task, len(jobs))
 	for i, j := range jobs {
-		t, err := queue.NewTask(SID, j)
+		t, err := queue.NewTask(queue.Name, queue.Payload{SID: SID, Job: j})
 		if err != nil {
 			return 0, err
 		}

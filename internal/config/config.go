@@ -28,6 +28,7 @@ type Config struct {
 	RedisURL          string        `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0"`
 	RedisClusterAddrs []string      `envconfig:"REDIS_CLUSTER_ADDRS"`
 	SID               string        `envconfig:"KALEYRA_SID"`
+	AccountsFile      string        `envconfig:"ACCOUNTS_FILE"`
 	APIKey            secret.String `envconfig:"KALEYRA_API_KEY"`
 	Pod               string        `envconfig:"KALEYRA_POD"`
 	BaseURL           string        `envconfig:"KALEYRA_BASE_URL"`
@@ -88,8 +89,11 @@ func withDefaults() Config {
 type Need int
 
 const (
-	NeedSID    Need = 1 << iota // KALEYRA_SID: producers and workers
-	NeedAPIKey                  // KALEYRA_API_KEY: workers
+	// NeedSID: producers and workers need KALEYRA_SID, unless
+	// ACCOUNTS_FILE is set: then a worker serves its accounts and producers'
+	// jobs name theirs (a job without one is refused).
+	NeedSID    Need = 1 << iota
+	NeedAPIKey      // KALEYRA_API_KEY: workers, unless ACCOUNTS_FILE is set
 	// NeedStrongTokens: serve, whose HTTP_TOKEN and HTTP_ADMIN_TOKEN
 	// (when set) face the network.
 	NeedStrongTokens
@@ -128,15 +132,15 @@ func (c *Config) Check(need Need) error {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
 	}
-	if need&NeedSID != 0 && strings.TrimSpace(c.SID) == "" {
-		bad("KALEYRA_SID", "is required (your Kaleyra account SID)")
+	if need&NeedSID != 0 && strings.TrimSpace(c.SID) == "" && c.AccountsFile == "" {
+		bad("KALEYRA_SID", "is required (your Kaleyra account SID), or ACCOUNTS_FILE for many accounts")
 	}
 	if c.SID != "" {
 		if err := baseurl.CheckSID(c.SID); err != nil {
 			bad("KALEYRA_SID", "%w", err)
 		}
 	}
-	if need&NeedAPIKey != 0 && strings.TrimSpace(c.APIKey.Reveal()) == "" {
+	if need&NeedAPIKey != 0 && strings.TrimSpace(c.APIKey.Reveal()) == "" && c.AccountsFile == "" {
 		bad("KALEYRA_API_KEY", "is required (the api-key Kaleyra gave you)")
 	}
 	// KALEYRA_BASE_URL overrides the pod, which is then not looked at.

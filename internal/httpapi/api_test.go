@@ -85,7 +85,7 @@ func newAPI(t *testing.T, te *testenv.Env, opts ...func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics.RegisterFleet(reg, te.Store, lim, []string{testenv.SID}, te.Inspector)
+	metrics.RegisterFleet(reg, te.Store, lim, func() []string { return []string{testenv.SID} }, te.Inspector)
 	o := Options{Ops: te.Ops, Redis: te.Conn, Inspector: te.Inspector, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
 		Metrics: metrics.Handler(reg)}
 	for _, f := range opts {

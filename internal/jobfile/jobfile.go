@@ -32,6 +32,7 @@
 //
 //	column                     job field                            required
 //	id                         id (idempotency key)                 no
+//	sid                        sid (the job's Kaleyra account)      no
 //	agent_no                   launch.agent_no                      yes
 //	launch_type                launch.launch_type (default 1)       no
 //	optin_description          launch.optin_description             yes
@@ -308,13 +309,14 @@ type column func(j *launch.Job, cell string)
 
 // columnNames lists the CSV columns in the order of the documentation.
 var columnNames = []string{
-	"id", "agent_no", "launch_type", "optin_description", "trigger_description",
+	"id", "sid", "agent_no", "launch_type", "optin_description", "trigger_description",
 	"interactions_description", "optout_description", "agent_access_instructions",
 	"provider_launch_id", "launch_name", "video_uris", "screenshot_uris", "regions",
 }
 
 var columns = map[string]column{
 	"id":                        func(j *launch.Job, c string) { j.ID = c },
+	"sid":                       func(j *launch.Job, c string) { j.SID = c },
 	"agent_no":                  func(j *launch.Job, c string) { j.Launch.AgentNo = c },
 	"launch_type":               func(j *launch.Job, c string) { j.Launch.LaunchType = c },
 	"optin_description":         func(j *launch.Job, c string) { j.Launch.OptinDescription = c },

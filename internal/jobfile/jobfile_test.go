@@ -498,7 +498,7 @@ func TestCSVHeaderErrors(t *testing.T) {
 			`unknown column "optin_desription" (column 2); did you mean "optin_description"?`, 1},
 		{"Agent_No\n", "Agent_No", `unknown column "Agent_No" (column 1); did you mean "agent_no"?`, 1},
 		{"agent_no,region\n", "region", `did you mean "regions"?`, 1},
-		{"agent_no,status\n", "status", `unknown column "status" (column 2); the columns are id, agent_no, launch_type,`, 1},
+		{"agent_no,status\n", "status", `unknown column "status" (column 2); the columns are id, sid, agent_no, launch_type,`, 1},
 		{"agent_no,launch_type, agent_no \n", "agent_no", `column "agent_no" appears more than once (columns 1 and 3)`, 1},
 		{"\nagent_no,,launch_type\n", "", "column 2 has no name", 2},
 		{"agent_no,\n", "", "column 2 has no name", 1},

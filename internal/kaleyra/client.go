@@ -142,6 +142,10 @@ func retrySet(codes []string) (map[string]bool, error) {
 	return set, nil
 }
 
+// NewHTTPClient returns the HTTP client a Client makes when Options gives
+// none: clients of many accounts given the same one share its connections.
+func NewHTTPClient() *http.Client { return httpClient(nil) }
+
 // httpClient returns the client Launch uses: hc or a pooled default, never
 // following redirects, which would send the api-key header to another URL.
 func httpClient(hc *http.Client) *http.Client {

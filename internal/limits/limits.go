@@ -17,7 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,7 +26,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
-// Config is one account's limits (the same for every SID a fleet serves).
+// Config is one account's limits.
 type Config struct {
 	// Rate is launch calls per second over every process. Required.
 	Rate float64
@@ -96,43 +96,65 @@ var ErrDeferred = errors.New("launch call deferred")
 
 func (e *DeferredError) Is(target error) bool { return target == ErrDeferred }
 
-// Limiter hands out permission for launch calls, per SID.
+// Limiter hands out permission for launch calls, per SID, each account
+// within its own Config: one account's waits, cool-off or throttling never
+// touch another's.
 type Limiter struct {
 	rdb redis.UniversalClient
-	cfg Config
-	// last is the keys of the SID used last, which is nearly always the one
-	// SID a worker serves: built once instead of on every call.
-	last atomic.Pointer[sidKeys]
+	// def is the Config of accounts not given one of their own.
+	def Config
+	// accounts holds each SID's *account: its keys, built once, and Config.
+	accounts sync.Map
 }
 
-type sidKeys struct {
+// account is one SID's keys and limits.
+type account struct {
 	sid  string
 	keys rdb.SIDKeys
+	cfg  Config
 }
 
-// New returns a Limiter over rdb.
+// New returns a Limiter over rdb; cfg is the Config of every account that
+// SetAccount gives none of its own.
 func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
-	if cfg.Rate <= 0 {
-		return nil, fmt.Errorf("limits: rate must be positive, got %v", cfg.Rate)
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	cfg.applyDefaults()
-	return &Limiter{rdb: rdb, cfg: cfg}, nil
+	return &Limiter{rdb: rdb, def: cfg}, nil
 }
 
-// keysFor returns sid's keys, reusing the last SID's.
-func (l *Limiter) keysFor(sid string) rdb.SIDKeys {
-	if k := l.last.Load(); k != nil && k.sid == sid {
-		return k.keys
+func (c *Config) check() error {
+	if !(c.Rate > 0) {
+		return fmt.Errorf("limits: rate must be positive, got %v", c.Rate)
 	}
-	k := &sidKeys{sid: sid, keys: rdb.LimiterKeys(sid)}
-	l.last.Store(k)
-	return k.keys
+	return nil
+}
+
+// SetAccount sets sid's limits from now on; a slot taken before keeps the
+// limits it was taken under until its release.
+func (l *Limiter) SetAccount(sid string, cfg Config) error {
+	if err := cfg.check(); err != nil {
+		return fmt.Errorf("account %s: %w", sid, err)
+	}
+	cfg.applyDefaults()
+	l.accounts.Store(sid, &account{sid: sid, keys: rdb.LimiterKeys(sid), cfg: cfg})
+	return nil
+}
+
+// account returns sid's keys and limits.
+func (l *Limiter) account(sid string) *account {
+	if a, ok := l.accounts.Load(sid); ok {
+		return a.(*account)
+	}
+	a, _ := l.accounts.LoadOrStore(sid, &account{sid: sid, keys: rdb.LimiterKeys(sid), cfg: l.def})
+	return a.(*account)
 }
 
 // Slot is permission for one call, held until Release.
 type Slot struct {
 	l     *Limiter
-	sid   string
+	a     *account
 	token string
 }
 
@@ -141,16 +163,17 @@ type Slot struct {
 // returns a *DeferredError instead; on ctx's end, ctx's error.
 func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 	token := newToken()
-	k := l.keysFor(sid)
-	deadline := time.Now().Add(l.cfg.MaxWait)
+	a := l.account(sid)
+	c := &a.cfg
+	deadline := time.Now().Add(c.MaxWait)
 	for {
-		r, err := rdb.LimiterAcquire(ctx, l.rdb, k, rdb.AcquireArgs{Rate: l.cfg.Rate, Burst: l.cfg.Burst,
-			MaxInFlight: l.cfg.MaxInFlight, Lease: l.cfg.Lease, Token: token})
+		r, err := rdb.LimiterAcquire(ctx, l.rdb, a.keys, rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst,
+			MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: token})
 		if err != nil {
 			return nil, fmt.Errorf("acquire launch slot for %s: %w", sid, err)
 		}
 		if r.OK {
-			return &Slot{l: l, sid: sid, token: token}, nil
+			return &Slot{l: l, a: a, token: token}, nil
 		}
 		reason, wait := r.Reason, r.Wait
 		if reason == ReasonInFlight {
@@ -205,7 +228,7 @@ func (s *Slot) Release(ctx context.Context, r Result) (Events, error) {
 	}
 	token := s.token
 	s.token = ""
-	rep, err := rdb.LimiterRelease(ctx, s.l.rdb, s.l.keysFor(s.sid), s.releaseArgs(token, r))
+	rep, err := rdb.LimiterRelease(ctx, s.l.rdb, s.a.keys, s.releaseArgs(token, r))
 	return s.events(rep, err)
 }
 
@@ -222,7 +245,7 @@ func (s *Slot) QueueRelease(ctx context.Context, pipe redis.Pipeliner, r Result)
 	if s == nil || s.token == "" {
 		return &PendingRelease{}
 	}
-	p := &PendingRelease{slot: s, p: rdb.QueueLimiterRelease(ctx, pipe, s.l.keysFor(s.sid), s.releaseArgs(s.token, r))}
+	p := &PendingRelease{slot: s, p: rdb.QueueLimiterRelease(ctx, pipe, s.a.keys, s.releaseArgs(s.token, r))}
 	s.token = ""
 	return p
 }
@@ -239,7 +262,7 @@ func (p *PendingRelease) Events(ctx context.Context) (Events, error) {
 }
 
 func (s *Slot) releaseArgs(token string, r Result) rdb.ReleaseArgs {
-	c := &s.l.cfg
+	c := &s.a.cfg
 	return rdb.ReleaseArgs{Token: token, Result: resultNames[r], Rate: c.Rate, MinRate: c.MinRate,
 		CoolOffThreshold: c.CoolOffThreshold, CoolOffWindow: c.CoolOffWindow, CoolOffDuration: c.CoolOffDuration}
 }
@@ -247,7 +270,7 @@ func (s *Slot) releaseArgs(token string, r Result) rdb.ReleaseArgs {
 // events reads the release script's answer.
 func (s *Slot) events(rep rdb.ReleaseReply, err error) (Events, error) {
 	if err != nil {
-		return Events{}, fmt.Errorf("release launch slot for %s: %w", s.sid, err)
+		return Events{}, fmt.Errorf("release launch slot for %s: %w", s.a.sid, err)
 	}
 	return Events{CoolOffStarted: rep.CoolOffStarted, Rate: rep.Rate}, nil
 }
@@ -261,7 +284,8 @@ type State struct {
 
 // State reads sid's current limits.
 func (l *Limiter) State(ctx context.Context, sid string) (State, error) {
-	k := rdb.LimiterKeys(sid)
+	a := l.account(sid)
+	k := a.keys
 	pipe := l.rdb.Pipeline()
 	rate := pipe.HGet(ctx, k.Rate(), "rate")
 	n := pipe.ZCard(ctx, k.InFlight()) // leases of dead processes count until the next Acquire reclaims them
@@ -269,7 +293,7 @@ func (l *Limiter) State(ctx context.Context, sid string) (State, error) {
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return State{}, fmt.Errorf("read limits of %s: %w", sid, err)
 	}
-	st := State{EffectiveRate: l.cfg.Rate, InFlight: int(n.Val())}
+	st := State{EffectiveRate: a.cfg.Rate, InFlight: int(n.Val())}
 	if r, err := rate.Float64(); err == nil && r < st.EffectiveRate {
 		st.EffectiveRate = r
 	}

@@ -86,11 +86,11 @@ func deferred(t testing.TB, err error, reason string) *DeferredError {
 // slot's lease score minus the lease. It must be read before s is released.
 func grantTime(t testing.TB, l *Limiter, rdb *redis.Client, s *Slot) int64 {
 	t.Helper()
-	score, err := rdb.ZScore(context.Background(), keys(s.sid).InFlight(), s.token).Result()
+	score, err := rdb.ZScore(context.Background(), s.a.keys.InFlight(), s.token).Result()
 	if err != nil {
 		t.Fatalf("lease of a held slot: %v", err)
 	}
-	return int64(score) - l.cfg.Lease.Microseconds()
+	return int64(score) - s.a.cfg.Lease.Microseconds()
 }
 
 // redisNow is Redis's clock in µs.
@@ -147,11 +147,11 @@ func TestNewAndDefaults(t *testing.T) {
 	}
 	l := mustNew(t, rdb, Config{Rate: 20})
 	want := Config{Rate: 20, Burst: 1, MaxInFlight: 5, Lease: 35 * time.Second, MaxWait: 2 * time.Second, MinRate: 1}
-	if l.cfg != want {
-		t.Errorf("defaults: got %+v, want %+v", l.cfg, want)
+	if l.def != want {
+		t.Errorf("defaults: got %+v, want %+v", l.def, want)
 	}
-	if l := mustNew(t, rdb, Config{Rate: 20, MinRate: 30}); l.cfg.MinRate != 1 {
-		t.Errorf("MinRate above Rate: got %v, want Rate/20", l.cfg.MinRate)
+	if l := mustNew(t, rdb, Config{Rate: 20, MinRate: 30}); l.def.MinRate != 1 {
+		t.Errorf("MinRate above Rate: got %v, want Rate/20", l.def.MinRate)
 	}
 }
 

@@ -97,7 +97,7 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 type Fleet struct {
 	store   *store.Store
 	limiter *limits.Limiter
-	sids    []string
+	sids    func() []string
 }
 
 var (
@@ -149,7 +149,7 @@ func (f *Fleet) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		failed = 1
 	}
-	for _, sid := range f.sids {
+	for _, sid := range f.sids() {
 		st, err := f.limiter.State(ctx, sid)
 		if err != nil {
 			failed = 1
@@ -169,7 +169,7 @@ func (f *Fleet) Collect(ch chan<- prometheus.Metric) {
 
 // RegisterFleet registers the fleet metrics for the accounts sids, asynq's
 // queue metrics, and the Go runtime's, on reg.
-func RegisterFleet(reg prometheus.Registerer, st *store.Store, lim *limits.Limiter, sids []string, inspector *asynq.Inspector) {
+func RegisterFleet(reg prometheus.Registerer, st *store.Store, lim *limits.Limiter, sids func() []string, inspector *asynq.Inspector) {
 	reg.MustRegister(
 		&Fleet{store: st, limiter: lim, sids: sids},
 		asynqmetrics.NewQueueMetricsCollector(inspector),

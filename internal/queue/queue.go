@@ -33,33 +33,38 @@ const (
 // RETRY_MAX from the job's own attempt count.
 const maxRetry = math.MaxInt32
 
-// Payload is a launch task's payload: the job (with its ID) and the account
-// it belongs to.
+// Payload is a launch task's payload: the job (with its ID), the account it
+// belongs to and its priority within the account.
 type Payload struct {
-	SID string     `json:"sid"`
-	Job launch.Job `json:"job"`
+	SID      string     `json:"sid"`
+	Priority Priority   `json:"priority,omitempty"`
+	Job      launch.Job `json:"job"`
 }
 
-// NewTask returns the asynq task for job, whose ID must be set.
-func NewTask(sid string, job launch.Job) (*asynq.Task, error) {
-	b, err := json.Marshal(Payload{SID: sid, Job: job})
-	if err != nil {
-		return nil, fmt.Errorf("encode job %s: %w", job.ID, err)
+// NewTask returns the asynq task for p on the queue qname; p's job must have
+// its ID set.
+func NewTask(qname string, p Payload) (*asynq.Task, error) {
+	if p.Priority == PriorityDefault {
+		p.Priority = ""
 	}
-	return asynq.NewTask(TaskType, b, asynq.TaskID(job.ID), asynq.Queue(Name), asynq.MaxRetry(maxRetry)), nil
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode job %s: %w", p.Job.ID, err)
+	}
+	return asynq.NewTask(TaskType, b, asynq.TaskID(p.Job.ID), asynq.Queue(qname), asynq.MaxRetry(maxRetry)), nil
 }
 
-// Push puts the job's task on the queue. It reports false, without error,
+// Push puts p's task on the queue qname. It reports false, without error,
 // when a task with the job's ID is already there (queued, running or
 // waiting to retry).
-func Push(ctx context.Context, c *asynq.Client, sid string, job launch.Job) (bool, error) {
-	task, err := NewTask(sid, job)
+func Push(ctx context.Context, c *asynq.Client, qname string, p Payload) (bool, error) {
+	task, err := NewTask(qname, p)
 	if err != nil {
 		return false, err
 	}
 	pushed, err := enqueue(ctx, c, task)
 	if err != nil {
-		return false, fmt.Errorf("push job %s: %w", job.ID, err)
+		return false, fmt.Errorf("push job %s: %w", p.Job.ID, err)
 	}
 	return pushed, nil
 }
@@ -89,11 +94,45 @@ const (
 	Conflict        Status = "conflict"         // the ID exists with a different payload
 )
 
-// Producer enqueues jobs for one account.
+// Producer enqueues jobs: each for its own SID, or SID when it has none.
 type Producer struct {
 	Store  *store.Store
 	Client *asynq.Client
-	SID    string
+	// SID is the account of jobs without a SID of their own.
+	SID string
+	// Fleet picks each job's queue; nil puts every job on the shared queue.
+	Fleet *Fleet
+	// Priority is the jobs' priority within their account; "" is default.
+	Priority Priority
+}
+
+// At returns a copy of p that enqueues with priority prio.
+func (p *Producer) At(prio Priority) *Producer {
+	c := *p
+	c.Priority = prio
+	return &c
+}
+
+// pushFunc puts a task on a queue: Push, or pushReplacing.
+type pushFunc func(ctx context.Context, c *asynq.Client, qname string, pl Payload) (bool, error)
+
+// pushTo puts job's task on the queue qname ("" is the shared queue, the
+// queue of records written before records kept theirs).
+func (p *Producer) pushTo(ctx context.Context, pushFn pushFunc, qname, sid string, job launch.Job) (bool, error) {
+	if qname == "" {
+		qname = Name
+	}
+	return pushFn(ctx, p.Client, qname, Payload{SID: sid, Priority: p.Priority, Job: job})
+}
+
+// pushRecorded pushes job's task to the queue its record names: a job has
+// one task, and task IDs are unique within one queue only.
+func (p *Producer) pushRecorded(ctx context.Context, job launch.Job) (bool, error) {
+	qname, err := p.Store.JobQueue(ctx, job.ID)
+	if err != nil {
+		return false, err
+	}
+	return p.pushTo(ctx, Push, qname, job.AccountSID(p.SID), job)
 }
 
 // Enqueue creates the job's record and pushes its task, unless the ID is
@@ -101,11 +140,15 @@ type Producer struct {
 // whose task went missing, say after a crash between the two steps). job must be
 // valid and have its ID set.
 func (p *Producer) Enqueue(ctx context.Context, job launch.Job, batch string, force bool) (Status, error) {
-	res, err := p.Store.Create(ctx, p.newJob(job, batch, force), time.Now())
+	nj, err := p.newJob(ctx, job, batch, force)
 	if err != nil {
 		return "", err
 	}
-	return p.afterCreate(ctx, job, res, force)
+	res, err := p.Store.Create(ctx, nj, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return p.afterCreate(ctx, job, nj.Queue, res, force)
 }
 
 // Result is what EnqueueMany did with one job.
@@ -127,10 +170,16 @@ const pushersPerCall = 16
 func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch string, force bool) []Result {
 	out := make([]Result, len(jobs))
 	nj := make([]store.NewJob, len(jobs))
+	var err error
 	for i, job := range jobs {
-		nj[i] = p.newJob(job, batch, force)
+		if nj[i], err = p.newJob(ctx, job, batch, force); err != nil {
+			break
+		}
 	}
-	res, err := p.Store.CreateMany(ctx, nj, time.Now())
+	var res []store.CreateResult
+	if err == nil {
+		res, err = p.Store.CreateMany(ctx, nj, time.Now())
+	}
 	if err != nil {
 		for i := range out {
 			out[i].Err = err
@@ -157,7 +206,7 @@ func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch str
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out[i].Status, out[i].Err = p.afterCreate(ctx, job, res[i], force)
+			out[i].Status, out[i].Err = p.afterCreate(ctx, job, nj[i].Queue, res[i], force)
 		})
 	}
 	wg.Wait()
@@ -167,13 +216,21 @@ func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch str
 	return out
 }
 
-func (p *Producer) newJob(job launch.Job, batch string, force bool) store.NewJob {
-	return store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Batch: batch, Force: force}
+// newJob is job's record, with the queue its account and p's priority pick
+// for a job created now.
+func (p *Producer) newJob(ctx context.Context, job launch.Job, batch string, force bool) (store.NewJob, error) {
+	sid := job.AccountSID(p.SID)
+	qname, err := p.Fleet.QueueFor(ctx, sid, p.Priority)
+	if err != nil {
+		return store.NewJob{}, fmt.Errorf("enqueue %s: %w", job.ID, err)
+	}
+	return store.NewJob{ID: job.ID, SID: sid, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Batch: batch,
+		Force: force, Queue: qname}, nil
 }
 
 // afterCreate pushes the job's task as its record's Create result res
 // requires, and says what became of the job.
-func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res store.CreateResult, force bool) (Status, error) {
+func (p *Producer) afterCreate(ctx context.Context, job launch.Job, qname string, res store.CreateResult, force bool) (Status, error) {
 	switch res {
 	case store.Conflict:
 		return Conflict, nil
@@ -186,7 +243,7 @@ func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res store.Cr
 		// task, and the push is refused as a duplicate; one whose task was
 		// lost (a crash between the two writes, a Redis failover that kept
 		// one and not the other) is repaired by pushing it again.
-		pushed, err := Push(ctx, p.Client, p.SID, job)
+		pushed, err := p.pushRecorded(ctx, job)
 		if err != nil {
 			return "", err
 		}
@@ -195,7 +252,7 @@ func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res store.Cr
 		}
 		return Duplicate, nil
 	case store.Created:
-		pushed, err := p.pushNew(ctx, job, force)
+		pushed, err := p.pushNew(ctx, qname, job, force)
 		if errors.Is(err, errTaskExists) {
 			return Duplicate, nil
 		}
@@ -224,11 +281,12 @@ func (p *Producer) afterCreate(ctx context.Context, job launch.Job, res store.Cr
 // relaunch can find the previous run's task still there for the moment
 // between its outcome being recorded and asynq deleting it, so there a
 // conflict is retried briefly before it counts as a duplicate.
-func (p *Producer) pushNew(ctx context.Context, job launch.Job, force bool) (bool, error) {
+func (p *Producer) pushNew(ctx context.Context, qname string, job launch.Job, force bool) (bool, error) {
+	sid := job.AccountSID(p.SID)
 	if force {
-		return pushReplacing(ctx, p.Client, p.SID, job)
+		return p.pushTo(ctx, pushReplacing, qname, sid, job)
 	}
-	pushed, err := Push(ctx, p.Client, p.SID, job)
+	pushed, err := p.pushTo(ctx, Push, qname, sid, job)
 	if err == nil && !pushed {
 		return false, errTaskExists
 	}
@@ -239,9 +297,9 @@ func (p *Producer) pushNew(ctx context.Context, job launch.Job, force bool) (boo
 // a retried dead letter), whose previous task asynq may not have deleted yet:
 // its outcome is recorded just before its handler returns. A conflict is
 // retried for about 2 s before the push reports false.
-func pushReplacing(ctx context.Context, c *asynq.Client, sid string, job launch.Job) (bool, error) {
+func pushReplacing(ctx context.Context, c *asynq.Client, qname string, pl Payload) (bool, error) {
 	for try := 0; ; try++ {
-		pushed, err := Push(ctx, c, sid, job)
+		pushed, err := Push(ctx, c, qname, pl)
 		if err != nil || pushed || try == 20 {
 			return pushed, err
 		}
@@ -251,6 +309,21 @@ func pushReplacing(ctx context.Context, c *asynq.Client, sid string, job launch.
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// retryQueue is the queue a retried dead letter's task goes on. A fresh
+// retry's run is over, so the job may move to the queue its account now
+// has (recorded first, so that a repair pushes there too); a resumed one
+// keeps its recorded queue, where its task may already be.
+func (p *Producer) retryQueue(ctx context.Context, res store.RequeueResult, sid, id string) (string, error) {
+	if res == store.Resume {
+		return p.Store.JobQueue(ctx, id)
+	}
+	qname, err := p.Fleet.QueueFor(ctx, sid, p.Priority)
+	if err != nil {
+		return "", err
+	}
+	return qname, p.Store.SetJobQueue(ctx, id, qname)
 }
 
 // errTaskExists reports that a new record's task was pushed by another
@@ -278,11 +351,15 @@ func (p *Producer) RetryDeadLetter(ctx context.Context, id string, includeUncert
 	// A resumed retry's task, if there is one, is its own, pushed before the
 	// retry was cut short: it runs the job. A fresh retry waits for the
 	// dead-lettered run's task to go.
-	push := pushReplacing
+	qname, err := p.retryQueue(ctx, res, rj.SID, id)
+	if err != nil {
+		return "", "", errors.Join(err, p.Store.Restore(context.WithoutCancel(ctx), id))
+	}
+	push := pushFunc(pushReplacing)
 	if res == store.Resume {
 		push = Push
 	}
-	pushed, err := push(ctx, p.Client, rj.SID, body)
+	pushed, err := p.pushTo(ctx, push, qname, rj.SID, body)
 	if err == nil && !pushed && res == store.Requeued {
 		// Not the dead-lettered run's task, which would have gone by now:
 		// the letter stays in the store rather than wait on a task that

@@ -138,7 +138,7 @@ func TestNewTask(t *testing.T) {
 	t.Parallel()
 	j := testJob("48900")
 	j.ID = "order-1"
-	task, err := queue.NewTask(testenv.SID, j)
+	task, err := queue.NewTask(queue.Name, queue.Payload{SID: testenv.SID, Job: j})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestEnqueueForcedWaitsForOldTask(t *testing.T) {
 				t.Fatalf("success has PTTL %v, want one", wasTTL)
 			}
 			// The previous run's task, not deleted yet (another SID tells it apart).
-			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, "OLDSID", j); err != nil || !pushed {
+			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, queue.Name, queue.Payload{SID: "OLDSID", Job: j}); err != nil || !pushed {
 				t.Fatalf("push of the old task: %v, %v", pushed, err)
 			}
 			deleted := make(chan error, 1)
@@ -511,7 +511,7 @@ func TestRetryDeadLetterResumes(t *testing.T) {
 			t.Fatalf("requeue: %s, %v", res, err)
 		}
 	}
-	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, afterPush); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, queue.Name, queue.Payload{SID: testenv.SID, Job: afterPush}); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 2 {
@@ -540,7 +540,7 @@ func TestRetryDeadLetterHealedByRun(t *testing.T) {
 	if err != nil || res != store.Requeued {
 		t.Fatalf("requeue: %s, %v", res, err)
 	}
-	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, queue.Name, queue.Payload{SID: testenv.SID, Job: j}); err != nil || !pushed {
 		t.Fatalf("push: %v, %v", pushed, err)
 	}
 	if e.dlqCount() != 1 {
@@ -567,10 +567,10 @@ func TestPushReportsExistingTask(t *testing.T) {
 	e := newEnv(t)
 	j := testJob("48900")
 	ctx := ctxT(t)
-	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || !pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, queue.Name, queue.Payload{SID: testenv.SID, Job: j}); err != nil || !pushed {
 		t.Fatalf("first push: %v, %v", pushed, err)
 	}
-	if pushed, err := queue.Push(ctx, e.Producer.Client, testenv.SID, j); err != nil || pushed {
+	if pushed, err := queue.Push(ctx, e.Producer.Client, queue.Name, queue.Payload{SID: testenv.SID, Job: j}); err != nil || pushed {
 		t.Fatalf("second push: %v, %v; want false, nil", pushed, err)
 	}
 }
@@ -588,7 +588,7 @@ func TestRetryDeadLetterWaitsForOldTask(t *testing.T) {
 			j := testJob("48900")
 			e.enqueue(j, false)
 			e.run(j, deadLetter("RCS904", false))
-			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, "OLDSID", j); err != nil || !pushed {
+			if pushed, err := queue.Push(ctxT(t), e.Producer.Client, queue.Name, queue.Payload{SID: "OLDSID", Job: j}); err != nil || !pushed {
 				t.Fatalf("push of the old task: %v, %v", pushed, err)
 			}
 			deleted := make(chan error, 1)

@@ -32,6 +32,7 @@ type NewJob struct {
 	Payload []byte
 	Batch   string // batch to join; empty for none
 	Force   bool   // relaunch a job that succeeded
+	Queue   string // the asynq queue of the job's task, kept on the record
 }
 
 // CreateJobs runs create_jobs.lua: it creates the jobs' records unless they
@@ -39,11 +40,11 @@ type NewJob struct {
 // "in_progress" or its state), in order.
 func CreateJobs(ctx context.Context, c redis.Scripter, jobs []NewJob, now time.Time) ([]string, error) {
 	keys := make([]string, 0, 2*len(jobs))
-	args := make([]any, 0, 1+6*len(jobs))
+	args := make([]any, 0, 1+7*len(jobs))
 	args = append(args, ms(now))
 	for _, j := range jobs {
 		keys = append(keys, JobKey(j.ID), AttemptsKey(j.ID))
-		args = append(args, j.ID, j.SID, j.AgentNo, j.Payload, j.Batch, flag(j.Force))
+		args = append(args, j.ID, j.SID, j.AgentNo, j.Payload, j.Batch, flag(j.Force), j.Queue)
 	}
 	return call(ctx, c, createJobsScript, keys, args, func(cmd *redis.Cmd) ([]string, error) {
 		vals, err := cmd.StringSlice()

@@ -69,6 +69,12 @@ const (
 	batchJobsPrefix = ResultsSlot + "batchjobs:"
 )
 
+// FleetSIDs orders the SIDs that live workers serve by when their claim
+// ends (Unix ms); workers renew it, producers read it to pick a job's queue.
+// It holds SIDs only, never a key. No script touches it; it shares the
+// results slot only so that every key of ours is in a slot named here.
+const FleetSIDs = ResultsSlot + "fleet:sids"
+
 // ReadyKey is written, with a short TTL, by the readiness check (/readyz)
 // to see that Redis takes writes.
 const ReadyKey = Prefix + "ready"

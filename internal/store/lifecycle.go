@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -34,6 +35,10 @@ type NewJob struct {
 	Batch   string
 	// Force relaunches a job that already succeeded.
 	Force bool
+	// Queue is the asynq queue of the job's task. A created record keeps
+	// it, so that every later push of the job goes to the same queue: task
+	// IDs are unique within a queue only, and a job must have one task.
+	Queue string
 }
 
 // Create makes the job's record unless one exists, and says what it found:
@@ -67,7 +72,7 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, now time.Time) ([
 func (s *Store) create(ctx context.Context, jobs []NewJob, now time.Time) ([]CreateResult, error) {
 	args := make([]rdb.NewJob, len(jobs))
 	for i, j := range jobs {
-		args[i] = rdb.NewJob{ID: j.ID, SID: j.SID, AgentNo: j.AgentNo, Payload: j.Payload, Batch: j.Batch, Force: j.Force}
+		args[i] = rdb.NewJob{ID: j.ID, SID: j.SID, AgentNo: j.AgentNo, Payload: j.Payload, Batch: j.Batch, Force: j.Force, Queue: j.Queue}
 	}
 	vals, err := rdb.CreateJobs(ctx, s.rdb, args, now)
 	if err != nil {
@@ -206,4 +211,24 @@ func (s *Store) finishArgs(id string, o Outcome, now time.Time) (rdb.FinishArgs,
 		AgentLaunchID: o.AgentLaunchID, HTTPStatus: a.HTTPStatus, Uncertain: a.Uncertain, Response: o.Response,
 		Now: now, NextRunAt: o.NextRunAt, Retention: s.Retention, ResultsMaxLen: s.ResultsMaxLen,
 		FollowAt: o.FollowAt}, nil
+}
+
+// JobQueue returns the asynq queue the job's record says its task is on;
+// "" for a record written before records kept it, or none.
+func (s *Store) JobQueue(ctx context.Context, id string) (string, error) {
+	q, err := s.rdb.HGet(ctx, rdb.JobKey(id), "queue").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("read queue of job %s: %w", id, err)
+	}
+	return q, nil
+}
+
+// SetJobQueue records the queue a job's next task goes on, before it is
+// pushed there: a dead letter retried after its account got a worker moves
+// from the shared queue to its account's.
+func (s *Store) SetJobQueue(ctx context.Context, id, queue string) error {
+	if err := s.rdb.HSet(ctx, rdb.JobKey(id), "queue", queue).Err(); err != nil {
+		return fmt.Errorf("record queue of job %s: %w", id, err)
+	}
+	return nil
 }

@@ -13,10 +13,16 @@ import (
 )
 
 // Options returns the worker's options for c, with redis (from
-// c.RedisConnOpt) and log. Every value carries over as it is: a variable's
-// zero means the same as its Options field's.
-func Options(c config.Config, redis asynq.RedisConnOpt, log *zerolog.Logger) worker.Options {
+// c.RedisConnOpt) and log, and the accounts of ACCOUNTS_FILE when it is set.
+// Every value carries over as it is: a variable's zero means the same as its
+// Options field's.
+func Options(c config.Config, redis asynq.RedisConnOpt, log *zerolog.Logger) (worker.Options, error) {
+	list, err := Accounts(c)
+	if err != nil {
+		return worker.Options{}, err
+	}
 	return worker.Options{
+		Accounts:          list,
 		Redis:             redis,
 		SID:               c.SID,
 		APIKey:            c.APIKey.Reveal(),
@@ -42,5 +48,5 @@ func Options(c config.Config, redis asynq.RedisConnOpt, log *zerolog.Logger) wor
 		FollowMaxInterval: c.FollowMaxInterval,
 		FollowMaxAge:      c.FollowMaxAge,
 		Logger:            log,
-	}
+	}, nil
 }

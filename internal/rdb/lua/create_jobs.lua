@@ -6,13 +6,16 @@
 -- KEYS[2i-1]  job        job i's record (rdb.JobKey)
 -- KEYS[2i]    attempts   job i's attempt log (rdb.AttemptsKey)
 -- ARGV[1]     now        the time, Unix ms
--- then six per job i, from ARGV[6i-4]:
--- ARGV[6i-4]  id         job ID
--- ARGV[6i-3]  sid        Kaleyra account
--- ARGV[6i-2]  agent_no   agent number
--- ARGV[6i-1]  payload    canonical request body
--- ARGV[6i]    batch      batch ID to join ('' for none)
--- ARGV[6i+1]  force      '1' relaunches a job that succeeded, else '0'
+-- then seven per job i, from ARGV[7i-5]:
+-- ARGV[7i-5]  id         job ID
+-- ARGV[7i-4]  sid        Kaleyra account
+-- ARGV[7i-3]  agent_no   agent number
+-- ARGV[7i-2]  payload    canonical request body
+-- ARGV[7i-1]  batch      batch ID to join ('' for none)
+-- ARGV[7i]    force      '1' relaunches a job that succeeded, else '0'
+-- ARGV[7i+1]  queue      the asynq queue its task goes on, kept on a created
+--                        record so that every later push of the job's task
+--                        goes to the same queue (one task per job)
 --
 -- Returns one answer per job, in order: 'created', 'conflict' (another
 -- payload), 'in_progress' (running or retrying), or the job's state
@@ -33,7 +36,7 @@ local function batch_of(batch)
   if b[2] then return nil, '' end
   return b[1] or nil, batch
 end
-local function create(jk, ak, id, sid, agent_no, payload, batch, force)
+local function create(jk, ak, id, sid, agent_no, payload, batch, force, queue)
   local bk
   bk, batch = batch_of(batch)
   local function join()
@@ -45,7 +48,8 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force)
   local state = redis.call('HGET', jk, 'state')
   if not state then
     redis.call('HSET', jk, 'id', id, 'sid', sid, 'agent_no', agent_no, 'payload', payload,
-      'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now, 'batch', batch, 'generation', 1)
+      'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now, 'batch', batch, 'generation', 1,
+      'queue', queue)
     join()
     agent_add(agent_no, id, now)
     return 'created'
@@ -55,10 +59,10 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force)
     -- The last success stays readable (and restorable by Uncreate) until the
     -- relaunch records its own outcome over it; the fields set here are kept
     -- as restore_<field> for Uncreate.
-    local prev = redis.call('HMGET', jk, 'attempts', 'enqueued_at', 'updated_at', 'batch')
+    local prev = redis.call('HMGET', jk, 'attempts', 'enqueued_at', 'updated_at', 'batch', 'queue')
     redis.call('HSET', jk, 'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now,
-      'batch', batch, 'restore_ttl', redis.call('PTTL', jk))
-    for i, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
+      'batch', batch, 'queue', queue, 'restore_ttl', redis.call('PTTL', jk))
+    for i, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch', 'queue'}) do
       if prev[i] then redis.call('HSET', jk, 'restore_' .. f, prev[i]) end
     end
     -- The relaunch counts in its new batch: the job leaves the batch it
@@ -93,7 +97,8 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force)
 end
 local out = {}
 for i = 1, #KEYS / 2 do
-  local a = 6 * i - 4
-  out[i] = create(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  local a = 7 * i - 5
+  out[i] = create(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
+    ARGV[a + 6])
 end
 return out

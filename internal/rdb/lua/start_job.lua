@@ -38,7 +38,7 @@ end
 if bk then redis.call('HSETNX', bk, 'started_at', ARGV[1]) end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1], 'max_attempts', ARGV[2])
-redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
+redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch', 'restore_queue')
 -- a dlq retry that stopped before unindexing: the job runs, so it is no dead letter
 redis.call('ZREM', KEYS[3], ARGV[3])
 return {'running', n}

@@ -27,11 +27,12 @@ if h[3] == '1' then
 end
 if h[4] then -- a forced relaunch: back to the success it was, in its batch
   redis.call('HSET', KEYS[1], 'state', 'succeeded')
-  for _, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch'}) do
+  for _, f in ipairs({'attempts', 'enqueued_at', 'updated_at', 'batch', 'queue'}) do
     local v = redis.call('HGET', KEYS[1], 'restore_' .. f)
     if v then redis.call('HSET', KEYS[1], f, v) else redis.call('HDEL', KEYS[1], f) end
   end
-  redis.call('HDEL', KEYS[1], 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch')
+  redis.call('HDEL', KEYS[1], 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch',
+    'restore_queue')
   -- A followed success gets its launch state back, and its follow-up task,
   -- which waited while the job was queued, polls on.
   local ls = redis.call('HGET', KEYS[1], 'restore_launch_state')

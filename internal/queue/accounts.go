@@ -1,0 +1,174 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
+)
+
+// Priority orders the jobs of one account: a worker takes an account's
+// high-priority jobs before its default ones, and those before its low ones,
+// by weight (6:3:1), so that a lower priority slows down but never stops.
+// Priorities never cross accounts: every account gets its share whatever
+// the priority of another's jobs.
+type Priority string
+
+const (
+	PriorityHigh    Priority = "high"
+	PriorityDefault Priority = "default"
+	PriorityLow     Priority = "low"
+)
+
+// Priorities lists the priorities, highest first.
+var Priorities = []Priority{PriorityHigh, PriorityDefault, PriorityLow}
+
+// ParsePriority reads a priority by name; "" is PriorityDefault.
+func ParsePriority(s string) (Priority, error) {
+	switch p := Priority(strings.ToLower(strings.TrimSpace(s))); p {
+	case "":
+		return PriorityDefault, nil
+	case PriorityHigh, PriorityDefault, PriorityLow:
+		return p, nil
+	}
+	return "", fmt.Errorf("priority %s: want high, default or low", strconv.Quote(s))
+}
+
+// weight is a priority's asynq queue weight within its account.
+func (p Priority) weight() int {
+	switch p {
+	case PriorityHigh:
+		return 6
+	case PriorityLow:
+		return 1
+	}
+	return 3
+}
+
+// AccountQueue is the asynq queue of sid's jobs of priority p:
+// "launch:<sid>" for the default priority, "launch:<sid>:high" and
+// "launch:<sid>:low" for the others. A queue per account is what makes the
+// fleet fair: a worker picks among the queues by weight, not by age, so an
+// account's backlog never stands in front of another account's jobs.
+func AccountQueue(sid string, p Priority) string {
+	if p == "" || p == PriorityDefault {
+		return Name + ":" + sid
+	}
+	return Name + ":" + sid + ":" + string(p)
+}
+
+// Queues returns the asynq queues, with weights, of a worker serving sids:
+// three per account, the shared launch queue (jobs enqueued while no worker
+// served their account) and, with follow, the follow-up queue.
+func Queues(sids []string, follow bool) map[string]int {
+	q := make(map[string]int, 3*len(sids)+2)
+	for _, sid := range sids {
+		for _, p := range Priorities {
+			q[AccountQueue(sid, p)] = p.weight()
+		}
+	}
+	q[Name] = PriorityDefault.weight()
+	if follow {
+		// Launches matter more than polls, which wait behind them without
+		// being starved: about one dequeue in ten, however many accounts.
+		q[FollowName] = max(1, len(sids))
+	}
+	return q
+}
+
+// fleetTTL is how long a worker's claim to serve an account lasts unless
+// renewed; workers renew theirs every fleetTTL/3.
+const fleetTTL = 30 * time.Second
+
+// Serve records, for fleetTTL, that a live worker serves the accounts sids,
+// so that producers put their jobs on the accounts' own queues. A worker
+// calls it every FleetRenewEvery.
+func Serve(ctx context.Context, c redis.Cmdable, sids []string, now time.Time) error {
+	if len(sids) == 0 {
+		return nil
+	}
+	until := float64(now.Add(fleetTTL).UnixMilli())
+	members := make([]redis.Z, len(sids))
+	for i, sid := range sids {
+		members[i] = redis.Z{Score: until, Member: sid}
+	}
+	pipe := c.Pipeline()
+	pipe.ZAddGT(ctx, rdb.FleetSIDs, members...)
+	pipe.ZRemRangeByScore(ctx, rdb.FleetSIDs, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("record served accounts: %w", err)
+	}
+	return nil
+}
+
+// FleetRenewEvery is how often a worker renews its Serve claim.
+const FleetRenewEvery = fleetTTL / 3
+
+// Fleet tells producers which accounts a live worker serves, from the
+// claims workers renew with Serve. It caches the answer for a second: a job
+// enqueued for an account in the second after a worker starts serving it
+// waits on the shared queue, which every worker takes from too.
+type Fleet struct {
+	rdb redis.Cmdable
+
+	mu     sync.Mutex
+	sids   map[string]bool
+	readAt time.Time
+}
+
+// NewFleet returns a Fleet reading c.
+func NewFleet(c redis.Cmdable) *Fleet { return &Fleet{rdb: c} }
+
+// fleetCacheFor is how long Fleet keeps what it read.
+const fleetCacheFor = time.Second
+
+// Served reports whether a live worker serves sid.
+func (f *Fleet) Served(ctx context.Context, sid string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if now := time.Now(); f.sids == nil || now.Sub(f.readAt) > fleetCacheFor {
+		live, err := f.SIDs(ctx)
+		if err != nil {
+			return false, err
+		}
+		f.sids = make(map[string]bool, len(live))
+		for _, s := range live {
+			f.sids[s] = true
+		}
+		f.readAt = now
+	}
+	return f.sids[sid], nil
+}
+
+// SIDs returns the accounts live workers serve, sorted.
+func (f *Fleet) SIDs(ctx context.Context) ([]string, error) {
+	live, err := f.rdb.ZRangeByScore(ctx, rdb.FleetSIDs, &redis.ZRangeBy{
+		Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read served accounts: %w", err)
+	}
+	slices.Sort(live)
+	return live, nil
+}
+
+// QueueFor is the queue a job of sid with priority p goes on: its account's
+// own when a live worker serves the account, else the shared launch queue,
+// where any worker finds it and either runs it, moves it to its account's
+// queue, or dead-letters it as an unknown account.
+func (f *Fleet) QueueFor(ctx context.Context, sid string, p Priority) (string, error) {
+	if f == nil {
+		return Name, nil
+	}
+	served, err := f.Served(ctx, sid)
+	if err != nil || !served {
+		return Name, err
+	}
+	return AccountQueue(sid, p), nil
+}

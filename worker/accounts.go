@@ -1,0 +1,272 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rcslaunch/rcslaunch/internal/baseurl"
+	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
+	"github.com/rcslaunch/rcslaunch/internal/limits"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/secret"
+)
+
+// Account is one Kaleyra account a worker serves (Options.Accounts). Each
+// account has its own key, queues and limits: one account's backlog,
+// cool-off or throttling never holds up another's jobs.
+type Account struct {
+	// SID is the account SID. Required; an SID may be listed once.
+	SID string
+	// APIKey is the account's api-key. Required; never logged or stored.
+	APIKey string
+	// Pod is "in" or "na". Empty means Options.Pod.
+	Pod string
+	// RateLimit is the account's launch calls per second over the fleet,
+	// RateBurst its burst and MaxInFlight its cap on calls in flight. Zero
+	// means Options' RateLimit, RateBurst and MaxInFlight.
+	RateLimit   float64
+	RateBurst   int
+	MaxInFlight int
+	// RetryMax is how many retries a retryable answer gets after the first
+	// attempt. Zero means none, as for Options.RetryMax, which a worker
+	// without Accounts uses for its one account.
+	RetryMax int
+}
+
+// served is one account as the worker serves it.
+type served struct {
+	Account
+	client *kaleyra.Client
+	// coolingOff remembers that this process saw the account in cool-off,
+	// so that its end is logged once.
+	coolingOff atomic.Bool
+}
+
+// accountSet is the accounts a worker serves at one time. It is replaced
+// whole (SetAccounts), never changed, so a job reads a consistent account.
+type accountSet struct {
+	bySID map[string]*served
+	sids  []string // sorted
+}
+
+// errAccounts is wrapped by SetAccounts' and New's errors for an account
+// list that is empty or names an SID twice.
+var errAccounts = errors.New("accounts")
+
+// accountList is the accounts opts configures: Accounts, or else the one
+// account of SID and APIKey.
+func (o *Options) accountList() []Account {
+	if len(o.Accounts) > 0 {
+		return o.Accounts
+	}
+	return []Account{{SID: o.SID, APIKey: o.APIKey, RetryMax: o.RetryMax}}
+}
+
+// buildAccounts checks list and makes each account's client, filling in
+// Options' values for the fields left zero.
+func (w *Worker) buildAccounts(list []Account) (*accountSet, error) {
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%w: none to serve", errAccounts)
+	}
+	set := &accountSet{bySID: make(map[string]*served, len(list))}
+	var errs []error
+	for i, a := range list {
+		if _, dup := set.bySID[a.SID]; dup {
+			errs = append(errs, fmt.Errorf("%w: account %d: SID %s is listed twice", errAccounts, i+1, a.SID))
+			continue
+		}
+		s, err := w.serve(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("account %d: %w", i+1, err))
+			continue
+		}
+		set.bySID[a.SID] = s
+		set.sids = append(set.sids, a.SID)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.Sort(set.sids)
+	return set, nil
+}
+
+// serve fills in a's defaults and makes its client.
+func (w *Worker) serve(a Account) (*served, error) {
+	o := &w.opts
+	if a.Pod == "" {
+		a.Pod = o.Pod
+	}
+	if a.RateLimit == 0 {
+		a.RateLimit = o.RateLimit
+	}
+	if a.RateBurst == 0 {
+		a.RateBurst = o.RateBurst
+	}
+	if a.MaxInFlight == 0 {
+		a.MaxInFlight = o.MaxInFlight
+	}
+	if a.RetryMax < 0 {
+		return nil, fmt.Errorf("RetryMax %w", ErrNegative)
+	}
+	base, err := baseurl.Resolve(a.Pod, o.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kaleyra.New(kaleyra.Options{
+		BaseURL: base, SID: a.SID, APIKey: secret.String(a.APIKey), HTTPClient: w.http,
+		Timeout: o.Timeout, RetryCodes: o.RetryCodes, StatusPath: o.StatusPath,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &served{Account: a, client: client}, nil
+}
+
+// limitsOf is an account's limiter configuration.
+func (w *Worker) limitsOf(a Account) limits.Config {
+	o := &w.opts
+	return limits.Config{
+		Rate: a.RateLimit, Burst: a.RateBurst, MaxInFlight: a.MaxInFlight,
+		// A slot outlives the call it covers; a process killed while holding
+		// one frees it this long after it took it.
+		Lease:            o.Timeout + 2*time.Second,
+		CoolOffThreshold: o.CoolOffThreshold,
+		CoolOffWindow:    o.CoolOffWindow,
+		CoolOffDuration:  o.CoolOffDuration,
+	}
+}
+
+// account returns the served account of sid, or nil.
+func (w *Worker) account(sid string) *served { return w.accounts.Load().bySID[sid] }
+
+// SetAccounts replaces the accounts the worker serves, as on SIGHUP: new
+// accounts are served at once, changed ones take their new key and limits
+// for their next call, and removed ones are left alone (their queued jobs
+// wait for a worker that serves them). When the set of SIDs changes, the
+// worker starts taking from the new set of queues before it stops taking
+// from the old: calls in flight finish, and jobs waiting for a slot go back
+// to the queue. An invalid list changes nothing.
+func (w *Worker) SetAccounts(list []Account) error {
+	set, err := w.buildAccounts(list)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := w.useAccounts(set); err != nil {
+		return err
+	}
+	w.log.Info().Int("accounts", len(set.sids)).Msg("accounts reloaded")
+	return nil
+}
+
+// useAccounts puts set in service: its limits, its claim in the fleet, and
+// its queues when they differ from the running server's.
+func (w *Worker) useAccounts(set *accountSet) error {
+	for _, sid := range set.sids {
+		if err := w.limiter.SetAccount(sid, w.limitsOf(set.bySID[sid].Account)); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
+	old := w.accounts.Swap(set)
+	if old == nil || slices.Equal(old.sids, set.sids) {
+		return nil
+	}
+	w.claim(context.Background())
+	return w.restart()
+}
+
+// claim tells producers which accounts this worker serves, so that they put
+// those accounts' jobs on the accounts' own queues (queue.Fleet).
+func (w *Worker) claim(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+	defer cancel()
+	if err := queue.Serve(ctx, w.store.Redis(), w.accounts.Load().sids, time.Now()); err != nil {
+		w.log.Warn().Err(err).Msg("cannot record served accounts; their jobs use the shared queue meanwhile")
+	}
+}
+
+// claimEvery renews the worker's claim until ctx ends.
+func (w *Worker) claimEvery(ctx context.Context) {
+	t := time.NewTicker(queue.FleetRenewEvery)
+	defer t.Stop()
+	for {
+		w.claim(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// generation is one asynq server of the worker, serving the queues of one
+// set of accounts. A reload that changes the set starts a new generation
+// and retires the old.
+type generation struct {
+	srv *asynq.Server
+	// stopping is cancelled when the generation's shutdown begins, so that
+	// jobs still waiting for a launch slot go back to the queue instead of
+	// holding it up.
+	stopping context.Context
+	stop     context.CancelFunc
+}
+
+// stoppingKey is the context key of the generation running a handler.
+type stoppingKey struct{}
+
+// stoppingOf returns the stopping context of the generation running the
+// handler of ctx.
+func stoppingOf(ctx context.Context) context.Context {
+	if s, ok := ctx.Value(stoppingKey{}).(context.Context); ok {
+		return s
+	}
+	return context.Background()
+}
+
+// start starts a generation serving the current accounts' queues.
+func (w *Worker) start() (*generation, error) {
+	sids := w.accounts.Load().sids
+	g := &generation{srv: newServer(w.opts, w.log, queue.Queues(sids, w.opts.FollowLaunch))}
+	g.stopping, g.stop = context.WithCancel(context.Background())
+	bind := func(h asynq.HandlerFunc) asynq.HandlerFunc {
+		return func(ctx context.Context, t *asynq.Task) error {
+			return h(context.WithValue(ctx, stoppingKey{}, g.stopping), t)
+		}
+	}
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(queue.TaskType, bind(w.process))
+	mux.HandleFunc(queue.FollowTaskType, bind(w.follow))
+	if err := g.srv.Start(mux); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return g, nil
+}
+
+// shutdown stops g gracefully: calls in flight finish and are recorded.
+func (g *generation) shutdown() {
+	g.stop()
+	g.srv.Shutdown()
+}
+
+// restart replaces the running generation, if any, by one serving the
+// current accounts; the old one shuts down in the background.
+func (w *Worker) restart() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen == nil {
+		return nil // not running: Run starts with the current accounts
+	}
+	g, err := w.start()
+	if err != nil {
+		return err
+	}
+	old := w.gen
+	w.gen = g
+	w.retiring.Go(old.shutdown)
+	return nil
+}
