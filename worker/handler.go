@@ -175,6 +175,9 @@ func (w *Worker) deferred(log zerolog.Logger, acct *served, err error) error {
 		if d.Reason == limits.ReasonCoolOff && !acct.coolingOff.Swap(true) {
 			log.Warn().Dur("remaining", d.After).Msg("account in cool-off: launch calls wait")
 		}
+		if d.Reason == limits.ReasonCoolOff || d.Reason == limits.ReasonRate && d.After >= holdAfter {
+			w.hold(log, acct.SID, d.After)
+		}
 		at := runAt(time.Now(), d.After)
 		if d.Reason != limits.ReasonCoolOff && d.After < time.Second {
 			// The job has already waited MaxWait in this process and only
@@ -191,6 +194,21 @@ func (w *Worker) deferred(log zerolog.Logger, acct *served, err error) error {
 	}
 	log.Error().Err(err).Msg("cannot take a launch slot")
 	return err
+}
+
+// holdAfter is the shortest rate wait for which the account's queues are
+// held: the limiter sleeps through shorter ones in the process.
+const holdAfter = 250 * time.Millisecond
+
+// hold keeps every worker from taking sid's jobs for d, during which sid may
+// not call: workers take other accounts' jobs meanwhile, instead of taking
+// sid's only to hand each back (which, for a backlog, would be all of them).
+func (w *Worker) hold(log zerolog.Logger, sid string, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := queue.Hold(ctx, w.store.Redis(), sid, d); err != nil {
+		log.Warn().Err(err).Msg("cannot hold the account's queues; its jobs are handed back one by one")
+	}
 }
 
 // health is what an answer says about the account, for its limits.

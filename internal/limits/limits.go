@@ -43,6 +43,12 @@ type Config struct {
 	// MaxWait is how long Acquire waits for a slot in the process before it
 	// hands the job back to the queue (ErrDeferred). Default 2s.
 	MaxWait time.Duration
+	// MaxRateWait is the longest wait for the next rate token that Acquire
+	// sleeps through in the process; a longer one (an account throttled to
+	// a low rate) is returned at once as a DeferredError, so that a slow
+	// account never holds a worker that another account could use.
+	// Default 250ms.
+	MaxRateWait time.Duration
 	// CoolOffThreshold gateway errors (RCS502) within CoolOffWindow put the
 	// account in cool-off for CoolOffDuration: no calls, jobs wait. Zero
 	// threshold disables the cool-off.
@@ -66,6 +72,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 2 * time.Second
+	}
+	if c.MaxRateWait <= 0 {
+		c.MaxRateWait = 250 * time.Millisecond
 	}
 	if c.MinRate <= 0 || c.MinRate > c.Rate {
 		c.MinRate = c.Rate / 20
@@ -181,7 +190,7 @@ func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 			// jittered interval so that waiters do not move in step.
 			wait = 5*time.Millisecond + rand.N(10*time.Millisecond)
 		}
-		if reason == ReasonCoolOff || time.Until(deadline) < wait {
+		if reason == ReasonCoolOff || time.Until(deadline) < wait || reason == ReasonRate && wait > c.MaxRateWait {
 			return nil, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
 		}
 		select {

@@ -146,7 +146,8 @@ func TestNewAndDefaults(t *testing.T) {
 		}
 	}
 	l := mustNew(t, rdb, Config{Rate: 20})
-	want := Config{Rate: 20, Burst: 1, MaxInFlight: 5, Lease: 35 * time.Second, MaxWait: 2 * time.Second, MinRate: 1}
+	want := Config{Rate: 20, Burst: 1, MaxInFlight: 5, Lease: 35 * time.Second, MaxWait: 2 * time.Second,
+		MaxRateWait: 250 * time.Millisecond, MinRate: 1}
 	if l.def != want {
 		t.Errorf("defaults: got %+v, want %+v", l.def, want)
 	}
@@ -409,8 +410,20 @@ func TestDeferredError(t *testing.T) {
 		t.Errorf("Error() = %q, want the reason in it", msg)
 	}
 
+	// A token further away than MaxRateWait is not waited for, however long
+	// MaxWait: the job goes back at once, and its worker to other jobs.
+	slow := mustNew(t, rdb, Config{Rate: 0.5, Burst: 1, MaxInFlight: 1, MaxWait: 10 * time.Second})
+	start := time.Now()
+	_, err = slow.Acquire(ctx, "AC1")
+	if d := deferred(t, err, ReasonRate); d.After <= time.Second {
+		t.Errorf("rate deferral After = %v, want about 2s", d.After)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("Acquire slept %v for a token 2s away; MaxRateWait is 250ms", waited)
+	}
+
 	// Cancelled while waiting for the token: ctx's error, no slot taken.
-	patient := mustNew(t, rdb, Config{Rate: 0.5, Burst: 1, MaxInFlight: 1, MaxWait: 10 * time.Second})
+	patient := mustNew(t, rdb, Config{Rate: 0.5, Burst: 1, MaxInFlight: 1, MaxWait: 10 * time.Second, MaxRateWait: 10 * time.Second})
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(100*time.Millisecond, cancel)
 	s, err = patient.Acquire(cctx, "AC1")

@@ -64,6 +64,26 @@ func AccountQueue(sid string, p Priority) string {
 	return Name + ":" + sid + ":" + string(p)
 }
 
+// AccountQueues returns sid's queues, highest priority first.
+func AccountQueues(sid string) []string {
+	q := make([]string, len(Priorities))
+	for i, p := range Priorities {
+		q[i] = AccountQueue(sid, p)
+	}
+	return q
+}
+
+// Hold keeps every worker from taking sid's jobs for d (asynq's pause, with
+// an expiry): while an account may not call (cool-off, a rate throttled
+// low), workers then take other accounts' jobs instead of taking its jobs
+// only to hand them back. Jobs of sid on the shared queue are not held.
+func Hold(ctx context.Context, c redis.UniversalClient, sid string, d time.Duration) error {
+	if err := rdb.HoldQueues(ctx, c, AccountQueues(sid), d, time.Now()); err != nil {
+		return fmt.Errorf("hold queues of account %s: %w", sid, err)
+	}
+	return nil
+}
+
 // Queues returns the asynq queues, with weights, of a worker serving sids:
 // three per account, the shared launch queue (jobs enqueued while no worker
 // served their account) and, with follow, the follow-up queue.

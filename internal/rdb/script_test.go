@@ -152,6 +152,10 @@ func TestScriptsAfterScriptFlush(t *testing.T) {
 	if rep.Rate != 50 {
 		t.Fatalf("LimiterRelease after a throttled call: %+v, want the rate halved", rep)
 	}
+	must(t, "HoldQueues", HoldQueues(ctx, c, []string{"launch:AC1"}, time.Minute, now))
+	if ttl := c.PTTL(ctx, AsynqPausedKey("launch:AC1")).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("HoldQueues: paused key's TTL %v, want up to a minute", ttl)
+	}
 	for name, ok := range cached(t, c) {
 		if !ok {
 			t.Errorf("%s did not run: no wrapper called above runs it", name)
@@ -220,5 +224,37 @@ func TestRecoverLeavesOtherErrors(t *testing.T) {
 	_, err := FinishJob(ctx, c, FinishArgs{ID: "bad", Kind: "succeeded", Now: time.Now()})
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), "finish_job.lua") {
 		t.Fatalf("FinishJob on a string key: %v, want WRONGTYPE naming the script", err)
+	}
+}
+
+// TestHoldQueue: a hold pauses the queue for its time, is lengthened but
+// never shortened, and leaves an operator's pause (no expiry) alone.
+func TestHoldQueue(t *testing.T) {
+	c := testredis.Start(t).Client()
+	ctx := context.Background()
+	now := time.Now()
+	key := AsynqPausedKey("launch:S1")
+	hold := func(d time.Duration) {
+		t.Helper()
+		if err := HoldQueues(ctx, c, []string{"launch:S1"}, d, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold(2 * time.Second)
+	if ttl := c.PTTL(ctx, key).Val(); ttl <= time.Second || ttl > 2*time.Second {
+		t.Fatalf("after a 2s hold: TTL %v", ttl)
+	}
+	hold(time.Second)
+	if ttl := c.PTTL(ctx, key).Val(); ttl <= time.Second {
+		t.Fatalf("a shorter hold shortened the longer one: TTL %v", ttl)
+	}
+	hold(time.Minute)
+	if ttl := c.PTTL(ctx, key).Val(); ttl <= 2*time.Second {
+		t.Fatalf("a longer hold did not lengthen it: TTL %v", ttl)
+	}
+	c.Set(ctx, key, now.Unix(), 0) // paused by hand, as asynqmon does
+	hold(time.Second)
+	if ttl := c.PTTL(ctx, key).Val(); ttl != -1 {
+		t.Fatalf("a hold put an expiry on an operator's pause: TTL %v", ttl)
 	}
 }
