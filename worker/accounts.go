@@ -195,11 +195,11 @@ func (w *Worker) claimEvery(ctx context.Context) {
 	t := time.NewTicker(queue.FleetRenewEvery)
 	defer t.Stop()
 	for {
-		w.claim(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			w.claim(ctx)
 		}
 	}
 }

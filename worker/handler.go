@@ -101,7 +101,7 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		out = acct.client.Launch(context.WithoutCancel(ctx), rec.Payload)
 		w.metrics.InFlight.Dec()
 		w.metrics.CallDuration.WithLabelValues(out.Class.String()).Observe(out.Duration.Seconds())
-		w.metrics.Calls.WithLabelValues(out.Class.String(), out.Code).Inc()
+		w.metrics.Calls.WithLabelValues(w.metrics.SID(acct.SID), out.Class.String(), out.Code).Inc()
 	}
 	return w.record(log, slot, rec, attempt, acct.RetryMax, out)
 }
@@ -123,7 +123,7 @@ func (w *Worker) finished(ctx context.Context, log zerolog.Logger, id string, st
 // otherwise it is dead-lettered as UNKNOWN_ACCOUNT without a call, never
 // sent with another account's key.
 func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec store.NewJob) error {
-	served, err := w.fleet.Served(ctx, rec.SID)
+	served, err := w.fleet.ServedNow(ctx, rec.SID)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func (w *Worker) deferred(log zerolog.Logger, acct *served, err error) error {
 	var d *limits.DeferredError
 	switch {
 	case errors.As(err, &d):
-		w.metrics.Deferred.WithLabelValues(d.Reason).Inc()
+		w.metrics.Deferred.WithLabelValues(w.metrics.SID(acct.SID), d.Reason).Inc()
 		if d.Reason == limits.ReasonCoolOff && !acct.coolingOff.Swap(true) {
 			log.Warn().Dur("remaining", d.After).Msg("account in cool-off: launch calls wait")
 		}

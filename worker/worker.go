@@ -339,6 +339,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := rdb.Check(ctx, w.store.Redis()); err != nil {
 		return err
 	}
+	// The claim comes first: a job of these accounts enqueued from now on
+	// goes to their queues, and no other worker dead-letters it as unknown.
+	w.claim(ctx)
 	w.mu.Lock()
 	g, err := w.start()
 	w.gen = g

@@ -13,6 +13,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -31,13 +32,14 @@ const namespace = "rcslaunch"
 type Worker struct {
 	// CallDuration is the latency of Kaleyra launch calls, by outcome class.
 	CallDuration *prometheus.HistogramVec
-	// Calls counts Kaleyra launch calls by class and code.
+	// Calls counts Kaleyra launch calls by account (see SID), class and code.
 	Calls *prometheus.CounterVec
 	// Attempts is the attempts a job took, observed when it finishes.
 	Attempts prometheus.Histogram
 	// LimiterWait is how long jobs waited in the process for a launch slot.
 	LimiterWait prometheus.Histogram
-	// Deferred counts jobs handed back to the queue by the limiter, by reason.
+	// Deferred counts jobs handed back to the queue by the limiter, by
+	// account (see SID) and reason.
 	Deferred *prometheus.CounterVec
 	// InFlight is this process's launch calls in flight.
 	InFlight prometheus.Gauge
@@ -47,6 +49,40 @@ type Worker struct {
 	StatusPolls *prometheus.CounterVec
 	// LaunchStateChanges counts followed launches reaching a state, by state.
 	LaunchStateChanges *prometheus.CounterVec
+
+	sids sidLabels
+}
+
+// MaxSIDLabels bounds the distinct values of a process's sid label: the
+// accounts seen first keep their own, later ones share OtherSID, so that a
+// fleet of many accounts cannot make a scrape unbounded.
+const MaxSIDLabels = 500
+
+// OtherSID is the sid label of the accounts beyond MaxSIDLabels.
+const OtherSID = "other"
+
+// sidLabels hands out sid label values, at most MaxSIDLabels distinct.
+type sidLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// SID returns the sid label value of an account.
+func (m *Worker) SID(sid string) string {
+	l := &m.sids
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[sid] {
+		return sid
+	}
+	if len(l.seen) >= MaxSIDLabels {
+		return OtherSID
+	}
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[sid] = true
+	return sid
 }
 
 // NewWorker makes the process metrics and registers them on reg.
@@ -59,8 +95,8 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		}, []string{"class"}),
 		Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "kaleyra_calls_total",
-			Help: "Kaleyra launch calls made by this process, by outcome class and code.",
-		}, []string{"class", "code"}),
+			Help: "Kaleyra launch calls made by this process, by account, outcome class and code.",
+		}, []string{"sid", "class", "code"}),
 		Attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "job_attempts",
 			Help:    "Attempts a job took, observed when it finishes (succeeded or dead-lettered).",
@@ -73,8 +109,8 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		}),
 		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "limiter_deferrals_total",
-			Help: "Jobs handed back to the queue by the limiter (not attempts), by reason: rate, in_flight, cool_off.",
-		}, []string{"reason"}),
+			Help: "Jobs handed back to the queue by the limiter (not attempts), by account and reason: rate, in_flight, cool_off.",
+		}, []string{"sid", "reason"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "process_inflight_calls",
 			Help: "Kaleyra launch calls in flight from this process.",

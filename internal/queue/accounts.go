@@ -149,11 +149,23 @@ func NewFleet(c redis.Cmdable) *Fleet { return &Fleet{rdb: c} }
 // fleetCacheFor is how long Fleet keeps what it read.
 const fleetCacheFor = time.Second
 
-// Served reports whether a live worker serves sid.
+// Served reports whether a live worker serves sid, as read at most a
+// second ago.
 func (f *Fleet) Served(ctx context.Context, sid string) (bool, error) {
+	return f.served(ctx, sid, fleetCacheFor)
+}
+
+// ServedNow is Served read from Redis now: for a decision that a stale
+// answer would make wrongly, such as dead-lettering a job of an account
+// whose worker has just started.
+func (f *Fleet) ServedNow(ctx context.Context, sid string) (bool, error) {
+	return f.served(ctx, sid, 0)
+}
+
+func (f *Fleet) served(ctx context.Context, sid string, maxAge time.Duration) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if now := time.Now(); f.sids == nil || now.Sub(f.readAt) > fleetCacheFor {
+	if now := time.Now(); f.sids == nil || now.Sub(f.readAt) >= maxAge {
 		live, err := f.SIDs(ctx)
 		if err != nil {
 			return false, err
