@@ -39,6 +39,17 @@ type Account struct {
 	RetryMax int
 }
 
+// String prints the account with its key redacted, so that logging an
+// Account (or a list of them) never shows the key.
+func (a Account) String() string {
+	key := ""
+	if a.APIKey != "" {
+		key = secret.Redacted
+	}
+	return fmt.Sprintf("{SID:%s APIKey:%s Pod:%s RateLimit:%v RateBurst:%d MaxInFlight:%d RetryMax:%d}",
+		a.SID, key, a.Pod, a.RateLimit, a.RateBurst, a.MaxInFlight, a.RetryMax)
+}
+
 // served is one account as the worker serves it.
 type served struct {
 	Account

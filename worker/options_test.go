@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,16 @@ func TestZeroRetryMaxMeansNoRetry(t *testing.T) {
 	}
 	if n := e.Sim.Stats().ByAgent["500"]; n != 1 {
 		t.Errorf("with RetryMax 0: Kaleyra called %d times, want 1", n)
+	}
+}
+
+// TestAccountPrintsNoKey: an Account printed any usual way shows its SID,
+// never its key.
+func TestAccountPrintsNoKey(t *testing.T) {
+	a := worker.Account{SID: "HX12", APIKey: "k-very-secret-123", RateLimit: 5}
+	for _, s := range []string{fmt.Sprint(a), fmt.Sprintf("%v", a), fmt.Sprintf("%+v", a), fmt.Sprint([]worker.Account{a})} {
+		if strings.Contains(s, "very-secret") || !strings.Contains(s, "HX12") {
+			t.Errorf("printed as %q", s)
+		}
 	}
 }
