@@ -58,6 +58,9 @@ type env struct {
 
 	mu      sync.Mutex
 	outputs []string // everything any process printed, for the API key check
+	// keys are the API keys no process may print nor write to Redis:
+	// testenv.APIKey, and those of the test's accounts (addKeys).
+	keys []string
 }
 
 // newEnv starts a test environment with the simulator configured by simCfg
@@ -69,7 +72,7 @@ func newEnv(t testing.TB, simCfg sim.Config, opts ...testredis.Option) *env {
 	// cannot miss it inside an LZF-compressed value.
 	opts = append([]testredis.Option{testredis.WithArgs("--rdbcompression", "no")}, opts...)
 	te := testenv.New(t, testenv.WithRedis(opts...), testenv.WithSim(simCfg))
-	e := &env{Env: te, t: t, dir: t.TempDir(), vars: map[string]string{
+	e := &env{Env: te, t: t, dir: t.TempDir(), keys: []string{testenv.APIKey}, vars: map[string]string{
 		"REDIS_URL":             te.Redis.URL(),
 		"KALEYRA_SID":           testenv.SID,
 		"KALEYRA_API_KEY":       testenv.APIKey,
@@ -95,10 +98,20 @@ func (e *env) checkNoKeyPrinted() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, out := range e.outputs {
-		if strings.Contains(out, testenv.APIKey) {
-			e.t.Errorf("a process printed the KALEYRA_API_KEY value:\n%s", tail(out, 2000))
+		for i, k := range e.keys {
+			if strings.Contains(out, k) {
+				e.t.Errorf("a process printed API key %d of the test:\n%s", i, tail(out, 2000))
+			}
 		}
 	}
+}
+
+// addKeys adds API keys, such as the keys of an ACCOUNTS_FILE's accounts,
+// to those that no process may print and assertKeyNotInRedis looks for.
+func (e *env) addKeys(keys ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keys = append(e.keys, keys...)
 }
 
 func (e *env) record(outs ...string) {
@@ -590,7 +603,8 @@ func (e *env) assertNothingEnqueued(jobIDs ...string) {
 	}
 }
 
-// assertKeyNotInRedis DUMPs every key and searches the dumps for the API key.
+// assertKeyNotInRedis DUMPs every key and searches the dumps for the API
+// keys (testenv.APIKey and those given to addKeys).
 func (e *env) assertKeyNotInRedis(mustFind string) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -605,8 +619,10 @@ func (e *env) assertKeyNotInRedis(mustFind string) {
 		if err != nil {
 			continue // expired in between
 		}
-		if strings.Contains(d, testenv.APIKey) || strings.Contains(k, testenv.APIKey) {
-			e.t.Errorf("Redis key %q holds the KALEYRA_API_KEY value", k)
+		for i, key := range e.keys {
+			if strings.Contains(d, key) || strings.Contains(k, key) {
+				e.t.Errorf("Redis key %q holds API key %d of the test", k, i)
+			}
 		}
 		if strings.Contains(d, mustFind) {
 			found = true

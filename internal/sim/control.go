@@ -15,9 +15,11 @@ import (
 // maxControlBody bounds a control request body.
 const maxControlBody = 1 << 20
 
-// scriptRequest is the body of POST /_sim/script.
+// scriptRequest is the body of POST /_sim/script: steps for an agent
+// (Script) or for an account (ScriptSID), exactly one of the two.
 type scriptRequest struct {
 	AgentNo string   `json:"agent_no"`
+	SID     string   `json:"sid"`
 	Steps   []string `json:"steps"`
 }
 
@@ -27,8 +29,12 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 		controlError(w, err)
 		return
 	}
-	if req.AgentNo == "" {
-		controlError(w, errors.New("agent_no: is required"))
+	switch {
+	case req.AgentNo == "" && req.SID == "":
+		controlError(w, errors.New("agent_no: is required, or sid for an account's calls"))
+		return
+	case req.AgentNo != "" && req.SID != "":
+		controlError(w, errors.New("sid: give agent_no or sid, not both"))
 		return
 	}
 	if len(req.Steps) == 0 {
@@ -43,7 +49,11 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.Script(req.AgentNo, steps...)
+	if req.SID != "" {
+		s.ScriptSID(req.SID, steps...)
+	} else {
+		s.Script(req.AgentNo, steps...)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

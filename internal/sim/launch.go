@@ -132,9 +132,10 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	st, detail := s.check(r, sid, &p)
+	call.KeyOK = s.keyOKLocked(sid, r)
+	st, detail := s.check(r, call.KeyOK, sid, &p)
 	if st == "" {
-		st = s.nextLocked(p.agentNo)
+		st = s.nextLocked(sid, p.agentNo)
 	}
 	if st.issuesLaunchID() {
 		p.launchID = newUUID()
@@ -166,12 +167,13 @@ func (st Step) issuesLaunchID() bool {
 
 // check applies the request checks, returning the failure to answer, with
 // its error_message when it differs from the code's default, or "" for a
-// valid request. s.mu must be held.
-func (s *Server) check(r *http.Request, sid string, p *payload) (Step, string) {
+// valid request; keyOK is whether the request carried its account's
+// api-key. s.mu must be held.
+func (s *Server) check(r *http.Request, keyOK bool, sid string, p *payload) (Step, string) {
 	if r.Method != http.MethodPost {
 		return stepMethod, ""
 	}
-	if !keyOK(s.cfg.APIKey, r.Header.Get("api-key")) {
+	if !keyOK {
 		return stepUnauthorized, ""
 	}
 	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
@@ -187,6 +189,16 @@ func (s *Server) check(r *http.Request, sid string, p *payload) (Step, string) {
 		return StepMissingFields, p.problem
 	}
 	return "", ""
+}
+
+// keyOKLocked reports whether r carries the api-key of account sid:
+// Config.Keys[sid] when listed, else Config.APIKey. s.mu must be held.
+func (s *Server) keyOKLocked(sid string, r *http.Request) bool {
+	want, ok := s.cfg.Keys[sid]
+	if !ok {
+		want = s.cfg.APIKey
+	}
+	return keyOK(want, r.Header.Get("api-key"))
 }
 
 // keyOK reports whether the api-key header got is acceptable. Both keys are
@@ -219,21 +231,33 @@ func readProblem(err error) string {
 }
 
 // nextLocked picks the answer to a valid request: the agent's next scripted
-// step, else a gateway fault with probability FaultRate, else success.
-// s.mu must be held.
-func (s *Server) nextLocked(agentNo string) Step {
-	if q := s.scripts[agentNo]; len(q) > 0 {
-		if len(q) == 1 {
-			delete(s.scripts, agentNo)
-		} else {
-			s.scripts[agentNo] = q[1:]
-		}
-		return q[0]
+// step, else the account's, else a gateway fault with probability
+// FaultRate, else success. s.mu must be held.
+func (s *Server) nextLocked(sid, agentNo string) Step {
+	if st, ok := pop(s.scripts, agentNo); ok {
+		return st
+	}
+	if st, ok := pop(s.sidScripts, sid); ok {
+		return st
 	}
 	if s.cfg.FaultRate > 0 && s.rng.Float64() < s.cfg.FaultRate {
 		return StepGateway
 	}
 	return StepSucceed
+}
+
+// pop takes the first step queued for key in scripts, if any.
+func pop(scripts map[string][]Step, key string) (Step, bool) {
+	q := scripts[key]
+	switch len(q) {
+	case 0:
+		return "", false
+	case 1:
+		delete(scripts, key)
+	default:
+		scripts[key] = q[1:]
+	}
+	return q[0], true
 }
 
 // recordLocked adds a call to the history and the totals and counts it in

@@ -4,9 +4,10 @@
 // (request checks, the RCS902 success echo, the RCS904, RCS701, RCS601, RCS405
 // and RCS502 failure bodies with their HTTP statuses) and adds what a test
 // needs to reproduce trouble on demand: latency and jitter, a random gateway
-// fault rate, disabled SIDs, and per-agent scripts of answers that Kaleyra
-// gives only on a bad day (HTTP 429, hangs, empty, HTML, truncated or huge
-// bodies, malformed codes).
+// fault rate, disabled SIDs, a key per account (so that a call sent with
+// another account's key shows), and per-agent or per-account scripts of
+// answers that Kaleyra gives only on a bad day (HTTP 429, hangs, empty,
+// HTML, truncated or huge bodies, malformed codes).
 //
 // It also serves GET /v1/{sid}/rcs/agent/agentlaunchstatus for the launches
 // it created, answering each status call with the next step of a scripted
@@ -41,6 +42,11 @@ type Config struct {
 	// APIKey is the api-key header every launch call must carry. Empty
 	// accepts any non-empty key.
 	APIKey string
+	// Keys are the api-keys of particular accounts, by SID: a call for an
+	// SID listed here must carry that key instead of APIKey, so that a call
+	// sent with another account's key is refused (RCS401) and shows as such
+	// in Call.KeyOK. An empty key accepts any non-empty one.
+	Keys map[string]string
 	// Latency is added before every answer on the launch route.
 	Latency time.Duration
 	// StatusLatency is added before every answer on the launch status
@@ -87,6 +93,12 @@ type Call struct {
 	// Body is the request body as received, when it is valid JSON. Headers,
 	// and so the api-key, are never recorded.
 	Body json.RawMessage `json:"body,omitempty"`
+	// KeyOK is whether the call carried its account's api-key (Config.Keys
+	// for its SID, else Config.APIKey): what a test checks to tell that no
+	// call went out with another account's key, which itself is never
+	// recorded. A call without it is answered RCS401 (unless its method was
+	// refused first).
+	KeyOK bool `json:"key_ok"`
 	// Duration is how long the answer took, latency included; 0 while the
 	// call is still in flight.
 	Duration time.Duration `json:"duration_ns"`
@@ -102,6 +114,9 @@ type StatusCall struct {
 	// query parameters.
 	AgentNo       string `json:"agent_no,omitempty"`
 	AgentLaunchID string `json:"agent_launch_id,omitempty"`
+	// KeyOK is whether the call carried its account's api-key, as
+	// Call.KeyOK.
+	KeyOK bool `json:"key_ok"`
 	// Poll is which status call of the launch this is, from 1: the step of
 	// its sequence answered is Poll-1 (or the last). 0 when the call named
 	// no launch this simulator issued to that agent, or was refused first.
@@ -168,6 +183,7 @@ func copyLog[C any](log []*C) []C {
 // simulator is meant for loopback use only:
 //
 //	POST /_sim/script  {"agent_no": "48900", "steps": ["RCS502", "RCS502"]}  see Script
+//	POST /_sim/script  {"sid": "HX12", "steps": ["HTTP429"]}                  see ScriptSID
 //	GET  /_sim/calls   JSON array of Call                                   see Calls
 //	GET  /_sim/status_calls  JSON array of StatusCall                       see StatusCalls
 //	GET  /_sim/stats   Stats as JSON                                        see Stats
@@ -187,7 +203,8 @@ type Server struct {
 	cfg         Config
 	disabled    map[string]bool
 	rng         *rand.Rand
-	scripts     map[string][]Step
+	scripts     map[string][]Step // by agent number
+	sidScripts  map[string][]Step // by SID
 	calls       []*Call
 	ncalls      int
 	byCode      map[string]int
@@ -253,6 +270,7 @@ func (s *Server) update(change func(*Config)) {
 	cfg.StatusLatency = max(cfg.StatusLatency, 0)
 	cfg.Jitter = max(cfg.Jitter, 0)
 	cfg.DisabledSIDs = slices.Clone(cfg.DisabledSIDs)
+	cfg.Keys = maps.Clone(cfg.Keys)
 	cfg.LaunchStates = maps.Clone(cfg.LaunchStates)
 	for prefix, seq := range cfg.LaunchStates {
 		cfg.LaunchStates[prefix] = slices.Clone(seq)
@@ -279,6 +297,22 @@ func (s *Server) update(change func(*Config)) {
 // reject does not use a step. Script panics on an unknown Step, as that is a
 // mistake in the calling test.
 func (s *Server) Script(agentNo string, steps ...Step) {
+	s.script(&s.scripts, agentNo, steps)
+}
+
+// ScriptSID is Script for an account: the next valid launch calls for sid,
+// whatever their agent, get steps in order, so that a test can make one
+// account's gateway fail or throttle without knowing which of its jobs a
+// worker sends first. A call whose agent has steps of its own (Script)
+// takes its agent's step and leaves the account's for the next call.
+func (s *Server) ScriptSID(sid string, steps ...Step) {
+	s.script(&s.sidScripts, sid, steps)
+}
+
+// script appends steps to the queue of key in *scripts (s.scripts or
+// s.sidScripts, read under s.mu as Reset replaces them), after checking
+// them.
+func (s *Server) script(scripts *map[string][]Step, key string, steps []Step) {
 	for _, st := range steps {
 		if !st.valid() {
 			panic("sim: unknown step " + string(st))
@@ -286,7 +320,7 @@ func (s *Server) Script(agentNo string, steps ...Step) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.scripts[agentNo] = append(s.scripts[agentNo], steps...)
+	(*scripts)[key] = append((*scripts)[key], steps...)
 }
 
 // Calls returns every launch call received since New or the last Reset, in
@@ -331,6 +365,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.scripts = map[string][]Step{}
+	s.sidScripts = map[string][]Step{}
 	s.calls = nil
 	s.ncalls = 0
 	s.byCode = map[string]int{}

@@ -778,7 +778,7 @@ func TestControlAPI(t *testing.T) {
 	if err := json.Unmarshal(b, &calls); code != 200 || err != nil || len(calls) != 3 {
 		t.Fatalf("calls: %d %v %s", code, err, b)
 	}
-	for _, k := range []string{"at", "sid", "agent_no", "code", "http_status", "body", "duration_ns"} {
+	for _, k := range []string{"at", "sid", "agent_no", "code", "http_status", "body", "key_ok", "duration_ns"} {
 		if _, ok := calls[0][k]; !ok {
 			t.Errorf("calls[0] lacks %q: %v", k, calls[0])
 		}
@@ -826,7 +826,7 @@ func TestControlAPIRejectsBadRequests(t *testing.T) {
 	_, ts := start(t, Config{})
 	for _, tc := range []struct{ path, body, field string }{
 		{"/_sim/script", `{"agent_no":"A","steps":["RCS502","RCS999"]}`, `steps[1]: unknown step "RCS999"`},
-		{"/_sim/script", `{"steps":["RCS502"]}`, "agent_no: is required"},
+		{"/_sim/script", `{"steps":["RCS502"]}`, "agent_no: is required, or sid"},
 		{"/_sim/script", `{"agent_no":"A"}`, "steps: must list"},
 		{"/_sim/script", `{"agent_no":"A","steps":"RCS502"}`, "steps: must be an array of strings"},
 		{"/_sim/script", `{"agent_no":"A","step":["RCS502"]}`, "step: unknown field"},

@@ -146,9 +146,11 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	q := r.URL.Query()
 	agentNo, id := q.Get("agent_number"), q.Get("agent_launch_id")
+	sid := r.PathValue("sid")
 	s.mu.Lock()
-	st, poll, detail := s.statusStepLocked(r, agentNo, id)
-	call := &StatusCall{At: start, SID: r.PathValue("sid"), AgentNo: agentNo, AgentLaunchID: id,
+	keyOK := s.keyOKLocked(sid, r)
+	st, poll, detail := s.statusStepLocked(r, keyOK, agentNo, id)
+	call := &StatusCall{At: start, SID: sid, AgentNo: agentNo, AgentLaunchID: id, KeyOK: keyOK,
 		Poll: poll, Answer: string(st), HTTPStatus: st.httpStatus()}
 	s.recordStatusLocked(call)
 	delay := s.cfg.StatusLatency
@@ -206,12 +208,13 @@ func (s *Server) recordStatusLocked(c *StatusCall) {
 
 // statusStepLocked picks the answer to one status call and advances the
 // launch's sequence; poll is which status call of the launch it is, from 1
-// (0 for a call refused or naming no launch). s.mu must be held.
-func (s *Server) statusStepLocked(r *http.Request, agentNo, id string) (st StatusStep, poll int, detail string) {
+// (0 for a call refused or naming no launch); keyOK is whether the call
+// carried its account's api-key. s.mu must be held.
+func (s *Server) statusStepLocked(r *http.Request, keyOK bool, agentNo, id string) (st StatusStep, poll int, detail string) {
 	if r.Method != http.MethodGet {
 		return statusMethod, 0, ""
 	}
-	if !keyOK(s.cfg.APIKey, r.Header.Get("api-key")) {
+	if !keyOK {
 		return statusUnauthorized, 0, ""
 	}
 	if agentNo == "" || id == "" {

@@ -12,10 +12,11 @@ import (
 	"time"
 )
 
-// launched launches agentNo on the simulator and returns its agent_launch_id.
-func launched(t *testing.T, ts *httptest.Server, agentNo string) string {
+// launched launches agentNo on the simulator, with the test key as modified
+// by opts, and returns its agent_launch_id.
+func launched(t *testing.T, ts *httptest.Server, agentNo string, opts ...option) string {
 	t.Helper()
-	r := call(t, ts, body(agentNo))
+	r := call(t, ts, body(agentNo), opts...)
 	var a struct {
 		Data struct {
 			Launch struct {
