@@ -229,6 +229,15 @@ type Events struct {
 var resultNames = [...]rdb.ReleaseResult{Answered: rdb.ReleaseAnswered, GatewayError: rdb.ReleaseGateway,
 	Throttled: rdb.ReleaseThrottled, Unused: rdb.ReleaseUnused}
 
+// Rate is the configured rate of the slot's account (calls per second),
+// which throttling lowers the effective rate from; 0 for a nil slot.
+func (s *Slot) Rate() float64 {
+	if s == nil {
+		return 0
+	}
+	return s.a.cfg.Rate
+}
+
 // Release frees the slot and feeds the call's result to the cool-off and the
 // adaptive rate. It is safe to call once; later calls do nothing.
 func (s *Slot) Release(ctx context.Context, r Result) (Events, error) {
