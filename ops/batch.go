@@ -173,7 +173,8 @@ const (
 
 // ReportRow is one job of a batch report; its JSON form is the contract's,
 // with launch_state added (after the contract's members, and only for a
-// followed success, so that a report without the follow-up is unchanged).
+// followed success, so that a report without the follow-up is unchanged)
+// and the job's account (sid).
 type ReportRow struct {
 	JobID         string      `json:"job_id"`
 	AgentNo       string      `json:"agent_no"`
@@ -183,34 +184,34 @@ type ReportRow struct {
 	AgentLaunchID string      `json:"agent_launch_id"`
 	Attempts      int         `json:"attempts"`
 	LaunchState   LaunchState `json:"launch_state,omitempty"`
+	SID           string      `json:"sid"`
 }
 
 // reportColumns is the CSV header: the contract's columns, then
-// launch_state (empty for a job not followed), last so that readers of the
-// contract's columns by position keep working.
-var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts", "launch_state"}
+// launch_state (empty for a job not followed) and sid, last so that readers
+// of the contract's columns by position keep working.
+var reportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts", "launch_state", "sid"}
 
 func rowOf(j BatchJob) ReportRow {
 	return ReportRow{JobID: j.ID, AgentNo: j.AgentNo, Outcome: string(j.State), Code: j.Code, Message: j.Message,
-		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts, LaunchState: j.LaunchState}
+		AgentLaunchID: j.AgentLaunchID, Attempts: j.Attempts, LaunchState: j.LaunchState, SID: j.SID}
 }
 
-// WriteBatchReport writes one row per job of the batch to w, in the order
-// they were enqueued. An unknown ID is ErrNotFound, with nothing written.
-func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportFormat, w io.Writer) error {
+// WriteBatchReport writes one row per job of the batch that f selects to w,
+// in the order they were enqueued. An unknown ID is ErrNotFound, with
+// nothing written.
+func (c *Client) WriteBatchReport(ctx context.Context, id string, f BatchJobFilter, format ReportFormat, w io.Writer) error {
 	if _, err := c.store.GetBatch(ctx, id); err != nil {
 		return batchErr(id, err)
+	}
+	if format == ReportFailedJobs {
+		f.State = StateDeadLettered
 	}
 	var write func(BatchJob) error
 	flush := func() error { return nil }
 	switch format {
 	case ReportFailedJobs:
-		write = func(j BatchJob) error {
-			if j.State != StateDeadLettered {
-				return nil
-			}
-			return writeJob(w, j.ID, j.Payload)
-		}
+		write = func(j BatchJob) error { return writeJob(w, j.ID, j.SID, j.Payload) }
 	case ReportJSONL:
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
@@ -225,11 +226,17 @@ func (c *Client) WriteBatchReport(ctx context.Context, id string, format ReportF
 		write = func(j BatchJob) error {
 			r := rowOf(j)
 			return cw.Write([]string{r.JobID, r.AgentNo, r.Outcome, r.Code, r.Message, r.AgentLaunchID,
-				strconv.Itoa(r.Attempts), string(r.LaunchState)})
+				strconv.Itoa(r.Attempts), string(r.LaunchState), r.SID})
 		}
 		flush = cw.Flush
 	}
-	return errors.Join(c.store.EachBatchJob(ctx, id, write), flush())
+	err := c.store.EachBatchJob(ctx, id, func(j BatchJob) error {
+		if !f.keeps(j) {
+			return nil
+		}
+		return write(j)
+	})
+	return errors.Join(err, flush())
 }
 
 // ListBatchStatuses is ListBatches with each batch's average pace, for
@@ -250,20 +257,31 @@ func (c *Client) ListBatchStatuses(ctx context.Context, offset, limit int) ([]Ba
 // errPageFull ends a batch walk once a page is read.
 var errPageFull = errors.New("page full")
 
-// BatchJobFilter selects the jobs of a batch listing; the zero filter
-// selects them all.
+// BatchJobFilter selects the jobs of a batch listing or report; the zero
+// filter selects them all.
 type BatchJobFilter struct {
 	// State keeps the jobs in that state.
 	State State
 	// LaunchState keeps the followed successes in that launch state
 	// (FOLLOW_LAUNCH); it implies State succeeded.
 	LaunchState LaunchState
+	// SID keeps the jobs of that account. A batch may span accounts, and
+	// its counters do not count by account: a listing by SID counts by
+	// reading the whole batch.
+	SID string
+}
+
+// keeps reports whether f selects j.
+func (f BatchJobFilter) keeps(j BatchJob) bool {
+	return (f.State == "" || j.State == f.State) && (f.LaunchState == "" || j.LaunchState == f.LaunchState) &&
+		(f.SID == "" || j.SID == f.SID)
 }
 
 // ListBatchJobs returns up to limit of the batch's jobs that f selects, from
-// offset, in the order they joined it, and how many f selects by the
-// batch's counters. It reads the batch a page at a time and stops when the
-// page is full. An unknown ID is ErrNotFound.
+// offset, in the order they joined it, and how many f selects: by the
+// batch's counters, or, with a SID, by reading every job. It reads the batch
+// a page at a time and, without a SID, stops when the page is full. An
+// unknown ID is ErrNotFound.
 func (c *Client) ListBatchJobs(ctx context.Context, id string, f BatchJobFilter, offset, limit int) ([]BatchJob, int64, error) {
 	b, err := c.store.GetBatch(ctx, id)
 	if err != nil {
@@ -277,21 +295,30 @@ func (c *Client) ListBatchJobs(ctx context.Context, id string, f BatchJobFilter,
 	if f.LaunchState != "" {
 		total = b.LaunchStates[f.LaunchState]
 	}
+	counting := f.SID != ""
+	if counting {
+		total = 0
+	}
 	out := []BatchJob{}
-	if limit <= 0 {
+	if limit <= 0 && !counting {
 		return out, total, nil
 	}
 	err = c.store.EachBatchJob(ctx, id, func(j BatchJob) error {
-		if (f.State != "" && j.State != f.State) || (f.LaunchState != "" && j.LaunchState != f.LaunchState) {
+		if !f.keeps(j) {
 			return nil
+		}
+		if counting {
+			total++
 		}
 		if offset > 0 {
 			offset--
 			return nil
 		}
-		j.Payload = nil // not shown in a listing
-		out = append(out, j)
-		if len(out) == limit {
+		if len(out) < limit {
+			j.Payload = nil // not shown in a listing
+			out = append(out, j)
+		}
+		if len(out) == limit && !counting {
 			return errPageFull
 		}
 		return nil

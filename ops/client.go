@@ -48,6 +48,8 @@ type Options struct {
 type Client struct {
 	store    *store.Store
 	producer *queue.Producer
+	// inspector reads asynq's queue statistics, on the store's client.
+	inspector *asynq.Inspector
 }
 
 // Errors that callers tell apart with errors.Is.
@@ -59,8 +61,10 @@ var (
 	// ErrNotDeadLettered: the job exists but is not in the dead-letter store.
 	ErrNotDeadLettered = errors.New("not dead-lettered")
 	// ErrNoSID: neither the job nor the Client has a SID, so the job has no
-	// account to be launched with.
-	ErrNoSID = errors.New("ops: Options.SID is required to enqueue a job without a sid")
+	// account to be launched with. It is a *launch.ValidationError of the
+	// field "sid", so that front ends report it like any invalid field.
+	ErrNoSID error = &launch.ValidationError{Errors: []launch.FieldError{{Field: "sid",
+		Reason: "is required: the job names no account and none is configured (KALEYRA_SID)"}}}
 )
 
 // New returns a Client. It does not connect yet: Check does, and every
@@ -78,7 +82,7 @@ func New(opts Options) (*Client, error) {
 	st.Retention = opts.JobRetention
 	// One pool serves the store and asynq's client alike.
 	return &Client{store: st, producer: &queue.Producer{Store: st, Client: asynq.NewClientFromRedisClient(rdb),
-		SID: opts.SID, Fleet: queue.NewFleet(rdb)}}, nil
+		SID: opts.SID, Fleet: queue.NewFleet(rdb)}, inspector: asynq.NewInspectorFromRedisClient(rdb)}, nil
 }
 
 // Close releases the Client's Redis connections.
@@ -129,9 +133,6 @@ func resultFor(id string, st Status) EnqueueResult {
 // invalid job is a *launch.ValidationError listing every problem by field
 // path; an ID that exists with another payload is ErrConflict.
 func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts *EnqueueOpts) (EnqueueResult, error) {
-	if job.SID == "" && c.producer.SID == "" {
-		return EnqueueResult{}, ErrNoSID
-	}
 	if opts == nil {
 		opts = &EnqueueOpts{}
 	}
@@ -140,10 +141,9 @@ func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts *EnqueueOpts)
 		return EnqueueResult{}, fmt.Errorf("ops: EnqueueOpts.Priority: %w", err)
 	}
 	job.ApplyDefaults()
-	if err := job.Validate(); err != nil {
+	if job.ID, err = c.Validate(job); err != nil {
 		return EnqueueResult{}, err
 	}
-	job.ID = c.JobID(job)
 	st, err := c.producer.At(prio).Enqueue(ctx, job, "", opts.Force)
 	if err != nil {
 		return EnqueueResult{JobID: job.ID}, fmt.Errorf("enqueue %s: %w", job.ID, err)
@@ -153,6 +153,20 @@ func (c *Client) Enqueue(ctx context.Context, job launch.Job, opts *EnqueueOpts)
 		return res, fmt.Errorf("enqueue %s: %w", job.ID, ErrConflict)
 	}
 	return res, nil
+}
+
+// Validate checks job as Enqueue does, without enqueueing it (a dry run):
+// its fields, and that it has an account (ErrNoSID). It returns the ID
+// Enqueue would give it.
+func (c *Client) Validate(job launch.Job) (string, error) {
+	if job.SID == "" && c.producer.SID == "" {
+		return "", ErrNoSID
+	}
+	job.ApplyDefaults()
+	if err := job.Validate(); err != nil {
+		return "", err
+	}
+	return c.JobID(job), nil
 }
 
 // JobID is the ID Enqueue gives job: its own "id", or one derived from the
@@ -172,9 +186,10 @@ func (c *Client) Job(ctx context.Context, id string) (Record, error) {
 	return r, err
 }
 
-// JobsByAgent returns up to limit of an agent number's jobs, newest first.
-func (c *Client) JobsByAgent(ctx context.Context, agentNo string, limit int) ([]Record, error) {
-	return c.store.JobsByAgent(ctx, agentNo, limit)
+// JobsByAgent returns up to limit of an agent number's jobs that f selects
+// by code, batch and SID (its Since is of dead letters only), newest first.
+func (c *Client) JobsByAgent(ctx context.Context, agentNo string, f Filter, limit int) ([]Record, error) {
+	return c.store.JobsByAgent(ctx, agentNo, normalized(f), limit)
 }
 
 // DeadLetter returns one dead letter's record. An unknown ID is ErrNotFound;

@@ -29,23 +29,45 @@ func normalized(f Filter) Filter {
 }
 
 // Selection names the dead letters a bulk operation acts on: exactly one of
-// IDs, All, or Code and/or Batch.
+// IDs, All, or a filter of Code, Batch and SID (any of them; together, the
+// letters that match all).
 type Selection struct {
 	IDs  []string // these jobs, as named (each may turn out not found)
 	All  bool     // every dead letter
 	Code string   // every dead letter whose last code is Code
 	// Batch: every dead letter of this batch (with Code, of that code).
 	Batch string
+	// SID: every dead letter of this account (with Code or Batch, of
+	// those).
+	SID string
+}
+
+// filter is the store filter of a selection by Code, Batch and SID.
+func (s Selection) filter() store.Filter {
+	return store.Filter{Code: NormalizeCode(s.Code), Batch: s.Batch, SID: s.SID}
 }
 
 // ErrBadSelection: a Selection names none, or more than one, of its ways.
-var ErrBadSelection = errors.New("name dead letters by ID, all, or code (exactly one of them)")
+var ErrBadSelection = errors.New("name dead letters by ID, all, or code, batch and SID (exactly one of these ways)")
+
+// Describe says which dead letters a selection by filter names, for people:
+// " with code RCS904 of batch b_1 of account AC1" (each part when given);
+// "" for a selection by IDs or all.
+func (s Selection) Describe() string {
+	f, out := s.filter(), ""
+	for _, part := range [][2]string{{" with code ", f.Code}, {" of batch ", f.Batch}, {" of account ", f.SID}} {
+		if part[1] != "" {
+			out += part[0] + part[1]
+		}
+	}
+	return out
+}
 
 // Check reports ErrBadSelection unless exactly one way is given (a code of
 // blanks is none).
 func (s Selection) Check() error {
 	n := 0
-	for _, given := range []bool{len(s.IDs) > 0, s.All, NormalizeCode(s.Code) != "" || s.Batch != ""} {
+	for _, given := range []bool{len(s.IDs) > 0, s.All, s.filter() != store.Filter{}} {
 		if given {
 			n++
 		}
@@ -292,7 +314,7 @@ func (c *Client) eachSelected(ctx context.Context, sel Selection, opts *BulkOpts
 		}
 		return t, nil
 	}
-	err = c.store.EachDeadLetter(ctx, store.Filter{Code: NormalizeCode(sel.Code), Batch: sel.Batch}, func(r store.Record) error { return one(r.ID, &r) })
+	err = c.store.EachDeadLetter(ctx, sel.filter(), func(r store.Record) error { return one(r.ID, &r) })
 	if err != nil {
 		return t, fmt.Errorf("stopped after %s: %w", t.String(), err)
 	}
@@ -328,7 +350,7 @@ func (c *Client) CountSelected(ctx context.Context, sel Selection) (int64, error
 	if len(sel.IDs) > 0 {
 		return int64(len(sel.IDs)), nil
 	}
-	return c.store.CountDeadLetters(ctx, store.Filter{Code: NormalizeCode(sel.Code), Batch: sel.Batch})
+	return c.store.CountDeadLetters(ctx, sel.filter())
 }
 
 // EachDeadLetter calls fn for every dead letter matching f, newest first,
@@ -358,17 +380,19 @@ func (c *Client) CountDeadLetters(ctx context.Context, f Filter) (int64, error) 
 }
 
 // ExportDeadLetters writes every dead letter matching f to w as a JSONL job
-// (with its ID) that a file enqueue accepts again.
+// (with its ID and SID) that a file enqueue accepts again, each for its own
+// account.
 func (c *Client) ExportDeadLetters(ctx context.Context, f Filter, w io.Writer) error {
-	return c.store.EachDeadLetter(ctx, normalized(f), func(r store.Record) error { return writeJob(w, r.ID, r.Payload) })
+	return c.store.EachDeadLetter(ctx, normalized(f), func(r store.Record) error { return writeJob(w, r.ID, r.SID, r.Payload) })
 }
 
-// writeJob writes a stored payload as a job line with its ID.
-func writeJob(w io.Writer, id string, payload []byte) error {
+// writeJob writes a stored payload (the request body, without ID and SID)
+// as a job line with its ID and SID.
+func writeJob(w io.Writer, id, sid string, payload []byte) error {
 	var j launch.Job
 	if err := json.Unmarshal(payload, &j); err != nil {
 		return fmt.Errorf("job %s: stored payload: %w", id, err)
 	}
-	j.ID = id
+	j.ID, j.SID = id, sid
 	return jobfile.Write(w, j)
 }

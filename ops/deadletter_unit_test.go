@@ -20,6 +20,10 @@ func TestSelectionCheck(t *testing.T) {
 		{Selection{}, false},
 		{Selection{All: true, Code: "RCS904"}, false},
 		{Selection{IDs: []string{"a"}, All: true}, false},
+		{Selection{SID: "ACC_A"}, true},
+		{Selection{SID: "ACC_A", Code: "RCS904", Batch: "b_1"}, true},
+		{Selection{SID: "ACC_A", All: true}, false},
+		{Selection{SID: "ACC_A", IDs: []string{"a"}}, false},
 	} {
 		err := c.sel.Check()
 		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrBadSelection)) {
@@ -116,5 +120,29 @@ func TestPacer(t *testing.T) {
 	p, err := pacer(&BulkOpts{Rate: 2})
 	if err != nil || p == nil || p.Limit() != 2 || p.Burst() != 1 {
 		t.Fatalf("pacer at 2/s: %v, %v", p, err)
+	}
+}
+
+func TestLaunchQueueNames(t *testing.T) {
+	for name, want := range map[string]struct {
+		sid  string
+		prio Priority
+		ok   bool
+	}{
+		"launch":               {"", PriorityDefault, true},
+		"launch:ACC_A":         {"ACC_A", PriorityDefault, true},
+		"launch:ACC_A:high":    {"ACC_A", PriorityHigh, true},
+		"launch:ACC_A:low":     {"ACC_A", PriorityLow, true},
+		"launch:ACC_A:default": {},
+		"launch:ACC_A:urgent":  {},
+		"launch:":              {},
+		"launch::high":         {},
+		"follow":               {},
+		"launches":             {},
+	} {
+		sid, prio, ok := launchQueue(name)
+		if sid != want.sid || prio != want.prio || ok != want.ok {
+			t.Errorf("launchQueue(%q) = %q, %q, %v; want %q, %q, %v", name, sid, prio, ok, want.sid, want.prio, want.ok)
+		}
 	}
 }

@@ -175,15 +175,11 @@ type rowSource interface {
 // no SID for those that do not.
 type needSID struct{ rowSource }
 
-// errNoSID is a row's error when neither it nor the Client names an account.
-var errNoSID = &launch.ValidationError{Errors: []launch.FieldError{{Field: "sid",
-	Reason: "is required: the row names no account and none is configured (KALEYRA_SID)"}}}
-
 func (n needSID) chunks(fn func([]jobfile.Row) error) error {
 	return n.rowSource.chunks(func(rows []jobfile.Row) error {
 		for i := range rows {
 			if rows[i].Err == nil && rows[i].Job.SID == "" {
-				rows[i].Err = errNoSID
+				rows[i].Err = ErrNoSID
 			}
 		}
 		return fn(rows)

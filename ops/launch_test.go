@@ -110,7 +110,7 @@ func TestLaunchStatesRoundTrip(t *testing.T) {
 }
 
 // TestBatchReportLaunchState: the CSV report has a launch_state column after
-// the contract's, JSONL rows a launch_state member for followed jobs only,
+// the contract's (then sid), JSONL rows a launch_state member for followed jobs only,
 // and --failed is the dead letters' jobs as before.
 func TestBatchReportLaunchState(t *testing.T) {
 	e := testenv.New(t)
@@ -118,11 +118,11 @@ func TestBatchReportLaunchState(t *testing.T) {
 	want := followedBatch(t, e)
 
 	var out strings.Builder
-	if err := e.Ops.WriteBatchReport(ctx, "b_follow", ops.ReportCSV, &out); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, "b_follow", ops.BatchJobFilter{}, ops.ReportCSV, &out); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(strings.NewReader(out.String())).ReadAll()
-	header := []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts", "launch_state"}
+	header := []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts", "launch_state", "sid"}
 	if err != nil || len(recs) != len(want)+1 || !slices.Equal(recs[0], header) {
 		t.Fatalf("CSV report (%v):\n%s", err, out.String())
 	}
@@ -133,7 +133,7 @@ func TestBatchReportLaunchState(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := e.Ops.WriteBatchReport(ctx, "b_follow", ops.ReportJSONL, &out); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, "b_follow", ops.BatchJobFilter{}, ops.ReportJSONL, &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -147,7 +147,7 @@ func TestBatchReportLaunchState(t *testing.T) {
 			t.Fatalf("JSONL line %q: %v", line, err)
 		}
 		followed := want[row.JobID] != ""
-		keys := 7 // the contract's
+		keys := 8 // the contract's and sid
 		if followed {
 			keys++
 		}
@@ -167,7 +167,7 @@ func TestBatchReportLaunchState(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := e.Ops.WriteBatchReport(ctx, "b_follow", ops.ReportFailedJobs, &out); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, "b_follow", ops.BatchJobFilter{}, ops.ReportFailedJobs, &out); err != nil {
 		t.Fatal(err)
 	}
 	if lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"); len(lines) != 1 ||

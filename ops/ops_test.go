@@ -72,13 +72,13 @@ func TestBatchFromFileToReport(t *testing.T) {
 		t.Errorf("time left of a finished batch: %v, %v", left, ok)
 	}
 	var report strings.Builder
-	if err := e.Ops.WriteBatchReport(ctx, *sum.BatchID, ops.ReportCSV, &report); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, *sum.BatchID, ops.BatchJobFilter{}, ops.ReportCSV, &report); err != nil {
 		t.Fatal(err)
 	}
 	if rows := strings.Split(strings.TrimSpace(report.String()), "\n"); len(rows) != 3 || !strings.Contains(rows[1], ",succeeded,RCS902,") {
 		t.Errorf("report:\n%s", report.String())
 	}
-	if err := e.Ops.WriteBatchReport(ctx, "no-such-batch", ops.ReportCSV, &report); !errors.Is(err, ops.ErrNotFound) {
+	if err := e.Ops.WriteBatchReport(ctx, "no-such-batch", ops.BatchJobFilter{}, ops.ReportCSV, &report); !errors.Is(err, ops.ErrNotFound) {
 		t.Errorf("report of an unknown batch: %v, want ErrNotFound", err)
 	}
 }

@@ -49,7 +49,7 @@ func TestBatchReportCSVNeutralisesFormulas(t *testing.T) {
 	}
 
 	var out strings.Builder
-	if err := e.Ops.WriteBatchReport(ctx, id, ops.ReportCSV, &out); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, id, ops.BatchJobFilter{}, ops.ReportCSV, &out); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(strings.NewReader(out.String())).ReadAll()
@@ -79,14 +79,14 @@ func TestBatchReportCSVNeutralisesFormulas(t *testing.T) {
 	// JSONL is data for programs, not a spreadsheet: no quote there, and
 	// none in the jobs --failed writes for enqueue --file.
 	out.Reset()
-	if err := e.Ops.WriteBatchReport(ctx, id, ops.ReportJSONL, &out); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, id, ops.BatchJobFilter{}, ops.ReportJSONL, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"agent_no":"=15550001"`) || strings.Contains(out.String(), `"'`) {
 		t.Errorf("JSONL report changed the text:\n%s", out.String())
 	}
 	out.Reset()
-	if err := e.Ops.WriteBatchReport(ctx, id, ops.ReportFailedJobs, &out); err != nil {
+	if err := e.Ops.WriteBatchReport(ctx, id, ops.BatchJobFilter{}, ops.ReportFailedJobs, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"id":"=j0"`) || strings.Contains(out.String(), `"'`) {

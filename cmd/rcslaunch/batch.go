@@ -22,7 +22,8 @@ Subcommands:
   status BATCH_ID [--watch] [--json]               counts by state, times, time left;
                                                    --watch: until finished, exit 1 if
                                                    anything was dead-lettered
-  report BATCH_ID [--format csv|jsonl] [--failed]  one row per job; --failed: the dead
+  report BATCH_ID [--format csv|jsonl] [--failed] [--sid SID]
+                                                   one row per job; --failed: the dead
                                                    letters, as jobs "enqueue --file" takes
   close BATCH_ID                                   make the total final, for a batch whose
                                                    enqueue run stopped before it could
@@ -169,19 +170,22 @@ func showBar(bar *progressbar.ProgressBar, b ops.BatchStatus) {
 }
 
 func batchReport(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "batch report", "BATCH_ID [--format csv|jsonl] [--failed]",
+	f := cli.NewFlags(io, "batch report", "BATCH_ID [--format csv|jsonl] [--failed] [--sid SID]",
 		`Writes one row per job of the batch, in the order they were enqueued: job_id,
 agent_no, outcome (succeeded, dead_lettered, or queued, running, retrying while
 the batch runs), code and message (the last answer), agent_launch_id,
-attempts and launch_state (for a success whose launch is followed,
-FOLLOW_LAUNCH; empty, or left out in JSONL, otherwise). CSV has a header
-row; JSONL is one object per line.
+attempts, launch_state (for a success whose launch is followed,
+FOLLOW_LAUNCH; empty, or left out in JSONL, otherwise) and sid (the job's
+account). CSV has a header row; JSONL is one object per line. --sid keeps
+the jobs of one account.
 
---failed writes only the dead letters, as JSONL jobs (with their IDs) that
-"rcslaunch enqueue --file" accepts: enqueued again, they are reported as
-dead-lettered until "rcslaunch dlq delete" drops them (or use "dlq retry").`)
+--failed writes only the dead letters, as JSONL jobs (with their IDs and
+SIDs) that "rcslaunch enqueue --file" accepts: enqueued again, they are
+reported as dead-lettered until "rcslaunch dlq delete" drops them (or use
+"dlq retry").`)
 	format := f.String("format", "csv", "csv or jsonl")
 	failed := f.Bool("failed", false, "only the dead letters, as jobs to enqueue again (JSONL)")
+	sid := f.String("sid", "", "only the jobs of the account `SID`")
 	id, code, ok := f.ParseOne(args, "BATCH_ID")
 	if !ok {
 		return code
@@ -202,7 +206,7 @@ dead-lettered until "rcslaunch dlq delete" drops them (or use "dlq retry").`)
 		form = ops.ReportJSONL
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
-		if err := a.Ops.WriteBatchReport(ctx, id, form, io.Out); err != nil {
+		if err := a.Ops.WriteBatchReport(ctx, id, ops.BatchJobFilter{SID: *sid}, form, io.Out); err != nil {
 			return cli.Fail(io, err)
 		}
 		return cli.ExitOK

@@ -347,7 +347,7 @@ func TestBatchAcceptance(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &raw); err != nil {
 			t.Fatalf("report line %d: %v", i+1, err)
 		}
-		if keys := sortedKeys(raw); !slices.Equal(keys, sortedStrings(contractReportColumns)) {
+		if keys := sortedKeys(raw); !slices.Equal(keys, sortedStrings(append(slices.Clone(contractReportColumns), "sid"))) {
 			t.Fatalf("report line %d has members %v", i+1, keys)
 		}
 		var row ops.ReportRow
@@ -357,7 +357,7 @@ func TestBatchAcceptance(t *testing.T) {
 	checkReport(rows)
 	cr := e.mustRun(0, "batch", "report", id) // CSV by default
 	recs, err := csv.NewReader(strings.NewReader(cr.stdout)).ReadAll()
-	if err != nil || len(recs) != n+1 || !slices.Equal(recs[0], append(slices.Clone(contractReportColumns), "launch_state")) {
+	if err != nil || len(recs) != n+1 || !slices.Equal(recs[0], append(slices.Clone(contractReportColumns), "launch_state", "sid")) {
 		t.Fatalf("CSV report: %d records, header %v (%v)", len(recs), recs[0], err)
 	}
 	rows = rows[:0]
@@ -627,8 +627,9 @@ func TestEnqueueRepeatedRows(t *testing.T) {
 }
 
 // contractReportColumns are `batch report`'s columns as the contract names
-// them. A followed job's row (FOLLOW_LAUNCH) adds launch_state; the CSV
-// header has it last.
+// them. Every row adds sid (the job's account), a followed job's row
+// (FOLLOW_LAUNCH) launch_state; the CSV header has launch_state, then sid,
+// after the contract's.
 var contractReportColumns = []string{"job_id", "agent_no", "outcome", "code", "message", "agent_launch_id", "attempts"}
 
 // launchStateNames are the launch states, as launch_states' members name

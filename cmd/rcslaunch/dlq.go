@@ -14,13 +14,16 @@ import (
 const dlqUsage = `Usage: rcslaunch dlq SUBCOMMAND
 
 Subcommands:
-  list [--code CODE] [--since DUR] [--json]       dead letters, newest first
+  list [--code CODE] [--sid SID] [--since DUR] [--json]
+                                                  dead letters, newest first
   show JOB_ID [--json]                            one dead letter with every attempt
-  retry (JOB_ID... | --all | --code CODE) [--include-uncertain] [--rate N] [--dry-run]
+  retry (JOB_ID... | --all | [--code CODE] [--sid SID]) [--include-uncertain] [--rate N] [--dry-run]
                                                   put dead letters back on the queue
-  delete (JOB_ID... | --all | --code CODE) [--yes] [--rate N] [--dry-run]
+  delete (JOB_ID... | --all | [--code CODE] [--sid SID]) [--yes] [--rate N] [--dry-run]
                                                   drop dead letters
-  export [--code CODE]                            write dead letters as JSONL jobs
+  export [--code CODE] [--sid SID]                write dead letters as JSONL jobs
+
+--code and --sid each select on their own, or together.
 `
 
 func runDLQ(ctx context.Context, args []string, io cli.Stdio) int {
@@ -29,15 +32,16 @@ func runDLQ(ctx context.Context, args []string, io cli.Stdio) int {
 	}}.Run(ctx, args, io)
 }
 
-// filterFlags adds --code and, when withSince, --since to f.
+// filterFlags adds --code, --sid and, when withSince, --since to f.
 func filterFlags(f *cli.Flags, withSince bool) func() (ops.Filter, error) {
 	code := f.String("code", "", "only dead letters whose last code is `CODE` (e.g. RCS904, TIMEOUT; in any case)")
+	sid := f.String("sid", "", "only dead letters of the account `SID`")
 	var since *time.Duration
 	if withSince {
 		since = f.Duration("since", 0, "only dead letters from the last `DUR` (e.g. 24h)")
 	}
 	return func() (ops.Filter, error) {
-		flt := ops.Filter{Code: *code}
+		flt := ops.Filter{Code: *code, SID: *sid}
 		if since != nil && *since != 0 {
 			if *since < 0 {
 				return flt, fmt.Errorf("--since must be positive, got %v", *since)
@@ -49,7 +53,7 @@ func filterFlags(f *cli.Flags, withSince bool) func() (ops.Filter, error) {
 }
 
 func dlqList(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "dlq list", "[--code CODE] [--since DUR] [--json]", "Lists dead-lettered launches, newest first.")
+	f := cli.NewFlags(io, "dlq list", "[--code CODE] [--sid SID] [--since DUR] [--json]", "Lists dead-lettered launches, newest first.")
 	filter := filterFlags(f, true)
 	asJSON := f.Bool("json", false, "print a JSON array of dead-letter records")
 	if code, ok := f.ParseNone(args); !ok {
@@ -97,11 +101,12 @@ func dlqShow(ctx context.Context, args []string, io cli.Stdio) int {
 }
 
 func dlqRetry(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "dlq retry", "(JOB_ID... | --all | --code CODE) [--include-uncertain] [--rate N] [--dry-run]",
+	f := cli.NewFlags(io, "dlq retry", "(JOB_ID... | --all | [--code CODE] [--sid SID]) [--include-uncertain] [--rate N] [--dry-run]",
 		`Puts dead letters back on the launch queue with a fresh attempt budget; each is
 removed from the dead-letter store only once it is safely enqueued. Dead letters
 marked uncertain (the agent may have been launched) are left alone unless
---include-uncertain. --rate paces a large redrive.`)
+--include-uncertain. --rate paces a large redrive. --code and --sid select on
+their own or together (an account's UNKNOWN_ACCOUNT letters, once it is added).`)
 	b := cli.NewBulkFlags(f, "retry", "retrying", false)
 	uncertain := f.Bool("include-uncertain", false, "retry uncertain dead letters too")
 	if code, ok := b.Parse(args); !ok {
@@ -112,9 +117,9 @@ marked uncertain (the agent may have been launched) are left alone unless
 }
 
 func dlqDelete(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "dlq delete", "(JOB_ID... | --all | --code CODE) [--yes] [--rate N] [--dry-run]",
+	f := cli.NewFlags(io, "dlq delete", "(JOB_ID... | --all | [--code CODE] [--sid SID]) [--yes] [--rate N] [--dry-run]",
 		`Drops dead letters and their records; a job dropped this way can be enqueued anew.
-With --all or --code it asks you to type how many would go, unless --yes.`)
+With --all, --code or --sid it asks you to type how many would go, unless --yes.`)
 	b := cli.NewBulkFlags(f, "delete", "deleting", true)
 	if code, ok := b.Parse(args); !ok {
 		return code
@@ -123,7 +128,8 @@ With --all or --code it asks you to type how many would go, unless --yes.`)
 }
 
 func dlqExport(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "dlq export", "[--code CODE]", "Writes dead letters as JSONL jobs (with their IDs) that `enqueue --file` accepts.")
+	f := cli.NewFlags(io, "dlq export", "[--code CODE] [--sid SID]",
+		"Writes dead letters as JSONL jobs (with their IDs and SIDs) that `enqueue --file` accepts, each for its own account.")
 	filter := filterFlags(f, false)
 	if code, ok := f.ParseNone(args); !ok {
 		return code

@@ -496,6 +496,7 @@ func hasAgents(agents ...string) func([]resultEntry) bool {
 // statusRecord is `status --json` / `dlq show --json`, as far as the tests read it.
 type statusRecord struct {
 	JobID         string          `json:"job_id"`
+	SID           string          `json:"sid"`
 	AgentNo       string          `json:"agent_no"`
 	State         string          `json:"state"`
 	Payload       json.RawMessage `json:"payload"`

@@ -22,18 +22,24 @@ type enqueueArgs struct {
 	file, format, batchName    string
 	skipInvalid, dryRun, force bool
 	asJSON                     bool
+	priority                   ops.Priority
 }
 
 func runEnqueue(ctx context.Context, args []string, io cli.Stdio) int {
-	f := cli.NewFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--skip-invalid] [--dry-run] [--force] [--batch-name NAME] [--json]",
+	f := cli.NewFlags(io, "enqueue", "[--file PATH | -] [--format jsonl|csv] [--priority high|default|low] [--skip-invalid] [--dry-run] [--force] [--batch-name NAME] [--json]",
 		`Validates launch jobs and puts them on the launch queue. Without --file, one job
 (a JSON object) is read from stdin. With --file, every row is validated first and
 nothing is enqueued if any row is invalid, unless --skip-invalid. Jobs whose ID is
 already known are reported (duplicate, already launched, dead-lettered), not
 enqueued again. Every file run is a batch (see "rcslaunch batch"): the jobs it
 enqueues are counted there; its ID is in the summary. Exit status 0 when every
-row is enqueued, a duplicate or already launched; 1 otherwise.`)
+row is enqueued, a duplicate or already launched; 1 otherwise.
+
+Each job goes to its account: its "sid" (a CSV column), else KALEYRA_SID. Within
+an account, --priority orders the jobs: high before default before low, by
+weight; it never puts one account's jobs before another's.`)
 	var a enqueueArgs
+	prio := f.String("priority", "default", "the jobs' priority within their account: high, default or low")
 	f.StringVar(&a.file, "file", "", "read jobs from `PATH` (\"-\" for stdin), JSONL or CSV")
 	f.StringVar(&a.format, "format", "", "file format, jsonl or csv (default: from the file name, else jsonl)")
 	f.BoolVar(&a.skipInvalid, "skip-invalid", false, "enqueue the valid rows even if some are invalid")
@@ -45,17 +51,11 @@ row is enqueued, a duplicate or already launched; 1 otherwise.`)
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return f.UsageError("unexpected argument %q (use --file PATH)", pos[0])
-	}
-	if a.file == "" && a.format == "csv" {
-		return f.UsageError("--format csv needs --file")
-	}
-	format, err := a.fileFormat()
+	format, err := a.check(pos, *prio)
 	if err != nil {
 		return f.UsageError("%v", err)
 	}
-	cfg, err := config.Load(config.NeedSID)
+	cfg, err := config.Load(0) // jobs may name their accounts: ops refuses one that names none
 	if err != nil {
 		return cli.Fail(io, err)
 	}
@@ -78,6 +78,22 @@ row is enqueued, a duplicate or already launched; 1 otherwise.`)
 	return cli.ExitOK
 }
 
+// check checks the arguments and the priority prio, which it sets, and
+// returns the file's format; an error is a usage error.
+func (a *enqueueArgs) check(pos []string, prio string) (ops.Format, error) {
+	var err error
+	switch {
+	case len(pos) > 0:
+		return "", fmt.Errorf("unexpected argument %q (use --file PATH)", pos[0])
+	case a.file == "" && a.format == "csv":
+		return "", errors.New("--format csv needs --file")
+	}
+	if a.priority, err = ops.ParsePriority(prio); err != nil {
+		return "", fmt.Errorf("--priority: %w", err)
+	}
+	return a.fileFormat()
+}
+
 // fileFormat is --format, or the file's by its name.
 func (a enqueueArgs) fileFormat() (ops.Format, error) {
 	name := a.format
@@ -96,24 +112,29 @@ func enqueueOne(ctx context.Context, io cli.Stdio, cfg config.Config, a enqueueA
 	if err != nil {
 		return nil, fmt.Errorf("read job from stdin: %w", err)
 	}
+	app, err := conn.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer app.Close()
 	s := &ops.BatchSummary{Errors: []ops.RowError{}}
 	job, err := launch.Parse(data)
+	if err == nil {
+		s.JobID, err = app.Ops.Validate(job)
+	}
 	if err != nil {
 		s.AddInvalid(0, err)
 		return s, nil
 	}
 	s.Valid = 1
-	s.JobID = launch.IDFor(cfg.SID, job)
 	if a.dryRun {
 		s.DryRun = true
 		return s, nil
 	}
-	app, err := openWith(ctx, cfg)
-	if err != nil {
+	if err := app.Ops.Check(ctx); err != nil {
 		return nil, err
 	}
-	defer app.Close()
-	res, err := app.Ops.Enqueue(ctx, job, &ops.EnqueueOpts{Force: a.force})
+	res, err := app.Ops.Enqueue(ctx, job, &ops.EnqueueOpts{Force: a.force, Priority: a.priority})
 	switch {
 	case err == nil || errors.Is(err, ops.ErrConflict):
 		s.Add(0, res)
@@ -149,7 +170,7 @@ func enqueueFile(ctx context.Context, io cli.Stdio, cfg config.Config, a enqueue
 	defer app.Close()
 	bar := cli.NewPhaseBar(io)
 	defer bar.Finish()
-	return app.Ops.EnqueueFile(ctx, path, format, &ops.BatchOpts{Name: name, Force: a.force,
+	return app.Ops.EnqueueFile(ctx, path, format, &ops.BatchOpts{Name: name, Force: a.force, Priority: a.priority,
 		SkipInvalid: a.skipInvalid, DryRun: a.dryRun, OnProgress: func(p ops.BatchProgress) {
 			phase := "enqueueing"
 			if p.Validating || p.Total < 0 {

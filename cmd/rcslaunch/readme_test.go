@@ -140,7 +140,10 @@ func TestDocsConfigurationRequiredVariables(t *testing.T) {
 	t.Parallel()
 	page := readRepoFile(t, "docs/configuration.md")
 	e := newEnv(t, sim.Config{})
-	jsonl := repoFile(t, "examples/launches.jsonl")
+	// Jobs that name their account, which enqueue takes without KALEYRA_SID
+	// (a job that names none is refused then: see
+	// TestEnqueueAccountsAndPriority).
+	jsonl := e.writeFile("own-account.jsonl", sidLine("", "48900", "OWN_ACCOUNT"))
 	// Every command that needs no running server or worker to answer; the
 	// long-running ones (worker, serve) are only run where they must fail.
 	short := map[string][]string{

@@ -31,7 +31,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 	if code, ok := f.ParseNone(args); !ok {
 		return code
 	}
-	cfg, err := config.Load(config.NeedSID | config.NeedStrongTokens)
+	cfg, err := config.Load(config.NeedStrongTokens) // without KALEYRA_SID, a job must name its account
 	if err != nil {
 		return cli.Fail(io, err)
 	}
@@ -52,7 +52,7 @@ token), Prometheus metrics at /metrics (admin token), the OpenAPI document at
 		return cli.Fail(io, err)
 	}
 	api := httpapi.New(httpapi.Options{
-		Ops: a.Ops, Redis: a.Redis, Inspector: inspector, Logger: log, Metrics: metrics.Handler(reg),
+		Ops: a.Ops, Redis: a.Redis, Logger: log, Metrics: metrics.Handler(reg),
 		Token: cfg.HTTPToken.Reveal(), AdminToken: cfg.HTTPAdminToken.Reveal(),
 	})
 	srv := httpapi.NewHTTPServer(api.Handler(), httpapi.DefaultLimits, log)

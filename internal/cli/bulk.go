@@ -17,15 +17,16 @@ import (
 type BulkOp func(context.Context, ops.Selection, *ops.BulkOpts) (ops.Tally, error)
 
 // BulkFlags are the flags of a bulk dead-letter command (dlq retry, dlq
-// delete): which letters (JOB_ID..., --all or --code), --dry-run, --rate,
-// and for a command that destroys, --yes. Parse them, adjust Opts, then Run.
+// delete): which letters (JOB_ID..., --all, or --code and --sid), --dry-run,
+// --rate, and for a command that destroys, --yes. Parse them, adjust Opts,
+// then Run.
 type BulkFlags struct {
 	f           *Flags
 	verb, doing string // "delete", "deleting"
 	destroys    bool
 	all, dryRun *bool
 	yes         *bool // nil unless destroys
-	code        *string
+	code, sid   *string
 	rate        positiveFloat
 	sel         ops.Selection
 	// Opts are the options Run passes on; the command may add its own.
@@ -34,11 +35,13 @@ type BulkFlags struct {
 
 // NewBulkFlags adds the bulk flags to f, for a command that does verb
 // ("retry"), doing being its progress bar's label ("retrying"). When it
-// destroys, --all and --code need --yes or the operator's confirmation.
+// destroys, --all, --code and --sid need --yes or the operator's
+// confirmation.
 func NewBulkFlags(f *Flags, verb, doing string, destroys bool) *BulkFlags {
 	b := &BulkFlags{f: f, verb: verb, doing: doing, destroys: destroys}
 	b.all = f.Bool("all", false, "every dead letter")
 	b.code = f.String("code", "", "every dead letter whose last code is `CODE` (in any case)")
+	b.sid = f.String("sid", "", "every dead letter of the account `SID` (with --code, of that code)")
 	b.dryRun = f.Bool("dry-run", false, "list what would be "+verb+"d, and change nothing")
 	f.Var(&b.rate, "rate", "at most `N` dead letters a second (default: as fast as Redis allows)")
 	if destroys {
@@ -48,20 +51,20 @@ func NewBulkFlags(f *Flags, verb, doing string, destroys bool) *BulkFlags {
 }
 
 // Parse parses args. ok is false when the command should exit with code:
-// help, a usage error, or --all/--code of a destroying command without
-// --yes when stdin is no terminal to ask on.
+// help, a usage error, or --all/--code/--sid of a destroying command
+// without --yes when stdin is no terminal to ask on.
 func (b *BulkFlags) Parse(args []string) (code int, ok bool) {
 	pos, code, ok := b.f.ParseArgs(args)
 	if !ok {
 		return code, false
 	}
-	b.sel = ops.Selection{IDs: pos, All: *b.all, Code: *b.code}
+	b.sel = ops.Selection{IDs: pos, All: *b.all, Code: *b.code, SID: *b.sid}
 	if b.sel.Check() != nil {
-		return b.f.UsageError("name dead letters by JOB_ID..., --all or --code CODE (exactly one of them)"), false
+		return b.f.UsageError("name dead letters by JOB_ID..., --all, or --code CODE and/or --sid SID (exactly one of these ways)"), false
 	}
 	b.Opts.Rate, b.Opts.DryRun = float64(b.rate), *b.dryRun
 	if b.mustAsk() && !IsTerminal(b.f.io.In) {
-		return b.f.UsageError("%s --all or --code asks for confirmation, and stdin is not a terminal: pass --yes to %s without asking (or --dry-run to list what would go)",
+		return b.f.UsageError("%s --all, --code or --sid asks for confirmation, and stdin is not a terminal: pass --yes to %s without asking (or --dry-run to list what would go)",
 			b.f.Name(), b.verb), false
 	}
 	return 0, true
@@ -132,8 +135,8 @@ func (b *BulkFlags) confirm(ctx context.Context, n int64) error {
 		return nil // nothing would go: nothing to confirm
 	}
 	which := fmt.Sprintf("all %d dead letters", n)
-	if b.sel.Code != "" {
-		which = fmt.Sprintf("the %d dead letters with code %s", n, ops.NormalizeCode(b.sel.Code))
+	if !b.sel.All {
+		which = fmt.Sprintf("the %d dead letters%s", n, display.Escape(b.sel.Describe()))
 	}
 	io := b.f.io
 	fmt.Fprintf(io.Err, "This will %s %s, and their records; it cannot be undone.\nType %d to go ahead: ", b.verb, which, n)

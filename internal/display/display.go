@@ -353,7 +353,7 @@ func JobState(r ops.Record) string {
 // Job writes a job's record as `status JOB_ID` prints it: its state, then,
 // indented, its launch follow-up and every attempt.
 func Job(w io.Writer, r ops.Record) {
-	fmt.Fprintf(w, "job %s (agent %s): %s\n", Escape(r.ID), Escape(r.AgentNo), JobState(r))
+	fmt.Fprintf(w, "job %s (agent %s, sid %s): %s\n", Escape(r.ID), Escape(r.AgentNo), Escape(r.SID), JobState(r))
 	for _, line := range Launch(r.Launch) {
 		fmt.Fprintf(w, "  %s\n", line)
 	}
@@ -365,8 +365,8 @@ func Job(w io.Writer, r ops.Record) {
 // DeadLetter writes a dead letter as `dlq show` prints it: its fields, its
 // payload and every attempt.
 func DeadLetter(w io.Writer, r ops.Record) {
-	fmt.Fprintf(w, "job:            %s\nagent_no:       %s\ncode:           %s\nmessage:        %s\n",
-		Escape(r.ID), Escape(r.AgentNo), Escape(r.Code), Escape(r.Message))
+	fmt.Fprintf(w, "job:            %s\nsid:            %s\nagent_no:       %s\ncode:           %s\nmessage:        %s\n",
+		Escape(r.ID), Escape(r.SID), Escape(r.AgentNo), Escape(r.Code), Escape(r.Message))
 	fmt.Fprintf(w, "uncertain:      %v\nattempts:       %d\nenqueued at:    %s\ndead-lettered:  %s\n",
 		r.Uncertain, r.Attempts, Stamp(r.EnqueuedAt), Stamp(r.FinishedAt))
 	if r.Batch != "" {
@@ -427,11 +427,11 @@ func LaunchBrief(r ops.Record) string {
 
 // AgentJobHeader is the header of `status --agent`, whose rows are
 // AgentJobRow's.
-const AgentJobHeader = "JOB ID\tSTATE\tLAUNCH"
+const AgentJobHeader = "JOB ID\tSID\tSTATE\tLAUNCH"
 
 // AgentJobRow is one of an agent's jobs as a tab-separated table row.
 func AgentJobRow(r ops.Record) string {
-	return Escape(r.ID) + "\t" + JobState(r) + "\t" + LaunchBrief(r)
+	return Escape(r.ID) + "\t" + Escape(r.SID) + "\t" + JobState(r) + "\t" + LaunchBrief(r)
 }
 
 func polls(n int) string {
@@ -462,7 +462,7 @@ func orDash(s string) string {
 
 // DeadLetterHeader is the header of a table of dead letters, whose rows are
 // DeadLetterRow's (`dlq list`, and what a `dlq` dry run would act on).
-const DeadLetterHeader = "DEAD-LETTERED AT\tJOB ID\tAGENT\tCODE\tATTEMPTS\tMESSAGE"
+const DeadLetterHeader = "DEAD-LETTERED AT\tJOB ID\tSID\tAGENT\tCODE\tATTEMPTS\tMESSAGE"
 
 // DeadLetterRow is a dead letter as a tab-separated table row.
 func DeadLetterRow(r ops.Record) string {
@@ -470,7 +470,8 @@ func DeadLetterRow(r ops.Record) string {
 	if r.Uncertain {
 		msg = "[uncertain] " + msg
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", Stamp(r.FinishedAt), Escape(r.ID), Escape(r.AgentNo), Escape(r.Code), r.Attempts, OneLine(msg, 100))
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s", Stamp(r.FinishedAt), Escape(r.ID), Escape(r.SID), Escape(r.AgentNo), Escape(r.Code),
+		r.Attempts, OneLine(msg, 100))
 }
 
 // Attempt is one attempt of a job's history in one line.

@@ -166,13 +166,13 @@ func TestLaunch(t *testing.T) {
 }
 
 func TestAgentJobRow(t *testing.T) {
-	rec := ops.Record{ID: "j1", State: ops.StateQueued}
-	if got := AgentJobRow(rec); !strings.HasPrefix(got, "j1\tqueued") || !strings.HasSuffix(got, "\t-") {
+	rec := ops.Record{ID: "j1", SID: "S1", State: ops.StateQueued}
+	if got := AgentJobRow(rec); !strings.HasPrefix(got, "j1\tS1\tqueued") || !strings.HasSuffix(got, "\t-") {
 		t.Errorf("not followed: %q", got)
 	}
-	rec = ops.Record{ID: "j1", State: ops.StateSucceeded, AgentLaunchID: "L", LaunchState: "rejected",
+	rec = ops.Record{ID: "j1", SID: "S1", State: ops.StateSucceeded, AgentLaunchID: "L", LaunchState: "rejected",
 		Launch: &ops.LaunchFollow{State: "rejected", Ended: ops.FollowFinal}}
-	if got := AgentJobRow(rec); !strings.HasPrefix(got, "j1\tsucceeded, agent_launch_id L") || !strings.HasSuffix(got, "\trejected") {
+	if got := AgentJobRow(rec); !strings.HasPrefix(got, "j1\tS1\tsucceeded, agent_launch_id L") || !strings.HasSuffix(got, "\trejected") {
 		t.Errorf("followed: %q", got)
 	}
 	rec.Launch = &ops.LaunchFollow{State: "pending", Ended: ops.FollowExpired}
@@ -227,5 +227,22 @@ func TestWrap(t *testing.T) {
 		if got != c.want {
 			t.Errorf("Wrap(%q, %q, %d) =\n%s\nwant\n%s", c.prefix, c.text, c.width, got, c.want)
 		}
+	}
+}
+
+// TestSIDShown: status, dlq show and dlq list show the job's account.
+func TestSIDShown(t *testing.T) {
+	r := ops.Record{ID: "j1", SID: "ACC_A", AgentNo: "48900", State: ops.StateDeadLettered, Code: "UNKNOWN_ACCOUNT"}
+	var job, letter strings.Builder
+	Job(&job, r)
+	DeadLetter(&letter, r)
+	if !strings.HasPrefix(job.String(), "job j1 (agent 48900, sid ACC_A): dead-lettered, code UNKNOWN_ACCOUNT") {
+		t.Errorf("status: %q", job.String())
+	}
+	if !strings.Contains(letter.String(), "\nsid:            ACC_A\n") {
+		t.Errorf("dlq show:\n%s", letter.String())
+	}
+	if row := strings.Split(DeadLetterRow(r), "\t"); row[2] != "ACC_A" || strings.Split(DeadLetterHeader, "\t")[2] != "SID" {
+		t.Errorf("dlq list row %q under %q", row, DeadLetterHeader)
 	}
 }

@@ -111,14 +111,16 @@ func TestAttemptEscapes(t *testing.T) {
 }
 
 func TestAgentJobRowEscapes(t *testing.T) {
-	r := ops.Record{ID: hostile, State: ops.StateDeadLettered, Code: hostile, Message: hostile,
+	r := ops.Record{ID: hostile, SID: hostile, State: ops.StateDeadLettered, Code: hostile, Message: hostile,
 		Launch: &ops.LaunchFollow{State: ops.LaunchState(hostile)}}
 	assertClean(t, "status --agent row", AgentJobRow(r), strings.Count(AgentJobHeader, "\t"))
 }
 
 func TestDeadLetterRowEscapes(t *testing.T) {
-	r := ops.Record{ID: hostile, AgentNo: hostile, Code: hostile, Message: hostile, Uncertain: true}
+	r := ops.Record{ID: hostile, SID: hostile, AgentNo: hostile, Code: hostile, Message: hostile, Uncertain: true}
 	assertClean(t, "dlq list row", DeadLetterRow(r), strings.Count(DeadLetterHeader, "\t"))
+	r = ops.Record{ID: "j", SID: hostile, Code: "RCS904", Message: "m"}
+	assertClean(t, "dlq list row, SID only", DeadLetterRow(r), strings.Count(DeadLetterHeader, "\t"))
 	r = ops.Record{ID: "j", AgentNo: hostile, Code: "RCS904", Message: "m"}
 	assertClean(t, "dlq list row, agent only", DeadLetterRow(r), strings.Count(DeadLetterHeader, "\t"))
 }
@@ -146,7 +148,7 @@ func TestSummaryEscapes(t *testing.T) {
 }
 
 func TestJobEscapes(t *testing.T) {
-	r := ops.Record{ID: hostile, AgentNo: hostile, State: ops.StateSucceeded, AgentLaunchID: hostile,
+	r := ops.Record{ID: hostile, SID: hostile, AgentNo: hostile, State: ops.StateSucceeded, AgentLaunchID: hostile,
 		Launch:  &ops.LaunchFollow{State: "unknown", Polls: 1, Code: hostile, Message: hostile},
 		History: []ops.Attempt{{N: 1, Outcome: "succeeded", Code: hostile, Message: hostile}}}
 	var out strings.Builder
@@ -160,7 +162,7 @@ func TestJobEscapes(t *testing.T) {
 func TestDeadLetterEscapes(t *testing.T) {
 	// JSON escapes the C0 controls of a payload, not DEL, C1 or bidi.
 	payload, _ := json.Marshal(map[string]string{"agent_no": hostile})
-	r := ops.Record{ID: hostile, AgentNo: hostile, Code: hostile, Message: hostile, Batch: hostile,
+	r := ops.Record{ID: hostile, SID: hostile, AgentNo: hostile, Code: hostile, Message: hostile, Batch: hostile,
 		Payload: payload,
 		History: []ops.Attempt{{N: 1, Outcome: "terminal", Code: hostile, Message: hostile}}}
 	var out strings.Builder

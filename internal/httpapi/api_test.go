@@ -86,7 +86,7 @@ func newAPI(t *testing.T, te *testenv.Env, opts ...func(*Options)) *env {
 		t.Fatal(err)
 	}
 	metrics.RegisterFleet(reg, te.Store, lim, func() []string { return []string{testenv.SID} }, te.Inspector)
-	o := Options{Ops: te.Ops, Redis: te.Conn, Inspector: te.Inspector, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
+	o := Options{Ops: te.Ops, Redis: te.Conn, Token: prodToken, AdminToken: adminToken, Logger: zerolog.Nop(),
 		Metrics: metrics.Handler(reg)}
 	for _, f := range opts {
 		f(&o)

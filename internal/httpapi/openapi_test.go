@@ -799,6 +799,7 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		{"LaunchAnswer", launchAnswer{}, true}, {"BatchAnswer", batchAnswer{}, true}, {"DeadLetterPage", deadLetterPage{}, true},
 		{"Outcome", outcome{}, true}, {"Selection", selection{}, false}, {"BatchRequest", batchRequest{}, false},
 		{"Batch", store.Batch{}, true}, {"BatchPage", batchPage{}, true}, {"LaunchFollow", store.LaunchFollow{}, true},
+		{"QueueCounts", ops.QueueCounts{}, true},
 	} {
 		m := sch(c.schema)
 		names, always := jsonFields(c.typ)
@@ -857,6 +858,10 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		{"LaunchFollow.ended", enum(prop(sch("LaunchFollow"), "ended")), sorted(store.FollowFinal, store.FollowExpired)},
 		{"Batch.launch_states members", sortedKeys(counts["properties"].(map[string]any)), launchStates},
 		{"Batch.launch_states required", sorted(countsRequired...), launchStates},
+		{"Priority", enum(s.doc["components"].(map[string]any)["parameters"].(map[string]any)["Priority"].(map[string]any)["schema"]),
+			sorted(string(ops.PriorityHigh), string(ops.PriorityDefault), string(ops.PriorityLow))},
+		{"AccountQueues.pending_by_priority", sortedKeys(prop(sch("AccountQueues"), "pending_by_priority")["properties"].(map[string]any)),
+			sorted(string(ops.PriorityHigh), string(ops.PriorityDefault), string(ops.PriorityLow))},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s enum %q, the code has %q", c.what, c.got, c.want)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/ops"
 )
@@ -25,12 +24,12 @@ type deadLetterPage struct {
 	Total       int64        `json:"total"`
 }
 
-// listDeadLetters answers GET /v1/deadletters?code=&since=&limit=&cursor=,
-// newest first.
+// listDeadLetters answers GET
+// /v1/deadletters?code=&sid=&since=&limit=&cursor=, newest first.
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var bad []launch.FieldError
-	f, err := filterFrom(q.Get("code"), q.Get("since"))
+	f, err := filterFrom(q.Get("code"), q.Get("sid"), q.Get("since"))
 	if err != nil {
 		bad = append(bad, launch.FieldError{Field: "since", Reason: err.Error()})
 	}
@@ -84,9 +83,10 @@ func pageQuery(q url.Values) (limit, offset int, bad []launch.FieldError) {
 	return limit, offset, bad
 }
 
-// filterFrom builds a dead-letter filter from a code and a "since" duration.
-func filterFrom(code, since string) (ops.Filter, error) {
-	f := ops.Filter{Code: code}
+// filterFrom builds a dead-letter filter from a code, a SID and a "since"
+// duration.
+func filterFrom(code, sid, since string) (ops.Filter, error) {
+	f := ops.Filter{Code: code, SID: sid}
 	if since == "" {
 		return f, nil
 	}
@@ -135,11 +135,12 @@ func (s *Server) writeOutcome(w http.ResponseWriter, r *http.Request, res ops.De
 	}
 }
 
-// selection is the body of the bulk dead-letter routes: exactly one of
-// all or code, and how to go about it.
+// selection is the body of the bulk dead-letter routes: all, or code
+// and/or sid, and how to go about it.
 type selection struct {
 	All              bool     `json:"all"`
 	Code             string   `json:"code"`
+	SID              string   `json:"sid"`
 	IncludeUncertain bool     `json:"include_uncertain"`
 	Rate             *float64 `json:"rate"` // letters a second; absent: unpaced
 }
@@ -153,13 +154,13 @@ func (s *Server) readSelection(w http.ResponseWriter, r *http.Request) (ops.Sele
 		return ops.Selection{}, nil, false
 	}
 	if err := decodeStrict(data, &body); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"all": true} or {"code": "RCS502"}: `+err.Error(), nil)
+		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"all": true}, {"code": "RCS502"} or {"sid": "SID"}: `+err.Error(), nil)
 		return ops.Selection{}, nil, false
 	}
-	sel := ops.Selection{All: body.All, Code: body.Code}
+	sel := ops.Selection{All: body.All, Code: body.Code, SID: body.SID}
 	var bad []launch.FieldError
 	if sel.Check() != nil {
-		bad = append(bad, launch.FieldError{Field: "all", Reason: "exactly one of all and code is required"})
+		bad = append(bad, launch.FieldError{Field: "all", Reason: "either all, or code and/or sid, is required"})
 	}
 	opts := &ops.BulkOpts{IncludeUncertain: body.IncludeUncertain}
 	if body.Rate != nil {
@@ -202,18 +203,15 @@ func (s *Server) writeTally(w http.ResponseWriter, r *http.Request, t ops.Tally,
 	writeJSON(w, http.StatusOK, map[string]map[string]int{"results": t.Counts()})
 }
 
-// stats answers GET /v1/stats: asynq's view of the launch queue and ours.
+// stats answers GET /v1/stats: asynq's view of the launch queues (all of
+// them summed, the shared one, each account's) and ours.
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	out := map[string]any{}
-	if info, err := s.opts.Inspector.GetQueueInfo(queue.Name); err == nil {
-		out["queue"] = map[string]any{
-			"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled, "retry": info.Retry,
-			"archived": info.Archived, "processed_today": info.Processed, "failed_today": info.Failed,
-			"paused": info.Paused, "latency_seconds": info.Latency.Seconds(),
-		}
-	} else {
-		out["queue"] = nil // no task was ever enqueued
+	lq, err := s.ops.LaunchQueues()
+	if err != nil {
+		s.internal(w, r, err)
+		return
 	}
+	out := map[string]any{"queue": lq.Total, "shared_queue": lq.Shared, "accounts": lq.Accounts}
 	dl, err := s.ops.CountDeadLetters(r.Context(), ops.Filter{})
 	if err != nil {
 		s.internal(w, r, err)

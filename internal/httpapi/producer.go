@@ -23,10 +23,15 @@ type launchAnswer struct {
 	Job    *ops.Record `json:"job,omitempty"`
 }
 
-// postLaunch enqueues one job: 201 when new, 200 with the existing state for
-// an idempotent repeat, 400 when invalid, 409 when its ID exists with
-// another payload.
+// postLaunch enqueues one job (?priority=): 201 when new, 200 with the
+// existing state for an idempotent repeat, 400 when invalid (a job without
+// a sid, when the server has no KALEYRA_SID, too), 409 when its ID exists
+// with another payload.
 func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
+	prio, ok := priorityQuery(w, r)
+	if !ok {
+		return
+	}
 	data, ok := readBody(w, r, maxJobBody)
 	if !ok {
 		return
@@ -36,8 +41,12 @@ func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, "", err)
 		return
 	}
-	res, err := s.ops.Enqueue(r.Context(), job, nil)
+	res, err := s.ops.Enqueue(r.Context(), job, &ops.EnqueueOpts{Priority: prio})
+	var ve *launch.ValidationError
 	switch {
+	case errors.As(err, &ve):
+		writeInvalid(w, "", err)
+		return
 	case errors.Is(err, ops.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job ID %q exists with a different payload", res.JobID),
 			[]launch.FieldError{{Field: "id", Reason: "exists with a different payload"}})
@@ -56,6 +65,18 @@ func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
 		ans.Job = &rec
 	}
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// priorityQuery reads the priority query parameter of the enqueue routes,
+// answering 400 (and returning false) when it is not a priority.
+func priorityQuery(w http.ResponseWriter, r *http.Request) (ops.Priority, bool) {
+	prio, err := ops.ParsePriority(r.URL.Query().Get("priority"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid query",
+			[]launch.FieldError{{Field: "priority", Reason: "must be high, default or low"}})
+		return "", false
+	}
+	return prio, true
 }
 
 // writeInvalid answers 400 with every field problem, paths prefixed.
@@ -106,10 +127,12 @@ type batchAnswer struct {
 	Jobs            []launchAnswer `json:"jobs"`
 }
 
-// postBatch validates up to MaxBatchJobs jobs together and enqueues them all,
-// or none when any is invalid (400, every problem with its jobs[i] path).
+// postBatch validates up to MaxBatchJobs jobs together and enqueues them all
+// (?priority=), or none when any is invalid (400, every problem with its
+// jobs[i] path).
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
-	if !jsonBody(w, r) {
+	prio, ok := priorityQuery(w, r)
+	if !ok || !jsonBody(w, r) {
 		return
 	}
 	if r.ContentLength > maxBatchBody {
@@ -150,7 +173,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := batchAnswer{Jobs: make([]launchAnswer, len(jobs))}
-	sum, err := s.ops.EnqueueJobs(r.Context(), jobs, &ops.BatchOpts{Name: req.Name,
+	sum, err := s.ops.EnqueueJobs(r.Context(), jobs, &ops.BatchOpts{Name: req.Name, Priority: prio,
 		OnResult: func(line int, res ops.EnqueueResult) {
 			ans.Jobs[line-1] = launchAnswer{JobID: res.JobID, Status: res.Status}
 		}})
@@ -288,8 +311,8 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// listLaunches answers GET /v1/launches?agent_no=&limit=: the agent's jobs,
-// newest first.
+// listLaunches answers GET /v1/launches?agent_no=&sid=&limit=: the agent's
+// jobs (of one account, with sid), newest first.
 func (s *Server) listLaunches(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, _, bad := pageQuery(q)
@@ -300,7 +323,7 @@ func (s *Server) listLaunches(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid query", bad)
 		return
 	}
-	recs, err := s.ops.JobsByAgent(r.Context(), q.Get("agent_no"), limit)
+	recs, err := s.ops.JobsByAgent(r.Context(), q.Get("agent_no"), ops.Filter{SID: q.Get("sid")}, limit)
 	if err != nil {
 		s.internal(w, r, err)
 		return

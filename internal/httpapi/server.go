@@ -67,8 +67,6 @@ type Options struct {
 	Ops *ops.Client
 	// Redis is the Redis asynq uses, for asynq's monitor under the UI.
 	Redis asynq.RedisConnOpt
-	// Inspector reads asynq's queue statistics.
-	Inspector *asynq.Inspector
 	// Metrics serves GET /metrics (Prometheus text format), behind the
 	// admin token.
 	Metrics http.Handler

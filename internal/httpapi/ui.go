@@ -99,7 +99,7 @@ func (s *Server) mountUI() {
 	m.Handle("GET /ui/deadletters/{id}", u.page(u.withID(u.show)))
 	m.Handle("POST /ui/deadletters/{id}/retry", u.action(u.withID(u.retry)))
 	m.Handle("POST /ui/deadletters/{id}/delete", u.action(u.withID(u.delete)))
-	m.Handle("POST /ui/deadletters:retry", u.action(u.retryCode))
+	m.Handle("POST /ui/deadletters:retry", u.action(u.retrySelected))
 	u.mountBatches(m)
 	m.Handle(u.mon.RootPath()+"/", u.page(u.asynqmon))
 	m.Handle("/ui/", u.page(func(w http.ResponseWriter, r *http.Request, sess uiSession) {
@@ -597,8 +597,8 @@ func (u *ui) logout(w http.ResponseWriter, r *http.Request, sess uiSession) {
 
 type uiListData struct {
 	uiBase
-	Code      string
-	Batch     string // only this batch's letters, when set
+	uiFilter
+	Which     string // the filters in words: " with code RCS904 of account AC1"
 	Back      string // the filters and page, as a query for links that come back
 	DeleteURL string // the confirmation page for deleting every letter listed
 	uiPaging
@@ -606,11 +606,37 @@ type uiListData struct {
 	ClearURL string
 }
 
+// uiFilter is what the dead-letter list is filtered by, read from its query
+// or from a form that acts on it, and passed on in the links and forms
+// that come back to it (template "filterFields"): a code, a batch (only its
+// letters) and an account.
+type uiFilter struct {
+	Code, Batch, SID string
+}
+
+// uiFilterOf reads a filter from a query or a form's values.
+func uiFilterOf(v url.Values) uiFilter {
+	return uiFilter{Code: uiCode(v.Get("code")), Batch: v.Get("batch"), SID: uiSID(v.Get("sid"))}
+}
+
+// query is the filter's part of a URL's query, as withQuery takes it.
+func (f uiFilter) query() []string { return []string{"code", f.Code, "batch", f.Batch, "sid", f.SID} }
+
+// selection is the dead letters the filter shows, for a bulk operation.
+func (f uiFilter) selection() ops.Selection {
+	return ops.Selection{Code: f.Code, Batch: f.Batch, SID: f.SID}
+}
+
 // uiCode normalises a code filter: codes are upper case (RCS904, TIMEOUT).
-func uiCode(v string) string {
-	v = ops.NormalizeCode(v)
-	if len(v) > 64 {
-		v = v[:64]
+func uiCode(v string) string { return uiShort(ops.NormalizeCode(v), 64) }
+
+// uiSID reads an account filter typed into a form.
+func uiSID(v string) string { return uiShort(strings.TrimSpace(v), 128) }
+
+// uiShort is v cut to at most n bytes, for a filter typed into a form.
+func uiShort(v string, n int) string {
+	if len(v) > n {
+		v = v[:n]
 	}
 	return v
 }
@@ -624,14 +650,12 @@ func uiPage(v string) int {
 }
 
 // listURL is the list page with its filters and page.
-func listURL(code, batch string, page int) string {
-	return withQuery(uiListPath, page, "code", code, "batch", batch)
-}
+func listURL(f uiFilter, page int) string { return withQuery(uiListPath, page, f.query()...) }
 
 func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	q := r.URL.Query()
-	code, batch, page := uiCode(q.Get("code")), q.Get("batch"), uiPage(q.Get("page"))
-	f := ops.Filter{Code: code, Batch: batch}
+	uf, page := uiFilterOf(q), uiPage(q.Get("page"))
+	f := ops.Filter{Code: uf.Code, Batch: uf.Batch, SID: uf.SID}
 	// One read gives the page and the count (which, filtered, reads every
 	// letter's record); a page past the last is read again as the last.
 	recs, total, err := u.s.ops.ListDeadLetters(r.Context(), f, (page-1)*uiPageSize, uiPageSize)
@@ -639,7 +663,7 @@ func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 		u.internal(w, r, sess, err)
 		return
 	}
-	p, offset := paging(page, total, func(n int) string { return listURL(code, batch, n) })
+	p, offset := paging(page, total, func(n int) string { return listURL(uf, n) })
 	if offset != (page-1)*uiPageSize {
 		if recs, _, err = u.s.ops.ListDeadLetters(r.Context(), f, offset, uiPageSize); err != nil {
 			u.internal(w, r, sess, err)
@@ -648,12 +672,12 @@ func (u *ui) list(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	}
 	p.To = offset + len(recs)
 	d := uiListData{
-		uiBase: u.base(w, r, &sess, "Dead letters"),
-		Code:   code, Batch: batch, uiPaging: p, Letters: recs,
-		Back:      withQuery("", p.Page, "code", code, "batch", batch),
-		DeleteURL: withQuery("/ui/deadletters:delete", 0, "code", code, "batch", batch),
+		uiBase:   u.base(w, r, &sess, "Dead letters"),
+		uiFilter: uf, Which: uf.selection().Describe(), uiPaging: p, Letters: recs,
+		Back:      withQuery("", p.Page, uf.query()...),
+		DeleteURL: withQuery("/ui/deadletters:delete", 0, uf.query()...),
 	}
-	if code != "" || batch != "" {
+	if uf != (uiFilter{}) {
 		d.ClearURL = uiListPath
 	}
 	u.render(w, r, http.StatusOK, "deadletters", d)
@@ -687,7 +711,7 @@ func (u *ui) audit(r *http.Request, action string, res ops.DeadLetterResult, err
 
 // back sends the browser to the list it acted from.
 func back(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, listURL(uiCode(r.PostFormValue("code")), r.PostFormValue("batch"), uiPage(r.PostFormValue("page"))), http.StatusSeeOther)
+	http.Redirect(w, r, listURL(uiFilterOf(r.PostForm), uiPage(r.PostFormValue("page"))), http.StatusSeeOther)
 }
 
 func (u *ui) retry(w http.ResponseWriter, r *http.Request, sess uiSession) {
@@ -726,21 +750,21 @@ func (u *ui) flashOutcome(w http.ResponseWriter, r *http.Request, doing string, 
 	back(w, r)
 }
 
-// retryCode retries every dead letter with one code (of one batch, when
-// the form names it).
-func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
+// retrySelected retries every dead letter with one code, of one account,
+// or both (of one batch, when the form names it).
+func (u *ui) retrySelected(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	liftDeadlines(w) // every letter of a code: it may take long
-	code, batch := uiCode(r.PostFormValue("code")), r.PostFormValue("batch")
-	if code == "" {
-		u.flash(w, r, false, "Choose a code to retry.")
+	f := uiFilterOf(r.PostForm)
+	if f.Code == "" && f.SID == "" {
+		u.flash(w, r, false, "Choose a code or an account to retry.")
 		back(w, r)
 		return
 	}
 	include := r.PostFormValue("include_uncertain") == "1"
-	t, err := u.s.ops.RetryDeadLetters(r.Context(), ops.Selection{Code: code, Batch: batch}, &ops.BulkOpts{IncludeUncertain: include})
-	u.s.opts.Logger.Info().Str("code", code).Str("batch", batch).Bool("include_uncertain", include).Interface("results", t.Counts()).Err(err).
-		Str("remote", r.RemoteAddr).Msg("UI: retry by code")
-	msg := fmt.Sprintf("Code %s%s: retried %d", code, selDesc(ops.Selection{Batch: batch}), t.Count(string(ops.Retried)))
+	t, err := u.s.ops.RetryDeadLetters(r.Context(), f.selection(), &ops.BulkOpts{IncludeUncertain: include})
+	u.s.opts.Logger.Info().Str("code", f.Code).Str("batch", f.Batch).Str("sid", f.SID).Bool("include_uncertain", include).
+		Interface("results", t.Counts()).Err(err).Str("remote", r.RemoteAddr).Msg("UI: retry by code or account")
+	msg := fmt.Sprintf("Dead letters%s: retried %d", f.selection().Describe(), t.Count(string(ops.Retried)))
 	uncertain := t.Count(string(ops.SkippedUncertain))
 	if uncertain > 0 {
 		msg += fmt.Sprintf(", left %d uncertain alone", uncertain)
@@ -750,11 +774,11 @@ func (u *ui) retryCode(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	} else {
 		u.flash(w, r, uncertain == 0, "%s.", msg)
 	}
-	// The retried letters have left this code's list: back to its first
-	// page, or to the batch they came from.
-	to := listURL(code, "", 1)
-	if batch != "" {
-		to = uiBatchesPath + "/" + url.PathEscape(batch)
+	// The retried letters have left this list: back to its first page
+	// without the batch, or to the batch they came from.
+	to := listURL(uiFilter{Code: f.Code, SID: f.SID}, 1)
+	if f.Batch != "" {
+		to = uiBatchesPath + "/" + url.PathEscape(f.Batch)
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }

@@ -243,12 +243,13 @@ func batchCodes(b ops.Batch) []uiCodeCount {
 
 type uiConfirmData struct {
 	uiBase
-	// Action is where the confirmed form posts; ID, Code, Batch and Page
+	// Action is where the confirmed form posts; ID, the filter and Page
 	// go with it (the letter, the selection, the list to come back to).
-	Action, ID, Code, Batch string
-	Page                    int
-	N                       int64
-	BackURL                 string
+	Action, ID string
+	uiFilter
+	Page    int
+	N       int64
+	BackURL string
 }
 
 // confirmDelete asks before one dead letter is deleted.
@@ -261,30 +262,30 @@ func (u *ui) confirmDelete(w http.ResponseWriter, r *http.Request, sess uiSessio
 		u.internal(w, r, sess, err)
 		return
 	}
-	code, batch, page := uiCode(q.Get("code")), q.Get("batch"), uiPage(q.Get("page"))
+	f, page := uiFilterOf(q), uiPage(q.Get("page"))
 	u.render(w, r, http.StatusOK, "confirm", uiConfirmData{
 		uiBase: u.base(w, r, &sess, "Delete dead letter "+id), Action: "/ui/deadletters/" + url.PathEscape(id) + "/delete",
-		ID: id, Code: code, Batch: batch, Page: page, N: 1, BackURL: listURL(code, batch, page),
+		ID: id, uiFilter: f, Page: page, N: 1, BackURL: listURL(f, page),
 	})
 }
 
 // confirmDeleteSelected asks before every dead letter with a code, of a
-// batch, or both, is deleted, saying how many there are now.
+// batch, of an account, or of any of them together, is deleted, saying how
+// many there are now.
 func (u *ui) confirmDeleteSelected(w http.ResponseWriter, r *http.Request, sess uiSession) {
-	q := r.URL.Query()
-	sel := ops.Selection{Code: uiCode(q.Get("code")), Batch: q.Get("batch")}
-	if sel.Code == "" && sel.Batch == "" {
-		u.fail(w, r, sess, http.StatusBadRequest, "Bad request", "Choose a code or a batch whose dead letters to delete.")
+	f := uiFilterOf(r.URL.Query())
+	if f == (uiFilter{}) {
+		u.fail(w, r, sess, http.StatusBadRequest, "Bad request", "Choose a code, a batch or an account whose dead letters to delete.")
 		return
 	}
-	n, err := u.s.ops.CountSelected(r.Context(), sel)
+	n, err := u.s.ops.CountSelected(r.Context(), f.selection())
 	if err != nil {
 		u.internal(w, r, sess, err)
 		return
 	}
 	u.render(w, r, http.StatusOK, "confirm", uiConfirmData{
 		uiBase: u.base(w, r, &sess, "Delete dead letters"), Action: "/ui/deadletters:delete",
-		Code: sel.Code, Batch: sel.Batch, N: n, BackURL: listURL(sel.Code, sel.Batch, 1),
+		uiFilter: f, N: n, BackURL: listURL(f, 1),
 	})
 }
 
@@ -294,34 +295,33 @@ func confirmed(w http.ResponseWriter, r *http.Request, confirmPage string) bool 
 	if r.PostFormValue("confirm") == "yes" {
 		return true
 	}
-	http.Redirect(w, r, withQuery(confirmPage, uiPage(r.PostFormValue("page")),
-		"code", uiCode(r.PostFormValue("code")), "batch", r.PostFormValue("batch")), http.StatusSeeOther)
+	http.Redirect(w, r, withQuery(confirmPage, uiPage(r.PostFormValue("page")), uiFilterOf(r.PostForm).query()...), http.StatusSeeOther)
 	return false
 }
 
-// deleteSelected deletes every dead letter of a code, a batch or both,
-// once confirmed.
+// deleteSelected deletes every dead letter of a code, a batch, an account
+// or any of them together, once confirmed.
 func (u *ui) deleteSelected(w http.ResponseWriter, r *http.Request, sess uiSession) {
 	if !confirmed(w, r, "/ui/deadletters:delete") {
 		return
 	}
-	sel := ops.Selection{Code: uiCode(r.PostFormValue("code")), Batch: r.PostFormValue("batch")}
-	if sel.Code == "" && sel.Batch == "" {
-		u.flash(w, r, false, "Choose a code or a batch whose dead letters to delete.")
+	f := uiFilterOf(r.PostForm)
+	if f == (uiFilter{}) {
+		u.flash(w, r, false, "Choose a code, a batch or an account whose dead letters to delete.")
 		back(w, r)
 		return
 	}
 	liftDeadlines(w) // every letter of a code or batch: it may take long
-	t, err := u.s.ops.DeleteDeadLetters(r.Context(), sel, nil)
-	u.s.opts.Logger.Info().Str("code", sel.Code).Str("batch", sel.Batch).Interface("results", t.Counts()).Err(err).
+	t, err := u.s.ops.DeleteDeadLetters(r.Context(), f.selection(), nil)
+	u.s.opts.Logger.Info().Str("code", f.Code).Str("batch", f.Batch).Str("sid", f.SID).Interface("results", t.Counts()).Err(err).
 		Str("remote", r.RemoteAddr).Msg("UI: delete dead letters")
-	msg := fmt.Sprintf("Deleted %d dead letter%s%s", t.Count(string(ops.Deleted)), plural(t.Count(string(ops.Deleted))), selDesc(sel))
+	msg := fmt.Sprintf("Deleted %d dead letter%s%s", t.Count(string(ops.Deleted)), plural(t.Count(string(ops.Deleted))), f.selection().Describe())
 	if err != nil {
 		u.flash(w, r, false, "%s, then stopped; the server logged why as error ID %s.", msg, u.s.logFailure(r, err, "UI: delete dead letters failed"))
 	} else {
 		u.flash(w, r, true, "%s.", msg)
 	}
-	http.Redirect(w, r, listURL(sel.Code, sel.Batch, 1), http.StatusSeeOther)
+	http.Redirect(w, r, listURL(f, 1), http.StatusSeeOther)
 }
 
 func plural(n int) string {
@@ -329,16 +329,4 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-// selDesc says which dead letters a code and batch select: " with code X of batch B".
-func selDesc(sel ops.Selection) string {
-	s := ""
-	if sel.Code != "" {
-		s += " with code " + sel.Code
-	}
-	if sel.Batch != "" {
-		s += " of batch " + sel.Batch
-	}
-	return s
 }

@@ -125,7 +125,7 @@ func TestUIBatchRetryByCode(t *testing.T) {
 		t.Errorf("batch retry went to %q", r.location())
 	}
 	page, flash := e.follow(r, sess)
-	if flash != "ok: Code RCS904 of batch "+id+": retried 2." {
+	if flash != "ok: Dead letters with code RCS904 of batch "+id+": retried 2." {
 		t.Errorf("flash: %q", flash)
 	}
 	if strings.Contains(page.body, `<tr data-code="RCS904">`) || !strings.Contains(page.body, `<tr data-code="RCS601">`) {

@@ -41,10 +41,9 @@ func newUIEnvWith(t *testing.T, start func(http.Handler) *httptest.Server, opts 
 	t.Helper()
 	te := testenv.New(t, opts...)
 	s := New(Options{
-		Ops:       te.Ops,
-		Redis:     te.Conn,
-		Inspector: te.Inspector,
-		Token:     uiTestProd, AdminToken: uiTestAdmin,
+		Ops:   te.Ops,
+		Redis: te.Conn,
+		Token: uiTestProd, AdminToken: uiTestAdmin,
 		Logger: zerolog.Nop(),
 	})
 	srv := start(s.Handler())
@@ -571,11 +570,11 @@ func TestUIFilterByCode(t *testing.T) {
 		t.Errorf("bulk retry went to %q", r.location())
 	}
 	page, flash := e.follow(r, sess)
-	if flash != "err: Code RCS904: retried 2, left 1 uncertain alone." || !sameIDs(rowsOf(page.body), []string{"job-3"}) {
+	if flash != "err: Dead letters with code RCS904: retried 2, left 1 uncertain alone." || !sameIDs(rowsOf(page.body), []string{"job-3"}) {
 		t.Errorf("bulk retry: %q, rows %v", flash, rowsOf(page.body))
 	}
 	r = e.req("POST", "/ui/deadletters:retry", url.Values{"csrf": {csrf}, "code": {"RCS904"}, "include_uncertain": {"1"}}, []*http.Cookie{sess}, e.origin()...)
-	if page, flash = e.follow(r, sess); flash != "ok: Code RCS904: retried 1." || len(rowsOf(page.body)) != 0 {
+	if page, flash = e.follow(r, sess); flash != "ok: Dead letters with code RCS904: retried 1." || len(rowsOf(page.body)) != 0 {
 		t.Errorf("bulk retry with uncertain: %q, rows %v", flash, rowsOf(page.body))
 	}
 	for _, id := range []string{"job-1", "job-3", "job-4"} {
@@ -755,7 +754,7 @@ func TestUILogout(t *testing.T) {
 func TestUILoginDisabledWithoutAdminToken(t *testing.T) {
 	t.Parallel()
 	te := testenv.New(t)
-	s := New(Options{Ops: te.Ops, Redis: te.Conn, Inspector: te.Inspector, Logger: zerolog.Nop()})
+	s := New(Options{Ops: te.Ops, Redis: te.Conn, Logger: zerolog.Nop()})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	e := &uiEnv{Env: te, t: t, srv: srv, hc: srv.Client()}

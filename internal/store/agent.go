@@ -7,10 +7,11 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
-// JobsByAgent returns up to limit of the agent number's jobs, newest first,
-// from the agent index the create script keeps. Index entries whose record
-// is gone (expired after JOB_RETENTION, deleted) are dropped as they are met.
-func (s *Store) JobsByAgent(ctx context.Context, agentNo string, limit int) ([]Record, error) {
+// JobsByAgent returns up to limit of the agent number's jobs that f matches
+// (Filter.Match), newest first, from the agent index the create script
+// keeps. Index entries whose record is gone (expired after JOB_RETENTION,
+// deleted) are dropped as they are met.
+func (s *Store) JobsByAgent(ctx context.Context, agentNo string, f Filter, limit int) ([]Record, error) {
 	key := rdb.AgentKey(agentNo)
 	var out []Record
 	for start := int64(0); len(out) < limit; {
@@ -37,7 +38,11 @@ func (s *Store) JobsByAgent(ctx context.Context, agentNo string, limit int) ([]R
 				return nil, fmt.Errorf("prune jobs of agent %s: %w", agentNo, err)
 			}
 		}
-		out = append(out, recs...)
+		for _, r := range recs {
+			if f.Match(r) {
+				out = append(out, r)
+			}
+		}
 		if len(ids) < pageSize {
 			break
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -20,15 +21,7 @@ func TestJobsByAgent(t *testing.T) {
 	mustCreate(t, s, other, t0)
 	ids := func(agent string, limit int) []string {
 		t.Helper()
-		recs, err := s.JobsByAgent(ctx, agent, limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, r := range recs {
-			out = append(out, r.ID)
-		}
-		return out
+		return jobsOf(t, s, agent, Filter{}, limit)
 	}
 	if got := ids("48900", 10); len(got) != 3 || got[0] != "a3" || got[2] != "a1" {
 		t.Fatalf("jobs of 48900: %v, want a3 a2 a1 (newest first)", got)
@@ -56,5 +49,38 @@ func TestJobsByAgent(t *testing.T) {
 	}
 	if got := ids("nobody", 10); len(got) != 0 {
 		t.Errorf("jobs of an unknown agent: %v", got)
+	}
+}
+
+// jobsOf is the IDs of JobsByAgent's answer.
+func jobsOf(t *testing.T, s *Store, agent string, f Filter, limit int) []string {
+	t.Helper()
+	recs, err := s.JobsByAgent(ctx, agent, f, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids(recs)
+}
+
+// TestJobsByAgentOfAccount: the filter picks an account's jobs among the
+// agent's, and the limit counts those only.
+func TestJobsByAgentOfAccount(t *testing.T) {
+	s, _ := newStore(t)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	for i, id := range []string{"a1", "b1", "a2", "b2"} {
+		j := newJob(id)
+		if id[0] == 'b' {
+			j.SID = "SID2"
+		}
+		mustCreate(t, s, j, t0.Add(time.Duration(i)*time.Second))
+	}
+	if got := jobsOf(t, s, "48900", Filter{SID: "SID2"}, 10); !slices.Equal(got, []string{"b2", "b1"}) {
+		t.Errorf("jobs of SID2: %v, want b2 b1", got)
+	}
+	if got := jobsOf(t, s, "48900", Filter{SID: "SID1"}, 1); !slices.Equal(got, []string{"a2"}) {
+		t.Errorf("one job of SID1: %v, want a2", got)
+	}
+	if got := jobsOf(t, s, "48900", Filter{SID: "SID3"}, 10); len(got) != 0 {
+		t.Errorf("jobs of an account with none: %v", got)
 	}
 }

@@ -229,6 +229,7 @@ func (s *Store) CountBatches(ctx context.Context) (int64, error) {
 // BatchJob is one job of a batch, as `rcslaunch batch report` lists it.
 type BatchJob struct {
 	ID            string
+	SID           string
 	AgentNo       string
 	State         State
 	Code          string
@@ -253,7 +254,7 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
 	}
 	fields := []string{"batch", "state", "agent_no", "code", "message", "agent_launch_id", "attempts", "payload",
-		"launch_state"}
+		"launch_state", "sid"}
 	seen := map[string]bool{}
 	for start := int64(0); ; start += pageSize {
 		ids, err := s.rdb.LRange(ctx, rdb.BatchJobsKey(id), start, start+pageSize-1).Result()
@@ -279,7 +280,7 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 			seen[jid] = true
 			n, _ := strconv.Atoi(str(6))
 			j := BatchJob{ID: jid, State: State(str(1)), AgentNo: str(2), Code: str(3), Message: str(4),
-				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7)), LaunchState: LaunchState(str(8))}
+				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7)), LaunchState: LaunchState(str(8)), SID: str(9)}
 			if j.State != StateSucceeded {
 				// A success relaunched with force keeps its last launch ID
 				// on the record until the relaunch has its outcome; the

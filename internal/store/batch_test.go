@@ -629,7 +629,7 @@ func TestEachBatchJob(t *testing.T) {
 	if !slices.Equal(order, want) {
 		t.Fatalf("%d jobs listed, want %d in enqueue order", len(order), len(want))
 	}
-	if j := got["j0001"]; j.State != StateSucceeded || j.AgentLaunchID != "L-1" || j.Code != "RCS902" || j.Attempts != 1 || j.AgentNo != "48900" {
+	if j := got["j0001"]; j.State != StateSucceeded || j.AgentLaunchID != "L-1" || j.Code != "RCS902" || j.Attempts != 1 || j.AgentNo != "48900" || j.SID != "SID1" {
 		t.Errorf("succeeded job: %+v", j)
 	}
 	if j := got["j0002"]; j.State != StateDeadLettered || j.Code != "RCS904" || j.Message != "failed RCS904" || string(j.Payload) != string(newJob("x").Payload) {

@@ -12,12 +12,24 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 )
 
-// Filter selects dead letters.
+// Filter selects dead letters, and an agent's jobs (JobsByAgent, which
+// leaves Since out: it is the time a job was dead-lettered).
 type Filter struct {
 	Code  string    // only this last code; empty for all
 	Since time.Time // only those dead-lettered at or after this time; zero for all
 	Batch string    // only the jobs of this batch; empty for all
+	SID   string    // only the jobs of this account; empty for all
 }
+
+// Match reports whether r passes f's code, batch and SID. Since is not
+// looked at: the dead-letter index applies it.
+func (f Filter) Match(r Record) bool {
+	return (f.Code == "" || r.Code == f.Code) && (f.Batch == "" || r.Batch == f.Batch) && (f.SID == "" || r.SID == f.SID)
+}
+
+// byRecord reports whether f has to read each record: the index knows
+// times only.
+func (f Filter) byRecord() bool { return f.Code != "" || f.Batch != "" || f.SID != "" }
 
 func (f Filter) min() string {
 	if f.Since.IsZero() {
@@ -37,8 +49,8 @@ var errStop = errors.New("stop")
 // fn may retry or delete the letter it is given: the walk continues from a
 // cursor on the dead-lettering time, not from an offset that removals shift.
 //
-// The index orders letters by time only; a code or batch filter is applied
-// to the records read, so that the index is one sorted set that a single script
+// The index orders letters by time only; a code, batch or SID filter is
+// applied to the records read, so that the index is one sorted set that a single script
 // keeps right, whatever happens to a job's code.
 func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) error) error {
 	max := "+inf"
@@ -68,7 +80,7 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 			return err
 		}
 		for _, r := range recs {
-			if (f.Code != "" && r.Code != f.Code) || (f.Batch != "" && r.Batch != f.Batch) {
+			if !f.Match(r) {
 				continue
 			}
 			if err := fn(r); err != nil {
@@ -88,10 +100,10 @@ func (s *Store) EachDeadLetter(ctx context.Context, f Filter, fn func(Record) er
 	}
 }
 
-// CountDeadLetters returns how many dead letters match f. Without a code or
-// batch it is one Redis call; with one, it reads the matching records.
+// CountDeadLetters returns how many dead letters match f. Without a code,
+// batch or SID it is one Redis call; with one, it reads the matching records.
 func (s *Store) CountDeadLetters(ctx context.Context, f Filter) (int64, error) {
-	if f.Code == "" && f.Batch == "" {
+	if !f.byRecord() {
 		n, err := s.rdb.ZCount(ctx, rdb.DeadLetters, f.min(), "+inf").Result()
 		if err != nil {
 			return 0, fmt.Errorf("count dead letters: %w", err)

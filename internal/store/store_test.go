@@ -964,6 +964,43 @@ func seedDeadLetters(t *testing.T, s *Store, n int) (idsByCode map[string][]stri
 	return idsByCode
 }
 
+// TestDeadLettersBySID: a SID filter lists, counts and walks one
+// account's dead letters, alone or with a code.
+func TestDeadLettersBySID(t *testing.T) {
+	s, _ := newStore(t)
+	for i, id := range []string{"a1", "b1", "a2", "b2"} {
+		j := newJob(id)
+		if id[0] == 'b' {
+			j.SID = "SID2"
+		}
+		at := t0.Add(time.Duration(i) * time.Second)
+		mustCreate(t, s, j, at)
+		_, n := mustStart(t, s, j, at)
+		mustFinish(t, s, id, terminal(n, []string{"RCS904", "RCS601"}[i/2], false, at), at)
+	}
+	for _, tc := range []struct {
+		f    Filter
+		want []string
+	}{
+		{Filter{SID: "SID2"}, []string{"b2", "b1"}},
+		{Filter{SID: "SID1"}, []string{"a2", "a1"}},
+		{Filter{SID: "SID1", Code: "RCS601"}, []string{"a2"}},
+		{Filter{SID: "SID3"}, []string{}},
+	} {
+		rs, err := s.ListDeadLetters(ctx, tc.f, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.CountDeadLetters(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(rs); !slices.Equal(got, tc.want) || n != int64(len(tc.want)) {
+			t.Errorf("%+v: listed %v and counted %d, want %v", tc.f, got, n, tc.want)
+		}
+	}
+}
+
 func TestEachDeadLetterVisitsEveryLetterOnce(t *testing.T) {
 	const n = 1300
 	for _, mode := range []string{"read", "delete", "requeue", "requeue-without-unindex"} {
