@@ -406,3 +406,37 @@ func TestJobSIDOverridesProducerSID(t *testing.T) {
 		t.Fatalf("payload's SID %s, want %s", p.SID, testenv.SID)
 	}
 }
+
+// A job's ID names one account's job: the same ID offered for another
+// account is a conflict, and its lost task is never put back under the
+// other account (whose key the worker would send it with).
+func TestEnqueueSameIDOtherAccount(t *testing.T) {
+	e := newEnv(t)
+	j := testJob("48900")
+	j.ID = "order-1"
+	e.enqueue(j, false)
+	other := *e.Producer
+	other.SID = otherSID
+	for _, lost := range []bool{false, true} {
+		if lost {
+			e.deleteTask(j.ID)
+		}
+		st, err := other.Enqueue(ctxT(t), j, "", false)
+		if err != nil || st != queue.Conflict {
+			t.Fatalf("same ID for %s (task lost %v): %s, %v; want %s", otherSID, lost, st, err, queue.Conflict)
+		}
+		if res := other.EnqueueMany(ctxT(t), []launch.Job{j}, "", false); res[0].Err != nil || res[0].Status != queue.Conflict {
+			t.Fatalf("EnqueueMany of the same ID for %s (task lost %v): %+v", otherSID, lost, res[0])
+		}
+	}
+	if qs := e.tasksOf(j.ID); len(qs) != 0 {
+		t.Fatalf("another account's enqueue pushed a task on %v", qs)
+	}
+	// Its own account repairs it.
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("repair by its own account: %s", st)
+	}
+	if p := e.wantOneTask(j.ID, queue.Name); p.SID != testenv.SID {
+		t.Fatalf("repaired task's SID %s", p.SID)
+	}
+}

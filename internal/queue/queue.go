@@ -91,7 +91,7 @@ const (
 	Duplicate       Status = "duplicate"        // already queued, running or retrying
 	AlreadyLaunched Status = "already_launched" // succeeded before; not launched again
 	DeadLettered    Status = "dead_lettered"    // in the dead-letter store; use dlq retry
-	Conflict        Status = "conflict"         // the ID exists with a different payload
+	Conflict        Status = "conflict"         // the ID exists with a different payload or SID
 )
 
 // Producer enqueues jobs: each for its own SID, or SID when it has none.
