@@ -440,3 +440,103 @@ func TestEnqueueSameIDOtherAccount(t *testing.T) {
 		t.Fatalf("repaired task's SID %s", p.SID)
 	}
 }
+
+// oldTask puts back the task of the job's previous run on qname, as asynq
+// holds it for the moment between the run's outcome and its deletion (or
+// for a lease after its worker died), and returns a channel on which the
+// task's deletion, 300 ms later, reports when goes.
+func (e *env) oldTask(j launch.Job, qname string, goes bool) <-chan error {
+	e.t.Helper()
+	if pushed, err := queue.Push(ctxT(e.t), e.Producer.Client, qname, queue.Payload{SID: testenv.SID, Job: j}); err != nil || !pushed {
+		e.t.Fatalf("push of the old task: %v, %v", pushed, err)
+	}
+	deleted := make(chan error, 1)
+	if goes {
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			deleted <- e.Inspector.DeleteTask(qname, j.ID)
+		}()
+	}
+	return deleted
+}
+
+// A fresh dead-letter retry that moves the job to its account's queue waits,
+// as one on the same queue does, for the dead-lettered run's task to leave
+// the queue it is on: the job never has two tasks.
+func TestRetryDeadLetterMoveWaitsForOldTask(t *testing.T) {
+	for _, goes := range []bool{true, false} {
+		t.Run(map[bool]string{true: "old task goes", false: "old task stays"}[goes], func(t *testing.T) {
+			e := newEnv(t)
+			e.fleetProducer()
+			j := testJob("48900")
+			e.enqueue(j, false)
+			e.run(j, deadLetter("RCS904", false))
+			e.serve(time.Now(), testenv.SID)
+			e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+			deleted := e.oldTask(j, queue.Name, goes)
+			res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false)
+			if !goes {
+				if err == nil {
+					t.Fatalf("retry with the old task staying: %s, no error; tasks on %v", res, e.tasksOf(j.ID))
+				}
+				if qs := e.tasksOf(j.ID); !slices.Equal(qs, []string{queue.Name}) {
+					t.Fatalf("tasks on %v; want only the old one", qs)
+				}
+				if r := e.get(j.ID); r.State != store.StateDeadLettered || e.dlqCount() != 1 {
+					t.Fatalf("after the failed retry: %s, %d letters", r.State, e.dlqCount())
+				}
+				return
+			}
+			if err := <-deleted; err != nil {
+				t.Fatalf("delete the old task: %v", err)
+			}
+			if err != nil || res != store.Requeued {
+				t.Fatalf("retry: %s, %v", res, err)
+			}
+			e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
+		})
+	}
+}
+
+// A forced relaunch that moves the job to its account's queue waits for the
+// previous run's task to leave the queue it is on, like one that stays.
+func TestEnqueueForcedMoveWaitsForOldTask(t *testing.T) {
+	for _, goes := range []bool{true, false} {
+		t.Run(map[bool]string{true: "old task goes", false: "old task stays"}[goes], func(t *testing.T) {
+			e := newEnv(t)
+			e.fleetProducer()
+			j := testJob("48900")
+			e.enqueue(j, false)
+			e.run(j, succeeded)
+			e.serve(time.Now(), testenv.SID)
+			e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+			deleted := e.oldTask(j, queue.Name, goes)
+			st, err := e.Producer.Enqueue(ctxT(t), j, "", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !goes {
+				if st != queue.Duplicate {
+					t.Fatalf("relaunch with the old task staying: %s, want %s; tasks on %v", st, queue.Duplicate, e.tasksOf(j.ID))
+				}
+				if qs := e.tasksOf(j.ID); !slices.Equal(qs, []string{queue.Name}) {
+					t.Fatalf("tasks on %v; want only the old one", qs)
+				}
+				if r := e.get(j.ID); r.State != store.StateSucceeded {
+					t.Fatalf("record after the refused relaunch: %s", r.State)
+				}
+				if q, _ := e.Store.JobQueue(context.Background(), j.ID); q != queue.Name {
+					t.Fatalf("record's queue after the refused relaunch: %s", q)
+				}
+				return
+			}
+			if err := <-deleted; err != nil {
+				t.Fatalf("delete the old task: %v", err)
+			}
+			if st != queue.Enqueued {
+				t.Fatalf("relaunch: %s", st)
+			}
+			e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
+		})
+	}
+}
