@@ -114,6 +114,11 @@ func (w *Worker) serve(a Account) (*served, error) {
 	if a.RetryMax < 0 {
 		return nil, fmt.Errorf("RetryMax %w", ErrNegative)
 	}
+	// Checked here, before the list is put in service: useAccounts sets
+	// each account's limits in turn, and must not fail half-way.
+	if err := w.limitsOf(a).Check(); err != nil {
+		return nil, err
+	}
 	base, err := baseurl.Resolve(a.Pod, o.BaseURL)
 	if err != nil {
 		return nil, err

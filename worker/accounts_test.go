@@ -367,10 +367,13 @@ func TestSetAccountsRefusesInvalidList(t *testing.T) {
 	noKey.APIKey = ""
 	negativeRetries := account(sidC)
 	negativeRetries.RetryMax = -1
+	negative := account(sidC)
+	negative.RateLimit = -1
 	for name, list := range map[string][]worker.Account{
 		"empty":            nil,
 		"SID twice":        {faster, b, a},
 		"no key":           {faster, b, noKey},
+		"negative rate":    {faster, b, negative},
 		"negative retries": {faster, b, negativeRetries},
 	} {
 		if err := w.SetAccounts(list); err == nil {

@@ -117,14 +117,16 @@ type account struct {
 // New returns a Limiter over rdb; cfg is the Config of every account that
 // SetAccount gives none of its own.
 func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	cfg.applyDefaults()
 	return &Limiter{rdb: rdb, def: cfg}, nil
 }
 
-func (c *Config) check() error {
+// Check reports whether c can be used: New and SetAccount refuse a Config
+// that it refuses.
+func (c Config) Check() error {
 	if !(c.Rate > 0) {
 		return fmt.Errorf("limits: rate must be positive, got %v", c.Rate)
 	}
@@ -134,7 +136,7 @@ func (c *Config) check() error {
 // SetAccount sets sid's limits from now on; a slot taken before keeps the
 // limits it was taken under until its release.
 func (l *Limiter) SetAccount(sid string, cfg Config) error {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("account %s: %w", sid, err)
 	}
 	cfg.applyDefaults()
