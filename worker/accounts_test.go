@@ -321,29 +321,6 @@ func TestSetAccountsAddsAndRemoves(t *testing.T) {
 	e.callsBySID()
 }
 
-// effectiveRates reads the worker's effective_rate gauge of each account.
-func effectiveRates(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "rcslaunch_effective_rate" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "sid" {
-					out[l.GetValue()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return out
-}
-
 // TestSetAccountsRefusesInvalidList: a list that is empty, names an SID
 // twice, lacks a key or has an impossible limit is refused whole: the
 // worker goes on serving the accounts, keys and limits it had.
@@ -356,7 +333,7 @@ func TestSetAccountsRefusesInvalidList(t *testing.T) {
 	opts.Metrics = reg
 	w, _ := e.start(opts)
 	e.waitServed(sidA)
-	before := effectiveRates(t, reg)
+	before := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid")
 	if before[sidA] != 50 || before[sidB] != 200 {
 		t.Fatalf("effective rates: %v", before)
 	}
@@ -379,7 +356,7 @@ func TestSetAccountsRefusesInvalidList(t *testing.T) {
 		if err := w.SetAccounts(list); err == nil {
 			t.Errorf("SetAccounts with %s: no error", name)
 		}
-		if got := effectiveRates(t, reg); got[sidA] != 50 || got[sidB] != 200 || len(got) != 2 {
+		if got := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid"); got[sidA] != 50 || got[sidB] != 200 || len(got) != 2 {
 			t.Errorf("after SetAccounts with %s: effective rates %v, want as before %v", name, got, before)
 		}
 	}

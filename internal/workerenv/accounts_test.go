@@ -84,30 +84,6 @@ func TestAccounts(t *testing.T) {
 	}
 }
 
-// rates reads the worker's effective_rate gauge of each account it serves:
-// its configured rate while it is not throttled.
-func rates(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "rcslaunch_effective_rate" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "sid" {
-					out[l.GetValue()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return out
-}
-
 // TestReload: a change of the accounts file is put in service; a file that
 // does not load is logged and changes nothing.
 func TestReload(t *testing.T) {
@@ -165,7 +141,7 @@ func TestReload(t *testing.T) {
 	}
 	wantRates := func(want map[string]float64) {
 		t.Helper()
-		if got := rates(t, reg); !maps.Equal(got, want) {
+		if got := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid"); !maps.Equal(got, want) {
 			t.Fatalf("accounts' rates: %v, want %v", got, want)
 		}
 	}
