@@ -110,29 +110,6 @@ func (e *acctEnv) options(accts ...worker.Account) worker.Options {
 	}
 }
 
-// start runs a worker with opts until the test ends or stop is called.
-func (e *acctEnv) start(opts worker.Options) (w *worker.Worker, stop func()) {
-	e.t.Helper()
-	w, err := worker.New(opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
-	return w, stop
-}
-
 // enqueue enqueues agentNo's job for account sid, through a producer that
 // puts it on its account's queue when a live worker serves the account.
 func (e *acctEnv) enqueue(sid, agentNo string) string {
@@ -176,7 +153,7 @@ func TestAccountsUseTheirOwnKeys(t *testing.T) {
 	for i, sid := range []string{sidA, sidB, sidA, sidB} { // on the shared queue: no worker yet
 		ids = append(ids, e.enqueue(sid, fmt.Sprint(100+i)))
 	}
-	e.start(e.options(account(sidA), account(sidB)))
+	e.RunWorker(e.options(account(sidA), account(sidB)))
 	e.waitServed(sidA)
 	e.waitServed(sidB)
 	for i, sid := range []string{sidA, sidB, sidB} { // on the accounts' queues
@@ -201,7 +178,7 @@ func TestAccountsUseTheirOwnKeys(t *testing.T) {
 // dead-lettered UNKNOWN_ACCOUNT without a call.
 func TestUnknownAccountIsDeadLettered(t *testing.T) {
 	e := newAcctEnv(t, true)
-	e.start(e.options(account(sidA)))
+	e.RunWorker(e.options(account(sidA)))
 	e.waitServed(sidA)
 	unknown := e.enqueue(sidC, "300")
 	known := e.enqueue(sidA, "301")
@@ -231,7 +208,7 @@ func TestAccountRetryMax(t *testing.T) {
 	b.RetryMax = 2
 	opts := e.options(a, b)
 	opts.RetryMax = 4 // the single-account setting: not the accounts'
-	e.start(opts)
+	e.RunWorker(opts)
 	ida, idb := e.enqueue(sidA, "400"), e.enqueue(sidB, "401")
 	recs := e.WaitFinished(ida, idb)
 	for id, want := range map[string]int{ida: 1, idb: 3} {
@@ -264,7 +241,7 @@ func (e *acctEnv) waitQueued(id, qname string) {
 // jobs wait on its queue, neither run nor dead-lettered.
 func TestSetAccountsAddsAndRemoves(t *testing.T) {
 	e := newAcctEnv(t, true)
-	w, _ := e.start(e.options(account(sidA), account(sidB)))
+	w, _ := e.RunWorker(e.options(account(sidA), account(sidB)))
 	e.waitServed(sidA)
 	unknown := e.enqueue(sidC, "500")
 	if r := e.WaitFinished(unknown)[unknown]; r.Code != "UNKNOWN_ACCOUNT" {
@@ -331,7 +308,7 @@ func TestSetAccountsRefusesInvalidList(t *testing.T) {
 	a.RateLimit = 50
 	opts := e.options(a, b)
 	opts.Metrics = reg
-	w, _ := e.start(opts)
+	w, _ := e.RunWorker(opts)
 	e.waitServed(sidA)
 	before := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid")
 	if before[sidA] != 50 || before[sidB] != 200 {
@@ -391,7 +368,7 @@ func TestRunStopsAfterReloads(t *testing.T) {
 	e := newAcctEnv(t, false)
 	before := len(workerGoroutines())
 	e.sim.SetConfig(sim.Config{Latency: 50 * time.Millisecond})
-	w, stop := e.start(e.options(account(sidA)))
+	w, stop := e.RunWorker(e.options(account(sidA)))
 	e.waitServed(sidA)
 	var ids []string
 	for i := range 10 {

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -148,9 +149,38 @@ func TestFleet(t *testing.T) {
 	}
 }
 
-// fleetProducer gives the environment's producer a Fleet.
+// fleetProducer gives the environment's producer a Fleet, new: it has
+// cached no answer.
 func (e *env) fleetProducer() {
 	e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+}
+
+// ranOnShared enqueues a job while no worker serves its account, so on the
+// shared queue, and runs it to the outcome o.
+func (e *env) ranOnShared(o store.Outcome) launch.Job {
+	e.t.Helper()
+	e.fleetProducer()
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, o)
+	return j
+}
+
+// claim records a live worker's claim to sids, seen by the producer at once.
+func (e *env) claim(sids ...string) {
+	e.t.Helper()
+	e.serve(time.Now(), sids...)
+	e.fleetProducer()
+}
+
+// unclaim ends every claim, seen by the producer at once: the workers are
+// gone.
+func (e *env) unclaim() {
+	e.t.Helper()
+	if err := e.Redis.Client().Del(context.Background(), rdb.FleetSIDs).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.fleetProducer()
 }
 
 // tasksOf lists the queues that hold a task with the job's ID.
@@ -210,8 +240,7 @@ func TestEnqueueWithoutLiveWorkerUsesSharedQueue(t *testing.T) {
 
 func TestEnqueueWithLiveWorkerUsesAccountQueue(t *testing.T) {
 	e := newEnv(t)
-	e.fleetProducer()
-	e.serve(time.Now(), testenv.SID)
+	e.claim(testenv.SID)
 	j := testJob("48900")
 	if st := e.enqueue(j, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
@@ -248,10 +277,8 @@ func TestEnqueueAgainKeepsRecordedQueue(t *testing.T) {
 	if st := e.enqueue(j, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
-	e.serve(time.Now(), testenv.SID)
-	fresh := queue.NewFleet(e.Redis.Client())
-	e.Producer.Fleet = fresh // no cached answer
-	if q, _ := fresh.QueueFor(ctxT(t), testenv.SID, ""); q == queue.Name {
+	e.claim(testenv.SID)
+	if q, _ := e.Producer.Fleet.QueueFor(ctxT(t), testenv.SID, ""); q == queue.Name {
 		t.Fatal("the claim is not seen")
 	}
 	if st := e.enqueue(j, false); st != queue.Duplicate {
@@ -284,18 +311,14 @@ func TestEnqueueAgainKeepsRecordedQueue(t *testing.T) {
 // there after the account's workers are gone.
 func TestEnqueueAgainAfterWorkerLeft(t *testing.T) {
 	e := newEnv(t)
-	e.fleetProducer()
-	e.serve(time.Now(), testenv.SID)
+	e.claim(testenv.SID)
 	j := testJob("48900")
 	if st := e.enqueue(j, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
 	acctQ := queue.AccountQueue(testenv.SID, "")
 	e.wantOneTask(j.ID, acctQ)
-	if err := e.Redis.Client().Del(context.Background(), "rcslaunch:{results}:fleet:sids").Err(); err != nil {
-		t.Fatal(err)
-	}
-	e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+	e.unclaim()
 	if st := e.enqueue(j, false); st != queue.Duplicate {
 		t.Fatalf("enqueue after the worker left: %s, want %s", st, queue.Duplicate)
 	}
@@ -313,15 +336,11 @@ func TestEnqueueAgainAfterWorkerLeft(t *testing.T) {
 // and records it; a resumed one keeps the queue its task may be on.
 func TestRetryDeadLetterMovesToAccountQueue(t *testing.T) {
 	e := newEnv(t)
-	e.fleetProducer()
-	j := testJob("48900")
-	e.enqueue(j, false)
-	e.run(j, deadLetter("UNKNOWN_ACCOUNT", false))
+	j := e.ranOnShared(deadLetter("UNKNOWN_ACCOUNT", false))
 	if q, _ := e.Store.JobQueue(context.Background(), j.ID); q != queue.Name {
 		t.Fatalf("dead letter's queue %q, want the shared one", q)
 	}
-	e.serve(time.Now(), testenv.SID)
-	e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+	e.claim(testenv.SID)
 	res, _, err := e.Producer.At(queue.PriorityHigh).RetryDeadLetter(ctxT(t), j.ID, false)
 	if err != nil || res != store.Requeued {
 		t.Fatalf("retry: %s, %v", res, err)
@@ -338,14 +357,10 @@ func TestRetryDeadLetterMovesToAccountQueue(t *testing.T) {
 
 func TestRetryDeadLetterResumeKeepsQueue(t *testing.T) {
 	e := newEnv(t)
-	e.fleetProducer()
-	j := testJob("48900")
-	e.enqueue(j, false)
-	e.run(j, deadLetter("RCS904", false))
+	j := e.ranOnShared(deadLetter("RCS904", false))
 	// A retry cut short after its push: the record is requeued, the letter
 	// still indexed and the task on the queue the record names.
-	e.serve(time.Now(), testenv.SID)
-	e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+	e.claim(testenv.SID)
 	if res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false); err != nil || res != store.Requeued {
 		t.Fatalf("retry: %s, %v", res, err)
 	}
@@ -362,10 +377,7 @@ func TestRetryDeadLetterResumeKeepsQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The workers have gone meanwhile: a resume still keeps the recorded queue.
-	if err := e.Redis.Client().Del(context.Background(), "rcslaunch:{results}:fleet:sids").Err(); err != nil {
-		t.Fatal(err)
-	}
-	e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+	e.unclaim()
 	if res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false); err != nil || res != store.Requeued {
 		t.Fatalf("resumed retry: %s, %v", res, err)
 	}
@@ -379,8 +391,7 @@ func TestRetryDeadLetterResumeKeepsQueue(t *testing.T) {
 // its queue and its task's payload, whatever the producer's SID.
 func TestJobSIDOverridesProducerSID(t *testing.T) {
 	e := newEnv(t)
-	e.fleetProducer()
-	e.serve(time.Now(), otherSID)
+	e.claim(otherSID)
 	j := testJob("48900")
 	j.ID = ""
 	j.SID = otherSID
@@ -460,83 +471,54 @@ func (e *env) oldTask(j launch.Job, qname string, goes bool) <-chan error {
 	return deleted
 }
 
-// A fresh dead-letter retry that moves the job to its account's queue waits,
-// as one on the same queue does, for the dead-lettered run's task to leave
-// the queue it is on: the job never has two tasks.
-func TestRetryDeadLetterMoveWaitsForOldTask(t *testing.T) {
-	for _, goes := range []bool{true, false} {
-		t.Run(map[bool]string{true: "old task goes", false: "old task stays"}[goes], func(t *testing.T) {
-			e := newEnv(t)
-			e.fleetProducer()
-			j := testJob("48900")
-			e.enqueue(j, false)
-			e.run(j, deadLetter("RCS904", false))
-			e.serve(time.Now(), testenv.SID)
-			e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
-			deleted := e.oldTask(j, queue.Name, goes)
-			res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false)
-			if !goes {
-				if err == nil {
-					t.Fatalf("retry with the old task staying: %s, no error; tasks on %v", res, e.tasksOf(j.ID))
+// A fresh dead-letter retry or a forced relaunch that moves the job to its
+// account's queue waits, as one on the same queue does, for the previous
+// run's task to leave the queue it is on: the job never has two tasks. A
+// task that stays leaves the job as it was.
+func TestMoveWaitsForOldTask(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ran  store.Outcome
+		// again puts the job back on the queue: whether it did, and its error.
+		again func(e *env, j launch.Job) (bool, error)
+		was   store.State
+	}{
+		{"dead-letter retry", deadLetter("RCS904", false), func(e *env, j launch.Job) (bool, error) {
+			res, _, err := e.Producer.RetryDeadLetter(ctxT(e.t), j.ID, false)
+			return res == store.Requeued, err
+		}, store.StateDeadLettered},
+		{"forced relaunch", succeeded, func(e *env, j launch.Job) (bool, error) {
+			st, err := e.Producer.Enqueue(ctxT(e.t), j, "", true)
+			return st == queue.Enqueued, err
+		}, store.StateSucceeded},
+	} {
+		for _, goes := range []bool{true, false} {
+			t.Run(c.name+map[bool]string{true: ", old task goes", false: ", old task stays"}[goes], func(t *testing.T) {
+				e := newEnv(t)
+				j := e.ranOnShared(c.ran)
+				e.claim(testenv.SID)
+				deleted := e.oldTask(j, queue.Name, goes)
+				again, err := c.again(e, j)
+				if !goes {
+					if again {
+						t.Fatalf("put back with the old task staying (%v); tasks on %v", err, e.tasksOf(j.ID))
+					}
+					if qs := e.tasksOf(j.ID); !slices.Equal(qs, []string{queue.Name}) {
+						t.Fatalf("tasks on %v; want only the old one", qs)
+					}
+					if r := e.get(j.ID); r.State != c.was {
+						t.Fatalf("record after the refused push: %s, want %s", r.State, c.was)
+					}
+					return
 				}
-				if qs := e.tasksOf(j.ID); !slices.Equal(qs, []string{queue.Name}) {
-					t.Fatalf("tasks on %v; want only the old one", qs)
+				if err := <-deleted; err != nil {
+					t.Fatalf("delete the old task: %v", err)
 				}
-				if r := e.get(j.ID); r.State != store.StateDeadLettered || e.dlqCount() != 1 {
-					t.Fatalf("after the failed retry: %s, %d letters", r.State, e.dlqCount())
+				if err != nil || !again {
+					t.Fatalf("not put back: %v", err)
 				}
-				return
-			}
-			if err := <-deleted; err != nil {
-				t.Fatalf("delete the old task: %v", err)
-			}
-			if err != nil || res != store.Requeued {
-				t.Fatalf("retry: %s, %v", res, err)
-			}
-			e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
-		})
-	}
-}
-
-// A forced relaunch that moves the job to its account's queue waits for the
-// previous run's task to leave the queue it is on, like one that stays.
-func TestEnqueueForcedMoveWaitsForOldTask(t *testing.T) {
-	for _, goes := range []bool{true, false} {
-		t.Run(map[bool]string{true: "old task goes", false: "old task stays"}[goes], func(t *testing.T) {
-			e := newEnv(t)
-			e.fleetProducer()
-			j := testJob("48900")
-			e.enqueue(j, false)
-			e.run(j, succeeded)
-			e.serve(time.Now(), testenv.SID)
-			e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
-			deleted := e.oldTask(j, queue.Name, goes)
-			st, err := e.Producer.Enqueue(ctxT(t), j, "", true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !goes {
-				if st != queue.Duplicate {
-					t.Fatalf("relaunch with the old task staying: %s, want %s; tasks on %v", st, queue.Duplicate, e.tasksOf(j.ID))
-				}
-				if qs := e.tasksOf(j.ID); !slices.Equal(qs, []string{queue.Name}) {
-					t.Fatalf("tasks on %v; want only the old one", qs)
-				}
-				if r := e.get(j.ID); r.State != store.StateSucceeded {
-					t.Fatalf("record after the refused relaunch: %s", r.State)
-				}
-				if q, _ := e.Store.JobQueue(context.Background(), j.ID); q != queue.Name {
-					t.Fatalf("record's queue after the refused relaunch: %s", q)
-				}
-				return
-			}
-			if err := <-deleted; err != nil {
-				t.Fatalf("delete the old task: %v", err)
-			}
-			if st != queue.Enqueued {
-				t.Fatalf("relaunch: %s", st)
-			}
-			e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
-		})
+				e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
+			})
+		}
 	}
 }
