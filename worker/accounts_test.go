@@ -414,3 +414,26 @@ func TestRunStopsAfterReloads(t *testing.T) {
 	}
 	e.callsBySID()
 }
+
+// TestThrottleLogsAccountRate: the log of an account's rate lowered by a 429
+// names that account's own configured rate.
+func TestThrottleLogsAccountRate(t *testing.T) {
+	e := newAcctEnv(t, true)
+	e.sim.Script("800", sim.StepThrottle) // then success
+	a := account(sidA)
+	a.RateLimit = 50
+	e.RunWorker(e.options(a, account(sidB))) // Options' rate: 200
+	id := e.enqueue(sidA, "800")
+	if r := e.WaitFinished(id)[id]; r.State != store.StateSucceeded {
+		t.Fatalf("job: %s %s", r.State, r.Code)
+	}
+	for _, line := range strings.Split(e.Logs.String(), "\n") {
+		if strings.Contains(line, "effective rate changed") {
+			if !strings.Contains(line, `"effective_rate":25,`) || !strings.Contains(line, `"rate_limit":50,`) {
+				t.Errorf("log of the lowered rate: %s; want effective_rate 25, rate_limit 50", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no log of the lowered rate:\n%s", e.Logs.String())
+}

@@ -226,7 +226,7 @@ func (w *Worker) released(log zerolog.Logger, ev limits.Events, err error) {
 		log.Warn().Dur("duration", w.opts.CoolOffDuration).Msg("account enters cool-off: RCS502 answers piled up")
 	}
 	if ev.Rate > 0 {
-		log.Info().Float64("effective_rate", ev.Rate).Float64("rate_limit", w.opts.RateLimit).Msg("account's effective rate changed")
+		log.Info().Float64("effective_rate", ev.Rate).Float64("rate_limit", ev.Limit).Msg("account's effective rate changed")
 	}
 }
 

@@ -214,8 +214,9 @@ const (
 type Events struct {
 	// CoolOffStarted is set when this release put the account in cool-off.
 	CoolOffStarted bool
-	// Rate is the effective rate after the release when it changed, else 0.
-	Rate float64
+	// Rate is the effective rate after the release when it changed, else 0;
+	// Limit is then the account's configured rate, which Rate is below.
+	Rate, Limit float64
 }
 
 // resultNames are the release script's names of the Results.
@@ -274,7 +275,11 @@ func (s *Slot) events(rep rdb.ReleaseReply, err error) (Events, error) {
 	if err != nil {
 		return Events{}, fmt.Errorf("release launch slot for %s: %w", s.a.sid, err)
 	}
-	return Events{CoolOffStarted: rep.CoolOffStarted, Rate: rep.Rate}, nil
+	ev := Events{CoolOffStarted: rep.CoolOffStarted, Rate: rep.Rate}
+	if ev.Rate > 0 {
+		ev.Limit = s.a.cfg.Rate
+	}
+	return ev, nil
 }
 
 // State is an account's limits as they stand.
