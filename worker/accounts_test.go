@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -436,4 +437,38 @@ func TestThrottleLogsAccountRate(t *testing.T) {
 		}
 	}
 	t.Errorf("no log of the lowered rate:\n%s", e.Logs.String())
+}
+
+// TestSetAccountsAtOnce: reloads that race each other leave the worker
+// serving one of the lists whole: its accounts with that list's limits.
+func TestSetAccountsAtOnce(t *testing.T) {
+	e := newAcctEnv(t, true)
+	reg := prometheus.NewRegistry()
+	opts := e.options(account(sidA))
+	opts.Metrics = reg
+	w, err := worker.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, fast := account(sidA), account(sidA)
+	slow.RateLimit, fast.RateLimit = 10, 20
+	lists := [][]worker.Account{{slow, account(sidB)}, {fast, account(sidC)}}
+	for range 200 {
+		var wg sync.WaitGroup
+		for _, list := range lists {
+			wg.Go(func() {
+				if err := w.SetAccounts(list); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		got := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid")
+		if want := map[string]float64{sidA: 10, sidB: 200}; got[sidB] != 0 && !maps.Equal(got, want) {
+			t.Fatalf("serving %v, want %v", got, want)
+		}
+		if want := map[string]float64{sidA: 20, sidC: 200}; got[sidC] != 0 && !maps.Equal(got, want) {
+			t.Fatalf("serving %v, want %v", got, want)
+		}
+	}
 }
