@@ -125,6 +125,11 @@ func (w *Worker) serve(a Account) (*served, error) {
 	if a.RetryMax < 0 {
 		return nil, fmt.Errorf("RetryMax %w", ErrNegative)
 	}
+	// Checked here, before the list is put in service: useAccounts sets
+	// each account's limits in turn, and must not fail half-way.
+	if err := w.limitsOf(a).Check(); err != nil {
+		return nil, err
+	}
 	base, err := baseurl.Resolve(a.Pod, o.BaseURL)
 	if err != nil {
 		return nil, err
@@ -162,12 +167,15 @@ func (w *Worker) account(sid string) *served { return w.accounts.Load().bySID[si
 // wait for a worker that serves them). When the set of SIDs changes, the
 // worker starts taking from the new set of queues before it stops taking
 // from the old: calls in flight finish, and jobs waiting for a slot go back
-// to the queue. An invalid list changes nothing.
+// to the queue. An invalid list changes nothing. Reloads that race each
+// other take turns: the last one's list is served whole.
 func (w *Worker) SetAccounts(list []Account) error {
 	set, err := w.buildAccounts(list)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	w.reload.Lock()
+	defer w.reload.Unlock()
 	if err := w.useAccounts(set); err != nil {
 		return err
 	}

@@ -232,11 +232,11 @@ func (w *Worker) release(log zerolog.Logger, slot *limits.Slot, r limits.Result)
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	ev, err := slot.Release(ctx, r)
-	w.released(log, slot, ev, err)
+	w.released(log, ev, err)
 }
 
 // released logs what a slot's release changed, or that it failed.
-func (w *Worker) released(log zerolog.Logger, slot *limits.Slot, ev limits.Events, err error) {
+func (w *Worker) released(log zerolog.Logger, ev limits.Events, err error) {
 	switch {
 	case err != nil:
 		log.Warn().Err(err).Msg("cannot release launch slot; its lease frees it")
@@ -244,7 +244,7 @@ func (w *Worker) released(log zerolog.Logger, slot *limits.Slot, ev limits.Event
 		log.Warn().Dur("duration", w.opts.CoolOffDuration).Msg("account enters cool-off: RCS502 answers piled up")
 	}
 	if ev.Rate > 0 {
-		log.Info().Float64("effective_rate", ev.Rate).Float64("rate_limit", slot.Rate()).Msg("account's effective rate changed")
+		log.Info().Float64("effective_rate", ev.Rate).Float64("rate_limit", ev.Limit).Msg("account's effective rate changed")
 	}
 }
 
@@ -355,7 +355,7 @@ func (w *Worker) finish(log zerolog.Logger, slot *limits.Slot, r limits.Result, 
 	ev, relErr := rel.Events(first)
 	state, finErr := fin.State()
 	cancelFirst()
-	w.released(log, slot, ev, relErr)
+	w.released(log, ev, relErr)
 	if finErr == nil || errors.Is(finErr, store.ErrNotFound) {
 		return state, finErr
 	}

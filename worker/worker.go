@@ -256,6 +256,9 @@ type Worker struct {
 
 	// accounts is the accounts served now; SetAccounts replaces it.
 	accounts atomic.Pointer[accountSet]
+	// reload serializes SetAccounts, whose limits and account set must
+	// come from the same list.
+	reload sync.Mutex
 
 	mu sync.Mutex
 	// gen is the running asynq server; nil until Run and after it.

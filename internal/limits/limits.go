@@ -126,14 +126,16 @@ type account struct {
 // New returns a Limiter over rdb; cfg is the Config of every account that
 // SetAccount gives none of its own.
 func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	cfg.applyDefaults()
 	return &Limiter{rdb: rdb, def: cfg}, nil
 }
 
-func (c *Config) check() error {
+// Check reports whether c can be used: New and SetAccount refuse a Config
+// that it refuses.
+func (c Config) Check() error {
 	if !(c.Rate > 0) {
 		return fmt.Errorf("limits: rate must be positive, got %v", c.Rate)
 	}
@@ -143,7 +145,7 @@ func (c *Config) check() error {
 // SetAccount sets sid's limits from now on; a slot taken before keeps the
 // limits it was taken under until its release.
 func (l *Limiter) SetAccount(sid string, cfg Config) error {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("account %s: %w", sid, err)
 	}
 	cfg.applyDefaults()
@@ -221,22 +223,14 @@ const (
 type Events struct {
 	// CoolOffStarted is set when this release put the account in cool-off.
 	CoolOffStarted bool
-	// Rate is the effective rate after the release when it changed, else 0.
-	Rate float64
+	// Rate is the effective rate after the release when it changed, else 0;
+	// Limit is then the account's configured rate, which Rate is below.
+	Rate, Limit float64
 }
 
 // resultNames are the release script's names of the Results.
 var resultNames = [...]rdb.ReleaseResult{Answered: rdb.ReleaseAnswered, GatewayError: rdb.ReleaseGateway,
 	Throttled: rdb.ReleaseThrottled, Unused: rdb.ReleaseUnused}
-
-// Rate is the configured rate of the slot's account (calls per second),
-// which throttling lowers the effective rate from; 0 for a nil slot.
-func (s *Slot) Rate() float64 {
-	if s == nil {
-		return 0
-	}
-	return s.a.cfg.Rate
-}
 
 // Release frees the slot and feeds the call's result to the cool-off and the
 // adaptive rate. It is safe to call once; later calls do nothing.
@@ -290,7 +284,11 @@ func (s *Slot) events(rep rdb.ReleaseReply, err error) (Events, error) {
 	if err != nil {
 		return Events{}, fmt.Errorf("release launch slot for %s: %w", s.a.sid, err)
 	}
-	return Events{CoolOffStarted: rep.CoolOffStarted, Rate: rep.Rate}, nil
+	ev := Events{CoolOffStarted: rep.CoolOffStarted, Rate: rep.Rate}
+	if ev.Rate > 0 {
+		ev.Limit = s.a.cfg.Rate
+	}
+	return ev, nil
 }
 
 // State is an account's limits as they stand.

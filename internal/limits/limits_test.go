@@ -844,3 +844,106 @@ func BenchmarkAcquireQueueRelease(b *testing.B) {
 		}
 	}
 }
+
+// Each account has its own Config: one account at its rate limit, at its
+// in-flight cap, in cool-off or throttled never defers another, and the
+// default Config serves the SIDs given none.
+func TestAccountsHaveTheirOwnLimits(t *testing.T) {
+	l, _ := newLimiter(t, Config{Rate: 1, Burst: 1, MaxInFlight: 1, MaxWait: 50 * time.Millisecond})
+	coolOff := func(c Config) Config {
+		c.CoolOffThreshold, c.CoolOffWindow, c.CoolOffDuration = 1, time.Minute, time.Minute
+		return c
+	}
+	if err := l.SetAccount("SMALL", coolOff(Config{Rate: 1, Burst: 1, MaxInFlight: 1, MaxWait: 50 * time.Millisecond})); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetAccount("BIG", coolOff(Config{Rate: 10000, Burst: 100, MaxInFlight: 3, MaxWait: 50 * time.Millisecond})); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// SMALL at its in-flight cap and out of tokens; BIG goes up to its own cap.
+	small := mustAcquire(t, l, "SMALL")
+	_, err := l.Acquire(ctx, "SMALL")
+	deferred(t, err, ReasonInFlight)
+	var big []*Slot
+	for range 3 {
+		big = append(big, mustAcquire(t, l, "BIG"))
+	}
+	_, err = l.Acquire(ctx, "BIG")
+	deferred(t, err, ReasonInFlight)
+	// The default Config: a SID given none has its own single slot.
+	other := mustAcquire(t, l, "OTHER")
+	_, err = l.Acquire(ctx, "OTHER")
+	deferred(t, err, ReasonInFlight)
+	mustRelease(t, other, Answered)
+
+	// SMALL's gateway error puts SMALL alone in cool-off; BIG's throttling
+	// lowers BIG's rate alone.
+	if ev := mustRelease(t, small, GatewayError); !ev.CoolOffStarted {
+		t.Fatal("SMALL's gateway error did not start its cool-off")
+	}
+	_, err = l.Acquire(ctx, "SMALL")
+	deferred(t, err, ReasonCoolOff)
+	if ev := mustRelease(t, big[0], Throttled); ev.Rate != 5000 {
+		t.Fatalf("BIG's 429: rate %v, want 5000", ev.Rate)
+	}
+	if st := mustState(t, l, "SMALL"); st.EffectiveRate != 1 || st.CoolOff <= 0 {
+		t.Fatalf("SMALL's state: %+v; want rate 1, in cool-off", st)
+	}
+	if st := mustState(t, l, "BIG"); st.EffectiveRate != 5000 || st.CoolOff != 0 || st.InFlight != 2 {
+		t.Fatalf("BIG's state: %+v; want rate 5000, no cool-off, 2 in flight", st)
+	}
+	for range 20 {
+		s := mustAcquire(t, l, "BIG") // never deferred by SMALL's cool-off
+		mustRelease(t, s, Answered)
+	}
+	for _, s := range big[1:] {
+		mustRelease(t, s, Answered)
+	}
+}
+
+// SetAccount changes an account's limits for its next Acquire: a slot taken
+// before keeps the limits it was taken under, and an invalid Config changes
+// nothing.
+func TestSetAccountAppliesToNextAcquire(t *testing.T) {
+	l, _ := newLimiter(t, Config{Rate: 10000, Burst: 100, MaxInFlight: 1, MaxWait: 50 * time.Millisecond})
+	ctx := context.Background()
+	wide := Config{Rate: 10000, Burst: 100, MaxInFlight: 3, MaxWait: 50 * time.Millisecond}
+	if err := l.SetAccount("AC1", wide); err != nil {
+		t.Fatal(err)
+	}
+	held := mustAcquire(t, l, "AC1")
+	second := mustAcquire(t, l, "AC1")
+	narrow := wide
+	narrow.MaxInFlight = 2
+	narrow.CoolOffThreshold, narrow.CoolOffWindow, narrow.CoolOffDuration = 1, time.Minute, time.Minute
+	if err := l.SetAccount("AC1", narrow); err != nil {
+		t.Fatal(err)
+	}
+	_, err := l.Acquire(ctx, "AC1")
+	deferred(t, err, ReasonInFlight) // 2 held, the new cap
+	if held.a.cfg.MaxInFlight != 3 || held.a.cfg.CoolOffThreshold != 0 {
+		t.Fatalf("a held slot's limits changed: %+v", held.a.cfg)
+	}
+	// The held slot is released under the limits it was taken with: no cool-off.
+	if ev := mustRelease(t, held, GatewayError); ev.CoolOffStarted {
+		t.Fatal("a slot taken without cool-off started one")
+	}
+	mustRelease(t, second, Answered)
+
+	for _, bad := range []Config{{Rate: 0}, {Rate: -1}, {Rate: math.NaN()}} {
+		if err := l.SetAccount("AC1", bad); err == nil {
+			t.Errorf("SetAccount(%+v): no error", bad)
+		}
+	}
+	a := mustAcquire(t, l, "AC1")
+	b := mustAcquire(t, l, "AC1")
+	if a.a.cfg.MaxInFlight != 2 || a.a.cfg.Rate != 10000 {
+		t.Fatalf("limits after refused Configs: %+v", a.a.cfg)
+	}
+	if ev := mustRelease(t, a, GatewayError); !ev.CoolOffStarted {
+		t.Fatal("the new limits' cool-off did not start")
+	}
+	mustRelease(t, b, Answered)
+}

@@ -91,7 +91,7 @@ const (
 	Duplicate       Status = "duplicate"        // already queued, running or retrying
 	AlreadyLaunched Status = "already_launched" // succeeded before; not launched again
 	DeadLettered    Status = "dead_lettered"    // in the dead-letter store; use dlq retry
-	Conflict        Status = "conflict"         // the ID exists with a different payload
+	Conflict        Status = "conflict"         // the ID exists with a different payload or SID
 )
 
 // Producer enqueues jobs: each for its own SID, or SID when it has none.
@@ -284,7 +284,7 @@ func (p *Producer) afterCreate(ctx context.Context, job launch.Job, qname string
 func (p *Producer) pushNew(ctx context.Context, qname string, job launch.Job, force bool) (bool, error) {
 	sid := job.AccountSID(p.SID)
 	if force {
-		return p.pushTo(ctx, pushReplacing, qname, sid, job)
+		return p.pushTo(ctx, p.pushReplacing, qname, sid, job)
 	}
 	pushed, err := p.pushTo(ctx, Push, qname, sid, job)
 	if err == nil && !pushed {
@@ -295,13 +295,26 @@ func (p *Producer) pushNew(ctx context.Context, qname string, job launch.Job, fo
 
 // pushReplacing pushes the task of a job that ran before (a forced relaunch,
 // a retried dead letter), whose previous task asynq may not have deleted yet:
-// its outcome is recorded just before its handler returns. A conflict is
-// retried for about 2 s before the push reports false.
-func pushReplacing(ctx context.Context, c *asynq.Client, qname string, pl Payload) (bool, error) {
+// its outcome is recorded just before its handler returns. That task may be
+// on another of the job's queues (the job moves to its account's queue once
+// a worker serves the account), where a push to qname would not see it: the
+// push waits until no other queue of the account holds a task of the job.
+// A task that stays, here or there, is waited for about 2 s before the push
+// reports false.
+func (p *Producer) pushReplacing(ctx context.Context, c *asynq.Client, qname string, pl Payload) (bool, error) {
 	for try := 0; ; try++ {
-		pushed, err := Push(ctx, c, qname, pl)
-		if err != nil || pushed || try == 20 {
-			return pushed, err
+		elsewhere, err := p.taskElsewhere(ctx, pl.SID, pl.Job.ID, qname)
+		if err != nil {
+			return false, err
+		}
+		if !elsewhere {
+			pushed, err := Push(ctx, c, qname, pl)
+			if err != nil || pushed {
+				return pushed, err
+			}
+		}
+		if try == 20 {
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -309,6 +322,33 @@ func pushReplacing(ctx context.Context, c *asynq.Client, qname string, pl Payloa
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// taskElsewhere reports whether a task with the job's ID is on one of the
+// queues of account sid other than qname: the shared queue or the account's
+// own, of any priority.
+func (p *Producer) taskElsewhere(ctx context.Context, sid, id, qname string) (bool, error) {
+	insp := asynq.NewInspectorFromRedisClient(p.Store.Redis())
+	queues := []string{Name}
+	for _, prio := range Priorities {
+		queues = append(queues, AccountQueue(sid, prio))
+	}
+	for _, q := range queues {
+		if q == qname {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		_, err := insp.GetTaskInfo(q, id)
+		switch {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound):
+			return false, fmt.Errorf("look for job %s on queue %s: %w", id, q, err)
+		}
+	}
+	return false, nil
 }
 
 // retryQueue is the queue a retried dead letter's task goes on. A fresh
@@ -355,7 +395,7 @@ func (p *Producer) RetryDeadLetter(ctx context.Context, id string, includeUncert
 	if err != nil {
 		return "", "", errors.Join(err, p.Store.Restore(context.WithoutCancel(ctx), id))
 	}
-	push := pushFunc(pushReplacing)
+	push := pushFunc(p.pushReplacing)
 	if res == store.Resume {
 		push = Push
 	}

@@ -19,7 +19,7 @@ type CreateResult string
 // Create results.
 const (
 	Created         CreateResult = "created"       // a new record; the job must now be pushed to the queue
-	Conflict        CreateResult = "conflict"      // the ID exists with a different payload
+	Conflict        CreateResult = "conflict"      // the ID exists with a different payload or SID
 	AlreadyLaunched CreateResult = "succeeded"     // finished with success; not launched again without force
 	DeadLettered    CreateResult = "dead_lettered" // waiting in the dead-letter store for `dlq retry`
 	Pending         CreateResult = "queued"        // queued: the caller should make sure the task is on the queue

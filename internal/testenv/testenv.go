@@ -181,7 +181,15 @@ func (e *Env) StartWorker(mod func(*worker.Options)) (stop func()) {
 	if mod != nil {
 		mod(&o)
 	}
-	w, err := worker.New(o)
+	_, stop = e.RunWorker(o)
+	return stop
+}
+
+// RunWorker runs an in-process worker with opts until the test ends or stop
+// is called, and returns it, for a test that reloads its accounts.
+func (e *Env) RunWorker(opts worker.Options) (w *worker.Worker, stop func()) {
+	e.T.Helper()
+	w, err := worker.New(opts)
 	if err != nil {
 		e.T.Fatal(err)
 	}
@@ -198,7 +206,7 @@ func (e *Env) StartWorker(mod func(*worker.Options)) (stop func()) {
 		})
 	}
 	e.T.Cleanup(stop)
-	return stop
+	return w, stop
 }
 
 // Enqueue enqueues j under its derived ID (unless it has one), outside any

@@ -18,7 +18,8 @@
 --                        goes to the same queue (one task per job)
 --
 -- Returns one answer per job, in order: 'created', 'conflict' (another
--- payload), 'in_progress' (running or retrying), or the job's state
+-- payload or another account: an ID names one account's job, whose task is
+-- sent with that account's key), 'in_progress' (running or retrying), or the job's state
 -- ('queued', 'succeeded', 'dead_lettered').
 
 local now = ARGV[1]
@@ -54,7 +55,8 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force, queue)
     agent_add(agent_no, id, now)
     return 'created'
   end
-  if redis.call('HGET', jk, 'payload') ~= payload then return 'conflict' end
+  local rec = redis.call('HMGET', jk, 'payload', 'sid')
+  if rec[1] ~= payload or rec[2] ~= sid then return 'conflict' end
   if state == 'succeeded' and force == '1' then
     -- The last success stays readable (and restorable by Uncreate) until the
     -- relaunch records its own outcome over it; the fields set here are kept

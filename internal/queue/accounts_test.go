@@ -1,0 +1,524 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch"
+)
+
+// otherSID is a second account, for jobs that carry their own SID.
+const otherSID = "OTHERSID0002"
+
+func TestParsePriority(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		want queue.Priority
+		ok   bool
+	}{
+		{"", queue.PriorityDefault, true},
+		{"  ", queue.PriorityDefault, true},
+		{"high", queue.PriorityHigh, true},
+		{"HIGH", queue.PriorityHigh, true},
+		{" Low\t", queue.PriorityLow, true},
+		{"default", queue.PriorityDefault, true},
+		{"urgent", "", false},
+		{"high!", "", false},
+		{"0", "", false},
+	} {
+		got, err := queue.ParsePriority(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParsePriority(%q) = %q, %v; want %q (ok %v)", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestAccountQueue(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p    queue.Priority
+		want string
+	}{
+		{"", "launch:AC1"},
+		{queue.PriorityDefault, "launch:AC1"},
+		{queue.PriorityHigh, "launch:AC1:high"},
+		{queue.PriorityLow, "launch:AC1:low"},
+	} {
+		if got := queue.AccountQueue("AC1", c.p); got != c.want {
+			t.Errorf("AccountQueue(AC1, %q) = %q, want %q", c.p, got, c.want)
+		}
+	}
+}
+
+func TestQueues(t *testing.T) {
+	t.Parallel()
+	want := map[string]int{
+		"launch:AC1:high": 6, "launch:AC1": 3, "launch:AC1:low": 1,
+		"launch:AC2:high": 6, "launch:AC2": 3, "launch:AC2:low": 1,
+		queue.Name: 3,
+	}
+	if got := queue.Queues([]string{"AC1", "AC2"}, false); !maps.Equal(got, want) {
+		t.Errorf("Queues without follow: %v, want %v", got, want)
+	}
+	want[queue.FollowName] = 2
+	if got := queue.Queues([]string{"AC1", "AC2"}, true); !maps.Equal(got, want) {
+		t.Errorf("Queues with follow: %v, want %v", got, want)
+	}
+	// The follow-up queue keeps a weight with no account at all.
+	if got := queue.Queues(nil, true); !maps.Equal(got, map[string]int{queue.Name: 3, queue.FollowName: 1}) {
+		t.Errorf("Queues(nil, true) = %v", got)
+	}
+}
+
+// serve records a live worker's claim to sids, made at now.
+func (e *env) serve(now time.Time, sids ...string) {
+	e.t.Helper()
+	if err := queue.Serve(context.Background(), e.Redis.Client(), sids, now); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestFleet(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	f := queue.NewFleet(e.Redis.Client())
+	if sids, err := f.SIDs(ctx); err != nil || len(sids) != 0 {
+		t.Fatalf("SIDs of an empty fleet: %v, %v", sids, err)
+	}
+	if err := queue.Serve(ctx, e.Redis.Client(), nil, time.Now()); err != nil {
+		t.Fatalf("Serve of no account: %v", err)
+	}
+	// A claim made 31 s ago has run out; one made now has not.
+	e.serve(time.Now().Add(-31*time.Second), "GONE")
+	e.serve(time.Now(), "AC2", "AC1")
+	if sids, err := f.SIDs(ctx); err != nil || !slices.Equal(sids, []string{"AC1", "AC2"}) {
+		t.Fatalf("SIDs: %v, %v; want [AC1 AC2]", sids, err)
+	}
+	for sid, want := range map[string]bool{"AC1": true, "AC2": true, "GONE": false, "NONE": false} {
+		if got, err := f.Served(ctx, sid); err != nil || got != want {
+			t.Errorf("Served(%s) = %v, %v; want %v", sid, got, err, want)
+		}
+	}
+	// An older claim never shortens a newer one (another worker's).
+	e.serve(time.Now().Add(-31*time.Second), "AC1")
+	if sids, _ := f.SIDs(ctx); !slices.Contains(sids, "AC1") {
+		t.Fatalf("an older claim shortened AC1's: %v", sids)
+	}
+
+	// Served answers from a cache, which a new claim reaches within a few
+	// seconds.
+	e.serve(time.Now(), "AC3")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		served, err := f.Served(ctx, "AC3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if served {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a new claim is not seen after 5 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var nilFleet *queue.Fleet
+	if q, err := nilFleet.QueueFor(ctx, "AC1", queue.PriorityHigh); err != nil || q != queue.Name {
+		t.Errorf("nil Fleet's queue: %s, %v; want the shared queue", q, err)
+	}
+	for p, want := range map[queue.Priority]string{queue.PriorityHigh: "launch:AC1:high", "": "launch:AC1"} {
+		if q, err := f.QueueFor(ctx, "AC1", p); err != nil || q != want {
+			t.Errorf("QueueFor(AC1, %q) = %s, %v; want %s", p, q, err, want)
+		}
+	}
+	if q, err := f.QueueFor(ctx, "NONE", queue.PriorityHigh); err != nil || q != queue.Name {
+		t.Errorf("QueueFor an unserved account: %s, %v; want the shared queue", q, err)
+	}
+}
+
+// fleetProducer gives the environment's producer a Fleet, new: it has
+// cached no answer.
+func (e *env) fleetProducer() {
+	e.Producer.Fleet = queue.NewFleet(e.Redis.Client())
+}
+
+// ranOnShared enqueues a job while no worker serves its account, so on the
+// shared queue, and runs it to the outcome o.
+func (e *env) ranOnShared(o store.Outcome) launch.Job {
+	e.t.Helper()
+	e.fleetProducer()
+	j := testJob("48900")
+	e.enqueue(j, false)
+	e.run(j, o)
+	return j
+}
+
+// claim records a live worker's claim to sids, seen by the producer at once.
+func (e *env) claim(sids ...string) {
+	e.t.Helper()
+	e.serve(time.Now(), sids...)
+	e.fleetProducer()
+}
+
+// unclaim ends every claim, seen by the producer at once: the workers are
+// gone.
+func (e *env) unclaim() {
+	e.t.Helper()
+	if err := e.Redis.Client().Del(context.Background(), rdb.FleetSIDs).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.fleetProducer()
+}
+
+// tasksOf lists the queues that hold a task with the job's ID.
+func (e *env) tasksOf(id string) []string {
+	e.t.Helper()
+	qs, err := e.Inspector.Queues()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, q := range qs {
+		_, err := e.Inspector.GetTaskInfo(q, id)
+		switch {
+		case err == nil:
+			out = append(out, q)
+		case !errors.Is(err, asynq.ErrTaskNotFound):
+			e.t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// wantOneTask fails unless the job has exactly one task, on qname, and its
+// record names that queue.
+func (e *env) wantOneTask(id, qname string) queue.Payload {
+	e.t.Helper()
+	if qs := e.tasksOf(id); !slices.Equal(qs, []string{qname}) {
+		e.t.Fatalf("job %s has tasks on %v; want one, on %s", id, qs, qname)
+	}
+	if q, err := e.Store.JobQueue(context.Background(), id); err != nil || q != qname {
+		e.t.Fatalf("record of %s names queue %q, %v; want %s", id, q, err, qname)
+	}
+	info, err := e.Inspector.GetTaskInfo(qname, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var p queue.Payload
+	if err := json.Unmarshal(info.Payload, &p); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func TestEnqueueWithoutLiveWorkerUsesSharedQueue(t *testing.T) {
+	e := newEnv(t)
+	e.fleetProducer()
+	e.serve(time.Now().Add(-time.Minute), testenv.SID) // a worker that died
+	j := testJob("48900")
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	e.wantOneTask(j.ID, queue.Name)
+	res := e.enqueueMany([]launch.Job{testJob("48901")}, "", false)
+	e.wantResults(res, []queue.Status{queue.Enqueued})
+	e.wantOneTask(testJob("48901").ID, queue.Name)
+}
+
+func TestEnqueueWithLiveWorkerUsesAccountQueue(t *testing.T) {
+	e := newEnv(t)
+	e.claim(testenv.SID)
+	j := testJob("48900")
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	p := e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, queue.PriorityDefault))
+	if p.SID != testenv.SID || p.Priority != "" {
+		t.Fatalf("payload: sid %s priority %q", p.SID, p.Priority)
+	}
+
+	high := e.Producer.At(queue.PriorityHigh)
+	jobs := []launch.Job{testJob("48901"), testJob("48902")}
+	for i, r := range high.EnqueueMany(ctxT(t), jobs, "", false) {
+		if r.Err != nil || r.Status != queue.Enqueued {
+			t.Fatalf("high job %d: %s, %v", i, r.Status, r.Err)
+		}
+		p := e.wantOneTask(jobs[i].ID, "launch:"+testenv.SID+":high")
+		if p.Priority != queue.PriorityHigh {
+			t.Fatalf("high job's payload priority %q", p.Priority)
+		}
+	}
+	if e.Producer.Priority != "" {
+		t.Fatal("At changed the producer it was called on")
+	}
+}
+
+// A job queued on the shared queue stays there: a later enqueue of it, once
+// its account has a worker, finds its task there (a duplicate), and a
+// repair of a lost task pushes to the shared queue too, never a second task
+// on the account's queue.
+func TestEnqueueAgainKeepsRecordedQueue(t *testing.T) {
+	e := newEnv(t)
+	e.fleetProducer()
+	j := testJob("48900")
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	e.claim(testenv.SID)
+	if q, _ := e.Producer.Fleet.QueueFor(ctxT(t), testenv.SID, ""); q == queue.Name {
+		t.Fatal("the claim is not seen")
+	}
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("enqueue once served: %s, want %s", st, queue.Duplicate)
+	}
+	if res := e.enqueueMany([]launch.Job{j}, "", false); res[0].Err != nil || res[0].Status != queue.Duplicate {
+		t.Fatalf("EnqueueMany once served: %+v", res[0])
+	}
+	e.wantOneTask(j.ID, queue.Name)
+
+	// The task lost: the repair puts it back where the record says.
+	e.deleteTask(j.ID)
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("repair: %s, want %s", st, queue.Enqueued)
+	}
+	e.wantOneTask(j.ID, queue.Name)
+
+	// Running without its task: the same.
+	if _, _, err := e.Store.Start(context.Background(), store.NewJob{ID: j.ID}, 9, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteTask(j.ID)
+	if res := e.enqueueMany([]launch.Job{j}, "", false); res[0].Err != nil || res[0].Status != queue.Enqueued {
+		t.Fatalf("EnqueueMany repair of a running job: %+v", res[0])
+	}
+	e.wantOneTask(j.ID, queue.Name)
+}
+
+// The same holds the other way round: a job on its account's queue stays
+// there after the account's workers are gone.
+func TestEnqueueAgainAfterWorkerLeft(t *testing.T) {
+	e := newEnv(t)
+	e.claim(testenv.SID)
+	j := testJob("48900")
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	acctQ := queue.AccountQueue(testenv.SID, "")
+	e.wantOneTask(j.ID, acctQ)
+	e.unclaim()
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("enqueue after the worker left: %s, want %s", st, queue.Duplicate)
+	}
+	e.wantOneTask(j.ID, acctQ)
+	if err := e.Inspector.DeleteTask(acctQ, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("repair: %s", st)
+	}
+	e.wantOneTask(j.ID, acctQ)
+}
+
+// A fresh dead-letter retry moves the job to the queue its account has now
+// and records it; a resumed one keeps the queue its task may be on.
+func TestRetryDeadLetterMovesToAccountQueue(t *testing.T) {
+	e := newEnv(t)
+	j := e.ranOnShared(deadLetter("UNKNOWN_ACCOUNT", false))
+	if q, _ := e.Store.JobQueue(context.Background(), j.ID); q != queue.Name {
+		t.Fatalf("dead letter's queue %q, want the shared one", q)
+	}
+	e.claim(testenv.SID)
+	res, _, err := e.Producer.At(queue.PriorityHigh).RetryDeadLetter(ctxT(t), j.ID, false)
+	if err != nil || res != store.Requeued {
+		t.Fatalf("retry: %s, %v", res, err)
+	}
+	highQ := queue.AccountQueue(testenv.SID, queue.PriorityHigh)
+	if p := e.wantOneTask(j.ID, highQ); p.SID != testenv.SID || p.Job.ID != j.ID {
+		t.Fatalf("retried task's payload: %+v", p)
+	}
+	if st := e.enqueue(j, false); st != queue.Duplicate {
+		t.Fatalf("enqueue after the retry: %s, want %s", st, queue.Duplicate)
+	}
+	e.wantOneTask(j.ID, highQ)
+}
+
+func TestRetryDeadLetterResumeKeepsQueue(t *testing.T) {
+	e := newEnv(t)
+	j := e.ranOnShared(deadLetter("RCS904", false))
+	// A retry cut short after its push: the record is requeued, the letter
+	// still indexed and the task on the queue the record names.
+	e.claim(testenv.SID)
+	if res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false); err != nil || res != store.Requeued {
+		t.Fatalf("retry: %s, %v", res, err)
+	}
+	acctQ := queue.AccountQueue(testenv.SID, "")
+	e.wantOneTask(j.ID, acctQ)
+	if err := e.Inspector.DeleteTask(acctQ, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.run(j, deadLetter("RCS904", false))
+	if _, _, _, err := e.Store.Requeue(context.Background(), j.ID, false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.Push(ctxT(t), e.Producer.Client, acctQ, queue.Payload{SID: testenv.SID, Job: j}); err != nil {
+		t.Fatal(err)
+	}
+	// The workers have gone meanwhile: a resume still keeps the recorded queue.
+	e.unclaim()
+	if res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false); err != nil || res != store.Requeued {
+		t.Fatalf("resumed retry: %s, %v", res, err)
+	}
+	e.wantOneTask(j.ID, acctQ)
+	if n := e.dlqCount(); n != 0 {
+		t.Fatalf("%d dead letters left", n)
+	}
+}
+
+// A job with its own SID is that account's: its record, its derived ID,
+// its queue and its task's payload, whatever the producer's SID.
+func TestJobSIDOverridesProducerSID(t *testing.T) {
+	e := newEnv(t)
+	e.claim(otherSID)
+	j := testJob("48900")
+	j.ID = ""
+	j.SID = otherSID
+	j.ID = launch.IDFor(testenv.SID, j)
+	if j.ID != launch.DeriveID(otherSID, j) || j.ID == launch.DeriveID(testenv.SID, j) {
+		t.Fatal("the derived ID is not the job's account's")
+	}
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	if r := e.get(j.ID); r.SID != otherSID {
+		t.Fatalf("record's SID %s, want %s", r.SID, otherSID)
+	}
+	if p := e.wantOneTask(j.ID, queue.AccountQueue(otherSID, "")); p.SID != otherSID {
+		t.Fatalf("payload's SID %s, want %s", p.SID, otherSID)
+	}
+	// The producer's own account has no worker: its jobs use the shared queue.
+	mine := testJob("48901")
+	if st := e.enqueue(mine, false); st != queue.Enqueued {
+		t.Fatalf("enqueue: %s", st)
+	}
+	if p := e.wantOneTask(mine.ID, queue.Name); p.SID != testenv.SID {
+		t.Fatalf("payload's SID %s, want %s", p.SID, testenv.SID)
+	}
+}
+
+// A job's ID names one account's job: the same ID offered for another
+// account is a conflict, and its lost task is never put back under the
+// other account (whose key the worker would send it with).
+func TestEnqueueSameIDOtherAccount(t *testing.T) {
+	e := newEnv(t)
+	j := testJob("48900")
+	j.ID = "order-1"
+	e.enqueue(j, false)
+	other := *e.Producer
+	other.SID = otherSID
+	for _, lost := range []bool{false, true} {
+		if lost {
+			e.deleteTask(j.ID)
+		}
+		st, err := other.Enqueue(ctxT(t), j, "", false)
+		if err != nil || st != queue.Conflict {
+			t.Fatalf("same ID for %s (task lost %v): %s, %v; want %s", otherSID, lost, st, err, queue.Conflict)
+		}
+		if res := other.EnqueueMany(ctxT(t), []launch.Job{j}, "", false); res[0].Err != nil || res[0].Status != queue.Conflict {
+			t.Fatalf("EnqueueMany of the same ID for %s (task lost %v): %+v", otherSID, lost, res[0])
+		}
+	}
+	if qs := e.tasksOf(j.ID); len(qs) != 0 {
+		t.Fatalf("another account's enqueue pushed a task on %v", qs)
+	}
+	// Its own account repairs it.
+	if st := e.enqueue(j, false); st != queue.Enqueued {
+		t.Fatalf("repair by its own account: %s", st)
+	}
+	if p := e.wantOneTask(j.ID, queue.Name); p.SID != testenv.SID {
+		t.Fatalf("repaired task's SID %s", p.SID)
+	}
+}
+
+// oldTask puts back the task of the job's previous run on qname, as asynq
+// holds it for the moment between the run's outcome and its deletion (or
+// for a lease after its worker died), and returns a channel on which the
+// task's deletion, 300 ms later, reports when goes.
+func (e *env) oldTask(j launch.Job, qname string, goes bool) <-chan error {
+	e.t.Helper()
+	if pushed, err := queue.Push(ctxT(e.t), e.Producer.Client, qname, queue.Payload{SID: testenv.SID, Job: j}); err != nil || !pushed {
+		e.t.Fatalf("push of the old task: %v, %v", pushed, err)
+	}
+	deleted := make(chan error, 1)
+	if goes {
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			deleted <- e.Inspector.DeleteTask(qname, j.ID)
+		}()
+	}
+	return deleted
+}
+
+// A fresh dead-letter retry or a forced relaunch that moves the job to its
+// account's queue waits, as one on the same queue does, for the previous
+// run's task to leave the queue it is on: the job never has two tasks. A
+// task that stays leaves the job as it was.
+func TestMoveWaitsForOldTask(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ran  store.Outcome
+		// again puts the job back on the queue: whether it did, and its error.
+		again func(e *env, j launch.Job) (bool, error)
+		was   store.State
+	}{
+		{"dead-letter retry", deadLetter("RCS904", false), func(e *env, j launch.Job) (bool, error) {
+			res, _, err := e.Producer.RetryDeadLetter(ctxT(e.t), j.ID, false)
+			return res == store.Requeued, err
+		}, store.StateDeadLettered},
+		{"forced relaunch", succeeded, func(e *env, j launch.Job) (bool, error) {
+			st, err := e.Producer.Enqueue(ctxT(e.t), j, "", true)
+			return st == queue.Enqueued, err
+		}, store.StateSucceeded},
+	} {
+		for _, goes := range []bool{true, false} {
+			t.Run(c.name+map[bool]string{true: ", old task goes", false: ", old task stays"}[goes], func(t *testing.T) {
+				e := newEnv(t)
+				j := e.ranOnShared(c.ran)
+				e.claim(testenv.SID)
+				deleted := e.oldTask(j, queue.Name, goes)
+				again, err := c.again(e, j)
+				if !goes {
+					if again {
+						t.Fatalf("put back with the old task staying (%v); tasks on %v", err, e.tasksOf(j.ID))
+					}
+					if qs := e.tasksOf(j.ID); !slices.Equal(qs, []string{queue.Name}) {
+						t.Fatalf("tasks on %v; want only the old one", qs)
+					}
+					if r := e.get(j.ID); r.State != c.was {
+						t.Fatalf("record after the refused push: %s, want %s", r.State, c.was)
+					}
+					return
+				}
+				if err := <-deleted; err != nil {
+					t.Fatalf("delete the old task: %v", err)
+				}
+				if err != nil || !again {
+					t.Fatalf("not put back: %v", err)
+				}
+				e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
+			})
+		}
+	}
+}

@@ -1,0 +1,474 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/sim"
+	"github.com/rcslaunch/rcslaunch/internal/store"
+	"github.com/rcslaunch/rcslaunch/internal/testenv"
+	"github.com/rcslaunch/rcslaunch/launch"
+	"github.com/rcslaunch/rcslaunch/launch/launchtest"
+	"github.com/rcslaunch/rcslaunch/worker"
+)
+
+// The accounts of these tests.
+const (
+	sidA = "ACCOUNTA0001"
+	sidB = "ACCOUNTB0002"
+	sidC = "ACCOUNTC0003"
+)
+
+// keyOf is account sid's api-key.
+func keyOf(sid string) string { return "sk-" + sid + "-do-not-log" }
+
+// account is sid with its own key; its other fields take Options' values.
+func account(sid string) worker.Account { return worker.Account{SID: sid, APIKey: keyOf(sid)} }
+
+// acctEnv is a test environment whose simulator stands behind a check of the
+// api-key of every launch call: the simulator takes any key, and the check
+// records, for each call, the account in its path and the account whose key
+// it carried.
+type acctEnv struct {
+	*testenv.Env
+	t   *testing.T
+	sim *sim.Server
+	url string
+
+	mu    sync.Mutex
+	calls []keyedCall
+}
+
+// keyedCall is one launch call: the account in its path and the account its
+// key belongs to ("" for a key of no account).
+type keyedCall struct{ path, key string }
+
+// newAcctEnv makes the test's environment; parallel says whether the test
+// runs in parallel with others.
+func newAcctEnv(t *testing.T, parallel bool) *acctEnv {
+	t.Helper()
+	if parallel {
+		t.Parallel()
+	}
+	e := &acctEnv{Env: testenv.New(t), t: t, sim: sim.New(sim.Config{})}
+	owner := map[string]string{}
+	for _, sid := range []string{sidA, sidB, sidC} {
+		owner[keyOf(sid)] = sid
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if parts := strings.Split(r.URL.Path, "/"); len(parts) > 3 && strings.HasSuffix(r.URL.Path, "/launch") {
+			e.mu.Lock()
+			e.calls = append(e.calls, keyedCall{path: parts[2], key: owner[r.Header.Get("api-key")]})
+			e.mu.Unlock()
+		}
+		e.sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	return e
+}
+
+// callsBySID counts the launch calls by the account in their path, and
+// fails the test for any call whose key is not that account's.
+func (e *acctEnv) callsBySID() map[string]int {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := map[string]int{}
+	for _, c := range e.calls {
+		if c.key != c.path {
+			e.t.Errorf("a launch call for %s carried the key of %q", c.path, c.key)
+		}
+		n[c.path]++
+	}
+	if simCalls := e.sim.Stats().Calls; simCalls != len(e.calls) {
+		e.t.Errorf("the simulator received %d launch calls, the key check saw %d", simCalls, len(e.calls))
+	}
+	return n
+}
+
+// options are a worker's options for accts: fast retries, limits out of the
+// way, debug logs to the environment's Logs.
+func (e *acctEnv) options(accts ...worker.Account) worker.Options {
+	log := zerolog.New(e.Logs).Level(zerolog.DebugLevel)
+	return worker.Options{
+		Redis: e.Conn, Accounts: accts, BaseURL: e.url, Timeout: 2 * time.Second,
+		RateLimit: 200, RateBurst: 10, Concurrency: 8,
+		RetryBaseDelay: 100 * time.Millisecond, RetryMaxDelay: 400 * time.Millisecond, Logger: &log,
+	}
+}
+
+// enqueue enqueues agentNo's job for account sid, through a producer that
+// puts it on its account's queue when a live worker serves the account.
+func (e *acctEnv) enqueue(sid, agentNo string) string {
+	e.t.Helper()
+	j := launchtest.Job(agentNo)
+	j.SID = sid
+	j.ID = launch.IDFor(testenv.SID, j)
+	p := *e.Producer
+	p.Fleet = queue.NewFleet(e.Store.Redis())
+	if st, err := p.Enqueue(context.Background(), j, "", false); err != nil || st != queue.Enqueued {
+		e.t.Fatalf("enqueue %s for %s: %s, %v", agentNo, sid, st, err)
+	}
+	return j.ID
+}
+
+// waitServed waits until the fleet shows a live worker serving sid.
+func (e *acctEnv) waitServed(sid string) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sids, err := queue.NewFleet(e.Store.Redis()).SIDs(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if slices.Contains(sids, sid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no live worker serves %s after 10 s (fleet: %v)", sid, sids)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAccountsUseTheirOwnKeys: one worker serving two accounts sends each
+// account's jobs with that account's key, from the shared queue and from
+// the account's own.
+func TestAccountsUseTheirOwnKeys(t *testing.T) {
+	e := newAcctEnv(t, true)
+	var ids []string
+	for i, sid := range []string{sidA, sidB, sidA, sidB} { // on the shared queue: no worker yet
+		ids = append(ids, e.enqueue(sid, fmt.Sprint(100+i)))
+	}
+	e.RunWorker(e.options(account(sidA), account(sidB)))
+	e.waitServed(sidA)
+	e.waitServed(sidB)
+	for i, sid := range []string{sidA, sidB, sidB} { // on the accounts' queues
+		ids = append(ids, e.enqueue(sid, fmt.Sprint(200+i)))
+	}
+	for id, r := range e.WaitFinished(ids...) {
+		if r.State != store.StateSucceeded {
+			t.Errorf("job %s: %s %s", id, r.State, r.Code)
+		}
+	}
+	if n := e.callsBySID(); n[sidA] != 3 || n[sidB] != 4 || len(n) != 2 {
+		t.Errorf("calls by account: %v; want %s 3, %s 4", n, sidA, sidB)
+	}
+	for _, sid := range []string{sidA, sidB} {
+		if strings.Contains(e.Logs.String(), keyOf(sid)) {
+			t.Errorf("the log holds %s's key", sid)
+		}
+	}
+}
+
+// TestUnknownAccountIsDeadLettered: a job of an account no worker serves is
+// dead-lettered UNKNOWN_ACCOUNT without a call.
+func TestUnknownAccountIsDeadLettered(t *testing.T) {
+	e := newAcctEnv(t, true)
+	e.RunWorker(e.options(account(sidA)))
+	e.waitServed(sidA)
+	unknown := e.enqueue(sidC, "300")
+	known := e.enqueue(sidA, "301")
+	recs := e.WaitFinished(unknown, known)
+	if r := recs[unknown]; r.State != store.StateDeadLettered || r.Code != "UNKNOWN_ACCOUNT" || r.SID != sidC {
+		t.Errorf("job of %s: %s %s (sid %s), want dead-lettered UNKNOWN_ACCOUNT", sidC, r.State, r.Code, r.SID)
+	}
+	if r := recs[known]; r.State != store.StateSucceeded {
+		t.Errorf("job of %s: %s %s", sidA, r.State, r.Code)
+	}
+	if n := e.callsBySID(); n[sidC] != 0 || n[sidA] != 1 {
+		t.Errorf("calls by account: %v; want none for %s", n, sidC)
+	}
+	if n, err := e.Store.CountDeadLetters(context.Background(), store.Filter{Code: "UNKNOWN_ACCOUNT"}); err != nil || n != 1 {
+		t.Errorf("UNKNOWN_ACCOUNT dead letters: %d, %v", n, err)
+	}
+}
+
+// TestAccountRetryMax: each account retries as often as its own RetryMax
+// says, whatever Options.RetryMax.
+func TestAccountRetryMax(t *testing.T) {
+	e := newAcctEnv(t, true)
+	gateway := slices.Repeat([]sim.Step{sim.StepGateway}, 6)
+	e.sim.Script("400", gateway...)
+	e.sim.Script("401", gateway...)
+	a, b := account(sidA), account(sidB)
+	b.RetryMax = 2
+	opts := e.options(a, b)
+	opts.RetryMax = 4 // the single-account setting: not the accounts'
+	e.RunWorker(opts)
+	ida, idb := e.enqueue(sidA, "400"), e.enqueue(sidB, "401")
+	recs := e.WaitFinished(ida, idb)
+	for id, want := range map[string]int{ida: 1, idb: 3} {
+		if r := recs[id]; r.State != store.StateDeadLettered || r.Code != "RCS502" || r.Attempts != want {
+			t.Errorf("job %s: %s %s after %d attempts, want dead-lettered RCS502 after %d", id, r.State, r.Code, r.Attempts, want)
+		}
+	}
+	if by := e.sim.Stats().ByAgent; by["400"] != 1 || by["401"] != 3 {
+		t.Errorf("calls by agent: %v", by)
+	}
+	e.callsBySID()
+}
+
+// waitQueued fails unless the job stays queued, with its one task pending on
+// qname, for a while in which a worker serving qname would have run it.
+func (e *acctEnv) waitQueued(id, qname string) {
+	e.t.Helper()
+	time.Sleep(1500 * time.Millisecond)
+	info, err := e.Inspector.GetTaskInfo(qname, id)
+	if err != nil {
+		e.t.Fatalf("task of %s on %s: %v", id, qname, err)
+	}
+	if r, err := e.Store.Get(context.Background(), id); err != nil || r.State != store.StateQueued {
+		e.t.Fatalf("job %s: %s, %v; want queued (task %s)", id, r.State, err, info.State)
+	}
+}
+
+// TestSetAccountsAddsAndRemoves: an account added while the worker runs is
+// served at once, its dead letters run when retried; a removed account's
+// jobs wait on its queue, neither run nor dead-lettered.
+func TestSetAccountsAddsAndRemoves(t *testing.T) {
+	e := newAcctEnv(t, true)
+	w, _ := e.RunWorker(e.options(account(sidA), account(sidB)))
+	e.waitServed(sidA)
+	unknown := e.enqueue(sidC, "500")
+	if r := e.WaitFinished(unknown)[unknown]; r.Code != "UNKNOWN_ACCOUNT" {
+		t.Fatalf("job of %s before it is added: %s %s", sidC, r.State, r.Code)
+	}
+
+	if err := w.SetAccounts([]worker.Account{account(sidA), account(sidB), account(sidC)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServed(sidC)
+	p := *e.Producer
+	p.Fleet = queue.NewFleet(e.Store.Redis())
+	if res, _, err := p.RetryDeadLetter(context.Background(), unknown, false); err != nil || res != store.Requeued {
+		t.Fatalf("retry of the dead letter: %s, %v", res, err)
+	}
+	added := e.enqueue(sidC, "501")
+	for _, id := range []string{unknown, added} {
+		if q, _ := e.Store.JobQueue(context.Background(), id); q != queue.AccountQueue(sidC, "") {
+			t.Errorf("job %s of the added account is on %q, want its own queue", id, q)
+		}
+	}
+	for id, r := range e.WaitFinished(unknown, added) {
+		if r.State != store.StateSucceeded {
+			t.Errorf("job %s of the added account: %s %s", id, r.State, r.Code)
+		}
+	}
+
+	// B removed: its jobs wait on its queue, which this worker no longer
+	// takes from (another worker's claim puts them there).
+	if err := w.SetAccounts([]worker.Account{account(sidA), account(sidC)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Serve(context.Background(), e.Store.Redis(), []string{sidB}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	removed := e.enqueue(sidB, "502")
+	e.waitQueued(removed, queue.AccountQueue(sidB, ""))
+	stillServed := e.enqueue(sidA, "503")
+	if r := e.WaitFinished(stillServed)[stillServed]; r.State != store.StateSucceeded {
+		t.Errorf("job of %s after the reload: %s %s", sidA, r.State, r.Code)
+	}
+	e.waitQueued(removed, queue.AccountQueue(sidB, ""))
+	if n := e.callsBySID(); n[sidB] != 0 || n[sidC] != 2 || n[sidA] != 1 {
+		t.Errorf("calls by account: %v", n)
+	}
+
+	// B back: its job runs.
+	if err := w.SetAccounts([]worker.Account{account(sidA), account(sidB), account(sidC)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.WaitFinished(removed)[removed]; r.State != store.StateSucceeded {
+		t.Errorf("job of %s once served again: %s %s", sidB, r.State, r.Code)
+	}
+	e.callsBySID()
+}
+
+// TestSetAccountsRefusesInvalidList: a list that is empty, names an SID
+// twice, lacks a key or has an impossible limit is refused whole: the
+// worker goes on serving the accounts, keys and limits it had.
+func TestSetAccountsRefusesInvalidList(t *testing.T) {
+	e := newAcctEnv(t, true)
+	reg := prometheus.NewRegistry()
+	a, b := account(sidA), account(sidB)
+	a.RateLimit = 50
+	opts := e.options(a, b)
+	opts.Metrics = reg
+	w, _ := e.RunWorker(opts)
+	e.waitServed(sidA)
+	before := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid")
+	if before[sidA] != 50 || before[sidB] != 200 {
+		t.Fatalf("effective rates: %v", before)
+	}
+
+	faster := a
+	faster.RateLimit = 100
+	noKey := account(sidC)
+	noKey.APIKey = ""
+	negativeRetries := account(sidC)
+	negativeRetries.RetryMax = -1
+	negative := account(sidC)
+	negative.RateLimit = -1
+	for name, list := range map[string][]worker.Account{
+		"empty":            nil,
+		"SID twice":        {faster, b, a},
+		"no key":           {faster, b, noKey},
+		"negative rate":    {faster, b, negative},
+		"negative retries": {faster, b, negativeRetries},
+	} {
+		if err := w.SetAccounts(list); err == nil {
+			t.Errorf("SetAccounts with %s: no error", name)
+		}
+		if got := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid"); got[sidA] != 50 || got[sidB] != 200 || len(got) != 2 {
+			t.Errorf("after SetAccounts with %s: effective rates %v, want as before %v", name, got, before)
+		}
+	}
+	id := e.enqueue(sidA, "600")
+	if r := e.WaitFinished(id)[id]; r.State != store.StateSucceeded {
+		t.Errorf("job of %s after refused reloads: %s %s", sidA, r.State, r.Code)
+	}
+	if n := e.callsBySID(); n[sidA] != 1 {
+		t.Errorf("calls by account: %v", n)
+	}
+}
+
+// workerGoroutines lists the goroutines running code of asynq or of the
+// worker package. Parallel tests are paused while a test that is not
+// parallel runs, so the list is that test's.
+func workerGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "github.com/hibiken/asynq.") || strings.Contains(g, "rcslaunch/worker.(*Worker)") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestRunStopsAfterReloads: reloads, some at once with each other and with
+// jobs in flight, then the end of Run: every generation shuts down, and no
+// goroutine of the worker or of asynq is left.
+func TestRunStopsAfterReloads(t *testing.T) {
+	e := newAcctEnv(t, false)
+	before := len(workerGoroutines())
+	e.sim.SetConfig(sim.Config{Latency: 50 * time.Millisecond})
+	w, stop := e.RunWorker(e.options(account(sidA)))
+	e.waitServed(sidA)
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, e.enqueue(sidA, fmt.Sprint(700+i)))
+	}
+	lists := [][]worker.Account{
+		{account(sidA), account(sidB)},
+		{account(sidA)},
+		{account(sidA), account(sidC)},
+		{account(sidA), account(sidB), account(sidC)},
+	}
+	var wg sync.WaitGroup
+	for _, list := range lists {
+		wg.Go(func() {
+			if err := w.SetAccounts(list); err != nil {
+				t.Errorf("SetAccounts: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	for id, r := range e.WaitFinished(ids...) {
+		if r.State != store.StateSucceeded {
+			t.Errorf("job %s: %s %s", id, r.State, r.Code)
+		}
+	}
+	if err := w.SetAccounts([]worker.Account{account(sidA), account(sidB)}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for left := workerGoroutines(); len(left) > before; left = workerGoroutines() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after Run returned, the first:\n%s", len(left), left[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A reload after Run changes the accounts without starting anything.
+	if err := w.SetAccounts([]worker.Account{account(sidC)}); err != nil {
+		t.Fatal(err)
+	}
+	if left := workerGoroutines(); len(left) > before {
+		t.Fatalf("SetAccounts after Run started %d goroutines, the first:\n%s", len(left), left[0])
+	}
+	e.callsBySID()
+}
+
+// TestThrottleLogsAccountRate: the log of an account's rate lowered by a 429
+// names that account's own configured rate.
+func TestThrottleLogsAccountRate(t *testing.T) {
+	e := newAcctEnv(t, true)
+	e.sim.Script("800", sim.StepThrottle) // then success
+	a := account(sidA)
+	a.RateLimit = 50
+	e.RunWorker(e.options(a, account(sidB))) // Options' rate: 200
+	id := e.enqueue(sidA, "800")
+	if r := e.WaitFinished(id)[id]; r.State != store.StateSucceeded {
+		t.Fatalf("job: %s %s", r.State, r.Code)
+	}
+	for _, line := range strings.Split(e.Logs.String(), "\n") {
+		if strings.Contains(line, "effective rate changed") {
+			if !strings.Contains(line, `"effective_rate":25,`) || !strings.Contains(line, `"rate_limit":50,`) {
+				t.Errorf("log of the lowered rate: %s; want effective_rate 25, rate_limit 50", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no log of the lowered rate:\n%s", e.Logs.String())
+}
+
+// TestSetAccountsAtOnce: reloads that race each other leave the worker
+// serving one of the lists whole: its accounts with that list's limits.
+func TestSetAccountsAtOnce(t *testing.T) {
+	e := newAcctEnv(t, true)
+	reg := prometheus.NewRegistry()
+	opts := e.options(account(sidA))
+	opts.Metrics = reg
+	w, err := worker.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, fast := account(sidA), account(sidA)
+	slow.RateLimit, fast.RateLimit = 10, 20
+	lists := [][]worker.Account{{slow, account(sidB)}, {fast, account(sidC)}}
+	for range 200 {
+		var wg sync.WaitGroup
+		for _, list := range lists {
+			wg.Go(func() {
+				if err := w.SetAccounts(list); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		got := testenv.Gauges(t, reg, "rcslaunch_effective_rate", "sid")
+		if want := map[string]float64{sidA: 10, sidB: 200}; got[sidB] != 0 && !maps.Equal(got, want) {
+			t.Fatalf("serving %v, want %v", got, want)
+		}
+		if want := map[string]float64{sidA: 20, sidC: 200}; got[sidC] != 0 && !maps.Equal(got, want) {
+			t.Fatalf("serving %v, want %v", got, want)
+		}
+	}
+}
