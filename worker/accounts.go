@@ -63,7 +63,8 @@ type served struct {
 // whole (SetAccounts), never changed, so a job reads a consistent account.
 type accountSet struct {
 	bySID map[string]*served
-	sids  []string // sorted
+	sids  []string  // sorted
+	given []Account // as given to New or SetAccounts
 }
 
 // errAccounts is wrapped by SetAccounts' and New's errors for an account
@@ -85,7 +86,7 @@ func (w *Worker) buildAccounts(list []Account) (*accountSet, error) {
 	if len(list) == 0 {
 		return nil, fmt.Errorf("%w: none to serve", errAccounts)
 	}
-	set := &accountSet{bySID: make(map[string]*served, len(list))}
+	set := &accountSet{bySID: make(map[string]*served, len(list)), given: slices.Clone(list)}
 	var errs []error
 	for i, a := range list {
 		if _, dup := set.bySID[a.SID]; dup {
@@ -157,6 +158,10 @@ func (w *Worker) limitsOf(a Account) limits.Config {
 		CoolOffDuration:  o.CoolOffDuration,
 	}
 }
+
+// Accounts returns the accounts the worker serves, as last given to New
+// (Options.Accounts, or the one of SID) or SetAccounts.
+func (w *Worker) Accounts() []Account { return slices.Clone(w.accounts.Load().given) }
 
 // account returns the served account of sid, or nil.
 func (w *Worker) account(sid string) *served { return w.accounts.Load().bySID[sid] }

@@ -361,27 +361,27 @@ func quoteBare(s string, limit int) string {
 	return q
 }
 
-// Diff compares two lists of accounts by SID, for a reload: the SIDs only in
-// next (added), only in prev (removed), and in both with any field changed,
-// the key included (changed). Each list is sorted.
-func Diff(prev, next []Account) (added, removed, changed []string) {
-	old := make(map[string]Account, len(prev))
+// Diff compares two lists of accounts by SID (sid of each), for a reload:
+// the SIDs only in next (added), only in prev (removed), and in both with
+// any field changed, the key included (changed). Each list is sorted.
+func Diff[A comparable](prev, next []A, sid func(A) string) (added, removed, changed []string) {
+	old := make(map[string]A, len(prev))
 	for _, a := range prev {
-		old[a.SID] = a
+		old[sid(a)] = a
 	}
 	now := make(map[string]bool, len(next))
 	for _, a := range next {
-		now[a.SID] = true
-		switch o, ok := old[a.SID]; {
+		now[sid(a)] = true
+		switch o, ok := old[sid(a)]; {
 		case !ok:
-			added = append(added, a.SID)
+			added = append(added, sid(a))
 		case o != a:
-			changed = append(changed, a.SID)
+			changed = append(changed, sid(a))
 		}
 	}
 	for _, a := range prev {
-		if !now[a.SID] {
-			removed = append(removed, a.SID)
+		if !now[sid(a)] {
+			removed = append(removed, sid(a))
 		}
 	}
 	slices.Sort(added)

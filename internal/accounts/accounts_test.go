@@ -99,7 +99,7 @@ func TestDocsExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, _ := strings.Cut(string(page), "### Coming: many accounts")
+	_, rest, _ := strings.Cut(string(page), "### Many accounts")
 	_, rest, _ = strings.Cut(rest, "```yaml\n")
 	example, _, found := strings.Cut(rest, "```")
 	if !found {
@@ -306,7 +306,7 @@ func TestDiff(t *testing.T) {
 		{[]Account{a, b, c}, []Account{c, b, a}, nil, nil, nil},
 		{[]Account{a, b, c}, []Account{d, rekeyed, faster}, []string{"D"}, []string{"A"}, []string{"B", "C"}},
 	} {
-		added, removed, changed := Diff(tc.prev, tc.next)
+		added, removed, changed := Diff(tc.prev, tc.next, func(a Account) string { return a.SID })
 		if !reflect.DeepEqual(added, tc.added) || !reflect.DeepEqual(removed, tc.removed) || !reflect.DeepEqual(changed, tc.changed) {
 			t.Errorf("Diff(%v, %v) = %v, %v, %v; want %v, %v, %v", tc.prev, tc.next, added, removed, changed, tc.added, tc.removed, tc.changed)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -47,17 +48,20 @@ func toWorker(list []accounts.Account) []worker.Account {
 const reloadCheck = 2 * time.Second
 
 // Reload keeps w's accounts in step with c's ACCOUNTS_FILE until ctx ends:
-// it reads the file again on SIGHUP and whenever the file changes, and puts
-// the new list in service. A file that does not load (a typo, a key
-// variable unset) is logged with every problem and changes nothing: the
-// worker goes on with the accounts it has. Without ACCOUNTS_FILE it only
+// it reads the file again on SIGHUP and whenever the file changes (and once
+// at its start, for a change since the worker read it), and puts a list that
+// differs from the served one in service. A file that does not load (a typo,
+// a key variable unset) is logged with every problem and changes nothing:
+// the worker goes on with the accounts it has. Without ACCOUNTS_FILE it only
 // logs that SIGHUP has nothing to reload.
 func Reload(ctx context.Context, c config.Config, w *worker.Worker, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	prev, _ := load(c)
 	seen := stamp(c.AccountsFile)
+	if c.AccountsFile != "" {
+		reload(c, w, log)
+	}
 	tick := time.NewTicker(reloadCheck)
 	defer tick.Stop()
 	for {
@@ -70,25 +74,33 @@ func Reload(ctx context.Context, c config.Config, w *worker.Worker, log zerolog.
 				continue
 			}
 		case <-tick.C:
-			if now := stamp(c.AccountsFile); now == seen {
+			if stamp(c.AccountsFile) == seen {
 				continue
-			} else {
-				seen = now
 			}
 		}
-		next, err := load(c)
-		if err != nil {
-			log.Error().Err(err).Msg("accounts not reloaded; serving the accounts as before")
-			continue
-		}
-		if err := w.SetAccounts(toWorker(next)); err != nil {
-			log.Error().Err(err).Msg("accounts not reloaded; serving the accounts as before")
-			continue
-		}
-		added, removed, changed := accounts.Diff(prev, next)
-		log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("accounts file reloaded")
-		prev = next
+		seen = stamp(c.AccountsFile)
+		reload(c, w, log)
 	}
+}
+
+// reload reads c's ACCOUNTS_FILE and puts its accounts in service when they
+// differ from w's, logging what changed.
+func reload(c config.Config, w *worker.Worker, log zerolog.Logger) {
+	next, err := load(c)
+	if err != nil {
+		log.Error().Err(err).Msg("accounts not reloaded; serving the accounts as before")
+		return
+	}
+	prev := w.Accounts()
+	if slices.Equal(prev, toWorker(next)) {
+		return
+	}
+	if err := w.SetAccounts(toWorker(next)); err != nil {
+		log.Error().Err(err).Msg("accounts not reloaded; serving the accounts as before")
+		return
+	}
+	added, removed, changed := accounts.Diff(prev, toWorker(next), func(a worker.Account) string { return a.SID })
+	log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("accounts file reloaded")
 }
 
 // fileStamp is what tells a file changed: its modification time and size.
