@@ -69,7 +69,8 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	}
 	job := p.Job
 	log := w.log.With().Str("job_id", job.ID).Str("sid", p.SID).Str("agent_no", job.Launch.AgentNo).Logger()
-	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body()}
+	qname, _ := asynq.GetQueueName(ctx)
+	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Queue: qname}
 	acct := w.account(p.SID)
 	if acct == nil {
 		return w.unknownAccount(ctx, log, rec)

@@ -68,6 +68,7 @@ type StartArgs struct {
 	SID         string
 	AgentNo     string
 	Payload     []byte
+	Queue       string // the queue of the task running it
 	MaxAttempts int
 	Now         time.Time
 }
@@ -81,7 +82,7 @@ func StartJob(ctx context.Context, c redis.Scripter, a StartArgs) (state string,
 		attempt int
 	}
 	keys := []string{JobKey(a.ID), AttemptsKey(a.ID), DeadLetters}
-	args := []any{ms(a.Now), a.MaxAttempts, a.ID, a.SID, a.AgentNo, a.Payload, a.Now.UTC().Format(time.RFC3339Nano)}
+	args := []any{ms(a.Now), a.MaxAttempts, a.ID, a.SID, a.AgentNo, a.Payload, a.Now.UTC().Format(time.RFC3339Nano), a.Queue}
 	r, err := call(ctx, c, startJobScript, keys, args, func(cmd *redis.Cmd) (reply, error) {
 		vals, err := slice(cmd, 2)
 		if err != nil {

@@ -104,7 +104,7 @@ func (s *Store) Uncreate(ctx context.Context, id string) error {
 // queue never runs without a record.
 func (s *Store) Start(ctx context.Context, j NewJob, maxAttempts int, now time.Time) (State, int, error) {
 	state, attempt, err := rdb.StartJob(ctx, s.rdb, rdb.StartArgs{ID: j.ID, SID: j.SID, AgentNo: j.AgentNo,
-		Payload: j.Payload, MaxAttempts: maxAttempts, Now: now})
+		Payload: j.Payload, Queue: j.Queue, MaxAttempts: maxAttempts, Now: now})
 	if err != nil {
 		return "", 0, fmt.Errorf("start job %s: %w", j.ID, err)
 	}

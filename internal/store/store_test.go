@@ -594,9 +594,14 @@ func TestStartOnRunningLogsLostAttempt(t *testing.T) {
 func TestStartRecreatesMissingRecord(t *testing.T) {
 	s, _ := newStore(t)
 	j := newJob("gone")
+	j.Queue = "launch:SID1"
 	state, n := mustStart(t, s, j, t0)
 	if state != StateRunning || n != 1 {
 		t.Fatalf("start without record: %s %d", state, n)
+	}
+	// It keeps its task's queue, where a repair must push it.
+	if q, err := s.JobQueue(context.Background(), "gone"); err != nil || q != j.Queue {
+		t.Fatalf("recreated record's queue: %q, %v; want %q", q, err, j.Queue)
 	}
 	r := mustGet(t, s, "gone")
 	if r.ID != "gone" || r.SID != j.SID || r.AgentNo != j.AgentNo || string(r.Payload) != string(j.Payload) ||

@@ -12,6 +12,8 @@
 -- ARGV[5]  agent_no      agent number       missing record)
 -- ARGV[6]  payload       canonical request body
 -- ARGV[7]  now_rfc3339   the time, RFC 3339, for a lost attempt's entry
+-- ARGV[8]  queue         the queue of the task running it, kept on a
+--                        recreated record like create_jobs keeps it
 --
 -- Returns {state, attempt}: {'running', n} for attempt n, or the finished
 -- state ('succeeded', 'dead_lettered') and its attempt count.
@@ -21,7 +23,7 @@ local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'attempts')
 local state, batch, attempts = h[1], h[2], h[3]
 if not state then
   redis.call('HSET', KEYS[1], 'id', ARGV[3], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
-    'attempts', 0, 'enqueued_at', ARGV[1], 'generation', 1)
+    'attempts', 0, 'enqueued_at', ARGV[1], 'generation', 1, 'queue', ARGV[8])
   state, batch, attempts = 'queued', false, '0'
 end
 if state == 'succeeded' or state == 'dead_lettered' then
