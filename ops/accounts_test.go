@@ -195,7 +195,7 @@ func TestLaunchQueues(t *testing.T) {
 	if q, err := e.Ops.LaunchQueues(); err != nil || q.Total != nil || q.Shared != nil || len(q.Accounts) != 0 {
 		t.Fatalf("before any task: %+v (%v)", q, err)
 	}
-	if err := queue.Serve(ctx, e.Store.Redis(), []string{"ACC_A"}, time.Now()); err != nil {
+	if err := queue.Serve(ctx, e.Store.Redis(), "w1", []string{"ACC_A"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c := noSIDClient(t, e)

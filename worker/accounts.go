@@ -200,8 +200,7 @@ func (w *Worker) useAccounts(set *accountSet) error {
 	if old == nil || slices.Equal(old.sids, set.sids) {
 		return nil
 	}
-	w.claim(context.Background())
-	return w.restart()
+	return w.restart(old.sids)
 }
 
 // claim tells producers which accounts this worker serves, so that they put
@@ -209,8 +208,19 @@ func (w *Worker) useAccounts(set *accountSet) error {
 func (w *Worker) claim(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
-	if err := queue.Serve(ctx, w.store.Redis(), w.accounts.Load().sids, time.Now()); err != nil {
+	if err := queue.Serve(ctx, w.store.Redis(), w.id, w.accounts.Load().sids, time.Now()); err != nil {
 		w.log.Warn().Err(err).Msg("cannot record served accounts; their jobs use the shared queue meanwhile")
+	}
+}
+
+// withdraw ends this worker's claims to sids, which it no longer serves, so
+// that producers stop putting their jobs on queues it no longer takes from
+// (a claim not withdrawn, as after a crash, lasts fleetTTL).
+func (w *Worker) withdraw(sids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := queue.Withdraw(ctx, w.store.Redis(), w.id, sids); err != nil {
+		w.log.Warn().Err(err).Msg("cannot withdraw the claim to accounts no longer served; it lapses in 30s")
 	}
 }
 
@@ -278,13 +288,15 @@ func (g *generation) shutdown() {
 }
 
 // restart replaces the running generation, if any, by one serving the
-// current accounts; the old one shuts down in the background.
-func (w *Worker) restart() error {
+// current accounts; the old one shuts down in the background. Claims to the
+// accounts served before and no longer are withdrawn.
+func (w *Worker) restart(before []string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.gen == nil {
 		return nil // not running: Run starts with the current accounts
 	}
+	w.claim(context.Background())
 	g, err := w.start()
 	if err != nil {
 		return err
@@ -292,5 +304,7 @@ func (w *Worker) restart() error {
 	old := w.gen
 	w.gen = g
 	w.retiring.Go(old.shutdown)
+	served := w.accounts.Load().sids
+	w.withdraw(slices.DeleteFunc(slices.Clone(before), func(sid string) bool { return slices.Contains(served, sid) }))
 	return nil
 }

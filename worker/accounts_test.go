@@ -275,7 +275,7 @@ func TestSetAccountsAddsAndRemoves(t *testing.T) {
 	if err := w.SetAccounts([]worker.Account{account(sidA), account(sidC)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := queue.Serve(context.Background(), e.Store.Redis(), []string{sidB}, time.Now()); err != nil {
+	if err := queue.Serve(context.Background(), e.Store.Redis(), "other-worker", []string{sidB}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	removed := e.enqueue(sidB, "502")

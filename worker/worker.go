@@ -10,9 +10,11 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -253,6 +255,8 @@ type Worker struct {
 	http *http.Client
 	// fleet tells which accounts other workers serve.
 	fleet *queue.Fleet
+	// id names the worker in its claims to serve accounts (queue.Serve).
+	id string
 
 	// accounts is the accounts served now; SetAccounts replaces it.
 	accounts atomic.Pointer[accountSet]
@@ -284,6 +288,7 @@ func New(opts Options) (*Worker, error) {
 		policy: backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
 		http:   kaleyra.NewHTTPClient(),
 		fleet:  queue.NewFleet(rc),
+		id:     workerID(),
 	}
 	lim, err := limits.New(rc, w.limitsOf(Account{RateLimit: opts.RateLimit, RateBurst: opts.RateBurst,
 		MaxInFlight: opts.MaxInFlight}))
@@ -309,6 +314,15 @@ func New(opts Options) (*Worker, error) {
 		w.tasks = asynq.NewClient(opts.Redis)
 	}
 	return w, nil
+}
+
+// workerID names this worker among the fleet's: host, process and a random
+// part, as two workers of one process are two claimants.
+func workerID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b)
 }
 
 // newServer is an asynq server that takes tasks from queues.
@@ -365,6 +379,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Unlock()
 	g.shutdown()
 	w.retiring.Wait()
+	w.withdraw(w.accounts.Load().sids)
 	if w.tasks != nil {
 		_ = w.tasks.Close()
 	}

@@ -32,7 +32,7 @@ func withSID(agentNo, sid string) map[string]any {
 func TestEnqueuePriority(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if err := queue.Serve(context.Background(), e.Store.Redis(), []string{testenv.SID}, time.Now()); err != nil {
+	if err := queue.Serve(context.Background(), e.Store.Redis(), "w1", []string{testenv.SID}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	wantStatus(t, e.do("POST", "/v1/launches?priority=high", prodToken, jobBody(t, "1")), http.StatusCreated)

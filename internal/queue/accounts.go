@@ -107,17 +107,18 @@ func Queues(sids []string, follow bool) map[string]int {
 // renewed; workers renew theirs every fleetTTL/3.
 const fleetTTL = 30 * time.Second
 
-// Serve records, for fleetTTL, that a live worker serves the accounts sids,
-// so that producers put their jobs on the accounts' own queues. A worker
-// calls it every FleetRenewEvery.
-func Serve(ctx context.Context, c redis.Cmdable, sids []string, now time.Time) error {
+// Serve records, for fleetTTL, that the live worker named worker serves the
+// accounts sids, so that producers put their jobs on the accounts' own
+// queues. A worker calls it every FleetRenewEvery, and Withdraw when it
+// stops serving them.
+func Serve(ctx context.Context, c redis.Cmdable, worker string, sids []string, now time.Time) error {
 	if len(sids) == 0 {
 		return nil
 	}
 	until := float64(now.Add(fleetTTL).UnixMilli())
 	members := make([]redis.Z, len(sids))
 	for i, sid := range sids {
-		members[i] = redis.Z{Score: until, Member: sid}
+		members[i] = redis.Z{Score: until, Member: claim(sid, worker)}
 	}
 	pipe := c.Pipeline()
 	pipe.ZAddGT(ctx, rdb.FleetSIDs, members...)
@@ -127,6 +128,26 @@ func Serve(ctx context.Context, c redis.Cmdable, sids []string, now time.Time) e
 	}
 	return nil
 }
+
+// Withdraw ends the claims of worker to serve sids at once (a reload that
+// removed them, a worker stopping): other workers' claims to them stay.
+func Withdraw(ctx context.Context, c redis.Cmdable, worker string, sids []string) error {
+	if len(sids) == 0 {
+		return nil
+	}
+	members := make([]any, len(sids))
+	for i, sid := range sids {
+		members[i] = claim(sid, worker)
+	}
+	if err := c.ZRem(ctx, rdb.FleetSIDs, members...).Err(); err != nil {
+		return fmt.Errorf("withdraw served accounts: %w", err)
+	}
+	return nil
+}
+
+// claim is the FleetSIDs member of worker's claim to sid. An SID holds no
+// space (baseurl.CheckSID), so the first space ends it.
+func claim(sid, worker string) string { return sid + " " + worker }
 
 // FleetRenewEvery is how often a worker renews its Serve claim.
 const FleetRenewEvery = fleetTTL / 3
@@ -181,13 +202,17 @@ func (f *Fleet) served(ctx context.Context, sid string, maxAge time.Duration) (b
 
 // SIDs returns the accounts live workers serve, sorted.
 func (f *Fleet) SIDs(ctx context.Context) ([]string, error) {
-	live, err := f.rdb.ZRangeByScore(ctx, rdb.FleetSIDs, &redis.ZRangeBy{
+	claims, err := f.rdb.ZRangeByScore(ctx, rdb.FleetSIDs, &redis.ZRangeBy{
 		Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read served accounts: %w", err)
 	}
+	live := make([]string, len(claims))
+	for i, c := range claims {
+		live[i], _, _ = strings.Cut(c, " ")
+	}
 	slices.Sort(live)
-	return live, nil
+	return slices.Compact(live), nil
 }
 
 // QueueFor is the queue a job of sid with priority p goes on: its account's

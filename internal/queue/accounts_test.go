@@ -85,7 +85,7 @@ func TestQueues(t *testing.T) {
 // serve records a live worker's claim to sids, made at now.
 func (e *env) serve(now time.Time, sids ...string) {
 	e.t.Helper()
-	if err := queue.Serve(context.Background(), e.Redis.Client(), sids, now); err != nil {
+	if err := queue.Serve(context.Background(), e.Redis.Client(), "w1", sids, now); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -97,7 +97,7 @@ func TestFleet(t *testing.T) {
 	if sids, err := f.SIDs(ctx); err != nil || len(sids) != 0 {
 		t.Fatalf("SIDs of an empty fleet: %v, %v", sids, err)
 	}
-	if err := queue.Serve(ctx, e.Redis.Client(), nil, time.Now()); err != nil {
+	if err := queue.Serve(ctx, e.Redis.Client(), "w1", nil, time.Now()); err != nil {
 		t.Fatalf("Serve of no account: %v", err)
 	}
 	// A claim made 31 s ago has run out; one made now has not.
@@ -520,5 +520,34 @@ func TestMoveWaitsForOldTask(t *testing.T) {
 				e.wantOneTask(j.ID, queue.AccountQueue(testenv.SID, ""))
 			})
 		}
+	}
+}
+
+// TestWithdraw: a worker's withdrawal ends its own claims only; an account
+// stays served while another worker claims it.
+func TestWithdraw(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t)
+	c := e.Redis.Client()
+	f := queue.NewFleet(c)
+	for _, w := range []string{"w1", "w2"} {
+		if err := queue.Serve(ctx, c, w, []string{"AC1"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := queue.Serve(ctx, c, "w1", []string{"AC2"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Withdraw(ctx, c, "w1", []string{"AC1", "AC2"}); err != nil {
+		t.Fatal(err)
+	}
+	if sids, err := f.SIDs(ctx); err != nil || !slices.Equal(sids, []string{"AC1"}) {
+		t.Fatalf("after w1 withdrew: %v, %v; want [AC1] (w2's claim)", sids, err)
+	}
+	if err := queue.Withdraw(ctx, c, "w2", []string{"AC1"}); err != nil {
+		t.Fatal(err)
+	}
+	if served, err := f.ServedNow(ctx, "AC1"); err != nil || served {
+		t.Fatalf("AC1 after both withdrew: served %v, %v", served, err)
 	}
 }

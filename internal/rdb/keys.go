@@ -69,8 +69,9 @@ const (
 	batchJobsPrefix = ResultsSlot + "batchjobs:"
 )
 
-// FleetSIDs orders the SIDs that live workers serve by when their claim
-// ends (Unix ms); workers renew it, producers read it to pick a job's queue.
+// FleetSIDs orders the claims of live workers to serve an account ("<SID>
+// <worker>") by when they end (Unix ms); workers renew theirs, producers read
+// it to pick a job's queue.
 // It holds SIDs only, never a key. No script touches it; it shares the
 // results slot only so that every key of ours is in a slot named here.
 const FleetSIDs = ResultsSlot + "fleet:sids"
