@@ -27,7 +27,7 @@ var (
 	ErrAlreadyLaunched = errors.New("already launched")
 	// ErrDeadLettered: the job is in the dead-letter store; replay it there.
 	ErrDeadLettered = errors.New("in the dead-letter store")
-	// ErrConflict: the ID exists with a different payload.
+	// ErrConflict: the ID exists with a different payload or account.
 	ErrConflict = ops.ErrConflict
 )
 

@@ -56,8 +56,8 @@ type Client struct {
 var (
 	// ErrNotFound: no job, dead letter or batch with that ID.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: the job ID exists with a different payload.
-	ErrConflict = errors.New("job ID exists with a different payload")
+	// ErrConflict: the job ID exists with a different payload or account.
+	ErrConflict = errors.New("job ID exists with a different payload or account")
 	// ErrNotDeadLettered: the job exists but is not in the dead-letter store.
 	ErrNotDeadLettered = errors.New("not dead-lettered")
 	// ErrNoSID: neither the job nor the Client has a SID, so the job has no

@@ -130,7 +130,7 @@ func (s *BatchSummary) Add(line int, r EnqueueResult) {
 	case StatusConflict:
 		s.Invalid++
 		s.Conflict++
-		s.addError(line, "id", fmt.Sprintf("job ID %q exists with a different payload", r.JobID))
+		s.addError(line, "id", fmt.Sprintf("job ID %q exists with a different payload or account", r.JobID))
 	}
 }
 

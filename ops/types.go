@@ -89,7 +89,7 @@ const (
 	StatusDuplicate       = queue.Duplicate       // already queued, running or retrying
 	StatusAlreadyLaunched = queue.AlreadyLaunched // succeeded before; not launched again without Force
 	StatusDeadLettered    = queue.DeadLettered    // in the dead-letter store; retry it there
-	StatusConflict        = queue.Conflict        // the ID exists with a different payload
+	StatusConflict        = queue.Conflict        // the ID exists with a different payload or account
 )
 
 // Job file formats.

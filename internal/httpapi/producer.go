@@ -48,8 +48,8 @@ func (s *Server) postLaunch(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, "", err)
 		return
 	case errors.Is(err, ops.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job ID %q exists with a different payload", res.JobID),
-			[]launch.FieldError{{Field: "id", Reason: "exists with a different payload"}})
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("job ID %q exists with a different payload or account", res.JobID),
+			[]launch.FieldError{{Field: "id", Reason: "exists with a different payload or account"}})
 		return
 	case err != nil:
 		s.internal(w, r, err)

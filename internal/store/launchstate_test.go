@@ -98,7 +98,7 @@ func TestLaunchFollowRecordsPollsAndChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rs) != 2 || rs[0].LaunchState != "pending" || rs[1].Outcome != OutcomeLaunchState ||
-		rs[1].LaunchState != "launched" || rs[1].PreviousLaunchState != "pending" || rs[1].BatchID != "b1" {
+		rs[1].LaunchState != "launched" || rs[1].PreviousLaunchState != "pending" || rs[1].BatchID != "b1" || rs[1].SID != "SID1" {
 		t.Fatalf("results: %+v", rs)
 	}
 }

@@ -18,6 +18,7 @@ import (
 type Result struct {
 	StreamID      string `json:"stream_id"`
 	JobID         string `json:"job_id"`
+	SID           string `json:"sid,omitempty"` // the job's account; empty in entries written before it was kept
 	AgentNo       string `json:"agent_no"`
 	Outcome       string `json:"outcome"` // succeeded, dead_lettered or launch_state
 	Code          string `json:"code"`
@@ -45,6 +46,7 @@ func resultFrom(m redis.XMessage) Result {
 	return Result{
 		StreamID:            m.ID,
 		JobID:               str("job_id"),
+		SID:                 str("sid"),
 		AgentNo:             str("agent_no"),
 		Outcome:             str("outcome"),
 		Code:                str("code"),

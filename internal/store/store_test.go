@@ -679,7 +679,7 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("ReadResults: %v, %v", rs, err)
 	}
-	if got := rs[0]; got.JobID != "j" || got.Outcome != string(StateSucceeded) || got.Attempts != 1 || got.AgentLaunchID != "L-1" ||
+	if got := rs[0]; got.JobID != "j" || got.SID != "SID1" || got.Outcome != string(StateSucceeded) || got.Attempts != 1 || got.AgentLaunchID != "L-1" ||
 		got.BatchID != "b1" || got.Uncertain || string(got.Response) != string(o.Response) || got.StreamID != msgs[0].ID {
 		t.Fatalf("ReadResults: %+v", got)
 	}

@@ -31,7 +31,7 @@
 -- 'succeeded', 'dead_lettered'), or 'missing' when it has no record.
 
 -- one read of the fields the script needs; it writes none of them before use
-local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'agent_no', 'attempts')
+local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'agent_no', 'attempts', 'sid')
 local state = h[1]
 if not state then return 'missing' end
 if state == 'succeeded' or state == 'dead_lettered' then return state end
@@ -67,12 +67,12 @@ if kind == 'succeeded' and tonumber(ARGV[15]) > 0 and ARGV[5] ~= '' then
     'launch_polls', 0, 'launch_next_poll_at', ARGV[15])
   batch_launch(bk, nil, 'pending')
 end
-h = {h[3], h[4], h[2]} -- agent_no, attempts, batch for the stream entry
+h = {h[3], h[4], h[2], h[5]} -- agent_no, attempts, batch, sid for the stream entry
 local x = {'XADD', KEYS[3]}
 if tonumber(ARGV[12]) > 0 then
   table.insert(x, 'MAXLEN'); table.insert(x, '~'); table.insert(x, ARGV[12])
 end
-for _, v in ipairs({'*', 'job_id', ARGV[14], 'agent_no', h[1] or '', 'outcome', kind, 'code', ARGV[3],
+for _, v in ipairs({'*', 'job_id', ARGV[14], 'sid', h[4] or '', 'agent_no', h[1] or '', 'outcome', kind, 'code', ARGV[3],
     'message', ARGV[4], 'agent_launch_id', ARGV[5], 'attempts', h[2] or '0', 'finished_at', ARGV[13],
     'uncertain', ARGV[7], 'batch_id', h[3] or '', 'launch_state', launch_state, 'response', ARGV[8]}) do
   table.insert(x, v)

@@ -28,7 +28,7 @@
 -- poll was recorded since ARGV[2] was read).
 
 local h = redis.call('HMGET', KEYS[1], 'state', 'agent_launch_id', 'launch_state', 'launch_polls', 'batch',
-  'agent_no', 'attempts', 'launch_next_poll_at')
+  'agent_no', 'attempts', 'launch_next_poll_at', 'sid')
 if not h[1] then return 'missing' end
 if h[2] ~= ARGV[1] then return 'superseded' end
 if h[1] ~= 'succeeded' or not h[3] then return 'waiting' end
@@ -53,7 +53,7 @@ local x = {'XADD', KEYS[2]}
 if tonumber(ARGV[10]) > 0 then
   table.insert(x, 'MAXLEN'); table.insert(x, '~'); table.insert(x, ARGV[10])
 end
-for _, v in ipairs({'*', 'job_id', ARGV[12], 'agent_no', h[6] or '', 'outcome', 'launch_state', 'code', ARGV[4],
+for _, v in ipairs({'*', 'job_id', ARGV[12], 'sid', h[9] or '', 'agent_no', h[6] or '', 'outcome', 'launch_state', 'code', ARGV[4],
     'message', ARGV[5], 'agent_launch_id', ARGV[1], 'attempts', h[7] or '0', 'finished_at', ARGV[11],
     'uncertain', '0', 'batch_id', h[5] or '', 'launch_state', state, 'previous_launch_state', h[3],
     'response', ARGV[6]}) do
