@@ -89,9 +89,9 @@ func withDefaults() Config {
 type Need int
 
 const (
-	// NeedSID: producers and workers need KALEYRA_SID, unless
-	// ACCOUNTS_FILE is set: then a worker serves its accounts and producers'
-	// jobs name theirs (a job without one is refused).
+	// NeedSID: the worker needs KALEYRA_SID, unless ACCOUNTS_FILE is set
+	// (then it serves the file's accounts). Producers do not need it: a job
+	// names its account (sid), else takes KALEYRA_SID, else is refused.
 	NeedSID    Need = 1 << iota
 	NeedAPIKey      // KALEYRA_API_KEY: workers, unless ACCOUNTS_FILE is set
 	// NeedStrongTokens: serve, whose HTTP_TOKEN and HTTP_ADMIN_TOKEN
