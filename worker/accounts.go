@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -234,6 +235,7 @@ func (w *Worker) claimEvery(ctx context.Context) {
 			return
 		case <-t.C:
 			w.claim(ctx)
+			w.refreshQueues()
 		}
 	}
 }
@@ -243,6 +245,8 @@ func (w *Worker) claimEvery(ctx context.Context) {
 // and retires the old.
 type generation struct {
 	srv *asynq.Server
+	// queues is what srv serves, by weight.
+	queues map[string]int
 	// stopping is cancelled when the generation's shutdown begins, so that
 	// jobs still waiting for a launch slot go back to the queue instead of
 	// holding it up.
@@ -264,8 +268,11 @@ func stoppingOf(ctx context.Context) context.Context {
 
 // start starts a generation serving the current accounts' queues.
 func (w *Worker) start() (*generation, error) {
-	sids := w.accounts.Load().sids
-	g := &generation{srv: newServer(w.opts, w.log, queue.Queues(sids, w.opts.FollowLaunch))}
+	queues, err := w.queues()
+	if err != nil {
+		w.log.Warn().Err(err).Msg("cannot list asynq's queues; serving every priority's queue of each account")
+	}
+	g := &generation{srv: newServer(w.opts, w.log, queues), queues: queues}
 	g.stopping, g.stop = context.WithCancel(context.Background())
 	bind := func(h asynq.HandlerFunc) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
@@ -279,6 +286,47 @@ func (w *Worker) start() (*generation, error) {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	return g, nil
+}
+
+// queues is what a generation serves now: the current accounts' queues,
+// their high and low ones once used. When asynq's list of queues cannot be
+// read, it serves every priority's queue of each account, and says why.
+func (w *Worker) queues() (map[string]int, error) {
+	known, err := w.inspector.Queues()
+	used := func(q string) bool { return err != nil || slices.Contains(known, q) }
+	return queue.Queues(w.accounts.Load().sids, w.opts.FollowLaunch, used), err
+}
+
+// refreshQueues starts a new generation when the queues to serve have
+// changed, as when an account's first high- or low-priority job arrives:
+// those queues are then served within FleetRenewEvery.
+func (w *Worker) refreshQueues() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen == nil {
+		return
+	}
+	if q, err := w.queues(); err != nil || maps.Equal(w.gen.queues, q) {
+		return
+	}
+	if err := w.replace(); err != nil {
+		w.log.Error().Err(err).Msg("cannot serve the new queues; serving the old ones")
+		return
+	}
+	w.log.Info().Int("queues", len(w.gen.queues)).Msg("serving a new set of queues")
+}
+
+// replace starts a generation on the current queues and retires the
+// running one in the background. w.mu must be held, and w.gen set.
+func (w *Worker) replace() error {
+	g, err := w.start()
+	if err != nil {
+		return err
+	}
+	old := w.gen
+	w.gen = g
+	w.retiring.Go(old.shutdown)
+	return nil
 }
 
 // shutdown stops g gracefully: calls in flight finish and are recorded.
@@ -297,13 +345,9 @@ func (w *Worker) restart(before []string) error {
 		return nil // not running: Run starts with the current accounts
 	}
 	w.claim(context.Background())
-	g, err := w.start()
-	if err != nil {
+	if err := w.replace(); err != nil {
 		return err
 	}
-	old := w.gen
-	w.gen = g
-	w.retiring.Go(old.shutdown)
 	served := w.accounts.Load().sids
 	w.withdraw(slices.DeleteFunc(slices.Clone(before), func(sid string) bool { return slices.Contains(served, sid) }))
 	return nil

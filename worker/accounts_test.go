@@ -472,3 +472,30 @@ func TestSetAccountsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstHighPriorityJobIsServed: a worker serves an account's high- and
+// low-priority queues only once they are used; the first job of a new
+// priority makes it serve that queue (within the claim renewal, 10 s) and
+// runs.
+func TestFirstHighPriorityJobIsServed(t *testing.T) {
+	e := newAcctEnv(t, true)
+	e.RunWorker(e.options(account(sidA)))
+	e.waitServed(sidA)
+	j := launchtest.Job("700")
+	j.SID = sidA
+	j.ID = launch.IDFor(testenv.SID, j)
+	p := e.Producer.At(queue.PriorityHigh)
+	p.Fleet = queue.NewFleet(e.Store.Redis())
+	if st, err := p.Enqueue(context.Background(), j, "", false); err != nil || st != queue.Enqueued {
+		t.Fatalf("enqueue at high priority: %s, %v", st, err)
+	}
+	if q, err := e.Store.JobQueue(context.Background(), j.ID); err != nil || q != queue.AccountQueue(sidA, queue.PriorityHigh) {
+		t.Fatalf("job's queue: %q, %v", q, err)
+	}
+	if r := e.WaitFinished(j.ID)[j.ID]; r.State != store.StateSucceeded {
+		t.Errorf("high-priority job: %s %s", r.State, r.Code)
+	}
+	if !strings.Contains(e.Logs.String(), "serving a new set of queues") {
+		t.Errorf("the worker did not log that it serves the new queue")
+	}
+}

@@ -257,6 +257,8 @@ type Worker struct {
 	fleet *queue.Fleet
 	// id names the worker in its claims to serve accounts (queue.Serve).
 	id string
+	// inspector lists asynq's queues, to serve those used (queues).
+	inspector *asynq.Inspector
 
 	// accounts is the accounts served now; SetAccounts replaces it.
 	accounts atomic.Pointer[accountSet]
@@ -290,6 +292,7 @@ func New(opts Options) (*Worker, error) {
 		fleet:  queue.NewFleet(rc),
 		id:     workerID(),
 	}
+	w.inspector = asynq.NewInspectorFromRedisClient(rc)
 	lim, err := limits.New(rc, w.limitsOf(Account{RateLimit: opts.RateLimit, RateBurst: opts.RateBurst,
 		MaxInFlight: opts.MaxInFlight}))
 	if err != nil {

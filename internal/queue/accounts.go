@@ -85,13 +85,19 @@ func Hold(ctx context.Context, c redis.UniversalClient, sid string, d time.Durat
 }
 
 // Queues returns the asynq queues, with weights, of a worker serving sids:
-// three per account, the shared launch queue (jobs enqueued while no worker
-// served their account) and, with follow, the follow-up queue.
-func Queues(sids []string, follow bool) map[string]int {
+// each account's default queue, its high and low ones once used (asynq
+// polls every queue it serves with a call of its own, and most accounts
+// never use the other priorities: an empty queue served costs most jobs a
+// wasted call), the shared launch queue (jobs enqueued while no worker
+// served their account) and, with follow, the follow-up queue. used tells
+// whether a queue has ever had a task (asynq's list of queues).
+func Queues(sids []string, follow bool, used func(qname string) bool) map[string]int {
 	q := make(map[string]int, 3*len(sids)+2)
 	for _, sid := range sids {
 		for _, p := range Priorities {
-			q[AccountQueue(sid, p)] = p.weight()
+			if name := AccountQueue(sid, p); p == PriorityDefault || used(name) {
+				q[name] = p.weight()
+			}
 		}
 	}
 	q[Name] = PriorityDefault.weight()

@@ -64,21 +64,28 @@ func TestAccountQueue(t *testing.T) {
 
 func TestQueues(t *testing.T) {
 	t.Parallel()
+	all := func(string) bool { return true }
 	want := map[string]int{
 		"launch:AC1:high": 6, "launch:AC1": 3, "launch:AC1:low": 1,
 		"launch:AC2:high": 6, "launch:AC2": 3, "launch:AC2:low": 1,
 		queue.Name: 3,
 	}
-	if got := queue.Queues([]string{"AC1", "AC2"}, false); !maps.Equal(got, want) {
+	if got := queue.Queues([]string{"AC1", "AC2"}, false, all); !maps.Equal(got, want) {
 		t.Errorf("Queues without follow: %v, want %v", got, want)
 	}
 	want[queue.FollowName] = 2
-	if got := queue.Queues([]string{"AC1", "AC2"}, true); !maps.Equal(got, want) {
+	if got := queue.Queues([]string{"AC1", "AC2"}, true, all); !maps.Equal(got, want) {
 		t.Errorf("Queues with follow: %v, want %v", got, want)
 	}
 	// The follow-up queue keeps a weight with no account at all.
-	if got := queue.Queues(nil, true); !maps.Equal(got, map[string]int{queue.Name: 3, queue.FollowName: 1}) {
+	if got := queue.Queues(nil, true, all); !maps.Equal(got, map[string]int{queue.Name: 3, queue.FollowName: 1}) {
 		t.Errorf("Queues(nil, true) = %v", got)
+	}
+	// A high or low queue is served once used; the default one always.
+	used := func(q string) bool { return q == "launch:AC2:low" }
+	want = map[string]int{"launch:AC1": 3, "launch:AC2": 3, "launch:AC2:low": 1, queue.Name: 3}
+	if got := queue.Queues([]string{"AC1", "AC2"}, false, used); !maps.Equal(got, want) {
+		t.Errorf("Queues with one low queue used: %v, want %v", got, want)
 	}
 }
 
