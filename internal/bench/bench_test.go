@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +118,100 @@ func TestOptionsCheck(t *testing.T) {
 		if o.Check() == nil {
 			t.Errorf("Check accepted %+v", o)
 		}
+	}
+}
+
+func TestOptionsCheckPhases(t *testing.T) {
+	ok := Options{Jobs: 1, Concurrency: 1, Runs: 1, Rows: 1, LatencySamples: 2, Executable: "x",
+		Accounts: 2, AccountRate: 20, AccountWindow: time.Second, AccountConcurrency: 4,
+		BacklogJobs: 10, SmallJobs: 2, MemoryJobs: 10}
+	if !slices.Equal(ok.phases(), DefaultPhases) || ok.runs(PhaseAccounts) {
+		t.Errorf("default phases %v", ok.phases())
+	}
+	ok.Phases = []string{PhaseMemory, PhaseAccounts, PhaseBacklog}
+	if err := ok.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	for _, bad := range []func(*Options){
+		func(o *Options) { o.Phases = []string{"nope"} },
+		func(o *Options) { o.Phases = []string{PhaseBulk, PhaseBulk} },
+		func(o *Options) { o.Accounts = 0 },
+		func(o *Options) { o.AccountWindow = time.Millisecond },
+		func(o *Options) { o.Phases, o.AccountRate = []string{PhaseBacklog}, 0 },
+		func(o *Options) { o.SmallJobs = 1 },
+		func(o *Options) { o.MemoryJobs = 0 },
+	} {
+		o := ok
+		bad(&o)
+		if o.Check() == nil {
+			t.Errorf("Check accepted %+v", o)
+		}
+	}
+	// The knobs of phases that do not run are not checked.
+	o := ok
+	o.Phases, o.Accounts, o.MemoryJobs = []string{PhaseThroughput}, 0, 0
+	if err := o.Check(); err != nil {
+		t.Errorf("Check of unused knobs: %v", err)
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	info := parseInfo("# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.25\r\n\r\n# Keyspace\r\ndb0:keys=10,expires=4,avg_ttl=9\r\ndb3:keys=2,expires=1\r\n")
+	if info["used_cpu_sys"] != "1.5" || info["used_cpu_user"] != "2.25" || len(info) != 4 {
+		t.Errorf("parseInfo = %v", info)
+	}
+	if keys, expires := keyspaceTotals(info); keys != 12 || expires != 5 {
+		t.Errorf("keyspaceTotals = %d, %d; want 12, 5", keys, expires)
+	}
+}
+
+func TestParseCPULine(t *testing.T) {
+	// user nice system idle iowait irq softirq steal
+	busy, total := parseCPULine("cpu  100 5 50 800 40 2 3 0 0 0")
+	if busy != 160 || total != 1000 {
+		t.Errorf("parseCPULine = %d, %d; want 160, 1000", busy, total)
+	}
+	if busy, total := parseCPULine("cpu0 1 2 3 4 5"); busy != 0 || total != 0 {
+		t.Errorf("a single core's line was read: %d, %d", busy, total)
+	}
+	a := cpuSample{at: time.Unix(0, 0), process: time.Second, busy: 100, total: 1000}
+	b := cpuSample{at: time.Unix(2, 0), process: 3 * time.Second, redis: time.Second, busy: 600, total: 2000}
+	u := b.since(a)
+	if u.elapsed != 2*time.Second || u.process != 2*time.Second || u.redis != time.Second || u.busy != 0.5 {
+		t.Errorf("since = %+v", u)
+	}
+	if proc, redis := u.perJob(1000); proc != 2000 || redis != 1000 {
+		t.Errorf("perJob = %v, %v µs", proc, redis)
+	}
+}
+
+func TestAccountStats(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	every := func(n int, gap time.Duration) []time.Time {
+		var at []time.Time
+		for i := 0; i < n; i++ {
+			at = append(at, t0.Add(time.Duration(i)*gap))
+		}
+		return at
+	}
+	list := benchAccounts("A", 2, 10)
+	if list[0].SID != "A0000" || list[1].APIKey == list[0].APIKey || list[1].RateBurst != 1 {
+		t.Fatalf("benchAccounts = %+v", list)
+	}
+	by := map[string][]time.Time{
+		"A0000": every(40, 100*time.Millisecond), // 10/s for 4 s
+		"A0001": every(20, 200*time.Millisecond), // 5/s for 4 s
+	}
+	st := accountStats(by, list, t0.Add(time.Second), t0.Add(3*time.Second))
+	if st.calls != 30 || !slices.Equal(st.rates, []float64{5, 10}) || st.under != 1 || st.maxWindow != 10 {
+		t.Errorf("accountStats = %+v", st)
+	}
+}
+
+func TestBreakdownPrint(t *testing.T) {
+	var out bytes.Buffer
+	Breakdown{Name: "n (bytes)", Parts: map[string]float64{"b": 1, "a": 1, "c": 2.5}}.print(&out)
+	if want := "n (bytes): c 2.50 a 1.00 b 1.00\n"; out.String() != want {
+		t.Errorf("print = %q, want %q", out.String(), want)
 	}
 }

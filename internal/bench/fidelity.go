@@ -66,7 +66,12 @@ func (b *bench) callTimes() []time.Time {
 // callRate is the calls per second over the sorted arrival times at (at
 // least two), and the most calls in any one-second window.
 func callRate(at []time.Time) (perSecond float64, window int) {
-	perSecond = float64(len(at)-1) / at[len(at)-1].Sub(at[0]).Seconds()
+	return float64(len(at)-1) / at[len(at)-1].Sub(at[0]).Seconds(), maxWindow(at)
+}
+
+// maxWindow is the most of the sorted arrival times at in any one-second
+// window [t, t + 1 s).
+func maxWindow(at []time.Time) (window int) {
 	j := 0
 	for i := range at {
 		for at[i].Sub(at[j]) >= time.Second {
@@ -74,7 +79,7 @@ func callRate(at []time.Time) (perSecond float64, window int) {
 		}
 		window = max(window, i-j+1)
 	}
-	return perSecond, window
+	return window
 }
 
 // ---- 4: latency ----

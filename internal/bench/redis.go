@@ -72,15 +72,15 @@ func commandStats(ctx context.Context, rdb redis.UniversalClient) (map[string]in
 // parseCommandStats reads INFO commandstats's "cmdstat_NAME:calls=N,…" lines.
 func parseCommandStats(info string) map[string]int64 {
 	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+	for k, v := range parseInfo(info) {
+		name, isCmd := strings.CutPrefix(k, "cmdstat_")
+		calls, hasCalls := strings.CutPrefix(v, "calls=")
+		if !isCmd || !hasCalls {
 			continue
 		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, err := strconv.ParseInt(calls, 10, 64)
-		if err == nil {
-			out[strings.TrimPrefix(name, "cmdstat_")] = n
+		calls, _, _ = strings.Cut(calls, ",")
+		if n, err := strconv.ParseInt(calls, 10, 64); err == nil {
+			out[name] = n
 		}
 	}
 	return out

@@ -37,6 +37,38 @@ type Report struct {
 	// RedisCommands is the pipeline's Redis commands per successful job, by
 	// command (median run), for where the round trips go.
 	RedisCommands map[string]float64 `json:"redis_commands_per_job"`
+	// Phases are the phases run, in order.
+	Phases []string `json:"phases"`
+	// Breakdowns split some figures by part: Redis commands by command,
+	// memory by key.
+	Breakdowns []Breakdown `json:"breakdowns,omitempty"`
+}
+
+// Breakdown is one figure split into named parts.
+type Breakdown struct {
+	Name  string             `json:"name"`
+	Unit  string             `json:"unit"`
+	Parts map[string]float64 `json:"parts"`
+}
+
+// print writes the breakdown on one line, its largest parts first (its name
+// says the unit).
+func (bd Breakdown) print(w io.Writer) {
+	names := make([]string, 0, len(bd.Parts))
+	for k := range bd.Parts {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if bd.Parts[names[i]] != bd.Parts[names[j]] {
+			return bd.Parts[names[i]] > bd.Parts[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	fmt.Fprintf(w, "%s:", bd.Name)
+	for _, k := range names {
+		fmt.Fprintf(w, " %s %.2f", k, bd.Parts[k])
+	}
+	fmt.Fprintf(w, "\n")
 }
 
 // Print writes the report for people: one line a figure, then the Redis
@@ -56,16 +88,12 @@ func (rep *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "\n")
 	}
 	if len(rep.RedisCommands) > 0 {
-		names := make([]string, 0, len(rep.RedisCommands))
-		for k := range rep.RedisCommands {
-			names = append(names, k)
-		}
-		sort.Slice(names, func(i, j int) bool { return rep.RedisCommands[names[i]] > rep.RedisCommands[names[j]] })
-		fmt.Fprintf(w, "\npipeline Redis commands per job, by command:")
-		for _, k := range names {
-			fmt.Fprintf(w, " %s %.2f", k, rep.RedisCommands[k])
-		}
 		fmt.Fprintf(w, "\n")
+		Breakdown{Name: "pipeline Redis commands per job, by command", Unit: "commands", Parts: rep.RedisCommands}.print(w)
+	}
+	for _, bd := range rep.Breakdowns {
+		fmt.Fprintf(w, "\n")
+		bd.print(w)
 	}
 }
 

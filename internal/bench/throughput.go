@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,27 +22,67 @@ import (
 // drainRun is one timed drain of a queue.
 type drainRun struct {
 	rate, cmds, allocs float64 // jobs/s; Redis commands and heap allocations per job
-	byCmd              map[string]float64
+	// cpu and redisCPU are the CPU time per job (µs) of this process and
+	// Redis together, and of Redis alone.
+	cpu, redisCPU float64
+	byCmd         map[string]float64
 }
 
 // series is one side's runs.
-type series struct{ rate, cmds, allocs []float64 }
+type series struct{ rate, cmds, allocs, cpu, redisCPU []float64 }
 
 func (s *series) add(r drainRun) {
 	s.rate, s.cmds, s.allocs = append(s.rate, r.rate), append(s.cmds, r.cmds), append(s.allocs, r.allocs)
+	s.cpu, s.redisCPU = append(s.cpu, r.cpu), append(s.redisCPU, r.redisCPU)
+}
+
+// timedDrain is what is measured over a timed drain: when it started, and
+// the CPU, heap allocations and Redis commands used so far.
+type timedDrain struct {
+	b       *bench
+	cpu     cpuSample
+	mallocs uint64
+	cmds    map[string]int64
+}
+
+// startDrain takes the measures at the start of a timed drain.
+func (b *bench) startDrain(ctx context.Context) (*timedDrain, error) {
+	cmds, err := commandStats(ctx, b.rdb)
+	if err != nil {
+		return nil, err
+	}
+	t := &timedDrain{b: b, cmds: cmds, mallocs: mallocs()}
+	t.cpu, err = b.cpuNow(ctx)
+	return t, err
+}
+
+// end is the drain of n jobs that ended now, its Redis commands read after
+// settle; the commands named in skip are the bench's own.
+func (t *timedDrain) end(ctx context.Context, n int, settle time.Duration, skip ...string) (drainRun, error) {
+	c, err := t.b.cpuNow(ctx)
+	if err != nil {
+		return drainRun{}, err
+	}
+	use := c.since(t.cpu)
+	r := drainRun{rate: float64(n) / use.elapsed.Seconds(), allocs: float64(mallocs()-t.mallocs) / float64(n)}
+	proc, rcpu := use.perJob(n)
+	r.cpu, r.redisCPU = proc+rcpu, rcpu
+	time.Sleep(settle)
+	after, err := commandStats(ctx, t.b.rdb)
+	if err != nil {
+		return drainRun{}, err
+	}
+	by, total := commandsSince(t.cmds, after, skip...)
+	for k := range by {
+		by[k] /= float64(n)
+	}
+	r.cmds, r.byCmd = total/float64(n), by
+	return r, nil
 }
 
 func (b *bench) throughput(ctx context.Context, rep *Report) error {
 	var pipe, post, noop series
 	var byCmd []map[string]float64
-	if b.o.CPUProfile != "" {
-		fh, err := os.Create(b.o.CPUProfile)
-		if err != nil {
-			return fmt.Errorf("CPU profile: %w", err)
-		}
-		defer fh.Close()
-		b.profile = fh
-	}
 	for r := 0; r < b.o.Runs; r++ {
 		b.progress("throughput run %d/%d", r+1, b.o.Runs)
 		run, err := b.pipelineRun(ctx)
@@ -73,6 +111,8 @@ func (b *bench) throughput(ctx context.Context, rep *Report) error {
 		// In-process: the simulator's allocations count on both sides.
 		fig("heap allocations per job (incl. simulator)", "allocs", pipe.allocs, withPost, post.allocs),
 		fig("heap allocations per job (bare POST)", "allocs", post.allocs, noOp, noop.allocs),
+		fig("CPU per job, process + Redis", "µs", pipe.cpu, withPost, post.cpu),
+		fig("CPU per job, Redis", "µs", pipe.redisCPU, withPost, post.redisCPU),
 	)
 	// The breakdown of the median run.
 	m := median(pipe.cmds)
@@ -101,40 +141,30 @@ func (b *bench) pipelineRun(ctx context.Context) (drainRun, error) {
 	if err != nil {
 		return drainRun{}, err
 	}
-	before, err := commandStats(ctx, b.rdb)
+	stopProfile, err := b.profile()
 	if err != nil {
 		return drainRun{}, err
 	}
-	if b.profile != nil {
-		if err := pprof.StartCPUProfile(b.profile); err != nil {
-			return drainRun{}, fmt.Errorf("CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-		b.profile = nil // one run is enough
-	}
+	defer stopProfile()
 	n := len(jobs)
-	m0 := mallocs()
-	start := time.Now()
+	t, err := b.startDrain(ctx)
+	if err != nil {
+		return drainRun{}, err
+	}
 	rw := startWorker(ctx, w)
 	defer rw.stop()
 	if err := b.awaitResults(ctx, rw, int64(n)); err != nil {
 		return drainRun{}, err
 	}
-	elapsed := time.Since(start)
-	allocs := float64(mallocs()-m0) / float64(n)
-	after, err := commandStats(ctx, b.rdb)
+	// The bench's own polling (XLEN) and the INFO calls are not the pipeline's.
+	run, err := t.end(ctx, n, 0, "xlen", "info")
 	if err != nil {
 		return drainRun{}, err
 	}
 	if c := b.sim.Stats().ByCode["RCS902"]; c != n {
 		return drainRun{}, fmt.Errorf("simulator answered %d successes for %d jobs", c, n)
 	}
-	// The bench's own polling (XLEN) and the INFO calls are not the pipeline's.
-	by, total := commandsSince(before, after, "xlen", "info")
-	for k := range by {
-		by[k] /= float64(n)
-	}
-	return drainRun{rate: float64(n) / elapsed.Seconds(), cmds: total / float64(n), allocs: allocs, byCmd: by}, nil
+	return run, nil
 }
 
 // newWorker is a pipeline worker on the bench's Redis and simulator, with
@@ -247,13 +277,11 @@ func (b *bench) bareRun(ctx context.Context, post bool) (drainRun, error) {
 	}
 	n := int64(len(jobs))
 	handler, all := b.bareHandler(post, n)
-	before, err := commandStats(ctx, b.rdb)
+	srv := bareServer(b.Redis, b.o.Concurrency)
+	t, err := b.startDrain(ctx)
 	if err != nil {
 		return drainRun{}, err
 	}
-	srv := bareServer(b.Redis, b.o.Concurrency)
-	m0 := mallocs()
-	start := time.Now()
 	if err := srv.Start(handler); err != nil {
 		return drainRun{}, err
 	}
@@ -263,17 +291,9 @@ func (b *bench) bareRun(ctx context.Context, post bool) (drainRun, error) {
 	case <-ctx.Done():
 		return drainRun{}, ctx.Err()
 	}
-	elapsed := time.Since(start)
-	allocs := float64(mallocs()-m0) / float64(n)
 	// asynq deletes a finished task after the handler returns: give the
 	// last ones a moment before counting commands.
-	time.Sleep(50 * time.Millisecond)
-	after, err := commandStats(ctx, b.rdb)
-	if err != nil {
-		return drainRun{}, err
-	}
-	_, total := commandsSince(before, after, "info")
-	return drainRun{rate: float64(n) / elapsed.Seconds(), cmds: total / float64(n), allocs: allocs}, nil
+	return t.end(ctx, int(n), 50*time.Millisecond, "info")
 }
 
 // bareHandler POSTs each task's payload to the simulator (post) or does
