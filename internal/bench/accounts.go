@@ -86,7 +86,7 @@ func (b *bench) newAccountRig(ctx context.Context, list []worker.Account) (*acco
 	for i, a := range list {
 		sids[i] = a.SID
 	}
-	if err := queue.Serve(ctx, b.rdb, sids, time.Now()); err != nil {
+	if err := queue.Serve(ctx, b.rdb, "bench", sids, time.Now()); err != nil {
 		r.close()
 		return nil, err
 	}
