@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -234,6 +235,9 @@ func (b *bench) accounts(ctx context.Context, rep *Report) error {
 		return err
 	}
 	st := accountStats(by, list, use.from, use.to)
+	if st.calls == 0 {
+		return errors.New("accounts: no call arrived within the window")
+	}
 	b.accountFigures(rep, st, use, wait, deferred)
 	return nil
 }
