@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -121,6 +122,17 @@ type account struct {
 	sid  string
 	keys rdb.SIDKeys
 	cfg  Config
+	// turn lets one of the process's waiters of the account ask Redis at a
+	// time: when a token comes, every waiter asking would cost a call for
+	// one grant. The others wait here, first come first served.
+	turn chan struct{}
+	// reason is why the last refusal was given, for a waiter whose time ran
+	// out before its turn came.
+	reason atomic.Pointer[string]
+}
+
+func newAccount(sid string, cfg Config) *account {
+	return &account{sid: sid, keys: rdb.LimiterKeys(sid), cfg: cfg, turn: make(chan struct{}, 1)}
 }
 
 // New returns a Limiter over rdb; cfg is the Config of every account that
@@ -149,7 +161,7 @@ func (l *Limiter) SetAccount(sid string, cfg Config) error {
 		return fmt.Errorf("account %s: %w", sid, err)
 	}
 	cfg.applyDefaults()
-	l.accounts.Store(sid, &account{sid: sid, keys: rdb.LimiterKeys(sid), cfg: cfg})
+	l.accounts.Store(sid, newAccount(sid, cfg))
 	return nil
 }
 
@@ -158,7 +170,7 @@ func (l *Limiter) account(sid string) *account {
 	if a, ok := l.accounts.Load(sid); ok {
 		return a.(*account)
 	}
-	a, _ := l.accounts.LoadOrStore(sid, &account{sid: sid, keys: rdb.LimiterKeys(sid), cfg: l.def})
+	a, _ := l.accounts.LoadOrStore(sid, newAccount(sid, l.def))
 	return a.(*account)
 }
 
@@ -177,6 +189,10 @@ func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 	a := l.account(sid)
 	c := &a.cfg
 	deadline := time.Now().Add(c.MaxWait)
+	if err := a.waitTurn(ctx, deadline); err != nil {
+		return nil, err
+	}
+	defer func() { <-a.turn }()
 	for {
 		r, err := rdb.LimiterAcquire(ctx, l.rdb, a.keys, rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst,
 			MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: token})
@@ -187,6 +203,7 @@ func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 			return &Slot{l: l, a: a, token: token}, nil
 		}
 		reason, wait := r.Reason, r.Wait
+		a.reason.Store(&reason)
 		if reason == ReasonInFlight {
 			// No one can say when a call ends: look again soon, at a
 			// jittered interval so that waiters do not move in step.
@@ -200,6 +217,31 @@ func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+}
+
+// waitTurn waits until this waiter may ask Redis for the account, or until
+// deadline (a DeferredError, for the reason the last waiter was refused) or
+// ctx's end.
+func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
+	select {
+	case a.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case a.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		reason := ReasonRate
+		if r := a.reason.Load(); r != nil {
+			reason = *r
+		}
+		return &DeferredError{After: 100 * time.Millisecond, Reason: reason}
 	}
 }
 

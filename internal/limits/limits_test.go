@@ -947,3 +947,49 @@ func TestSetAccountAppliesToNextAcquire(t *testing.T) {
 	}
 	mustRelease(t, b, Answered)
 }
+
+// evalshaCalls reads how many scripts Redis has run (INFO commandstats).
+func evalshaCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, found := strings.Cut(info, "cmdstat_evalsha:calls=")
+	if !found {
+		return 0
+	}
+	n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+	return n
+}
+
+// TestWaitersTakeTurns: many waiters of one account in one process ask Redis
+// one at a time, so a grant costs about one acquire call, not one per
+// waiter (all of them woke for the same token before).
+func TestWaitersTakeTurns(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 100, Burst: 1, MaxInFlight: 100, MaxWait: 10 * time.Second})
+	const waiters, each = 10, 5
+	before := evalshaCalls(t, rdb)
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Go(func() {
+			for range each {
+				s, err := l.Acquire(context.Background(), "AC1")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := s.Release(context.Background(), Answered); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	grants := waiters * each
+	// Each grant: its release, its granting acquire, and about one refused
+	// acquire (the turn's holder asks once, is told the wait, asks again).
+	if calls := evalshaCalls(t, rdb) - before; calls > 4*grants {
+		t.Errorf("%d scripts for %d grants: waiters do not take turns", calls, grants)
+	}
+}
