@@ -64,6 +64,17 @@ func AccountQueue(sid string, p Priority) string {
 	return Name + ":" + sid + ":" + string(p)
 }
 
+// PriorityOf is the priority of sid's queue qname: high or low for those
+// queues, default for any other (the shared queue keeps no priority).
+func PriorityOf(sid, qname string) Priority {
+	for _, p := range []Priority{PriorityHigh, PriorityLow} {
+		if qname == AccountQueue(sid, p) {
+			return p
+		}
+	}
+	return PriorityDefault
+}
+
 // AccountQueues returns sid's queues, highest priority first.
 func AccountQueues(sid string) []string {
 	q := make([]string, len(Priorities))

@@ -558,3 +558,29 @@ func TestWithdraw(t *testing.T) {
 		t.Fatalf("AC1 after both withdrew: served %v, %v", served, err)
 	}
 }
+
+// A dead letter retried by a producer that asks for no priority goes back
+// to the priority it was enqueued with.
+func TestRetryDeadLetterKeepsPriority(t *testing.T) {
+	e := newEnv(t)
+	e.claim(testenv.SID)
+	j := testJob("48912")
+	if st, err := e.Producer.At(queue.PriorityLow).Enqueue(ctxT(t), j, "", false); err != nil || st != queue.Enqueued {
+		t.Fatalf("enqueue at low priority: %s, %v", st, err)
+	}
+	lowQ := queue.AccountQueue(testenv.SID, queue.PriorityLow)
+	if p := e.wantOneTask(j.ID, lowQ); p.Priority != queue.PriorityLow {
+		t.Fatalf("task's priority %q, want low", p.Priority)
+	}
+	if err := e.Inspector.DeleteTask(lowQ, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.run(j, deadLetter("RCS904", false))
+	if res, _, err := e.Producer.RetryDeadLetter(ctxT(t), j.ID, false); err != nil || res != store.Requeued {
+		t.Fatalf("retry: %s, %v", res, err)
+	}
+	e.wantOneTask(j.ID, lowQ)
+	if got := queue.PriorityOf(testenv.SID, queue.Name); got != queue.PriorityDefault {
+		t.Errorf("PriorityOf(the shared queue) = %q, want default", got)
+	}
+}

@@ -122,7 +122,7 @@ func (p *Producer) pushTo(ctx context.Context, pushFn pushFunc, qname, sid strin
 	if qname == "" {
 		qname = Name
 	}
-	return pushFn(ctx, p.Client, qname, Payload{SID: sid, Priority: p.Priority, Job: job})
+	return pushFn(ctx, p.Client, qname, Payload{SID: sid, Priority: PriorityOf(sid, qname), Job: job})
 }
 
 // pushRecorded pushes job's task to the queue its record names: a job has
@@ -353,13 +353,20 @@ func (p *Producer) taskElsewhere(ctx context.Context, sid, id, qname string) (bo
 
 // retryQueue is the queue a retried dead letter's task goes on. A fresh
 // retry's run is over, so the job may move to the queue its account now
-// has (recorded first, so that a repair pushes there too); a resumed one
-// keeps its recorded queue, where its task may already be.
+// has, of its priority (recorded first, so that a repair pushes there too);
+// a resumed one keeps its recorded queue, where its task may already be.
 func (p *Producer) retryQueue(ctx context.Context, res store.RequeueResult, sid, id string) (string, error) {
-	if res == store.Resume {
-		return p.Store.JobQueue(ctx, id)
+	recorded, err := p.Store.JobQueue(ctx, id)
+	if err != nil || res == store.Resume {
+		return recorded, err
 	}
-	qname, err := p.Fleet.QueueFor(ctx, sid, p.Priority)
+	// The job keeps the priority it was enqueued with, unless this
+	// producer asks for another.
+	prio := p.Priority
+	if prio == "" || prio == PriorityDefault {
+		prio = PriorityOf(sid, recorded)
+	}
+	qname, err := p.Fleet.QueueFor(ctx, sid, prio)
 	if err != nil {
 		return "", err
 	}
