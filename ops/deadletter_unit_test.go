@@ -122,27 +122,3 @@ func TestPacer(t *testing.T) {
 		t.Fatalf("pacer at 2/s: %v, %v", p, err)
 	}
 }
-
-func TestLaunchQueueNames(t *testing.T) {
-	for name, want := range map[string]struct {
-		sid  string
-		prio Priority
-		ok   bool
-	}{
-		"launch":               {"", PriorityDefault, true},
-		"launch:ACC_A":         {"ACC_A", PriorityDefault, true},
-		"launch:ACC_A:high":    {"ACC_A", PriorityHigh, true},
-		"launch:ACC_A:low":     {"ACC_A", PriorityLow, true},
-		"launch:ACC_A:default": {},
-		"launch:ACC_A:urgent":  {},
-		"launch:":              {},
-		"launch::high":         {},
-		"follow":               {},
-		"launches":             {},
-	} {
-		sid, prio, ok := launchQueue(name)
-		if sid != want.sid || prio != want.prio || ok != want.ok {
-			t.Errorf("launchQueue(%q) = %q, %q, %v; want %q, %q, %v", name, sid, prio, ok, want.sid, want.prio, want.ok)
-		}
-	}
-}

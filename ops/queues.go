@@ -2,7 +2,6 @@ package ops
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/hibiken/asynq"
 
@@ -66,7 +65,7 @@ func (c *Client) LaunchQueues() (LaunchQueues, error) {
 		return out, fmt.Errorf("list asynq queues: %w", err)
 	}
 	for _, name := range names {
-		sid, prio, ok := launchQueue(name)
+		sid, prio, ok := queue.ParseQueue(name)
 		if !ok {
 			continue
 		}
@@ -92,22 +91,4 @@ func (c *Client) LaunchQueues() (LaunchQueues, error) {
 		a.PendingByPriority[prio] += info.Pending
 	}
 	return out, nil
-}
-
-// launchQueue tells a launch queue by its name: the shared queue (sid
-// empty), or an account's queue of a priority (queue.AccountQueue).
-func launchQueue(name string) (sid string, prio Priority, ok bool) {
-	if name == queue.Name {
-		return "", PriorityDefault, true
-	}
-	rest, ok := strings.CutPrefix(name, queue.Name+":")
-	if !ok {
-		return "", "", false
-	}
-	sid, p, _ := strings.Cut(rest, ":")
-	prio, err := ParsePriority(p)
-	if err != nil || sid == "" || queue.AccountQueue(sid, prio) != name {
-		return "", "", false
-	}
-	return sid, prio, true
 }

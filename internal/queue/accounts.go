@@ -64,13 +64,30 @@ func AccountQueue(sid string, p Priority) string {
 	return Name + ":" + sid + ":" + string(p)
 }
 
+// ParseQueue tells a launch queue by its name, the inverse of AccountQueue:
+// the shared queue (sid empty, PriorityDefault), or an account's queue of a
+// priority; ok is false for any other queue.
+func ParseQueue(name string) (sid string, prio Priority, ok bool) {
+	if name == Name {
+		return "", PriorityDefault, true
+	}
+	rest, ok := strings.CutPrefix(name, Name+":")
+	if !ok {
+		return "", "", false
+	}
+	sid, p, _ := strings.Cut(rest, ":")
+	prio, err := ParsePriority(p)
+	if err != nil || sid == "" || AccountQueue(sid, prio) != name {
+		return "", "", false
+	}
+	return sid, prio, true
+}
+
 // PriorityOf is the priority of sid's queue qname: high or low for those
 // queues, default for any other (the shared queue keeps no priority).
 func PriorityOf(sid, qname string) Priority {
-	for _, p := range []Priority{PriorityHigh, PriorityLow} {
-		if qname == AccountQueue(sid, p) {
-			return p
-		}
+	if s, p, ok := ParseQueue(qname); ok && s == sid {
+		return p
 	}
 	return PriorityDefault
 }

@@ -584,3 +584,29 @@ func TestRetryDeadLetterKeepsPriority(t *testing.T) {
 		t.Errorf("PriorityOf(the shared queue) = %q, want default", got)
 	}
 }
+
+// TestParseQueue: AccountQueue's names read back; any other name is no
+// launch queue.
+func TestParseQueue(t *testing.T) {
+	for name, want := range map[string]struct {
+		sid  string
+		prio queue.Priority
+		ok   bool
+	}{
+		"launch":               {"", queue.PriorityDefault, true},
+		"launch:ACC_A":         {"ACC_A", queue.PriorityDefault, true},
+		"launch:ACC_A:high":    {"ACC_A", queue.PriorityHigh, true},
+		"launch:ACC_A:low":     {"ACC_A", queue.PriorityLow, true},
+		"launch:ACC_A:default": {},
+		"launch:ACC_A:urgent":  {},
+		"launch:":              {},
+		"launch::high":         {},
+		"follow":               {},
+		"launches":             {},
+	} {
+		sid, prio, ok := queue.ParseQueue(name)
+		if sid != want.sid || prio != want.prio || ok != want.ok {
+			t.Errorf("ParseQueue(%q) = %q, %q, %v; want %q, %q, %v", name, sid, prio, ok, want.sid, want.prio, want.ok)
+		}
+	}
+}

@@ -329,11 +329,7 @@ func (p *Producer) pushReplacing(ctx context.Context, c *asynq.Client, qname str
 // own, of any priority.
 func (p *Producer) taskElsewhere(ctx context.Context, sid, id, qname string) (bool, error) {
 	insp := asynq.NewInspectorFromRedisClient(p.Store.Redis())
-	queues := []string{Name}
-	for _, prio := range Priorities {
-		queues = append(queues, AccountQueue(sid, prio))
-	}
-	for _, q := range queues {
+	for _, q := range append([]string{Name}, AccountQueues(sid)...) {
 		if q == qname {
 			continue
 		}

@@ -91,15 +91,15 @@ func reload(c config.Config, w *worker.Worker, log zerolog.Logger) {
 		log.Error().Err(err).Msg("accounts not reloaded; serving the accounts as before")
 		return
 	}
-	prev := w.Accounts()
-	if slices.Equal(prev, toWorker(next)) {
+	prev, list := w.Accounts(), toWorker(next)
+	if slices.Equal(prev, list) {
 		return
 	}
-	if err := w.SetAccounts(toWorker(next)); err != nil {
+	if err := w.SetAccounts(list); err != nil {
 		log.Error().Err(err).Msg("accounts not reloaded; serving the accounts as before")
 		return
 	}
-	added, removed, changed := accounts.Diff(prev, toWorker(next), func(a worker.Account) string { return a.SID })
+	added, removed, changed := accounts.Diff(prev, list, func(a worker.Account) string { return a.SID })
 	log.Info().Strs("added", added).Strs("removed", removed).Strs("changed", changed).Msg("accounts file reloaded")
 }
 
