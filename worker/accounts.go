@@ -15,6 +15,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/secret"
 )
 
@@ -225,20 +226,34 @@ func (w *Worker) withdraw(sids []string) {
 	}
 }
 
-// claimEvery renews the worker's claim until ctx ends.
-func (w *Worker) claimEvery(ctx context.Context) {
-	t := time.NewTicker(queue.FleetRenewEvery)
-	defer t.Stop()
+// upkeep renews the worker's claim every FleetRenewEvery, and looks for a
+// change of the queues to serve every queueCheckEvery, until ctx ends.
+func (w *Worker) upkeep(ctx context.Context) {
+	claims := time.NewTicker(queue.FleetRenewEvery)
+	defer claims.Stop()
+	checks := time.NewTicker(queueCheckEvery)
+	defer checks.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-claims.C:
 			w.claim(ctx)
+		case <-checks.C:
 			w.refreshQueues()
 		}
 	}
 }
+
+// queueCheckEvery is how often a worker looks whether the queues to serve
+// have changed: at most this long after the first job on an account's high
+// or low queue, or on the shared queue, arrives, it is taken.
+const queueCheckEvery = time.Second
+
+// sharedLinger is how long a worker keeps serving the shared queue after it
+// last held a task, so that a trickle of jobs there (an account no worker
+// serves yet) does not start and stop a generation for each.
+const sharedLinger = 30 * time.Second
 
 // generation is one asynq server of the worker, serving the queues of one
 // set of accounts. A reload that changes the set starts a new generation
@@ -289,17 +304,38 @@ func (w *Worker) start() (*generation, error) {
 }
 
 // queues is what a generation serves now: the current accounts' queues,
-// their high and low ones once used. When asynq's list of queues cannot be
-// read, it serves every priority's queue of each account, and says why.
+// their high and low ones once used, and the shared queue while in use.
+// When asynq's list of queues cannot be read, it serves every priority's
+// queue of each account, and says why.
 func (w *Worker) queues() (map[string]int, error) {
 	known, err := w.inspector.Queues()
-	used := func(q string) bool { return err != nil || slices.Contains(known, q) }
+	shared := w.sharedInUse()
+	used := func(q string) bool {
+		if q == queue.Name {
+			return shared
+		}
+		return err != nil || slices.Contains(known, q)
+	}
 	return queue.Queues(w.accounts.Load().sids, w.opts.FollowLaunch, used), err
 }
 
+// sharedInUse tells whether to serve the shared queue: while it holds tasks
+// (producers put a job there when no live worker serves its account) and
+// for sharedLinger after; when it cannot be read, yes.
+func (w *Worker) sharedInUse() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	busy, err := rdb.AsynqHolds(ctx, w.store.Redis(), queue.Name)
+	now := time.Now()
+	if err != nil || busy {
+		w.sharedSeen.Store(now.UnixNano())
+		return true
+	}
+	return now.Sub(time.Unix(0, w.sharedSeen.Load())) < sharedLinger
+}
+
 // refreshQueues starts a new generation when the queues to serve have
-// changed, as when an account's first high- or low-priority job arrives:
-// those queues are then served within FleetRenewEvery.
+// changed, as when an account's first high- or low-priority job arrives.
 func (w *Worker) refreshQueues() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

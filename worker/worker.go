@@ -259,6 +259,8 @@ type Worker struct {
 	id string
 	// inspector lists asynq's queues, to serve those used (queues).
 	inspector *asynq.Inspector
+	// sharedSeen is when the shared queue last held a task (Unix ns).
+	sharedSeen atomic.Int64
 
 	// accounts is the accounts served now; SetAccounts replaces it.
 	accounts atomic.Pointer[accountSet]
@@ -370,7 +372,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	claimCtx, stopClaims := context.WithCancel(ctx)
-	go w.claimEvery(claimCtx)
+	go w.upkeep(claimCtx)
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("accounts", len(w.accounts.Load().sids)).
 		Float64("rate_limit", w.opts.RateLimit).Int("retry_max", w.opts.RetryMax).
 		Bool("follow_launch", w.opts.FollowLaunch).Msg("worker started")

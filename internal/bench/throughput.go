@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
@@ -129,6 +130,11 @@ func (b *bench) throughput(ctx context.Context, rep *Report) error {
 // until every result is on the results stream.
 func (b *bench) pipelineRun(ctx context.Context) (drainRun, error) {
 	if err := b.flush(ctx); err != nil {
+		return drainRun{}, err
+	}
+	// As in production, where workers run before jobs arrive, the account is
+	// served when the jobs are enqueued: they go to its own queue.
+	if err := queue.Serve(ctx, b.rdb, "bench", []string{SID}, time.Now()); err != nil {
 		return drainRun{}, err
 	}
 	jobs := b.nextJobs(b.o.Jobs)

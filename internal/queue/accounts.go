@@ -113,12 +113,13 @@ func Hold(ctx context.Context, c redis.UniversalClient, sid string, d time.Durat
 }
 
 // Queues returns the asynq queues, with weights, of a worker serving sids:
-// each account's default queue, its high and low ones once used (asynq
-// polls every queue it serves with a call of its own, and most accounts
-// never use the other priorities: an empty queue served costs most jobs a
-// wasted call), the shared launch queue (jobs enqueued while no worker
-// served their account) and, with follow, the follow-up queue. used tells
-// whether a queue has ever had a task (asynq's list of queues).
+// each account's default queue, and its high and low ones and the shared
+// launch queue (jobs enqueued while no worker served their account) where
+// used says so, and, with follow, the follow-up queue. asynq polls every
+// queue it serves with a call of its own, and most accounts never use the
+// other priorities and the shared queue is mostly empty: an empty queue
+// served costs most jobs a wasted call. A worker with nothing else to serve
+// serves the shared queue, never none (asynq would serve its own default).
 func Queues(sids []string, follow bool, used func(qname string) bool) map[string]int {
 	q := make(map[string]int, 3*len(sids)+2)
 	for _, sid := range sids {
@@ -128,11 +129,13 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 			}
 		}
 	}
-	q[Name] = PriorityDefault.weight()
 	if follow {
 		// Launches matter more than polls, which wait behind them without
 		// being starved: about one dequeue in ten, however many accounts.
 		q[FollowName] = max(1, len(sids))
+	}
+	if len(q) == 0 || used(Name) {
+		q[Name] = PriorityDefault.weight()
 	}
 	return q
 }

@@ -81,11 +81,20 @@ func TestQueues(t *testing.T) {
 	if got := queue.Queues(nil, true, all); !maps.Equal(got, map[string]int{queue.Name: 3, queue.FollowName: 1}) {
 		t.Errorf("Queues(nil, true) = %v", got)
 	}
-	// A high or low queue is served once used; the default one always.
+	// A high or low queue, and the shared one, are served when used; the
+	// default one always.
 	used := func(q string) bool { return q == "launch:AC2:low" }
-	want = map[string]int{"launch:AC1": 3, "launch:AC2": 3, "launch:AC2:low": 1, queue.Name: 3}
+	want = map[string]int{"launch:AC1": 3, "launch:AC2": 3, "launch:AC2:low": 1}
 	if got := queue.Queues([]string{"AC1", "AC2"}, false, used); !maps.Equal(got, want) {
 		t.Errorf("Queues with one low queue used: %v, want %v", got, want)
+	}
+	// With nothing else to serve, the shared queue; never no queue at all.
+	none := func(string) bool { return false }
+	if got := queue.Queues(nil, false, none); !maps.Equal(got, map[string]int{queue.Name: 3}) {
+		t.Errorf("Queues(nil, false, none) = %v", got)
+	}
+	if got := queue.Queues(nil, true, none); !maps.Equal(got, map[string]int{queue.FollowName: 1}) {
+		t.Errorf("Queues(nil, true, none) = %v", got)
 	}
 }
 
