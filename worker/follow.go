@@ -121,7 +121,7 @@ func (w *Worker) follow(ctx context.Context, task *asynq.Task) error {
 	case rec.Follow.NextPollAt.After(now.Add(time.Second)):
 		return &laterError{at: rec.Follow.NextPollAt, reason: "next launch status poll not due"}
 	}
-	slot, err := w.acquire(ctx, log, acct)
+	slot, _, err := w.acquire(ctx, log, acct, nil, 0)
 	if err != nil {
 		return err
 	}

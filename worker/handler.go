@@ -13,6 +13,7 @@ import (
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 )
 
@@ -76,16 +77,13 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		return w.unknownAccount(ctx, log, rec)
 	}
 
-	slot, err := w.acquire(ctx, log, acct)
+	// The job starts (its record says running, attempt n) in the round
+	// trip that grants its launch slot.
+	slot, started, err := w.acquire(ctx, log, acct, &rec, acct.RetryMax+1)
 	if err != nil {
 		return err
 	}
-	state, attempt, err := w.store.Start(ctx, rec, acct.RetryMax+1, time.Now())
-	if err != nil {
-		w.release(log, slot, limits.Unused)
-		log.Error().Err(err).Msg("cannot start job")
-		return err
-	}
+	state, attempt := store.State(started.State), started.Attempt
 	log = log.With().Int("attempt", attempt).Logger()
 	if state != store.StateRunning {
 		w.release(log, slot, limits.Unused)
@@ -147,23 +145,32 @@ func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec sto
 
 // acquire waits for a call slot of account sid: a rate-limit token and an
 // in-flight slot, shared by launch calls and status polls over the fleet.
-// Waiting is not an attempt; a task still waiting when the worker stops goes
-// back to the queue, and so does one the limiter defers (as a laterError).
-func (w *Worker) acquire(ctx context.Context, log zerolog.Logger, acct *served) (*limits.Slot, error) {
+// With a job, it also starts the job with the grant (limits.AcquireStart),
+// with a budget of maxAttempts. Waiting is not an attempt; a task still
+// waiting when the worker stops goes back to the queue, and so does one the
+// limiter defers (as a laterError).
+func (w *Worker) acquire(ctx context.Context, log zerolog.Logger, acct *served, job *store.NewJob, maxAttempts int) (*limits.Slot, rdb.StartReply, error) {
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(stoppingOf(ctx), cancel)
 	defer stop()
 	waitStart := time.Now()
-	slot, err := w.limiter.Acquire(waitCtx, acct.SID)
+	var slot *limits.Slot
+	var started rdb.StartReply
+	var err error
+	if job != nil {
+		slot, started, err = w.limiter.AcquireStart(waitCtx, acct.SID, job.StartArgs(maxAttempts, waitStart))
+	} else {
+		slot, err = w.limiter.Acquire(waitCtx, acct.SID)
+	}
 	if err != nil {
-		return nil, w.deferred(log, acct, err)
+		return nil, started, w.deferred(log, acct, err)
 	}
 	w.metrics.LimiterWait.Observe(time.Since(waitStart).Seconds())
 	if acct.coolingOff.CompareAndSwap(true, false) {
 		log.Info().Msg("account cool-off over: launch calls resume")
 	}
-	return slot, nil
+	return slot, started, nil
 }
 
 // deferred turns a limiter refusal into a return to the queue that costs the

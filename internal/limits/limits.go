@@ -185,22 +185,59 @@ type Slot struct {
 // slot. When it would have to wait longer (a cool-off, a long rate wait) it
 // returns a *DeferredError instead; on ctx's end, ctx's error.
 func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
+	slot, _, err := l.acquire(ctx, sid, nil)
+	return slot, err
+}
+
+// AcquireStart is Acquire, then rdb.StartJob of the job start describes
+// (start.Now is set at each try), in the same round trip as the grant where
+// Redis lets one script do both (rdb.CrossSlotScripts): a launch costs one
+// round trip less. On a Redis Cluster it takes two; when the start fails
+// there, the slot is released.
+func (l *Limiter) AcquireStart(ctx context.Context, sid string, start rdb.StartArgs) (*Slot, rdb.StartReply, error) {
+	if rdb.CrossSlotScripts(l.rdb) {
+		return l.acquire(ctx, sid, &start)
+	}
+	slot, _, err := l.acquire(ctx, sid, nil)
+	if err != nil {
+		return nil, rdb.StartReply{}, err
+	}
+	start.Now = time.Now()
+	var r rdb.StartReply
+	if r.State, r.Attempt, err = rdb.StartJob(ctx, l.rdb, start); err != nil {
+		_, _ = slot.Release(context.WithoutCancel(ctx), Unused)
+		return nil, r, fmt.Errorf("start job %s: %w", start.ID, err)
+	}
+	return slot, r, nil
+}
+
+// acquire is Acquire, which with start also runs rdb.StartJob in the script
+// that grants the slot.
+func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs) (*Slot, rdb.StartReply, error) {
 	token := newToken()
 	a := l.account(sid)
 	c := &a.cfg
 	deadline := time.Now().Add(c.MaxWait)
 	if err := a.waitTurn(ctx, deadline); err != nil {
-		return nil, err
+		return nil, rdb.StartReply{}, err
 	}
 	defer func() { <-a.turn }()
+	args := rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst, MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: token}
 	for {
-		r, err := rdb.LimiterAcquire(ctx, l.rdb, a.keys, rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst,
-			MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: token})
+		var r rdb.AcquireReply
+		var started rdb.StartReply
+		var err error
+		if start != nil {
+			start.Now = time.Now()
+			r, started, err = rdb.AcquireStart(ctx, l.rdb, a.keys, args, *start)
+		} else {
+			r, err = rdb.LimiterAcquire(ctx, l.rdb, a.keys, args)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("acquire launch slot for %s: %w", sid, err)
+			return nil, rdb.StartReply{}, fmt.Errorf("acquire launch slot for %s: %w", sid, err)
 		}
 		if r.OK {
-			return &Slot{l: l, a: a, token: token}, nil
+			return &Slot{l: l, a: a, token: token}, started, nil
 		}
 		reason, wait := r.Reason, r.Wait
 		a.reason.Store(&reason)
@@ -210,11 +247,11 @@ func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 			wait = 5*time.Millisecond + rand.N(10*time.Millisecond)
 		}
 		if reason == ReasonCoolOff || time.Until(deadline) < wait || reason == ReasonRate && wait > c.MaxRateWait {
-			return nil, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
+			return nil, rdb.StartReply{}, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, rdb.StartReply{}, ctx.Err()
 		case <-time.After(wait):
 		}
 	}

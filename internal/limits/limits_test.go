@@ -993,3 +993,38 @@ func TestWaitersTakeTurns(t *testing.T) {
 		t.Errorf("%d scripts for %d grants: waiters do not take turns", calls, grants)
 	}
 }
+
+// TestAcquireStart: the grant starts the job (its record says running,
+// attempt 1); a refusal (here the one in-flight slot held) defers the job
+// without starting it.
+func TestAcquireStart(t *testing.T) {
+	ctx := context.Background()
+	l, c := newLimiter(t, Config{Rate: 1000, Burst: 10, MaxInFlight: 1, MaxWait: 50 * time.Millisecond})
+	for _, id := range []string{"j1", "j2"} {
+		if _, err := rdb.CreateJobs(ctx, c, []rdb.NewJob{{ID: id, SID: "AC1", AgentNo: "+15550001", Payload: []byte(`{}`)}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(id string) rdb.StartArgs {
+		return rdb.StartArgs{ID: id, SID: "AC1", AgentNo: "+15550001", MaxAttempts: 3}
+	}
+	slot, st, err := l.AcquireStart(ctx, "AC1", start("j1"))
+	if err != nil || st != (rdb.StartReply{State: "running", Attempt: 1}) {
+		t.Fatalf("AcquireStart(j1): %+v, %v", st, err)
+	}
+	if got := c.HGet(ctx, rdb.JobKey("j1"), "started_at").Val(); got == "" {
+		t.Error("j1's record has no started_at")
+	}
+	_, st, err = l.AcquireStart(ctx, "AC1", start("j2"))
+	var d *DeferredError
+	if !errors.As(err, &d) || d.Reason != ReasonInFlight || st != (rdb.StartReply{}) {
+		t.Fatalf("AcquireStart(j2) with the slot held: %+v, %v; want deferred for in_flight", st, err)
+	}
+	if state := c.HGet(ctx, rdb.JobKey("j2"), "state").Val(); state != "queued" {
+		t.Errorf("j2 after a refusal: %s, want queued", state)
+	}
+	mustRelease(t, slot, Answered)
+	if _, st, err = l.AcquireStart(ctx, "AC1", start("j2")); err != nil || st.State != "running" {
+		t.Fatalf("AcquireStart(j2) once freed: %+v, %v", st, err)
+	}
+}

@@ -77,22 +77,33 @@ type StartArgs struct {
 // unless it has finished, and returns the state ("running" or the finished
 // state) and the attempt number.
 func StartJob(ctx context.Context, c redis.Scripter, a StartArgs) (state string, attempt int, err error) {
-	type reply struct {
-		state   string
-		attempt int
-	}
-	keys := []string{JobKey(a.ID), AttemptsKey(a.ID), DeadLetters}
-	args := []any{ms(a.Now), a.MaxAttempts, a.ID, a.SID, a.AgentNo, a.Payload, a.Now.UTC().Format(time.RFC3339Nano), a.Queue}
-	r, err := call(ctx, c, startJobScript, keys, args, func(cmd *redis.Cmd) (reply, error) {
+	r, err := call(ctx, c, startJobScript, a.keys(), a.args(), func(cmd *redis.Cmd) (StartReply, error) {
 		vals, err := slice(cmd, 2)
 		if err != nil {
-			return reply{}, err
+			return StartReply{}, err
 		}
-		s, _ := vals[0].(string)
-		n, _ := vals[1].(int64)
-		return reply{s, int(n)}, nil
+		return startReply(vals), nil
 	})
-	return r.state, r.attempt, err
+	return r.State, r.Attempt, err
+}
+
+// StartReply is start_job.lua's answer.
+type StartReply struct {
+	State   string // "running", or the finished state
+	Attempt int    // the attempt starting, or the finished job's attempt count
+}
+
+// startReply decodes start_job.lua's answer, {state, attempt}.
+func startReply(vals []any) StartReply {
+	s, _ := vals[0].(string)
+	n, _ := vals[1].(int64)
+	return StartReply{State: s, Attempt: int(n)}
+}
+
+func (a StartArgs) keys() []string { return []string{JobKey(a.ID), AttemptsKey(a.ID), DeadLetters} }
+
+func (a StartArgs) args() []any {
+	return []any{ms(a.Now), a.MaxAttempts, a.ID, a.SID, a.AgentNo, a.Payload, a.Now.UTC().Format(time.RFC3339Nano), a.Queue}
 }
 
 // FinishArgs is finish_job.lua's arguments: one attempt's outcome.

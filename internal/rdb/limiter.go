@@ -2,6 +2,8 @@ package rdb
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 var (
 	limiterAcquireScript = load("limiter_acquire.lua")
 	limiterReleaseScript = load("limiter_release.lua")
+	acquireStartScript   = load("acquire_start.lua", batchLib, asFunction("limiter_acquire.lua"), asFunction("start_job.lua"))
 )
 
 // AcquireArgs is limiter_acquire.lua's arguments.
@@ -33,17 +36,59 @@ type AcquireReply struct {
 // LimiterAcquire runs limiter_acquire.lua: it takes a rate token and an
 // in-flight slot for one call on k's account, or says how long to wait.
 func LimiterAcquire(ctx context.Context, c redis.Scripter, k SIDKeys, a AcquireArgs) (AcquireReply, error) {
-	args := []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token}
-	return call(ctx, c, limiterAcquireScript, k.keys, args, func(cmd *redis.Cmd) (AcquireReply, error) {
+	return call(ctx, c, limiterAcquireScript, k.keys, a.args(), func(cmd *redis.Cmd) (AcquireReply, error) {
 		vals, err := slice(cmd, 3)
 		if err != nil {
 			return AcquireReply{}, err
 		}
-		ok, _ := vals[0].(int64)
-		us, _ := vals[1].(int64)
-		reason, _ := vals[2].(string)
-		return AcquireReply{OK: ok == 1, Wait: time.Duration(us) * time.Microsecond, Reason: reason}, nil
+		return acquireReply(vals), nil
 	})
+}
+
+func (a AcquireArgs) args() []any {
+	return []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token}
+}
+
+// acquireReply decodes limiter_acquire.lua's answer, {ok, wait_us, reason}.
+func acquireReply(vals []any) AcquireReply {
+	ok, _ := vals[0].(int64)
+	us, _ := vals[1].(int64)
+	reason, _ := vals[2].(string)
+	return AcquireReply{OK: ok == 1, Wait: time.Duration(us) * time.Microsecond, Reason: reason}
+}
+
+// AcquireStart runs acquire_start.lua: LimiterAcquire on k's account and,
+// when it grants the slot, StartJob, in one round trip. The StartReply is
+// set only when the slot is taken. It needs a Redis whose scripts may touch
+// keys of several cluster slots (CrossSlotScripts).
+func AcquireStart(ctx context.Context, c redis.Scripter, k SIDKeys, a AcquireArgs, s StartArgs) (AcquireReply, StartReply, error) {
+	type reply struct {
+		acquire AcquireReply
+		start   StartReply
+	}
+	r, err := call(ctx, c, acquireStartScript, append(slices.Clip(k.keys), s.keys()...), append(a.args(), s.args()...),
+		func(cmd *redis.Cmd) (reply, error) {
+			vals, err := slice(cmd, 3)
+			if err != nil {
+				return reply{}, err
+			}
+			r := reply{acquire: acquireReply(vals)}
+			if r.acquire.OK {
+				if len(vals) != 5 {
+					return reply{}, fmt.Errorf("%d values in a grant, want 5", len(vals))
+				}
+				r.start = startReply(vals[3:])
+			}
+			return r, nil
+		})
+	return r.acquire, r.start, err
+}
+
+// CrossSlotScripts reports whether c lets one script touch keys of several
+// cluster slots: any Redis but a Cluster.
+func CrossSlotScripts(c redis.UniversalClient) bool {
+	_, cluster := c.(*redis.ClusterClient)
+	return !cluster
 }
 
 // ReleaseResult is what a call's answer says about the account's health, as

@@ -47,6 +47,14 @@ func readLua(name string) string {
 	return string(b)
 }
 
+// asFunction is the script lua/<name> as a local function of the same name
+// (without .lua), whose KEYS and ARGV are its arguments: a script that runs
+// others in turn puts them in front of its own body.
+func asFunction(name string) string {
+	fn := strings.TrimSuffix(name, ".lua")
+	return "local function " + fn + "(KEYS, ARGV)\n" + readLua(name) + "\nend\n"
+}
+
 // script is one Lua script, run by EVALSHA with EVAL when Redis does not
 // know it; recover is the one place that handles NOSCRIPT.
 type script struct {

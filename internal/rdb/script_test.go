@@ -152,6 +152,15 @@ func TestScriptsAfterScriptFlush(t *testing.T) {
 	if rep.Rate != 50 {
 		t.Fatalf("LimiterRelease after a throttled call: %+v, want the rate halved", rep)
 	}
+	if _, err := CreateJobs(ctx, c, []NewJob{job("j5")}, now); err != nil {
+		t.Fatal(err)
+	}
+	acq.Token = "t5"
+	a, st, err := AcquireStart(ctx, c, LimiterKeys("AC5"), acq, StartArgs{ID: "j5", SID: "AC5", MaxAttempts: 3, Now: now})
+	must(t, "AcquireStart", err)
+	if !a.OK || st != (StartReply{State: "running", Attempt: 1}) {
+		t.Fatalf("AcquireStart: %+v, %+v", a, st)
+	}
 	must(t, "HoldQueues", HoldQueues(ctx, c, []string{"launch:AC1"}, time.Minute, now))
 	if ttl := c.PTTL(ctx, AsynqPausedKey("launch:AC1")).Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("HoldQueues: paused key's TTL %v, want up to a minute", ttl)
@@ -256,5 +265,51 @@ func TestHoldQueue(t *testing.T) {
 	hold(time.Second)
 	if ttl := c.PTTL(ctx, key).Val(); ttl != -1 {
 		t.Fatalf("a hold put an expiry on an operator's pause: TTL %v", ttl)
+	}
+}
+
+// TestAcquireStart: the job starts only with a granted slot; a refusal
+// leaves its record as it was, and a finished job is not started again.
+func TestAcquireStart(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Start(t).Client()
+	now := time.Now()
+	if _, err := CreateJobs(ctx, c, []NewJob{{ID: "j1", SID: "AC1", AgentNo: "+15550001", Payload: []byte(`{}`)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	k := LimiterKeys("AC1")
+	acq := AcquireArgs{Rate: 1000, Burst: 10, MaxInFlight: 1, Lease: time.Minute, Token: "t1"}
+	start := StartArgs{ID: "j1", SID: "AC1", AgentNo: "+15550001", MaxAttempts: 3, Now: now}
+	a, st, err := AcquireStart(ctx, c, k, acq, start)
+	if err != nil || !a.OK || st != (StartReply{State: "running", Attempt: 1}) {
+		t.Fatalf("first AcquireStart: %+v, %+v, %v", a, st, err)
+	}
+	// The one in-flight slot is taken: refused, and the job is not started
+	// again (a second start would log a lost attempt and count attempt 2).
+	acq.Token = "t2"
+	a, st, err = AcquireStart(ctx, c, k, acq, start)
+	if err != nil || a.OK || a.Reason != "in_flight" || st != (StartReply{}) {
+		t.Fatalf("AcquireStart with no free slot: %+v, %+v, %v", a, st, err)
+	}
+	if n := c.HGet(ctx, JobKey("j1"), "attempts").Val(); n != "1" {
+		t.Errorf("attempts after a refusal: %s, want 1", n)
+	}
+	if n := c.LLen(ctx, AttemptsKey("j1")).Val(); n != 0 {
+		t.Errorf("attempt log after a refusal holds %d entries, want none", n)
+	}
+	if _, err := FinishJob(ctx, c, FinishArgs{ID: "j1", Kind: "succeeded", Entry: []byte(`{"attempt":1}`), Code: "RCS902", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LimiterRelease(ctx, c, k, ReleaseArgs{Token: "t1", Result: ReleaseAnswered, Rate: 1000, MinRate: 50}); err != nil {
+		t.Fatal(err)
+	}
+	// Granted, the finished job says so: the caller releases the slot.
+	acq.Token = "t3"
+	a, st, err = AcquireStart(ctx, c, k, acq, start)
+	if err != nil || !a.OK || st != (StartReply{State: "succeeded", Attempt: 1}) {
+		t.Fatalf("AcquireStart of a finished job: %+v, %+v, %v", a, st, err)
+	}
+	if !CrossSlotScripts(c) {
+		t.Error("CrossSlotScripts of a single server: false")
 	}
 }

@@ -103,12 +103,18 @@ func (s *Store) Uncreate(ctx context.Context, id string) error {
 // record is missing (deleted by hand) is recreated from j, so a task on the
 // queue never runs without a record.
 func (s *Store) Start(ctx context.Context, j NewJob, maxAttempts int, now time.Time) (State, int, error) {
-	state, attempt, err := rdb.StartJob(ctx, s.rdb, rdb.StartArgs{ID: j.ID, SID: j.SID, AgentNo: j.AgentNo,
-		Payload: j.Payload, Queue: j.Queue, MaxAttempts: maxAttempts, Now: now})
+	state, attempt, err := rdb.StartJob(ctx, s.rdb, j.StartArgs(maxAttempts, now))
 	if err != nil {
 		return "", 0, fmt.Errorf("start job %s: %w", j.ID, err)
 	}
 	return State(state), attempt, nil
+}
+
+// StartArgs is what Start passes to rdb.StartJob, for a caller that starts j
+// in a script of its own (limits.Limiter.AcquireStart).
+func (j NewJob) StartArgs(maxAttempts int, now time.Time) rdb.StartArgs {
+	return rdb.StartArgs{ID: j.ID, SID: j.SID, AgentNo: j.AgentNo, Payload: j.Payload, Queue: j.Queue,
+		MaxAttempts: maxAttempts, Now: now}
 }
 
 // FinishKind is what the worker decided after an attempt.
