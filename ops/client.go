@@ -214,5 +214,15 @@ func (c *Client) ReadResults(ctx context.Context, after string, count int64, blo
 	return c.store.ReadResults(ctx, after, count, block)
 }
 
+// ReadResultsPage is ReadResults of the entries f keeps (the results of one
+// account, say). It also returns next, the entry ID to read on from: the
+// last entry it looked at, kept or not. It reads past entries f skips until
+// it has a result or reaches the end of the stream, so an empty page means
+// that nothing after next is kept yet, and a reader that goes on from next
+// reads each entry once.
+func (c *Client) ReadResultsPage(ctx context.Context, after string, count int64, block time.Duration, f ResultsFilter) (rs []Result, next string, err error) {
+	return c.store.ReadResultsPage(ctx, after, count, block, f)
+}
+
 // ResultsLen is the results stream's length.
 func (c *Client) ResultsLen(ctx context.Context) (int64, error) { return c.store.ResultsLen(ctx) }

@@ -152,6 +152,59 @@ func TestFilterBySIDCLI(t *testing.T) {
 	}
 }
 
+// TestResultsBySIDCLI: results --sid prints the entries of one account's
+// jobs only, with --follow too; a bad SID is a usage error naming --sid.
+func TestResultsBySIDCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	settleLetters(t, e)
+
+	jobsOf := func(out string) []string {
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var re resultEntry
+			if err := json.Unmarshal([]byte(line), &re); err != nil {
+				t.Fatalf("results --json line %q: %v", line, err)
+			}
+			got = append(got, re.JobID)
+		}
+		return got
+	}
+	if got := jobsOf(e.mustRun(0, "results", "--sid", "ACC_TWO", "--json").stdout); !sameStrings(got, "acc-2", "acc-3", "acc-4") {
+		t.Errorf("results --sid ACC_TWO: %v", got)
+	}
+	if r := e.mustRun(0, "results", "--sid", "ACC_ONE"); strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "acc-1") {
+		t.Errorf("results --sid ACC_ONE:\n%s", r)
+	}
+	if r := e.mustRun(0, "results", "--sid", "NOBODY"); r.stdout != "" {
+		t.Errorf("results of an account without jobs:\n%s", r)
+	}
+	for _, bad := range []string{"ACC ONE", strings.Repeat("A", 129)} {
+		if r := e.run("results", "--sid", bad); r.code != cli.ExitUsage || !strings.Contains(r.err, "--sid") {
+			t.Errorf("results --sid %q: want exit 2 naming --sid:\n%s", bad, r)
+		}
+	}
+
+	follow := e.start(nil, "results", "--follow", "--sid", "ACC_ONE", "--json")
+	waitFor(t, 10*time.Second, "results --follow --sid to print acc-1", func() bool {
+		return strings.Contains(follow.stdout.String(), "acc-1")
+	})
+	at := time.Now().Truncate(time.Millisecond)
+	for i, j := range []struct{ id, sid string }{{"acc-5", "ACC_TWO"}, {"acc-6", "ACC_ONE"}} {
+		job := launchtest.Job("911")
+		job.Launch.LaunchName = j.id
+		e.Settle(store.NewJob{ID: j.id, SID: j.sid, AgentNo: "911", Payload: job.Body()}, store.FinishSucceeded, "RCS902", false,
+			at.Add(time.Duration(i)*time.Second))
+	}
+	waitFor(t, 10*time.Second, "results --follow --sid to print acc-6", func() bool {
+		return strings.Contains(follow.stdout.String(), "acc-6")
+	})
+	follow.stop()
+	if got := jobsOf(follow.stdout.String()); !sameStrings(got, "acc-1", "acc-6") {
+		t.Errorf("results --follow --sid ACC_ONE: %v", got)
+	}
+}
+
 // TestFailedReportKeepsAccounts: batch report --failed and dlq export write
 // each job's SID, so that enqueue --file of them, without KALEYRA_SID,
 // sends each job to its own account again.
