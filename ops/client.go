@@ -105,8 +105,8 @@ func (c *Client) Ready(ctx context.Context) error {
 type EnqueueOpts struct {
 	// Force launches the job again even though it already succeeded.
 	Force bool
-	// Priority is the job's priority within its account; "" is
-	// PriorityDefault.
+	// Priority is the job's priority within its account when the job has
+	// none of its own (launch.Job.Priority); "" is PriorityDefault.
 	Priority Priority
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/cli"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch/launchtest"
@@ -66,6 +67,34 @@ func TestEnqueueAccountsAndPriority(t *testing.T) {
 	file := e.writeFile("accounts.jsonl", sidLine("", "902", "ACC_ONE"), sidLine("", "903", "ACC_TWO"))
 	if s := parseSummary(t, e.runWith(noSID, "", "enqueue", "--file", file, "--priority", "low", "--json")); s.Enqueued != 2 {
 		t.Errorf("a file of two accounts: %+v", s)
+	}
+}
+
+// TestEnqueueRowPriorityCLI: a row's priority (CSV column or JSONL field)
+// wins over --priority; a bad one is an invalid row naming the field and the
+// line.
+func TestEnqueueRowPriorityCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	if err := queue.Serve(t.Context(), e.Store.Redis(), "claim", []string{"ACC_ONE"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	fields := "agent_no,optin_description,trigger_description,interactions_description,optout_description,agent_access_instructions"
+	row := ",Opt in,START,Updates,Reply STOP,Test number"
+	file := e.writeFile("prio.csv", "id,sid,priority,"+fields, "p1,ACC_ONE,high,920"+row, "p2,ACC_ONE,,921"+row)
+	if s := parseSummary(t, e.runWith(noSID, "", "enqueue", "--file", file, "--priority", "low", "--json")); s.Enqueued != 2 {
+		t.Fatalf("enqueue: %+v", s)
+	}
+	for id, q := range map[string]string{"p1": "launch:ACC_ONE:high", "p2": "launch:ACC_ONE:low"} {
+		if got, err := e.Store.JobQueue(t.Context(), id); err != nil || got != q {
+			t.Errorf("%s is on %q (%v), want %s", id, got, err, q)
+		}
+	}
+	bad := e.writeFile("bad.csv", "sid,priority,"+fields, "ACC_ONE,high,922"+row, "ACC_ONE,urgent,923"+row)
+	r := e.runWith(noSID, "", "enqueue", "--file", bad, "--json")
+	if s := parseSummary(t, r); r.code != cli.ExitFailed || s.Invalid != 1 || len(s.Errors) != 1 || s.Errors[0].Line != 3 ||
+		s.Errors[0].Field != "priority" || !strings.Contains(s.Errors[0].Reason, `must be high, default or low`) {
+		t.Errorf("a bad priority: want exit 1 and line 3, field priority:\n%s", r)
 	}
 }
 
