@@ -38,6 +38,10 @@ func FuzzParse(f *testing.F) {
 		// Control characters: allowed (\n, \t) in descriptions only.
 		`{"launch":{"optin_description":"a\n\tb","trigger_description":"b\r\n","interactions_description":"c\u0085",` +
 			`"optout_description":"d","agent_access_instructions":"e","agent_no":"1\u001b[2J","launch_name":"x\t"}}`,
+		// A priority of the job's own, valid or not.
+		`{"sid":"HX_1","priority":"high","launch":{"optin_description":"a","trigger_description":"b",` +
+			`"interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1"}}`,
+		`{"priority":"HIGH","launch":{"agent_no":"1"}}`, `{"priority":null,"launch":{}}`, `{"priority":["low"],"launch":{}}`,
 		`{}`, `null`, `[]`, `{"launch":{}} {}`, `{"launch":`, "",
 	} {
 		f.Add([]byte(s))
@@ -75,7 +79,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted what encoding/json rejects: %v", err)
 		}
 		std.ApplyDefaults()
-		if std.ID != j.ID || !bytes.Equal(std.Body(), j.Body()) {
+		if std.ID != j.ID || std.Priority != j.Priority || !bytes.Equal(std.Body(), j.Body()) {
 			t.Fatalf("Parse read %+v, encoding/json %+v", j, std)
 		}
 		body := j.Body()
@@ -101,7 +105,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse of the job with its ID = %v\nline: %q", err, line.Bytes())
 		}
-		if withID.ID != j.ID || !bytes.Equal(withID.Body(), body) {
+		if withID.ID != j.ID || withID.Priority != j.Priority || !bytes.Equal(withID.Body(), body) {
 			t.Fatalf("job with its ID read back as %+v, want %+v", withID, j)
 		}
 	})

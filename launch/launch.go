@@ -11,6 +11,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 )
 
 // DefaultLaunchType is the launch_type Kaleyra assumes, applied when a job
@@ -27,9 +30,43 @@ type Job struct {
 	// SID is the Kaleyra account the job is for. Empty means the producer's
 	// (KALEYRA_SID at enqueue); see AccountSID. Like ID, it never reaches
 	// Kaleyra in the body: it picks the account's path and key.
-	SID     string   `json:"sid,omitempty"`
-	Launch  Launch   `json:"launch"`
-	Regions []Region `json:"regions,omitempty"`
+	SID string `json:"sid,omitempty"`
+	// Priority is the job's priority within its account; empty means the
+	// producer's (enqueue --priority). Like SID, it is not part of the body
+	// Kaleyra receives nor of the derived ID: the same launch at another
+	// priority is the same job.
+	Priority Priority `json:"priority,omitempty"`
+	Launch   Launch   `json:"launch"`
+	Regions  []Region `json:"regions,omitempty"`
+}
+
+// Priority orders the jobs of one account: a worker takes an account's
+// high-priority jobs before its default ones, and those before its low ones,
+// by weight (6:3:1), so that a lower priority slows down but never stops.
+// Priorities never cross accounts: every account gets its share whatever
+// the priority of another's jobs.
+type Priority string
+
+// The priorities a job may have.
+const (
+	PriorityHigh    Priority = "high"
+	PriorityDefault Priority = "default"
+	PriorityLow     Priority = "low"
+)
+
+// Priorities lists the priorities, highest first.
+var Priorities = []Priority{PriorityHigh, PriorityDefault, PriorityLow}
+
+// ParsePriority reads a priority by name, ignoring case and surrounding
+// spaces (the value of a flag or query parameter); "" is PriorityDefault.
+func ParsePriority(s string) (Priority, error) {
+	switch p := Priority(strings.ToLower(strings.TrimSpace(s))); p {
+	case "":
+		return PriorityDefault, nil
+	case PriorityHigh, PriorityDefault, PriorityLow:
+		return p, nil
+	}
+	return "", fmt.Errorf("priority %s: want high, default or low", strconv.Quote(s))
 }
 
 // Launch is Kaleyra's launch object. Fields are kept in alphabetical order
@@ -64,7 +101,8 @@ func (j Job) AccountSID(def string) string {
 	return def
 }
 
-// body is the request Kaleyra receives: the job without its ID and SID.
+// body is the request Kaleyra receives: the job without its ID, SID and
+// priority.
 type body struct {
 	Launch  Launch   `json:"launch"`
 	Regions []Region `json:"regions,omitempty"`
@@ -78,8 +116,9 @@ func (j *Job) ApplyDefaults() {
 }
 
 // Body returns the canonical request body: the job after defaults, without
-// its ID and SID, as JSON with sorted keys, no insignificant white space and no HTML
-// escaping. It is both what Kaleyra receives and what DeriveID hashes.
+// its ID, SID and priority, as JSON with sorted keys, no insignificant white
+// space and no HTML escaping. It is both what Kaleyra receives and what
+// DeriveID hashes.
 func (j Job) Body() []byte {
 	j.ApplyDefaults()
 	var buf bytes.Buffer

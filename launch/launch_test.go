@@ -403,6 +403,64 @@ func TestID(t *testing.T) {
 	}
 }
 
+// TestPriority: a job's priority is one of three names exactly, or not
+// given (absent, null or empty); anything else is an error of the field
+// priority. It is neither in the body nor in the derived ID.
+func TestPriority(t *testing.T) {
+	m := sampleJob(t)
+	for _, p := range launch.Priorities {
+		m["priority"] = string(p)
+		j := parseOK(t, encode(t, m))
+		if j.Priority != p {
+			t.Errorf("Priority = %q, want %q", j.Priority, p)
+		}
+		if string(j.Body()) != sampleBody || launch.DeriveID("SID1", j) != sampleID {
+			t.Errorf("priority %s changes the body or the derived ID: %s", p, j.Body())
+		}
+	}
+	for _, v := range []any{nil, ""} {
+		m["priority"] = v
+		if j := parseOK(t, encode(t, m)); j.Priority != "" {
+			t.Errorf("priority %#v: Priority = %q, want none", v, j.Priority)
+		}
+	}
+	for _, tc := range []struct {
+		priority any
+		reason   string
+	}{
+		{"urgent", `must be high, default or low (or left out for the producer's), got "urgent"`},
+		{"HIGH", `must be high, default or low (or left out for the producer's), got "HIGH"`},
+		{" low", `must be high, default or low (or left out for the producer's), got " low"`},
+		{strings.Repeat("x", 100), `got "` + strings.Repeat("x", 20) + `…"`},
+		{1, "must be a string, got a number"},
+		{[]string{"high"}, "must be a string, got an array"},
+	} {
+		m["priority"] = tc.priority
+		_, err := launch.Parse(encode(t, m))
+		wantOnly(t, err, "priority", tc.reason)
+	}
+	j := parseOK(t, []byte(sample))
+	j.Priority = "soon"
+	wantOnly(t, j.Validate(), "priority", "must be high, default or low")
+	if _, err := launch.Parse([]byte(`{"launch":{},"prority":"high"}`)); err == nil || !strings.Contains(err.Error(), `prority: unknown field (did you mean "priority"?)`) {
+		t.Errorf("a typo of priority: %v", err)
+	}
+}
+
+func TestParsePriority(t *testing.T) {
+	for in, want := range map[string]launch.Priority{"": launch.PriorityDefault, " ": launch.PriorityDefault,
+		"high": launch.PriorityHigh, "HIGH": launch.PriorityHigh, " Low\t": launch.PriorityLow, "default": launch.PriorityDefault} {
+		if got, err := launch.ParsePriority(in); err != nil || got != want {
+			t.Errorf("ParsePriority(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"urgent", "high!", "0"} {
+		if got, err := launch.ParsePriority(in); err == nil || !strings.Contains(err.Error(), "want high, default or low") {
+			t.Errorf("ParsePriority(%q) = %q, %v; want an error", in, got, err)
+		}
+	}
+}
+
 func TestUnknownFields(t *testing.T) {
 	for _, tc := range []struct {
 		json, field, reason string

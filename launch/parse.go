@@ -42,12 +42,14 @@ func Parse(data []byte) (Job, error) {
 			stringField(&p, "id", f.value, &j.ID)
 		case "sid":
 			stringField(&p, "sid", f.value, &j.SID)
+		case "priority":
+			stringField(&p, "priority", f.value, (*string)(&j.Priority))
 		case "launch":
 			parseLaunch(&p, f.value, &j.Launch)
 		case "regions":
 			parseRegions(&p, f.value, &j.Regions)
 		default:
-			unknown(&p, "", f.name, "id", "sid", "launch", "regions")
+			unknown(&p, "", f.name, "id", "sid", "priority", "launch", "regions")
 		}
 	}
 	if !top.has("launch") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -119,6 +120,9 @@ func (j Job) validate(p *problems) {
 		if err := baseurl.CheckSID(j.SID); err != nil {
 			p.add("sid", "%v", err)
 		}
+	}
+	if j.Priority != "" && !slices.Contains(Priorities, j.Priority) {
+		p.add("priority", "must be high, default or low (or left out for the producer's), got %q", truncate(string(j.Priority), 20))
 	}
 	l := j.Launch
 	descriptions := []struct{ name, value string }{

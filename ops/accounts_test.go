@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testenv"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -217,4 +219,75 @@ func TestLaunchQueues(t *testing.T) {
 	if a == nil || a.Pending != 3 || a.PendingByPriority[ops.PriorityHigh] != 2 || a.PendingByPriority[ops.PriorityDefault] != 1 {
 		t.Fatalf("ACC_A: %+v", a)
 	}
+}
+
+// TestJobPriorityRoundTrip: a job's own priority wins over
+// BatchOpts.Priority; dlq export and batch report --failed write the
+// priority of each job that ran at high or low, so that enqueueing the
+// export again, without a priority, puts each job back on its queue.
+func TestJobPriorityRoundTrip(t *testing.T) {
+	e := testenv.New(t, testenv.WithSim(sim.Config{DisabledSIDs: []string{testenv.SID}}))
+	ctx := context.Background()
+	// A claim of the account, so that jobs go to its own queues, whatever
+	// the worker started below does with its own.
+	if err := queue.Serve(ctx, e.Store.Redis(), "claim", []string{testenv.SID}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	jobs := map[ops.Priority]launch.Job{}
+	for _, p := range []ops.Priority{ops.PriorityHigh, ops.PriorityDefault, ""} {
+		j := launchtest.Job("48400")
+		j.ID, j.Priority = "prio-"+string(p), p
+		jobs[p] = j
+	}
+	sum, err := e.Ops.EnqueueJobs(ctx, slices.Collect(maps.Values(jobs)), &ops.BatchOpts{Name: "prio", Priority: ops.PriorityLow})
+	if err != nil || sum.Enqueued != 3 {
+		t.Fatalf("enqueue: %+v (%v)", sum, err)
+	}
+	// The job without a priority of its own runs at the batch's.
+	want := map[string]ops.Priority{"prio-high": ops.PriorityHigh, "prio-default": ops.PriorityDefault, "prio-": ops.PriorityLow}
+	wantQueues := func(when string) {
+		t.Helper()
+		for id, p := range want {
+			if q, err := e.Store.JobQueue(ctx, id); err != nil || q != queue.AccountQueue(testenv.SID, p) {
+				t.Errorf("%s: %s is on %q (%v), want the account's %s queue", when, id, q, err, p)
+			}
+		}
+	}
+	wantQueues("enqueued")
+
+	stop := e.StartWorker(nil)
+	e.WaitFinished(slices.Collect(maps.Keys(want))...)
+	stop()
+	var failed, exported bytes.Buffer
+	if err := e.Ops.WriteBatchReport(ctx, *sum.BatchID, ops.BatchJobFilter{}, ops.ReportFailedJobs, &failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ops.ExportDeadLetters(ctx, ops.Filter{}, &exported); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"--failed": failed.String(), "export": exported.String()} {
+		got := map[string]ops.Priority{}
+		for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			j, err := launch.Parse([]byte(line))
+			if err != nil {
+				t.Fatalf("%s line %q: %v", name, line, err)
+			}
+			got[j.ID] = j.Priority
+		}
+		if w := map[string]ops.Priority{"prio-high": ops.PriorityHigh, "prio-default": "", "prio-": ops.PriorityLow}; !maps.Equal(got, w) {
+			t.Errorf("%s: priorities %v, want %v:\n%s", name, got, w, out)
+		}
+	}
+
+	if tally, err := e.Ops.DeleteDeadLetters(ctx, ops.Selection{All: true}, nil); err != nil || tally.String() != "deleted 3" {
+		t.Fatalf("delete all: %s (%v)", tally.String(), err)
+	}
+	path := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.WriteFile(path, exported.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := e.Ops.EnqueueFile(ctx, path, ops.FormatJSONL, nil); err != nil || sum.Enqueued != 3 {
+		t.Fatalf("enqueue the export: %+v (%v)", sum, err)
+	}
+	wantQueues("enqueued again")
 }

@@ -211,7 +211,7 @@ func (c *Client) WriteBatchReport(ctx context.Context, id string, f BatchJobFilt
 	flush := func() error { return nil }
 	switch format {
 	case ReportFailedJobs:
-		write = func(j BatchJob) error { return writeJob(w, j.ID, j.SID, j.Payload) }
+		write = func(j BatchJob) error { return writeJob(w, j.ID, j.SID, j.Queue, j.Payload) }
 	case ReportJSONL:
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)

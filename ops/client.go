@@ -105,8 +105,8 @@ func (c *Client) Ready(ctx context.Context) error {
 type EnqueueOpts struct {
 	// Force launches the job again even though it already succeeded.
 	Force bool
-	// Priority is the job's priority within its account; "" is
-	// PriorityDefault.
+	// Priority is the job's priority within its account when the job has
+	// none of its own (launch.Job.Priority); "" is PriorityDefault.
 	Priority Priority
 }
 
@@ -212,6 +212,16 @@ func (c *Client) DeadLetter(ctx context.Context, id string) (Record, error) {
 // there are none (0: do not wait).
 func (c *Client) ReadResults(ctx context.Context, after string, count int64, block time.Duration) ([]Result, error) {
 	return c.store.ReadResults(ctx, after, count, block)
+}
+
+// ReadResultsPage is ReadResults of the entries f keeps (the results of one
+// account, say). It also returns next, the entry ID to read on from: the
+// last entry it looked at, kept or not. It reads past entries f skips until
+// it has a result or reaches the end of the stream, so an empty page means
+// that nothing after next is kept yet, and a reader that goes on from next
+// reads each entry once.
+func (c *Client) ReadResultsPage(ctx context.Context, after string, count int64, block time.Duration, f ResultsFilter) (rs []Result, next string, err error) {
+	return c.store.ReadResultsPage(ctx, after, count, block, f)
 }
 
 // ResultsLen is the results stream's length.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/rcslaunch/rcslaunch/internal/jobfile"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
@@ -380,19 +381,23 @@ func (c *Client) CountDeadLetters(ctx context.Context, f Filter) (int64, error) 
 }
 
 // ExportDeadLetters writes every dead letter matching f to w as a JSONL job
-// (with its ID and SID) that a file enqueue accepts again, each for its own
-// account.
+// (with its ID, SID and priority) that a file enqueue accepts again, each
+// for its own account at its own priority.
 func (c *Client) ExportDeadLetters(ctx context.Context, f Filter, w io.Writer) error {
-	return c.store.EachDeadLetter(ctx, normalized(f), func(r store.Record) error { return writeJob(w, r.ID, r.SID, r.Payload) })
+	return c.store.EachDeadLetter(ctx, normalized(f), func(r store.Record) error { return writeJob(w, r.ID, r.SID, r.Queue, r.Payload) })
 }
 
 // writeJob writes a stored payload (the request body, without ID and SID)
-// as a job line with its ID and SID.
-func writeJob(w io.Writer, id, sid string, payload []byte) error {
+// as a job line with its ID, SID and, when not default, the priority of the
+// queue qname its task was on, so that the job goes back where it was.
+func writeJob(w io.Writer, id, sid, qname string, payload []byte) error {
 	var j launch.Job
 	if err := json.Unmarshal(payload, &j); err != nil {
 		return fmt.Errorf("job %s: stored payload: %w", id, err)
 	}
 	j.ID, j.SID = id, sid
+	if p := queue.PriorityOf(sid, qname); p != PriorityDefault {
+		j.Priority = p
+	}
 	return jobfile.Write(w, j)
 }

@@ -24,8 +24,8 @@ type BatchOpts struct {
 	Name string
 	// Force launches again jobs that already succeeded.
 	Force bool
-	// Priority is the jobs' priority within their accounts; "" is
-	// PriorityDefault.
+	// Priority is the priority within their accounts of the jobs without
+	// one of their own (launch.Job.Priority); "" is PriorityDefault.
 	Priority Priority
 	// SkipInvalid enqueues the valid jobs even when some are invalid; by
 	// default one invalid job stops the whole batch before anything is

@@ -21,6 +21,9 @@ type (
 	BatchJob = store.BatchJob
 	// Result is one entry of the results stream.
 	Result = store.Result
+	// ResultsFilter selects entries of the results stream (ReadResultsPage)
+	// by the job's account; its zero value selects every entry.
+	ResultsFilter = store.ResultsFilter
 	// LaunchState is where a followed launch stands (FOLLOW_LAUNCH): one
 	// of LaunchStates.
 	LaunchState = store.LaunchState

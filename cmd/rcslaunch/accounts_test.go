@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rcslaunch/rcslaunch/internal/cli"
+	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/launch/launchtest"
@@ -66,6 +67,34 @@ func TestEnqueueAccountsAndPriority(t *testing.T) {
 	file := e.writeFile("accounts.jsonl", sidLine("", "902", "ACC_ONE"), sidLine("", "903", "ACC_TWO"))
 	if s := parseSummary(t, e.runWith(noSID, "", "enqueue", "--file", file, "--priority", "low", "--json")); s.Enqueued != 2 {
 		t.Errorf("a file of two accounts: %+v", s)
+	}
+}
+
+// TestEnqueueRowPriorityCLI: a row's priority (CSV column or JSONL field)
+// wins over --priority; a bad one is an invalid row naming the field and the
+// line.
+func TestEnqueueRowPriorityCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	if err := queue.Serve(t.Context(), e.Store.Redis(), "claim", []string{"ACC_ONE"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	fields := "agent_no,optin_description,trigger_description,interactions_description,optout_description,agent_access_instructions"
+	row := ",Opt in,START,Updates,Reply STOP,Test number"
+	file := e.writeFile("prio.csv", "id,sid,priority,"+fields, "p1,ACC_ONE,high,920"+row, "p2,ACC_ONE,,921"+row)
+	if s := parseSummary(t, e.runWith(noSID, "", "enqueue", "--file", file, "--priority", "low", "--json")); s.Enqueued != 2 {
+		t.Fatalf("enqueue: %+v", s)
+	}
+	for id, q := range map[string]string{"p1": "launch:ACC_ONE:high", "p2": "launch:ACC_ONE:low"} {
+		if got, err := e.Store.JobQueue(t.Context(), id); err != nil || got != q {
+			t.Errorf("%s is on %q (%v), want %s", id, got, err, q)
+		}
+	}
+	bad := e.writeFile("bad.csv", "sid,priority,"+fields, "ACC_ONE,high,922"+row, "ACC_ONE,urgent,923"+row)
+	r := e.runWith(noSID, "", "enqueue", "--file", bad, "--json")
+	if s := parseSummary(t, r); r.code != cli.ExitFailed || s.Invalid != 1 || len(s.Errors) != 1 || s.Errors[0].Line != 3 ||
+		s.Errors[0].Field != "priority" || !strings.Contains(s.Errors[0].Reason, `must be high, default or low`) {
+		t.Errorf("a bad priority: want exit 1 and line 3, field priority:\n%s", r)
 	}
 }
 
@@ -149,6 +178,59 @@ func TestFilterBySIDCLI(t *testing.T) {
 	}
 	if got := ids(e.dlqList()); !sameStrings(got, "acc-1") {
 		t.Errorf("left: %v", got)
+	}
+}
+
+// TestResultsBySIDCLI: results --sid prints the entries of one account's
+// jobs only, with --follow too; a bad SID is a usage error naming --sid.
+func TestResultsBySIDCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, sim.Config{})
+	settleLetters(t, e)
+
+	jobsOf := func(out string) []string {
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var re resultEntry
+			if err := json.Unmarshal([]byte(line), &re); err != nil {
+				t.Fatalf("results --json line %q: %v", line, err)
+			}
+			got = append(got, re.JobID)
+		}
+		return got
+	}
+	if got := jobsOf(e.mustRun(0, "results", "--sid", "ACC_TWO", "--json").stdout); !sameStrings(got, "acc-2", "acc-3", "acc-4") {
+		t.Errorf("results --sid ACC_TWO: %v", got)
+	}
+	if r := e.mustRun(0, "results", "--sid", "ACC_ONE"); strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "acc-1") {
+		t.Errorf("results --sid ACC_ONE:\n%s", r)
+	}
+	if r := e.mustRun(0, "results", "--sid", "NOBODY"); r.stdout != "" {
+		t.Errorf("results of an account without jobs:\n%s", r)
+	}
+	for _, bad := range []string{"ACC ONE", strings.Repeat("A", 129)} {
+		if r := e.run("results", "--sid", bad); r.code != cli.ExitUsage || !strings.Contains(r.err, "--sid") {
+			t.Errorf("results --sid %q: want exit 2 naming --sid:\n%s", bad, r)
+		}
+	}
+
+	follow := e.start(nil, "results", "--follow", "--sid", "ACC_ONE", "--json")
+	waitFor(t, 10*time.Second, "results --follow --sid to print acc-1", func() bool {
+		return strings.Contains(follow.stdout.String(), "acc-1")
+	})
+	at := time.Now().Truncate(time.Millisecond)
+	for i, j := range []struct{ id, sid string }{{"acc-5", "ACC_TWO"}, {"acc-6", "ACC_ONE"}} {
+		job := launchtest.Job("911")
+		job.Launch.LaunchName = j.id
+		e.Settle(store.NewJob{ID: j.id, SID: j.sid, AgentNo: "911", Payload: job.Body()}, store.FinishSucceeded, "RCS902", false,
+			at.Add(time.Duration(i)*time.Second))
+	}
+	waitFor(t, 10*time.Second, "results --follow --sid to print acc-6", func() bool {
+		return strings.Contains(follow.stdout.String(), "acc-6")
+	})
+	follow.stop()
+	if got := jobsOf(follow.stdout.String()); !sameStrings(got, "acc-1", "acc-6") {
+		t.Errorf("results --follow --sid ACC_ONE: %v", got)
 	}
 }
 

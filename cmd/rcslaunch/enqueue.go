@@ -36,10 +36,10 @@ enqueues are counted there; its ID is in the summary. Exit status 0 when every
 row is enqueued, a duplicate or already launched; 1 otherwise.
 
 Each job goes to its account: its "sid" (a CSV column), else KALEYRA_SID. Within
-an account, --priority orders the jobs: high before default before low, by
-weight; it never puts one account's jobs before another's.`)
+an account, its "priority", else --priority, orders the jobs: high before default
+before low, by weight; it never puts one account's jobs before another's.`)
 	var a enqueueArgs
-	prio := f.String("priority", "default", "the jobs' priority within their account: high, default or low")
+	prio := f.String("priority", "default", "the priority within their account of jobs without their own: high, default or low")
 	f.StringVar(&a.file, "file", "", "read jobs from `PATH` (\"-\" for stdin), JSONL or CSV")
 	f.StringVar(&a.format, "format", "", "file format, jsonl or csv (default: from the file name, else jsonl)")
 	f.BoolVar(&a.skipInvalid, "skip-invalid", false, "enqueue the valid rows even if some are invalid")

@@ -27,8 +27,9 @@ func withSID(agentNo, sid string) map[string]any {
 
 // TestEnqueuePriority: ?priority= on both enqueue routes puts the jobs on
 // their account's queue of that priority (one a live worker serves; the
-// others wait on the shared queue), as GET /v1/stats shows; anything else
-// is refused naming the parameter.
+// others wait on the shared queue), as GET /v1/stats shows, unless a job
+// has a priority of its own; anything else is refused naming the parameter
+// or the member.
 func TestEnqueuePriority(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -43,6 +44,13 @@ func TestEnqueuePriority(t *testing.T) {
 	}
 	batch := mustJSON(t, map[string]any{"jobs": []any{launchtest.Map("2"), withSID("3", otherSID)}})
 	wantStatus(t, e.do("POST", "/v1/launches:batch?priority=low", prodToken, batch), http.StatusOK)
+	own := launchtest.Map("4")
+	own["priority"] = "high"
+	wantStatus(t, e.do("POST", "/v1/launches?priority=low", prodToken, mustJSON(t, own)), http.StatusCreated)
+	own["priority"] = "urgent"
+	wantError(t, e.do("POST", "/v1/launches", prodToken, mustJSON(t, own)), http.StatusBadRequest, "invalid_job", "priority")
+	wantError(t, e.do("POST", "/v1/launches:batch", prodToken, mustJSON(t, map[string]any{"jobs": []any{own}})),
+		http.StatusBadRequest, "invalid_job", "jobs[0].priority")
 
 	r := e.do("GET", "/v1/stats", adminToken, nil)
 	wantStatus(t, r, http.StatusOK)
@@ -53,8 +61,8 @@ func TestEnqueuePriority(t *testing.T) {
 	}
 	r.into(t, &st)
 	a, ok := st.Accounts[testenv.SID]
-	if st.Queue.Pending != 3 || st.SharedQueue.Pending != 1 || len(st.Accounts) != 1 || !ok || a.Pending != 2 ||
-		a.PendingByPriority[ops.PriorityHigh] != 1 || a.PendingByPriority[ops.PriorityLow] != 1 {
+	if st.Queue.Pending != 4 || st.SharedQueue.Pending != 1 || len(st.Accounts) != 1 || !ok || a.Pending != 3 ||
+		a.PendingByPriority[ops.PriorityHigh] != 2 || a.PendingByPriority[ops.PriorityLow] != 1 {
 		t.Fatalf("stats: %s", r.body)
 	}
 }

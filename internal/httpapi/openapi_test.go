@@ -825,7 +825,9 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 	enum := func(v any) []string {
 		var out []string
 		for _, e := range asList(s.deref(v)["enum"]) {
-			out = append(out, e.(string))
+			if e != nil { // a nullable member's
+				out = append(out, e.(string))
+			}
 		}
 		sort.Strings(out)
 		return out
@@ -860,6 +862,8 @@ func TestOpenAPIMirrorsCode(t *testing.T) {
 		{"Batch.launch_states required", sorted(countsRequired...), launchStates},
 		{"Priority", enum(s.doc["components"].(map[string]any)["parameters"].(map[string]any)["Priority"].(map[string]any)["schema"]),
 			sorted(string(ops.PriorityHigh), string(ops.PriorityDefault), string(ops.PriorityLow))},
+		{"Job.priority", enum(prop(sch("Job"), "priority")),
+			sorted("", string(launch.PriorityHigh), string(launch.PriorityDefault), string(launch.PriorityLow))},
 		{"AccountQueues.pending_by_priority", sortedKeys(prop(sch("AccountQueues"), "pending_by_priority")["properties"].(map[string]any)),
 			sorted(string(ops.PriorityHigh), string(ops.PriorityDefault), string(ops.PriorityLow))},
 	} {
@@ -1020,6 +1024,11 @@ func TestOpenAPIJobSchemaMirrorsValidation(t *testing.T) {
 		j := base()
 		j["regions"] = v
 		add(fmt.Sprintf("regions=%.40v", v), j)
+	}
+	for _, v := range []any{"high", "default", "low", "", nil, "High", " low", "urgent", 1} {
+		j := base()
+		j["priority"] = v
+		add(fmt.Sprintf("priority=%v", v), j)
 	}
 	j := base()
 	j["extra"] = 1

@@ -72,7 +72,7 @@ func checkRows(t *testing.T, data []byte, f jobfile.Format) {
 		if err != nil || again.Err != nil || again.Line != 1 {
 			t.Fatalf("line %d: Write output does not read back: %v %v\n%q", row.Line, err, again.Err, buf.String())
 		}
-		if again.Job.ID != row.Job.ID || !bytes.Equal(again.Job.Body(), row.Job.Body()) {
+		if again.Job.ID != row.Job.ID || again.Job.Priority != row.Job.Priority || !bytes.Equal(again.Job.Body(), row.Job.Body()) {
 			t.Fatalf("line %d: read back as %+v, want %+v", row.Line, again.Job, row.Job)
 		}
 	}
@@ -94,6 +94,7 @@ func FuzzJSONL(f *testing.F) {
 			strings.Replace(jobLine(3), `"agent_no":"`, `"agent_no":"\udc00`, 1) + "\n",
 		strings.Replace(jobLine(4), `"agent_no":"`, `"launch_name":"\ufffd\ud83d\ude00","agent_no":"`, 1) + "\n" +
 			strings.Replace(jobLine(5), `"agent_no":"`, `"launch_name":"\ud83d\u0041","agent_no":"`, 1),
+		strings.Replace(jobLine(1), `{`, `{"priority":"low",`, 1) + "\n" + strings.Replace(jobLine(2), `{`, `{"priority":"soon",`, 1) + "\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -109,6 +110,7 @@ func FuzzCSV(f *testing.F) {
 		csvHeader + "\n1,2\n,,,,,\n" + `3,bare "q,x,x,x,x` + "\n" + `"4` + "\n",
 		"agent_no,optin_desription\n1,x\n",
 		"agent_no,agent_no\n",
+		"priority," + csvHeader + "\nhigh," + csvRow(1) + "\n," + csvRow(2) + "\nHigh," + csvRow(3) + "\nurgent," + csvRow(4) + "\n",
 		"",
 	} {
 		f.Add([]byte(s))

@@ -14,9 +14,10 @@
 // # JSON Lines (--format jsonl)
 //
 // One job per line, in the JSON form of a launch job: the Kaleyra request
-// body plus an optional "id". Blank lines are skipped, lines may end in \n
-// or \r\n, and a UTF-8 byte order mark at the start of the file is ignored.
-// A line longer than 64 KiB is an error for that line only.
+// body plus an optional "id", "sid" and "priority". Blank lines are
+// skipped, lines may end in \n or \r\n, and a UTF-8 byte order mark at the
+// start of the file is ignored. A line longer than 64 KiB is an error for
+// that line only.
 //
 // # CSV (--format csv)
 //
@@ -33,6 +34,7 @@
 //	column                     job field                            required
 //	id                         id (idempotency key)                 no
 //	sid                        sid (the job's Kaleyra account)      no
+//	priority                   priority (high, default or low)      no
 //	agent_no                   launch.agent_no                      yes
 //	launch_type                launch.launch_type (default 1)       no
 //	optin_description          launch.optin_description             yes
@@ -199,8 +201,8 @@ func (r *Reader) Next() (Row, error) {
 }
 
 // Write writes j, with its defaults applied, as one JSONL line that Reader
-// reads back: its ID (when it has one) and its request body, with sorted
-// keys and without HTML escaping. A job without an ID gets a derived one
+// reads back: its ID, SID and priority (those it has) and its request body,
+// with sorted keys and without HTML escaping. A job without an ID gets a derived one
 // when it is enqueued again, the same as before as long as the account is
 // the same; callers that want the ID spelled out set it first, such as to
 // launch.IDFor(sid, j).
@@ -309,7 +311,7 @@ type column func(j *launch.Job, cell string)
 
 // columnNames lists the CSV columns in the order of the documentation.
 var columnNames = []string{
-	"id", "sid", "agent_no", "launch_type", "optin_description", "trigger_description",
+	"id", "sid", "priority", "agent_no", "launch_type", "optin_description", "trigger_description",
 	"interactions_description", "optout_description", "agent_access_instructions",
 	"provider_launch_id", "launch_name", "video_uris", "screenshot_uris", "regions",
 }
@@ -317,6 +319,7 @@ var columnNames = []string{
 var columns = map[string]column{
 	"id":                        func(j *launch.Job, c string) { j.ID = c },
 	"sid":                       func(j *launch.Job, c string) { j.SID = c },
+	"priority":                  func(j *launch.Job, c string) { j.Priority = launch.Priority(c) },
 	"agent_no":                  func(j *launch.Job, c string) { j.Launch.AgentNo = c },
 	"launch_type":               func(j *launch.Job, c string) { j.Launch.LaunchType = c },
 	"optin_description":         func(j *launch.Job, c string) { j.Launch.OptinDescription = c },

@@ -405,6 +405,31 @@ func TestCSVColumns(t *testing.T) {
 	}
 }
 
+// TestCSVPriority: the priority column sets a row's priority (empty: not
+// set); a bad value is an error of the field priority on the row's line.
+func TestCSVPriority(t *testing.T) {
+	input := "priority," + csvHeader + "\n" + "high," + csvRow(1) + "\n" + "," + csvRow(2) + "\n" +
+		"low," + csvRow(3) + "\n" + "urgent," + csvRow(4) + "\n" + "High," + csvRow(5) + "\n"
+	rows := readAll(t, strings.NewReader(input), jobfile.CSV)
+	if len(rows) != 5 {
+		t.Fatalf("rows = %+v", rows)
+	}
+	for i, want := range []launch.Priority{launch.PriorityHigh, "", launch.PriorityLow} {
+		if rows[i].Err != nil || rows[i].Job.Priority != want {
+			t.Errorf("row %d: priority %q (%v), want %q", i+1, rows[i].Job.Priority, rows[i].Err, want)
+		}
+	}
+	for _, r := range rows[3:] {
+		if errs := problems(t, r.Err); len(errs) != 1 || errs[0].Field != "priority" ||
+			!strings.Contains(errs[0].Reason, "must be high, default or low") {
+			t.Errorf("line %d: %v, want one error of field priority", r.Line, r.Err)
+		}
+	}
+	if rows[3].Line != 5 || rows[4].Line != 6 {
+		t.Errorf("bad rows on lines %d and %d, want 5 and 6", rows[3].Line, rows[4].Line)
+	}
+}
+
 func TestCSVFieldErrors(t *testing.T) {
 	input := "agent_no,video_uris,regions,launch_type,id\n" +
 		`1,https://a.example|ftp://b.example|,a:b|:x|IN| |c:,x,-id` + "\n"
@@ -498,7 +523,7 @@ func TestCSVHeaderErrors(t *testing.T) {
 			`unknown column "optin_desription" (column 2); did you mean "optin_description"?`, 1},
 		{"Agent_No\n", "Agent_No", `unknown column "Agent_No" (column 1); did you mean "agent_no"?`, 1},
 		{"agent_no,region\n", "region", `did you mean "regions"?`, 1},
-		{"agent_no,status\n", "status", `unknown column "status" (column 2); the columns are id, sid, agent_no, launch_type,`, 1},
+		{"agent_no,status\n", "status", `unknown column "status" (column 2); the columns are id, sid, priority, agent_no, launch_type,`, 1},
 		{"agent_no,launch_type, agent_no \n", "agent_no", `column "agent_no" appears more than once (columns 1 and 3)`, 1},
 		{"\nagent_no,,launch_type\n", "", "column 2 has no name", 2},
 		{"agent_no,\n", "", "column 2 has no name", 1},
@@ -574,6 +599,14 @@ func TestWriteRoundTrip(t *testing.T) {
 			Regions: []launch.Region{{Region: "IN", RegionID: "8346a250-d7a9-47dc-8202-a8b1c2d3e4e8"}, {Region: "a:b"}},
 		},
 		{
+			// An account and a priority of its own, which Write keeps.
+			ID: "job-2", SID: "HX_2", Priority: launch.PriorityLow,
+			Launch: launch.Launch{
+				AgentAccessInstructions: "a", AgentNo: "2", InteractionsDescription: "i", LaunchType: "1",
+				OptinDescription: "in", OptoutDescription: "o", TriggerDescription: "t",
+			},
+		},
+		{
 			// No ID and no launch_type: Write applies the default.
 			Launch: launch.Launch{
 				AgentAccessInstructions: "a", AgentNo: "1", InteractionsDescription: "i",
@@ -596,6 +629,9 @@ func TestWriteRoundTrip(t *testing.T) {
 	}
 	if !strings.HasPrefix(out, `{"id":"job-1","launch":{"agent_access_instructions":`) {
 		t.Errorf("Write output does not start with the ID and sorted keys:\n%s", out)
+	}
+	if !strings.Contains(out, "\n"+`{"id":"job-2","sid":"HX_2","priority":"low","launch":{`) {
+		t.Errorf("Write of a job with an account and a priority:\n%s", out)
 	}
 	if !strings.Contains(out, "\n"+`{"launch":{`) || !strings.Contains(out, `"launch_type":"1"`) {
 		t.Errorf("Write of a job without ID or launch_type:\n%s", out)

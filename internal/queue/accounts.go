@@ -12,37 +12,28 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
+	"github.com/rcslaunch/rcslaunch/launch"
 )
 
-// Priority orders the jobs of one account: a worker takes an account's
-// high-priority jobs before its default ones, and those before its low ones,
-// by weight (6:3:1), so that a lower priority slows down but never stops.
-// Priorities never cross accounts: every account gets its share whatever
-// the priority of another's jobs.
-type Priority string
+// Priority orders the jobs of one account (see launch.Priority): each has
+// a queue of the account's own, taken by weight.
+type Priority = launch.Priority
 
+// The priorities, as launch names them.
 const (
-	PriorityHigh    Priority = "high"
-	PriorityDefault Priority = "default"
-	PriorityLow     Priority = "low"
+	PriorityHigh    = launch.PriorityHigh
+	PriorityDefault = launch.PriorityDefault
+	PriorityLow     = launch.PriorityLow
 )
 
 // Priorities lists the priorities, highest first.
-var Priorities = []Priority{PriorityHigh, PriorityDefault, PriorityLow}
+var Priorities = launch.Priorities
 
 // ParsePriority reads a priority by name; "" is PriorityDefault.
-func ParsePriority(s string) (Priority, error) {
-	switch p := Priority(strings.ToLower(strings.TrimSpace(s))); p {
-	case "":
-		return PriorityDefault, nil
-	case PriorityHigh, PriorityDefault, PriorityLow:
-		return p, nil
-	}
-	return "", fmt.Errorf("priority %s: want high, default or low", strconv.Quote(s))
-}
+func ParsePriority(s string) (Priority, error) { return launch.ParsePriority(s) }
 
 // weight is a priority's asynq queue weight within its account.
-func (p Priority) weight() int {
+func weight(p Priority) int {
 	switch p {
 	case PriorityHigh:
 		return 6
@@ -125,7 +116,7 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 	for _, sid := range sids {
 		for _, p := range Priorities {
 			if name := AccountQueue(sid, p); p == PriorityDefault || used(name) {
-				q[name] = p.weight()
+				q[name] = weight(p)
 			}
 		}
 	}
@@ -135,7 +126,7 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 		q[FollowName] = max(1, len(sids))
 	}
 	if len(q) == 0 || used(Name) {
-		q[Name] = PriorityDefault.weight()
+		q[Name] = weight(PriorityDefault)
 	}
 	return q
 }

@@ -21,30 +21,6 @@ import (
 // otherSID is a second account, for jobs that carry their own SID.
 const otherSID = "OTHERSID0002"
 
-func TestParsePriority(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		in   string
-		want queue.Priority
-		ok   bool
-	}{
-		{"", queue.PriorityDefault, true},
-		{"  ", queue.PriorityDefault, true},
-		{"high", queue.PriorityHigh, true},
-		{"HIGH", queue.PriorityHigh, true},
-		{" Low\t", queue.PriorityLow, true},
-		{"default", queue.PriorityDefault, true},
-		{"urgent", "", false},
-		{"high!", "", false},
-		{"0", "", false},
-	} {
-		got, err := queue.ParsePriority(c.in)
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParsePriority(%q) = %q, %v; want %q (ok %v)", c.in, got, err, c.want, c.ok)
-		}
-	}
-}
-
 func TestAccountQueue(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -591,6 +567,34 @@ func TestRetryDeadLetterKeepsPriority(t *testing.T) {
 	e.wantOneTask(j.ID, lowQ)
 	if got := queue.PriorityOf(testenv.SID, queue.Name); got != queue.PriorityDefault {
 		t.Errorf("PriorityOf(the shared queue) = %q, want default", got)
+	}
+}
+
+// A job's own priority wins over the producer's (a row's "priority" over
+// enqueue --priority); the task names its queue's priority, and the job in
+// it none of its own.
+func TestJobPriorityWinsOverProducer(t *testing.T) {
+	e := newEnv(t)
+	e.claim(testenv.SID)
+	low := e.Producer.At(queue.PriorityLow)
+	high, def, none := testJob("48920"), testJob("48921"), testJob("48922")
+	high.Priority, def.Priority = queue.PriorityHigh, queue.PriorityDefault
+	if st, err := low.Enqueue(ctxT(t), high, "", false); err != nil || st != queue.Enqueued {
+		t.Fatalf("enqueue: %s, %v", st, err)
+	}
+	for i, r := range low.EnqueueMany(ctxT(t), []launch.Job{def, none}, "", false) {
+		if r.Err != nil || r.Status != queue.Enqueued {
+			t.Fatalf("job %d: %s, %v", i, r.Status, r.Err)
+		}
+	}
+	for _, c := range []struct {
+		job  launch.Job
+		prio queue.Priority
+	}{{high, queue.PriorityHigh}, {def, queue.PriorityDefault}, {none, queue.PriorityLow}} {
+		p := e.wantOneTask(c.job.ID, queue.AccountQueue(testenv.SID, c.prio))
+		if want := c.prio; p.Priority != want && (want != queue.PriorityDefault || p.Priority != "") || p.Job.Priority != "" {
+			t.Errorf("job %s: task's priority %q and its job's %q; want %q and none", c.job.ID, p.Priority, p.Job.Priority, want)
+		}
 	}
 }
 

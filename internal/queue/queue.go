@@ -102,7 +102,8 @@ type Producer struct {
 	SID string
 	// Fleet picks each job's queue; nil puts every job on the shared queue.
 	Fleet *Fleet
-	// Priority is the jobs' priority within their account; "" is default.
+	// Priority is the priority within their account of jobs without one
+	// of their own; "" is default.
 	Priority Priority
 }
 
@@ -117,11 +118,13 @@ func (p *Producer) At(prio Priority) *Producer {
 type pushFunc func(ctx context.Context, c *asynq.Client, qname string, pl Payload) (bool, error)
 
 // pushTo puts job's task on the queue qname ("" is the shared queue, the
-// queue of records written before records kept theirs).
+// queue of records written before records kept theirs). The task names the
+// priority of its queue, which is what the job runs at, not the job's own.
 func (p *Producer) pushTo(ctx context.Context, pushFn pushFunc, qname, sid string, job launch.Job) (bool, error) {
 	if qname == "" {
 		qname = Name
 	}
+	job.Priority = ""
 	return pushFn(ctx, p.Client, qname, Payload{SID: sid, Priority: PriorityOf(sid, qname), Job: job})
 }
 
@@ -216,11 +219,14 @@ func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch str
 	return out
 }
 
-// newJob is job's record, with the queue its account and p's priority pick
-// for a job created now.
+// newJob is job's record, with the queue its account and priority pick for
+// a job created now: the job's own priority, else p's.
 func (p *Producer) newJob(ctx context.Context, job launch.Job, batch string, force bool) (store.NewJob, error) {
-	sid := job.AccountSID(p.SID)
-	qname, err := p.Fleet.QueueFor(ctx, sid, p.Priority)
+	sid, prio := job.AccountSID(p.SID), p.Priority
+	if job.Priority != "" {
+		prio = job.Priority
+	}
+	qname, err := p.Fleet.QueueFor(ctx, sid, prio)
 	if err != nil {
 		return store.NewJob{}, fmt.Errorf("enqueue %s: %w", job.ID, err)
 	}

@@ -240,6 +240,8 @@ type BatchJob struct {
 	// "" for a job not followed.
 	LaunchState LaunchState
 	Payload     []byte
+	// Queue is the asynq queue of the job's task (Record.Queue).
+	Queue string
 }
 
 // EachBatchJob calls fn for every job of the batch, in the order they
@@ -254,7 +256,7 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 		return fmt.Errorf("batch %s: %w", id, ErrBatchNotFound)
 	}
 	fields := []string{"batch", "state", "agent_no", "code", "message", "agent_launch_id", "attempts", "payload",
-		"launch_state", "sid"}
+		"launch_state", "sid", "queue"}
 	seen := map[string]bool{}
 	for start := int64(0); ; start += pageSize {
 		ids, err := s.rdb.LRange(ctx, rdb.BatchJobsKey(id), start, start+pageSize-1).Result()
@@ -280,7 +282,8 @@ func (s *Store) EachBatchJob(ctx context.Context, id string, fn func(BatchJob) e
 			seen[jid] = true
 			n, _ := strconv.Atoi(str(6))
 			j := BatchJob{ID: jid, State: State(str(1)), AgentNo: str(2), Code: str(3), Message: str(4),
-				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7)), LaunchState: LaunchState(str(8)), SID: str(9)}
+				AgentLaunchID: str(5), Attempts: n, Payload: []byte(str(7)), LaunchState: LaunchState(str(8)), SID: str(9),
+				Queue: str(10)}
 			if j.State != StateSucceeded {
 				// A success relaunched with force keeps its last launch ID
 				// on the record until the relaunch has its outcome; the

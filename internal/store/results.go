@@ -62,40 +62,100 @@ func resultFrom(m redis.XMessage) Result {
 	}
 }
 
+// ResultsFilter selects entries of the results stream; its zero value
+// selects every entry.
+type ResultsFilter struct {
+	// SID keeps the entries of the jobs of one account. Entries written
+	// before they carried the job's SID have none and are never kept.
+	SID string
+}
+
+func (f ResultsFilter) keeps(r Result) bool { return f.SID == "" || r.SID == f.SID }
+
+// resultsScan is how many entries a filtered read takes from Redis at a
+// time, at least: a rare account's entries can be far apart.
+const resultsScan = 1000
+
 // ReadResults returns up to count results after the stream ID after ("0" for
 // the start). With block > 0 it waits that long for new entries when there are
 // none, and returns none (no error) on time-out.
 func (s *Store) ReadResults(ctx context.Context, after string, count int64, block time.Duration) ([]Result, error) {
-	var msgs []redis.XMessage
+	rs, _, err := s.ReadResultsPage(ctx, after, count, block, ResultsFilter{})
+	return rs, err
+}
+
+// ReadResultsPage returns up to count results after the stream ID after
+// ("0" for the start) that f keeps, and next, the stream ID to read on from:
+// that of the last entry it looked at, kept or not, so that the entries f
+// skipped are not read again. It reads on past skipped entries until it has
+// a result or reaches the end of the stream, so an empty page means that no
+// entry after next is kept yet. With block > 0 it then waits up to block
+// for new entries that f keeps.
+func (s *Store) ReadResultsPage(ctx context.Context, after string, count int64, block time.Duration, f ResultsFilter) (rs []Result, next string, err error) {
+	if count <= 0 {
+		return nil, after, nil
+	}
+	next, scan := after, count
+	if f != (ResultsFilter{}) {
+		scan = max(count, resultsScan)
+	}
+	deadline := time.Now().Add(block)
+	for {
+		wait := time.Duration(0)
+		if block > 0 {
+			wait = max(time.Until(deadline), time.Millisecond)
+		}
+		msgs, err := s.readStream(ctx, next, scan, wait)
+		if err != nil {
+			return nil, after, err
+		}
+		for _, m := range msgs {
+			if r := resultFrom(m); f.keeps(r) {
+				rs = append(rs, r)
+			}
+			next = m.ID
+			if int64(len(rs)) == count {
+				return rs, next, nil
+			}
+		}
+		atEnd := int64(len(msgs)) < scan
+		if len(rs) > 0 || atEnd && (block <= 0 || !time.Now().Before(deadline)) {
+			return rs, next, nil
+		}
+	}
+}
+
+// readStream returns up to count entries of the results stream after the
+// ID after, waiting up to block (when > 0) for new ones when there are none.
+func (s *Store) readStream(ctx context.Context, after string, count int64, block time.Duration) ([]redis.XMessage, error) {
 	if block <= 0 {
 		start := "(" + after
 		if after == "0" || after == "" {
 			start = "-"
 		}
-		var err error
-		msgs, err = s.rdb.XRangeN(ctx, ResultsStream, start, "+", count).Result()
+		msgs, err := s.rdb.XRangeN(ctx, ResultsStream, start, "+", count).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read results: %w", err)
 		}
-	} else {
-		streams, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{ResultsStream, after}, Count: count, Block: block,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read results: %w", err)
-		}
-		for _, st := range streams {
-			msgs = append(msgs, st.Messages...)
-		}
+		return msgs, nil
 	}
-	out := make([]Result, len(msgs))
-	for i, m := range msgs {
-		out[i] = resultFrom(m)
+	if after == "" {
+		after = "0"
 	}
-	return out, nil
+	streams, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{ResultsStream, after}, Count: count, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	var msgs []redis.XMessage
+	for _, st := range streams {
+		msgs = append(msgs, st.Messages...)
+	}
+	return msgs, nil
 }
 
 // ResultsLen is the number of entries in the results stream.

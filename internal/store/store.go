@@ -106,6 +106,10 @@ type Record struct {
 	LaunchState LaunchState   `json:"launch_state,omitempty"`
 	Launch      *LaunchFollow `json:"launch_follow,omitempty"`
 	History     []Attempt     `json:"history"`
+	// Queue is the asynq queue of the job's task (see NewJob.Queue), which
+	// names the priority it runs at; "" in records written before it was
+	// kept.
+	Queue string `json:"-"`
 }
 
 // Finished reports whether the job has its final outcome.
@@ -149,6 +153,7 @@ func recordFrom(h map[string]string) Record {
 		NextRunAt:     msTime(h["next_run_at"]),
 		FinishedAt:    msTime(h["finished_at"]),
 		Launch:        launchFollowFrom(h),
+		Queue:         h["queue"],
 	}
 	if r.Launch != nil {
 		r.LaunchState = r.Launch.State
