@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -174,7 +177,7 @@ func (b *bench) memoryParts(ctx context.Context, jobs []launch.Job, batch string
 			"agent's job index (zset)": rdb.AgentKey(j.Launch.AgentNo),
 		} {
 			size, err := b.rdb.MemoryUsage(ctx, key, 0).Result()
-			if err != nil {
+			if err != nil && !errors.Is(err, redis.Nil) { // a success at its first attempt has no attempt log
 				return nil, fmt.Errorf("MEMORY USAGE %s: %w", key, err)
 			}
 			parts[name] += float64(size) / float64(n)

@@ -111,6 +111,7 @@ type FinishArgs struct {
 	Retention     time.Duration // how long a finished job's keys are kept (whole seconds); 0 forever
 	ResultsMaxLen int64         // the results stream's approximate cap; 0 never trims
 	FollowAt      time.Time     // a success's first launch status poll; zero when not followed
+	StartedAt     time.Time     // the call's start, kept by a success that writes no attempt log
 }
 
 func (a FinishArgs) keys() []string {
@@ -120,7 +121,7 @@ func (a FinishArgs) keys() []string {
 func (a FinishArgs) args() []any {
 	next := msOrZero(a.NextRunAt)
 	return []any{a.Kind, a.Entry, a.Code, a.Message, a.AgentLaunchID, a.HTTPStatus, flag(a.Uncertain), string(a.Response),
-		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID, msOrZero(a.FollowAt)}
+		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID, msOrZero(a.FollowAt), msOrZero(a.StartedAt)}
 }
 
 // FinishJob runs finish_job.lua: it records an attempt's outcome and returns

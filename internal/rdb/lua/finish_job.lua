@@ -5,6 +5,13 @@
 -- changes them). A job that has already
 -- finished is left as it was. Needs lib/batch.lua.
 --
+-- A success keeps less than a dead letter, since retained successes are
+-- most of Redis's memory (BENCHMARKS.md): its record keeps no 'response'
+-- (Kaleyra's answer is on its results stream entry), and a success at the
+-- job's first attempt, whose log would hold that one entry, writes no log:
+-- its record's started_at is then the call's start, and the store reads
+-- the attempt from the record (store.history).
+--
 -- KEYS[1]   job              the job's record (rdb.JobKey)
 -- KEYS[2]   attempts         the job's attempt log (rdb.AttemptsKey)
 -- KEYS[3]   results          the results stream (rdb.ResultsStream)
@@ -26,6 +33,7 @@
 -- ARGV[14]  id               job ID
 -- ARGV[15]  follow_at        Unix ms of the first launch status poll of a
 --                            success to follow; 0 when it is not followed
+-- ARGV[16]  started_at       Unix ms of the call's start; 0 for unknown
 --
 -- Returns the job's state afterwards ('queued' for deferred, 'retrying',
 -- 'succeeded', 'dead_lettered'), or 'missing' when it has no record.
@@ -36,8 +44,12 @@ local state = h[1]
 if not state then return 'missing' end
 if state == 'succeeded' or state == 'dead_lettered' then return state end
 local bk = batch_key(h[2])
-redis.call('RPUSH', KEYS[2], ARGV[2])
 local kind = ARGV[1]
+if kind == 'succeeded' and redis.call('EXISTS', KEYS[2]) == 0 then
+  if ARGV[16] ~= '0' then redis.call('HSET', KEYS[1], 'started_at', ARGV[16]) end
+else
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+end
 if kind == 'deferred' then
   redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   redis.call('HSET', KEYS[1], 'state', 'queued', 'next_run_at', ARGV[10], 'updated_at', ARGV[9])
@@ -54,8 +66,13 @@ batch_move(bk, state, kind)
 if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
 batch_settle(bk, ARGV[9], ARGV[11])
 redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
-  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
+  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'finished_at', ARGV[9])
 redis.call('HDEL', KEYS[1], 'next_run_at')
+if kind == 'succeeded' then
+  redis.call('HDEL', KEYS[1], 'response')
+else
+  redis.call('HSET', KEYS[1], 'response', ARGV[8])
+end
 -- A relaunch's outcome replaces the launch state of the success before it.
 redis.call('HDEL', KEYS[1], 'restore_launch_state', 'launch_state', 'launch_state_at', 'launch_followed_at',
   'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended', 'launch_status_code',
