@@ -14,7 +14,7 @@ var (
 	createJobsScript        = load("create_jobs.lua", batchLib, agentLib)
 	uncreateJobScript       = load("uncreate_job.lua", batchLib, agentLib)
 	startJobScript          = load("start_job.lua", batchLib)
-	finishJobScript         = load("finish_job.lua", batchLib)
+	finishJobScript         = load("finish_job.lua", batchLib, agentLib)
 	recordLaunchPollScript  = load("record_launch_poll.lua", batchLib)
 	createBatchScript       = load("create_batch.lua")
 	closeBatchScript        = load("close_batch.lua", batchLib)
