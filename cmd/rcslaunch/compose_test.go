@@ -86,6 +86,13 @@ func TestComposeFileMatchesTheBinary(t *testing.T) {
 	if !ok || !slices.Contains(redis.Command, "--appendonly") || !slices.Contains(redis.Command, "yes") {
 		t.Errorf("redis service must run with AOF persistence: %+v", redis.Command)
 	}
+	// docs/guarantees.md's Redis memory settings: compact job records and
+	// results stream nodes.
+	for _, flag := range []string{"--hash-max-listpack-value", "--stream-node-max-bytes"} {
+		if i := slices.Index(redis.Command, flag); i < 0 || i+1 == len(redis.Command) {
+			t.Errorf("redis service must run with %s: %+v", flag, redis.Command)
+		}
+	}
 	if w := cf.Services["worker"]; w.Deploy.Replicas != 2 {
 		t.Errorf("worker replicas = %d, want 2", w.Deploy.Replicas)
 	}

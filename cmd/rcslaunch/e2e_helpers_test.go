@@ -420,8 +420,9 @@ type resultEntry struct {
 	// LaunchState is a launch_state entry's new state (and
 	// PreviousLaunchState the one before), or "pending" on a followed
 	// success.
-	LaunchState         string `json:"launch_state"`
-	PreviousLaunchState string `json:"previous_launch_state"`
+	LaunchState         string          `json:"launch_state"`
+	PreviousLaunchState string          `json:"previous_launch_state"`
+	Response            json.RawMessage `json:"response"`
 }
 
 // results runs `results --json` and decodes its JSONL, one object per line.
@@ -506,6 +507,7 @@ type statusRecord struct {
 	AgentLaunchID string          `json:"agent_launch_id"`
 	Uncertain     bool            `json:"uncertain"`
 	FinishedAt    time.Time       `json:"finished_at"`
+	Response      json.RawMessage `json:"response"`
 	History       []struct {
 		N       int    `json:"attempt"`
 		Outcome string `json:"outcome"`

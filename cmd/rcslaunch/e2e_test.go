@@ -402,6 +402,19 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 		st.Attempts != 1+flakyFailures || len(st.History) != 1+flakyFailures {
 		t.Errorf("status --json of the flaky job: %+v", st)
 	}
+	// A success keeps Kaleyra's answer on its results entry only, and one
+	// at its first attempt reads that attempt from its record.
+	okJob := job[okAgent]
+	if st := e.statusJSON(okJob.JobID); st.State != "succeeded" || st.Response != nil || len(st.History) != 1 ||
+		st.History[0].N != 1 || st.History[0].Outcome != "succeeded" || st.History[0].Code != "RCS902" {
+		t.Errorf("status --json of a success at its first attempt: %+v", st)
+	}
+	if !strings.Contains(string(okJob.Response), okJob.AgentLaunchID) {
+		t.Errorf("results entry of a success without Kaleyra's answer: %+v", okJob)
+	}
+	if r := e.mustRun(0, "status", okJob.JobID); !strings.Contains(r.stdout, "RCS902") {
+		t.Errorf("status of a success at its first attempt does not show its attempt:\n%s", r)
+	}
 	dead := job[deadAgent]
 	r = e.mustRun(0, "status", dead.JobID)
 	if !strings.Contains(r.stdout, "dead-lettered") || !strings.Contains(r.stdout, dead.Code) || !strings.Contains(r.stdout, dead.Message) {
@@ -446,7 +459,8 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil {
 		t.Fatalf("dlq show --json: %v\n%s", err, r)
 	}
-	if len(shown.History) != calls[deadAgent] || shown.Attempts != calls[deadAgent] || shown.Code != "RCS502" {
+	if len(shown.History) != calls[deadAgent] || shown.Attempts != calls[deadAgent] || shown.Code != "RCS502" ||
+		!strings.Contains(string(shown.Response), "RCS502") {
 		t.Errorf("dlq show: %d attempts, %d in history, want %d: %s", shown.Attempts, len(shown.History), calls[deadAgent], r.stdout)
 	}
 	for i, h := range shown.History {
@@ -509,8 +523,18 @@ func TestWorkerBatchStatusAndDLQ(t *testing.T) {
 	if got := ids(e.dlqList()); slices.Contains(got, dead.JobID) || len(got) != len(deadIDs)-1 {
 		t.Errorf("after dlq retry, dlq list: %v", got)
 	}
-	if st := e.statusJSON(dead.JobID); st.State != "succeeded" {
-		t.Errorf("status after dlq retry: %s", st.State)
+	// Retried to success, it reads as a success everywhere: its record
+	// drops the dead letter's answer and keeps every attempt.
+	if st := e.statusJSON(dead.JobID); st.State != "succeeded" || st.Response != nil || len(st.History) != calls[deadAgent]+1 ||
+		st.History[len(st.History)-1].Outcome != "succeeded" || st.History[0].Code != "RCS502" {
+		t.Errorf("status --json after dlq retry: %+v", st)
+	}
+	if r := e.mustRun(0, "status", dead.JobID); !strings.Contains(r.stdout, "succeeded") || strings.Count(r.stdout, "RCS502") < calls[deadAgent] {
+		t.Errorf("status after dlq retry does not show the success and every attempt:\n%s", r)
+	}
+	e.mustRun(1, "dlq", "show", dead.JobID)
+	if r := e.mustRun(0, "dlq", "export"); strings.Contains(r.stdout, dead.JobID) {
+		t.Errorf("dlq export after dlq retry lists the retried job:\n%s", r)
 	}
 	e.mustRun(1, "dlq", "retry", flaky.JobID) // not a dead letter
 

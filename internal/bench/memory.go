@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/launch"
@@ -87,9 +90,23 @@ func (b *bench) memory(ctx context.Context, rep *Report) error {
 		return err
 	}
 	rep.Breakdowns = append(rep.Breakdowns,
-		Breakdown{Name: "Redis memory per retained finished job, by key (bytes)", Unit: "bytes", Parts: parts},
+		Breakdown{Name: "Redis memory per retained finished job, by key (bytes; " + b.memoryConfig(ctx) + ")", Unit: "bytes", Parts: parts},
 		Breakdown{Name: "one job record's fields, name + value (bytes)", Unit: "bytes", Parts: fields})
 	return nil
+}
+
+// memoryConfig names the Redis settings the memory figures depend on, as
+// Redis reports them ("?" where CONFIG GET is refused).
+func (b *bench) memoryConfig(ctx context.Context) string {
+	var out []string
+	for _, name := range []string{"hash-max-listpack-value", "stream-node-max-bytes"} {
+		v := "?"
+		if m, err := b.rdb.ConfigGet(ctx, name).Result(); err == nil && m[name] != "" {
+			v = m[name]
+		}
+		out = append(out, name+" "+v)
+	}
+	return strings.Join(out, ", ")
 }
 
 // finishBatch enqueues jobs as one batch, runs a worker until the results
@@ -174,7 +191,7 @@ func (b *bench) memoryParts(ctx context.Context, jobs []launch.Job, batch string
 			"agent's job index (zset)": rdb.AgentKey(j.Launch.AgentNo),
 		} {
 			size, err := b.rdb.MemoryUsage(ctx, key, 0).Result()
-			if err != nil {
+			if err != nil && !errors.Is(err, redis.Nil) { // a success at its first attempt has no attempt log
 				return nil, fmt.Errorf("MEMORY USAGE %s: %w", key, err)
 			}
 			parts[name] += float64(size) / float64(n)

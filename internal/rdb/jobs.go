@@ -14,7 +14,7 @@ var (
 	createJobsScript        = load("create_jobs.lua", batchLib, agentLib)
 	uncreateJobScript       = load("uncreate_job.lua", batchLib, agentLib)
 	startJobScript          = load("start_job.lua", batchLib)
-	finishJobScript         = load("finish_job.lua", batchLib)
+	finishJobScript         = load("finish_job.lua", batchLib, agentLib)
 	recordLaunchPollScript  = load("record_launch_poll.lua", batchLib)
 	createBatchScript       = load("create_batch.lua")
 	closeBatchScript        = load("close_batch.lua", batchLib)
@@ -122,6 +122,7 @@ type FinishArgs struct {
 	Retention     time.Duration // how long a finished job's keys are kept (whole seconds); 0 forever
 	ResultsMaxLen int64         // the results stream's approximate cap; 0 never trims
 	FollowAt      time.Time     // a success's first launch status poll; zero when not followed
+	StartedAt     time.Time     // the call's start, kept by a success that writes no attempt log
 }
 
 func (a FinishArgs) keys() []string {
@@ -131,7 +132,7 @@ func (a FinishArgs) keys() []string {
 func (a FinishArgs) args() []any {
 	next := msOrZero(a.NextRunAt)
 	return []any{a.Kind, a.Entry, a.Code, a.Message, a.AgentLaunchID, a.HTTPStatus, flag(a.Uncertain), string(a.Response),
-		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID, msOrZero(a.FollowAt)}
+		ms(a.Now), next, seconds(a.Retention), a.ResultsMaxLen, a.Now.UTC().Format(time.RFC3339Nano), a.ID, msOrZero(a.FollowAt), msOrZero(a.StartedAt)}
 }
 
 // FinishJob runs finish_job.lua: it records an attempt's outcome and returns

@@ -89,3 +89,14 @@ func TestBatchLibKeys(t *testing.T) {
 		t.Error("lib/batch.lua keeps a placeholder")
 	}
 }
+
+// TestAgentLibKeys: the agent index and job record keys lib/agent.lua
+// derives are the ones keys.go names.
+func TestAgentLibKeys(t *testing.T) {
+	if !strings.Contains(agentLib, "'"+agentPrefix+"'") || !strings.Contains(agentLib, "'"+JobPrefix+"'") {
+		t.Error("lib/agent.lua does not derive the keys keys.go names")
+	}
+	if strings.Contains(agentLib, "$AGENT") || strings.Contains(agentLib, "$JOB") {
+		t.Error("lib/agent.lua keeps a placeholder")
+	}
+}

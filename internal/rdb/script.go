@@ -32,9 +32,9 @@ var (
 // prefixes ($BATCH_JOBS first: $BATCH is a prefix of it).
 var batchLib = strings.NewReplacer("$BATCH_JOBS", batchJobsPrefix, "$BATCH", batchPrefix).Replace(readLua("lib/batch.lua"))
 
-// agentLib is lib/agent.lua, the agent index's helpers, with its placeholder
-// replaced by the index's key prefix.
-var agentLib = strings.ReplaceAll(readLua("lib/agent.lua"), "$AGENT", agentPrefix)
+// agentLib is lib/agent.lua, the agent index's helpers, with its placeholders
+// replaced by the index's key prefix and the job records'.
+var agentLib = strings.NewReplacer("$AGENT", agentPrefix, "$JOB", JobPrefix).Replace(readLua("lib/agent.lua"))
 
 // readLua returns the file lua/<name>, which is embedded: a missing one is a
 // bug in this package, caught by its tests at init.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -82,5 +83,89 @@ func TestJobsByAgentOfAccount(t *testing.T) {
 	}
 	if got := jobsOf(t, s, "48900", Filter{SID: "SID3"}, 10); len(got) != 0 {
 		t.Errorf("jobs of an account with none: %v", got)
+	}
+}
+
+// TestAgentIndexExpiresWithItsJobs: an agent's index is kept while any of
+// its jobs is kept forever, and expires with the last of them once each
+// expires, so that retained successes leave nothing behind.
+func TestAgentIndexExpiresWithItsJobs(t *testing.T) {
+	s, c := newStore(t)
+	key := rdb.AgentKey("500")
+	job := func(id string) NewJob {
+		j := newJob(id)
+		j.AgentNo = "500"
+		return j
+	}
+	succeed := func(id string, retention time.Duration) {
+		t.Helper()
+		s.Retention = retention
+		mustCreate(t, s, job(id), t0)
+		_, n := mustStart(t, s, job(id), t0)
+		mustFinish(t, s, id, success(n, t0), t0)
+	}
+	near := func(d, want time.Duration) bool { return d > want-time.Minute && d <= want }
+
+	succeed("x1", time.Hour)
+	if d := ttl(t, c, key); !near(d, time.Hour) {
+		t.Fatalf("index of one success: TTL %v, want about 1h", d)
+	}
+	mustCreate(t, s, job("x2"), t0)
+	if d := ttl(t, c, key); d != -1 {
+		t.Fatalf("index with a queued job: TTL %v, want none", d)
+	}
+	_, n := mustStart(t, s, job("x2"), t0)
+	mustFinish(t, s, "x2", terminal(n, "RCS904", false, t0), t0)
+	if d := ttl(t, c, key); d != -1 {
+		t.Fatalf("index with a dead letter: TTL %v, want none", d)
+	}
+	if deleted, _, err := s.DeleteDeadLetter(ctx, "x2"); err != nil || !deleted {
+		t.Fatalf("delete x2: %v, %v", deleted, err)
+	}
+	if d := ttl(t, c, key); !near(d, time.Hour) {
+		t.Fatalf("index after its dead letter was deleted: TTL %v, want about 1h", d)
+	}
+	// The last success to expire sets the index's end; one kept forever
+	// keeps it forever.
+	succeed("x3", 2*time.Hour)
+	if d := ttl(t, c, key); !near(d, 2*time.Hour) {
+		t.Fatalf("index of two successes: TTL %v, want about 2h", d)
+	}
+	succeed("x4", time.Minute)
+	if d := ttl(t, c, key); !near(d, 2*time.Hour) {
+		t.Fatalf("index after a shorter-lived success: TTL %v, want about 2h", d)
+	}
+	succeed("x5", 0)
+	if d := ttl(t, c, key); d != -1 {
+		t.Fatalf("index with a success kept forever: TTL %v, want none", d)
+	}
+
+	// Entries whose record is gone leave the index when it settles.
+	other := rdb.AgentKey("600")
+	for _, id := range []string{"y1", "y2"} {
+		j := newJob(id)
+		j.AgentNo = "600"
+		mustCreate(t, s, j, t0)
+	}
+	c.Del(ctx, rdb.JobKey("y1"))
+	s.Retention = time.Hour
+	y2 := newJob("y2")
+	y2.AgentNo = "600"
+	_, n = mustStart(t, s, y2, t0)
+	mustFinish(t, s, "y2", success(n, t0), t0)
+	if got := c.ZRange(ctx, other, 0, -1).Val(); !slices.Equal(got, []string{"y2"}) || !near(ttl(t, c, other), time.Hour) {
+		t.Fatalf("index 600: %v with TTL %v, want [y2] for about 1h", got, ttl(t, c, other))
+	}
+
+	// A large index is left to its readers.
+	for i := range 17 {
+		j := newJob(fmt.Sprint("z", i))
+		j.AgentNo = "700"
+		mustCreate(t, s, j, t0)
+		_, n := mustStart(t, s, j, t0)
+		mustFinish(t, s, j.ID, success(n, t0), t0)
+	}
+	if d := ttl(t, c, rdb.AgentKey("700")); d != -1 {
+		t.Fatalf("index of 17 successes: TTL %v, want none", d)
 	}
 }

@@ -156,9 +156,7 @@ func (s *Store) getMany(ctx context.Context, ids []string) ([]Record, error) {
 		if len(hs[i].Val()) == 0 {
 			continue
 		}
-		r := recordFrom(hs[i].Val())
-		r.History = decodeAttempts(ls[i].Val())
-		out = append(out, r)
+		out = append(out, recordWithHistory(hs[i].Val(), ls[i].Val()))
 	}
 	return out, nil
 }

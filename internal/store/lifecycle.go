@@ -216,7 +216,7 @@ func (s *Store) finishArgs(id string, o Outcome, now time.Time) (rdb.FinishArgs,
 	return rdb.FinishArgs{ID: id, Kind: string(o.Kind), Entry: entry, Code: a.Code, Message: a.Message,
 		AgentLaunchID: o.AgentLaunchID, HTTPStatus: a.HTTPStatus, Uncertain: a.Uncertain, Response: o.Response,
 		Now: now, NextRunAt: o.NextRunAt, Retention: s.Retention, ResultsMaxLen: s.ResultsMaxLen,
-		FollowAt: o.FollowAt}, nil
+		FollowAt: o.FollowAt, StartedAt: a.StartedAt}, nil
 }
 
 // JobQueue returns the asynq queue the job's record says its task is on;

@@ -96,11 +96,13 @@ type Record struct {
 	HTTPStatus    int             `json:"http_status,omitempty"`
 	AgentLaunchID string          `json:"agent_launch_id,omitempty"`
 	Uncertain     bool            `json:"uncertain,omitempty"`
-	Response      json.RawMessage `json:"response,omitempty"`
-	EnqueuedAt    time.Time       `json:"enqueued_at,omitzero"`
-	UpdatedAt     time.Time       `json:"updated_at,omitzero"`
-	NextRunAt     time.Time       `json:"next_run_at,omitzero"`
-	FinishedAt    time.Time       `json:"finished_at,omitzero"`
+	// Response is Kaleyra's answer to a job that did not succeed; a
+	// success's is on its results stream entry only (finish_job.lua).
+	Response   json.RawMessage `json:"response,omitempty"`
+	EnqueuedAt time.Time       `json:"enqueued_at,omitzero"`
+	UpdatedAt  time.Time       `json:"updated_at,omitzero"`
+	NextRunAt  time.Time       `json:"next_run_at,omitzero"`
+	FinishedAt time.Time       `json:"finished_at,omitzero"`
 	// LaunchState and Launch are set for a success whose launch is
 	// followed (FOLLOW_LAUNCH): its state, and the follow-up's details.
 	LaunchState LaunchState   `json:"launch_state,omitempty"`
@@ -126,9 +128,21 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	if len(h.Val()) == 0 {
 		return Record{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
-	r := recordFrom(h.Val())
-	r.History = decodeAttempts(l.Val())
-	return r, nil
+	return recordWithHistory(h.Val(), l.Val()), nil
+}
+
+// recordWithHistory is the record of hash h with its attempt log raw. A job
+// that succeeded at its first attempt keeps no log (finish_job.lua): its one
+// attempt is read from the record, which has every field of it.
+func recordWithHistory(h map[string]string, raw []string) Record {
+	r := recordFrom(h)
+	if len(raw) > 0 || r.State != StateSucceeded {
+		r.History = decodeAttempts(raw)
+		return r
+	}
+	r.History = []Attempt{{N: r.Attempts, Outcome: AttemptSucceeded, Code: r.Code, Message: r.Message,
+		HTTPStatus: r.HTTPStatus, Uncertain: r.Uncertain, StartedAt: msTime(h["started_at"]), FinishedAt: r.FinishedAt}}
+	return r
 }
 
 func recordFrom(h map[string]string) Record {

@@ -654,6 +654,7 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 	mustStart(t, s, j, t0)
 	t1 := t0.Add(1500 * time.Millisecond)
 	o := success(1, t1)
+	o.Attempt.StartedAt = t0.Add(300 * time.Millisecond)
 	if res := mustFinish(t, s, "j", o, t1); res != StateSucceeded {
 		t.Fatalf("finish: %s", res)
 	}
@@ -687,15 +688,24 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 		t.Fatalf("ReadResults after the last entry: %v, %v", more, err)
 	}
 
+	// The record keeps no response (the stream entry has it), and a success
+	// at the first attempt no attempt log: its attempt is read from the record.
 	r := mustGet(t, s, "j")
 	if r.State != StateSucceeded || r.AgentLaunchID != "L-1" || !r.FinishedAt.Equal(t1) || r.Code != "RCS902" ||
-		string(r.Response) != string(o.Response) || !r.NextRunAt.IsZero() {
+		r.Response != nil || !r.NextRunAt.IsZero() {
 		t.Fatalf("record: %+v", r)
 	}
-	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
-		if d := ttl(t, c, k); d <= time.Hour-time.Minute || d > time.Hour {
-			t.Errorf("TTL of %s: %v, want about 1h", k, d)
-		}
+	if len(r.History) != 1 || !reflect.DeepEqual(r.History[0], o.Attempt) {
+		t.Fatalf("history %+v, want the one attempt %+v", r.History, o.Attempt)
+	}
+	if n, _ := c.Exists(ctx, rdb.AttemptsKey("j")).Result(); n != 0 {
+		t.Fatal("a success at the first attempt wrote an attempt log")
+	}
+	if n, _ := c.HExists(ctx, rdb.JobKey("j"), "response").Result(); n {
+		t.Fatal("a success's record keeps a response")
+	}
+	if d := ttl(t, c, rdb.JobKey("j")); d <= time.Hour-time.Minute || d > time.Hour {
+		t.Errorf("TTL of the record: %v, want about 1h", d)
 	}
 
 	// A late or repeated Finish changes nothing.
@@ -716,12 +726,67 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 	}
 }
 
+// A success after other attempts keeps its log, every attempt in it.
+func TestFinishSucceededAfterRetriesKeepsLog(t *testing.T) {
+	s, c := newStore(t)
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, "j", retrying(1, t0, t0), t0)
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, "j", success(2, t0), t0)
+	r := mustGet(t, s, "j")
+	if n, _ := c.LLen(ctx, rdb.AttemptsKey("j")).Result(); n != 2 || len(r.History) != 2 || r.Response != nil ||
+		r.History[0].Outcome != AttemptRetryable || r.History[1] != success(2, t0).Attempt {
+		t.Fatalf("success after a retry: log of %d, %+v", n, r)
+	}
+}
+
+// A forced relaunch of a success that kept no log writes the log from the
+// record first (create_jobs.lua's rfc3339 turns its Unix ms into times), so
+// that the success stays in the job's history.
+func TestForcedRelaunchLogsTheSuccess(t *testing.T) {
+	s, c := newStore(t)
+	for i, at := range []time.Time{
+		time.Date(2024, 2, 29, 23, 59, 59, 999e6, time.UTC),
+		time.Date(2000, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1999, 12, 31, 12, 30, 45, 7e6, time.UTC),
+		time.Date(2100, 2, 28, 1, 2, 3, 40e6, time.UTC),
+		time.Date(2026, 12, 6, 9, 53, 0, 500e6, time.UTC),
+	} {
+		id := fmt.Sprint("f", i)
+		j := newJob(id)
+		mustCreate(t, s, j, at)
+		mustStart(t, s, j, at)
+		o := success(1, at.Add(time.Second))
+		o.Attempt.StartedAt = at
+		mustFinish(t, s, id, o, at.Add(time.Second))
+		was := mustGet(t, s, id)
+		j.Force = true
+		mustCreate(t, s, j, at.Add(time.Hour))
+		raw, err := c.LRange(ctx, rdb.AttemptsKey(id), 0, -1).Result()
+		if err != nil || len(raw) != 1 {
+			t.Fatalf("log after relaunch: %q, %v", raw, err)
+		}
+		if got := decodeAttempts(raw); len(got) != 1 || !reflect.DeepEqual(got[0], o.Attempt) || !reflect.DeepEqual(got, was.History) {
+			t.Fatalf("%s: logged %s as %+v, want %+v", at, raw[0], got, o.Attempt)
+		}
+		_, n := mustStart(t, s, j, at.Add(time.Hour))
+		mustFinish(t, s, id, success(n, at.Add(time.Hour)), at.Add(time.Hour))
+		if r := mustGet(t, s, id); len(r.History) != 2 || r.History[0] != o.Attempt {
+			t.Fatalf("relaunched success's history: %+v", r.History)
+		}
+	}
+}
+
 func TestFinishWithoutRetentionKeepsRecordForever(t *testing.T) {
 	s, c := newStore(t)
 	j := newJob("j")
 	mustCreate(t, s, j, t0)
 	mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", success(1, t0), t0)
+	mustFinish(t, s, "j", retrying(1, t0, t0), t0)
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, "j", success(2, t0), t0)
 	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Errorf("TTL of %s: %v, want none (-1)", k, d)
@@ -759,7 +824,8 @@ func TestFinishDeadLettered(t *testing.T) {
 		t.Errorf("stream entry: %v", v)
 	}
 	r := mustGet(t, s, "j")
-	if r.State != StateDeadLettered || !r.Uncertain || r.Code != "RCS904" || !r.FinishedAt.Equal(t0) || r.HTTPStatus != 400 {
+	if r.State != StateDeadLettered || !r.Uncertain || r.Code != "RCS904" || !r.FinishedAt.Equal(t0) || r.HTTPStatus != 400 ||
+		string(r.Response) != `{"code":"RCS904","data":[]}` || len(r.History) != 1 || r.History[0].Outcome != AttemptTerminal {
 		t.Fatalf("record: %+v", r)
 	}
 	// Dead letters are a store of record: no TTL, whatever the retention.
@@ -801,6 +867,8 @@ func TestFinishDeadLetteredPersists(t *testing.T) {
 	s.Retention = time.Hour
 	j := newJob("j")
 	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, "j", retrying(1, t0, t0), t0)
 	_, n := mustStart(t, s, j, t0)
 	mustFinish(t, s, "j", success(n, t0), t0)
 	if err := c.Del(ctx, rdb.JobKey("j")).Err(); err != nil {
@@ -824,7 +892,7 @@ func TestFinishDeadLetteredPersists(t *testing.T) {
 			t.Errorf("TTL of dead letter key %s: %v, want none", k, d)
 		}
 	}
-	if r := mustGet(t, s, "j"); r.State != StateDeadLettered || len(r.History) != 2 || !indexed(t, c, "j") {
+	if r := mustGet(t, s, "j"); r.State != StateDeadLettered || len(r.History) != 3 || !indexed(t, c, "j") {
 		t.Fatalf("dead letter: %+v", r)
 	}
 }
@@ -1206,6 +1274,11 @@ func TestRequeueUnindexRestore(t *testing.T) {
 		t.Fatalf("requeue of a running job: %s (%s), %v", res, state, err)
 	}
 	mustFinish(t, s, "a", success(1, t1), t1)
+	// The dead letter's answer goes with its success; its log keeps both.
+	if r := mustGet(t, s, "a"); r.State != StateSucceeded || r.Response != nil || len(r.History) != 2 ||
+		r.History[0].Outcome != AttemptTerminal || r.History[1].Outcome != AttemptSucceeded {
+		t.Fatalf("dead letter retried to success: %+v", r)
+	}
 	if res, state, _, err := s.Requeue(ctx, "a", true, t1); err != nil || res != NotDeadLettered || state != StateSucceeded {
 		t.Fatalf("requeue of a succeeded job: %s (%s), %v", res, state, err)
 	}

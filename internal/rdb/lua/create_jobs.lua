@@ -37,6 +37,36 @@ local function batch_of(batch)
   if b[2] then return nil, '' end
   return b[1] or nil, batch
 end
+-- rfc3339 is Unix ms t as an RFC 3339 UTC time, as attempt log entries
+-- give times; nil for none (0 or nil). Days to a date: H. Hinnant's
+-- civil_from_days.
+local function rfc3339(t)
+  t = tonumber(t)
+  if not t or t <= 0 then return nil end
+  local ms = t % 1000
+  local s = (t - ms) / 1000
+  local sod = s % 86400
+  local z = (s - sod) / 86400 + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, doy - math.floor((153 * mp + 2) / 5) + 1,
+    math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60, ms)
+end
+-- log_success writes the attempt log of a success that has none (one at its
+-- first attempt: finish_job.lua), from its record, before a relaunch
+-- replaces the record's fields.
+local function log_success(jk, ak)
+  if redis.call('EXISTS', ak) == 1 then return end
+  local a = redis.call('HMGET', jk, 'attempts', 'code', 'message', 'http_status', 'uncertain', 'started_at', 'finished_at')
+  redis.call('RPUSH', ak, cjson.encode({attempt = tonumber(a[1]) or 0, outcome = 'succeeded', code = a[2] or '',
+    message = a[3] or '', http_status = tonumber(a[4]) or 0, uncertain = a[5] == '1', started_at = rfc3339(a[6]),
+    finished_at = rfc3339(a[7])}))
+end
 local function create(jk, ak, id, sid, agent_no, payload, batch, force, queue)
   local bk
   bk, batch = batch_of(batch)
@@ -61,6 +91,7 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force, queue)
     -- The last success stays readable (and restorable by Uncreate) until the
     -- relaunch records its own outcome over it; the fields set here are kept
     -- as restore_<field> for Uncreate.
+    log_success(jk, ak)
     local prev = redis.call('HMGET', jk, 'attempts', 'enqueued_at', 'updated_at', 'batch', 'queue')
     redis.call('HSET', jk, 'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now,
       'batch', batch, 'queue', queue, 'restore_ttl', redis.call('PTTL', jk))

@@ -3,7 +3,15 @@
 -- entry and counts it, and a dead letter is indexed. A success to follow
 -- starts in launch state 'pending' (the launch_* fields; record_launch_poll
 -- changes them). A job that has already
--- finished is left as it was. Needs lib/batch.lua.
+-- finished is left as it was; a success that expires settles its agent's
+-- index (lib/agent.lua). Needs lib/batch.lua and lib/agent.lua.
+--
+-- A success keeps less than a dead letter, since retained successes are
+-- most of Redis's memory (BENCHMARKS.md): its record keeps no 'response'
+-- (Kaleyra's answer is on its results stream entry), and a success at the
+-- job's first attempt, whose log would hold that one entry, writes no log:
+-- its record's started_at is then the call's start, and the store reads
+-- the attempt from the record (store.recordWithHistory).
 --
 -- KEYS[1]   job              the job's record (rdb.JobKey)
 -- KEYS[2]   attempts         the job's attempt log (rdb.AttemptsKey)
@@ -26,6 +34,7 @@
 -- ARGV[14]  id               job ID
 -- ARGV[15]  follow_at        Unix ms of the first launch status poll of a
 --                            success to follow; 0 when it is not followed
+-- ARGV[16]  started_at       Unix ms of the call's start; 0 for unknown
 --
 -- Returns the job's state afterwards ('queued' for deferred, 'retrying',
 -- 'succeeded', 'dead_lettered'), or 'missing' when it has no record.
@@ -36,8 +45,9 @@ local state = h[1]
 if not state then return 'missing' end
 if state == 'succeeded' or state == 'dead_lettered' then return state end
 local bk = batch_key(h[2])
-redis.call('RPUSH', KEYS[2], ARGV[2])
 local kind = ARGV[1]
+local logged = kind ~= 'succeeded' or redis.call('EXISTS', KEYS[2]) == 1
+if logged then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 if kind == 'deferred' then
   redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   redis.call('HSET', KEYS[1], 'state', 'queued', 'next_run_at', ARGV[10], 'updated_at', ARGV[9])
@@ -53,13 +63,22 @@ end
 batch_move(bk, state, kind)
 if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
 batch_settle(bk, ARGV[9], ARGV[11])
-redis.call('HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
-  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'response', ARGV[8], 'finished_at', ARGV[9])
-redis.call('HDEL', KEYS[1], 'next_run_at')
+local set = {'HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
+  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'finished_at', ARGV[9]}
 -- A relaunch's outcome replaces the launch state of the success before it.
-redis.call('HDEL', KEYS[1], 'restore_launch_state', 'launch_state', 'launch_state_at', 'launch_followed_at',
-  'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended', 'launch_status_code',
-  'launch_status_message', 'launch_status_response', 'launch_poll_failed')
+local del = {'HDEL', KEYS[1], 'next_run_at', 'restore_launch_state', 'launch_state', 'launch_state_at',
+  'launch_followed_at', 'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended',
+  'launch_status_code', 'launch_status_message', 'launch_status_response', 'launch_poll_failed'}
+if kind ~= 'succeeded' then
+  table.insert(set, 'response'); table.insert(set, ARGV[8])
+else
+  table.insert(del, 'response')
+  if not logged and ARGV[16] ~= '0' then
+    table.insert(set, 'started_at'); table.insert(set, ARGV[16])
+  end
+end
+redis.call(unpack(set))
+redis.call(unpack(del))
 local launch_state = ''
 if kind == 'succeeded' and tonumber(ARGV[15]) > 0 and ARGV[5] ~= '' then
   launch_state = 'pending'
@@ -85,6 +104,7 @@ if kind == 'dead_lettered' then
   redis.call('PERSIST', KEYS[2])
 elseif tonumber(ARGV[11]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[11])
-  redis.call('EXPIRE', KEYS[2], ARGV[11])
+  if logged then redis.call('EXPIRE', KEYS[2], ARGV[11]) end
+  agent_settle(h[1])
 end
 return kind

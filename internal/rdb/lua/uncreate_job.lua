@@ -56,6 +56,7 @@ if h[4] then -- a forced relaunch: back to the success it was, in its batch
   if ttl > 0 then
     redis.call('PEXPIRE', KEYS[1], ttl)
     redis.call('PEXPIRE', KEYS[2], ttl)
+    agent_settle(h[7])
   end
   return 1
 end
