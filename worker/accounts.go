@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -259,8 +260,9 @@ const sharedLinger = 30 * time.Second
 // set of accounts. A reload that changes the set starts a new generation
 // and retires the old.
 type generation struct {
-	srv *asynq.Server
-	// queues is what srv serves, by weight.
+	// srvs serve the same queues: see shards.
+	srvs []*asynq.Server
+	// queues is what srvs serve, by weight.
 	queues map[string]int
 	// stopping is cancelled when the generation's shutdown begins, so that
 	// jobs still waiting for a launch slot go back to the queue instead of
@@ -287,7 +289,7 @@ func (w *Worker) start() (*generation, error) {
 	if err != nil {
 		w.log.Warn().Err(err).Msg("cannot list asynq's queues; serving every priority's queue of each account")
 	}
-	g := &generation{srv: newServer(w.opts, w.log, queues), queues: queues}
+	g := &generation{srvs: newServers(w.opts, w.log, queues), queues: queues}
 	g.stopping, g.stop = context.WithCancel(context.Background())
 	bind := func(h asynq.HandlerFunc) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
@@ -297,8 +299,11 @@ func (w *Worker) start() (*generation, error) {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(queue.TaskType, bind(w.process))
 	mux.HandleFunc(queue.FollowTaskType, bind(w.follow))
-	if err := g.srv.Start(mux); err != nil {
-		return nil, fmt.Errorf("start worker: %w", err)
+	for i, srv := range g.srvs {
+		if err := srv.Start(mux); err != nil {
+			g.stopServers(g.srvs[:i]...)
+			return nil, fmt.Errorf("start worker: %w", err)
+		}
 	}
 	return g, nil
 }
@@ -367,8 +372,17 @@ func (w *Worker) replace() error {
 
 // shutdown stops g gracefully: calls in flight finish and are recorded.
 func (g *generation) shutdown() {
+	g.stopServers(g.srvs...)
+}
+
+// stopServers stops srvs of g at once, each gracefully.
+func (g *generation) stopServers(srvs ...*asynq.Server) {
 	g.stop()
-	g.srv.Shutdown()
+	var wg sync.WaitGroup
+	for _, srv := range srvs {
+		wg.Go(srv.Shutdown)
+	}
+	wg.Wait()
 }
 
 // restart replaces the running generation, if any, by one serving the

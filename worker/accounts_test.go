@@ -475,7 +475,7 @@ func TestSetAccountsAtOnce(t *testing.T) {
 
 // TestFirstHighPriorityJobIsServed: a worker serves an account's high- and
 // low-priority queues only once they are used; the first job of a new
-// priority makes it serve that queue (within the claim renewal, 10 s) and
+// priority makes it serve that queue (within a second) and
 // runs.
 func TestFirstHighPriorityJobIsServed(t *testing.T) {
 	e := newAcctEnv(t, true)
@@ -497,5 +497,36 @@ func TestFirstHighPriorityJobIsServed(t *testing.T) {
 	}
 	if !strings.Contains(e.Logs.String(), "serving a new set of queues") {
 		t.Errorf("the worker did not log that it serves the new queue")
+	}
+}
+
+// TestManyAccountsTwoServers: a worker serving enough queues to run two
+// asynq servers side by side (shardQueues) runs every job once with its
+// account's key, retries included (only one server moves due retries), and
+// stops cleanly.
+func TestManyAccountsTwoServers(t *testing.T) {
+	e := newAcctEnv(t, true)
+	b := account(sidB)
+	b.RetryMax = 3
+	accts := []worker.Account{account(sidA), b, account(sidC)}
+	for i := range 40 {
+		accts = append(accts, account(fmt.Sprintf("IDLE%04d", i)))
+	}
+	e.sim.Script("904", sim.StepGateway, sim.StepGateway) // sidB's: two retries, then a success
+	e.RunWorker(e.options(accts...))
+	for _, sid := range []string{sidA, sidB, sidC} {
+		e.waitServed(sid)
+	}
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, e.enqueue([]string{sidA, sidB, sidC}[i%3], fmt.Sprint(900+i)))
+	}
+	for id, r := range e.WaitFinished(ids...) {
+		if r.State != store.StateSucceeded {
+			t.Errorf("job %s: %s %s", id, r.State, r.Code)
+		}
+	}
+	if n := e.callsBySID(); n[sidA] != 10 || n[sidB] != 12 || n[sidC] != 10 || len(n) != 3 {
+		t.Errorf("calls by account: %v; want %s 10, %s 12 (two retries), %s 10", n, sidA, sidB, sidC)
 	}
 }
