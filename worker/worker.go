@@ -335,6 +335,7 @@ func workerID() string {
 // the first moves due retries and deferrals (asynq's forwarder, two scripts
 // per queue each time it looks): the others look once an hour, a backstop.
 func newServers(opts Options, log zerolog.Logger, queues map[string]int) []*asynq.Server {
+	queues = lowestTerms(queues)
 	n := shards(opts.Concurrency, len(queues))
 	srvs := make([]*asynq.Server, n)
 	for i := range srvs {
@@ -349,6 +350,28 @@ func newServers(opts Options, log zerolog.Logger, queues map[string]int) []*asyn
 		srvs[i] = newServer(opts, log, queues, c, forward, n)
 	}
 	return srvs
+}
+
+// lowestTerms is weights divided by their greatest common divisor: the same
+// shares. asynq's processor lists each queue as often as its weight and
+// shuffles that list for every task it takes, so with many accounts that
+// use only their default queue (weight 3 each) the list is three times
+// longer than it needs to be.
+func lowestTerms(weights map[string]int) map[string]int {
+	g := 0
+	for _, w := range weights {
+		for w != 0 { // Euclid: g becomes gcd(g, w)
+			g, w = w, g%w
+		}
+	}
+	if g <= 1 {
+		return weights
+	}
+	r := make(map[string]int, len(weights))
+	for q, w := range weights {
+		r[q] = w / g
+	}
+	return r
 }
 
 // shardQueues is the number of queues from which a worker runs two asynq
