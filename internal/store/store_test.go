@@ -55,6 +55,17 @@ func mustStart(t *testing.T, s *Store, j NewJob, now time.Time) (State, int) {
 	return state, n
 }
 
+// succeedAtSecondAttempt creates job j and runs it to success at t0 after
+// one retryable attempt, so that its attempt log holds two entries.
+func succeedAtSecondAttempt(t *testing.T, s *Store, j NewJob) {
+	t.Helper()
+	mustCreate(t, s, j, t0)
+	mustStart(t, s, j, t0)
+	mustFinish(t, s, j.ID, retrying(1, t0, t0), t0)
+	_, n := mustStart(t, s, j, t0)
+	mustFinish(t, s, j.ID, success(n, t0), t0)
+}
+
 func mustFinish(t *testing.T, s *Store, id string, o Outcome, now time.Time) State {
 	t.Helper()
 	res, err := s.Finish(ctx, id, o, now)
@@ -730,11 +741,7 @@ func TestFinishSucceededWritesOneResult(t *testing.T) {
 func TestFinishSucceededAfterRetriesKeepsLog(t *testing.T) {
 	s, c := newStore(t)
 	j := newJob("j")
-	mustCreate(t, s, j, t0)
-	mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", retrying(1, t0, t0), t0)
-	mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", success(2, t0), t0)
+	succeedAtSecondAttempt(t, s, j)
 	r := mustGet(t, s, "j")
 	if n, _ := c.LLen(ctx, rdb.AttemptsKey("j")).Result(); n != 2 || len(r.History) != 2 || r.Response != nil ||
 		r.History[0].Outcome != AttemptRetryable || r.History[1] != success(2, t0).Attempt {
@@ -782,11 +789,7 @@ func TestForcedRelaunchLogsTheSuccess(t *testing.T) {
 func TestFinishWithoutRetentionKeepsRecordForever(t *testing.T) {
 	s, c := newStore(t)
 	j := newJob("j")
-	mustCreate(t, s, j, t0)
-	mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", retrying(1, t0, t0), t0)
-	mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", success(2, t0), t0)
+	succeedAtSecondAttempt(t, s, j)
 	for _, k := range []string{rdb.JobKey("j"), rdb.AttemptsKey("j")} {
 		if d := ttl(t, c, k); d != -1 {
 			t.Errorf("TTL of %s: %v, want none (-1)", k, d)
@@ -866,11 +869,7 @@ func TestFinishDeadLetteredPersists(t *testing.T) {
 	s, c := newStore(t)
 	s.Retention = time.Hour
 	j := newJob("j")
-	mustCreate(t, s, j, t0)
-	mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", retrying(1, t0, t0), t0)
-	_, n := mustStart(t, s, j, t0)
-	mustFinish(t, s, "j", success(n, t0), t0)
+	succeedAtSecondAttempt(t, s, j)
 	if err := c.Del(ctx, rdb.JobKey("j")).Err(); err != nil {
 		t.Fatal(err)
 	}
