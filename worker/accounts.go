@@ -256,8 +256,8 @@ const queueCheckEvery = time.Second
 // serves yet) does not start and stop a generation for each.
 const sharedLinger = 30 * time.Second
 
-// generation is one asynq server of the worker, serving the queues of one
-// set of accounts. A reload that changes the set starts a new generation
+// generation is the asynq servers of the worker (one, or two: see shards)
+// serving the queues of one set of accounts. A reload that changes the set starts a new generation
 // and retires the old.
 type generation struct {
 	// srvs serve the same queues: see shards.
