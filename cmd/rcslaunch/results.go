@@ -25,8 +25,10 @@ command only reads.`)
 	if code, ok := f.ParseNone(args); !ok {
 		return code
 	}
-	if err := baseurl.CheckSID(*sid); *sid != "" && err != nil {
-		return f.UsageError("invalid --sid: %v", err)
+	if *sid != "" {
+		if err := baseurl.CheckSID(*sid); err != nil {
+			return f.UsageError("invalid --sid: %v", err)
+		}
 	}
 	return withApp(ctx, io, 0, func(a *app) int {
 		after, block := "0", time.Duration(0)
