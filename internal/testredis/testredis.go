@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,8 +176,16 @@ func (s *Server) start() error {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
+		pid, err := serverPID(ctx, c)
 		cancel()
+		if err == nil && pid != cmd.Process.Pid {
+			// Another test process's server took the port between freePort
+			// and the start: ours cannot bind and exits. Using the other
+			// one would share its data and die with it.
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("port %d is taken by another redis-server (pid %d)", s.port, pid)
+		}
 		if err == nil {
 			s.mu.Lock()
 			s.cmd, s.exited = cmd, exited
@@ -188,6 +197,20 @@ func (s *Server) start() error {
 	_ = cmd.Process.Kill()
 	<-exited
 	return fmt.Errorf("redis-server on port %d did not answer within 10s", s.port)
+}
+
+// serverPID is the process ID of the redis-server c talks to (INFO server).
+func serverPID(ctx context.Context, c *redis.Client) (int, error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("INFO server names no process_id")
 }
 
 func freePort() (int, error) {
