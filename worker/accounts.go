@@ -293,6 +293,7 @@ func (w *Worker) start() (*generation, error) {
 	g.stopping, g.stop = context.WithCancel(context.Background())
 	bind := func(h asynq.HandlerFunc) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
+			growStack()
 			return h(context.WithValue(ctx, stoppingKey{}, g.stopping), t)
 		}
 	}
