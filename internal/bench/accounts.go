@@ -238,8 +238,31 @@ func (b *bench) accounts(ctx context.Context, rep *Report) error {
 	if st.calls == 0 {
 		return errors.New("accounts: no call arrived within the window")
 	}
-	b.accountFigures(rep, st, use, wait, deferred)
+	b.progress("accounts: bare asynq + POST over %d queues", len(list))
+	bare, err := b.bareAccounts(ctx, list)
+	if err != nil {
+		return fmt.Errorf("bare asynq over the accounts' queues: %w", err)
+	}
+	b.accountFigures(rep, st, use, bare, wait, deferred)
 	return nil
+}
+
+// bareAccountSeconds is how many seconds of calls at the accounts' rates
+// the baseline drains.
+const bareAccountSeconds = 5
+
+// bareAccounts is the accounts phase's baseline: plain asynq with the same
+// concurrency, one queue per account, its handler POSTing each payload, no
+// limits. Its calls per second are what asynq itself reaches on this
+// machine with that many queues; its CPU per call is the floor a pipeline
+// on asynq works above.
+func (b *bench) bareAccounts(ctx context.Context, list []worker.Account) (drainRun, error) {
+	queues := make([]string, len(list))
+	for i, a := range list {
+		queues[i] = "bare-" + a.SID
+	}
+	n := int(math.Ceil(float64(len(list)) * b.o.AccountRate * bareAccountSeconds))
+	return b.bareRun(ctx, true, n, queues, b.o.AccountConcurrency)
 }
 
 // windowUse is what a measured window used.
@@ -313,7 +336,7 @@ func accountStats(by map[string][]time.Time, list []worker.Account, from, to tim
 }
 
 // accountFigures adds the accounts phase's figures and breakdown.
-func (b *bench) accountFigures(rep *Report, st perAccountStats, use windowUse, wait float64, deferred map[string]float64) {
+func (b *bench) accountFigures(rep *Report, st perAccountStats, use windowUse, bare drainRun, wait float64, deferred map[string]float64) {
 	o := b.o
 	n, r := float64(o.Accounts), o.AccountRate
 	perSec := float64(st.calls) / use.cpu.elapsed.Seconds()
@@ -329,6 +352,9 @@ func (b *bench) accountFigures(rep *Report, st perAccountStats, use windowUse, w
 		Figure{Name: name("calls per second, all accounts"), Unit: "calls/s", Value: perSec, Baseline: "accounts × rate", Base: n * r, Ratio: perSec / (n * r)},
 		Figure{Name: name("CPU per call, process + Redis"), Unit: "µs", Value: proc + rcpu, Baseline: "the machine's CPU per call at accounts × rate", Base: budget, Ratio: (proc + rcpu) / budget},
 		Figure{Name: name("CPU per call, Redis"), Unit: "µs", Value: rcpu, Baseline: "the machine's CPU per call at accounts × rate", Base: budget, Ratio: rcpu / budget},
+		Figure{Name: name("CPU per call, process + Redis"), Unit: "µs", Value: proc + rcpu, Baseline: "bare asynq + POST, same queues", Base: bare.cpu, Ratio: (proc + rcpu) / bare.cpu},
+		Figure{Name: name("bare asynq + POST, same queues, no limits"), Unit: "calls/s", Value: bare.rate, Baseline: "accounts × rate", Base: n * r, Ratio: bare.rate / (n * r)},
+		Figure{Name: name("bare asynq + POST, same queues: CPU per call"), Unit: "µs", Value: bare.cpu, Baseline: "the machine's CPU per call at accounts × rate", Base: budget, Ratio: bare.cpu / budget},
 		Figure{Name: name("machine CPU busy, all processes"), Unit: "%", Value: 100 * use.cpu.busy, Baseline: "all cores", Base: 100, Ratio: use.cpu.busy},
 		Figure{Name: name("Redis commands per call"), Unit: "commands", Value: use.total / float64(st.calls), Baseline: "(absolute)", Base: use.total / float64(st.calls), Ratio: 1},
 		Figure{Name: name("mean limiter wait held in a handler"), Unit: "ms", Value: 1000 * wait, Baseline: "the limiter's longest wait in a handler", Base: 2000, Ratio: wait / 2},

@@ -155,7 +155,7 @@ func (b *bench) bareLatency(ctx context.Context) ([]float64, error) {
 	}
 	hc := b.httpClient()
 	url := b.launchURL()
-	srv := bareServer(b.Redis, b.o.Concurrency)
+	srv := bareServer(b.Redis, b.o.Concurrency, []string{bareQueue})
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		return barePost(ctx, hc, url, t.Payload())
 	})); err != nil {
@@ -166,7 +166,7 @@ func (b *bench) bareLatency(ctx context.Context) ([]float64, error) {
 	defer cl.Close()
 	time.Sleep(200 * time.Millisecond)
 	return b.sampleLatency(ctx, func(j launch.Job) error {
-		_, err := cl.EnqueueContext(ctx, bareTask(j))
+		_, err := cl.EnqueueContext(ctx, bareTask(j, bareQueue))
 		return err
 	})
 }

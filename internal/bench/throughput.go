@@ -96,7 +96,7 @@ func (b *bench) throughput(ctx context.Context, rep *Report) error {
 			s    *series
 			post bool
 		}{{&post, true}, {&noop, false}} {
-			if run, err = b.bareRun(ctx, side.post); err != nil {
+			if run, err = b.bareRun(ctx, side.post, b.o.Jobs, []string{bareQueue}, b.o.Concurrency); err != nil {
 				return fmt.Errorf("bare asynq run: %w", err)
 			}
 			side.s.add(run)
@@ -267,23 +267,21 @@ func cmp(a, b error) error {
 	return b
 }
 
-// bareRun is the baseline: the same tasks on plain asynq with the same
-// concurrency and polling, and a handler that POSTs the payload (post) or
-// does nothing.
-func (b *bench) bareRun(ctx context.Context, post bool) (drainRun, error) {
+// bareRun is the baseline: n tasks spread evenly over queues on plain
+// asynq, served at concurrency with the worker's polling, by a handler that
+// POSTs the payload (post) or does nothing.
+func (b *bench) bareRun(ctx context.Context, post bool, n int, queues []string, concurrency int) (drainRun, error) {
 	if err := b.flush(ctx); err != nil {
 		return drainRun{}, err
 	}
-	jobs := b.nextJobs(b.o.Jobs)
 	cl := asynq.NewClientFromRedisClient(b.rdb)
-	for _, j := range jobs {
-		if _, err := cl.EnqueueContext(ctx, bareTask(j)); err != nil {
+	for i, j := range b.nextJobs(n) {
+		if _, err := cl.EnqueueContext(ctx, bareTask(j, queues[i%len(queues)])); err != nil {
 			return drainRun{}, err
 		}
 	}
-	n := int64(len(jobs))
-	handler, all := b.bareHandler(post, n)
-	srv := bareServer(b.Redis, b.o.Concurrency)
+	handler, all := b.bareHandler(post, int64(n))
+	srv := bareServer(b.Redis, concurrency, queues)
 	t, err := b.startDrain(ctx)
 	if err != nil {
 		return drainRun{}, err
@@ -299,7 +297,7 @@ func (b *bench) bareRun(ctx context.Context, post bool) (drainRun, error) {
 	}
 	// asynq deletes a finished task after the handler returns: give the
 	// last ones a moment before counting commands.
-	return t.end(ctx, int(n), 50*time.Millisecond, "info")
+	return t.end(ctx, n, 50*time.Millisecond, "info")
 }
 
 // bareHandler POSTs each task's payload to the simulator (post) or does
@@ -322,16 +320,24 @@ func (b *bench) bareHandler(post bool, n int64) (h asynq.Handler, all <-chan str
 	}), done
 }
 
-// bareTask is the launch task's payload on plain asynq: the Kaleyra body,
-// which is all the bare handler needs.
-func bareTask(j launch.Job) *asynq.Task {
-	return asynq.NewTask("bench:post", j.Body(), asynq.Queue("bare"), asynq.MaxRetry(0))
+// bareQueue is the baseline's queue, when it has one.
+const bareQueue = "bare"
+
+// bareTask is the launch task's payload on plain asynq, on queue qname: the
+// Kaleyra body, which is all the bare handler needs.
+func bareTask(j launch.Job, qname string) *asynq.Task {
+	return asynq.NewTask("bench:post", j.Body(), asynq.Queue(qname), asynq.MaxRetry(0))
 }
 
-func bareServer(opt asynq.RedisConnOpt, concurrency int) *asynq.Server {
+// bareServer serves queues, all of the same weight.
+func bareServer(opt asynq.RedisConnOpt, concurrency int, queues []string) *asynq.Server {
+	weights := make(map[string]int, len(queues))
+	for _, q := range queues {
+		weights[q] = 1
+	}
 	return asynq.NewServer(opt, asynq.Config{
 		Concurrency:       concurrency,
-		Queues:            map[string]int{"bare": 1},
+		Queues:            weights,
 		TaskCheckInterval: 50 * time.Millisecond, // as the worker's
 		LogLevel:          asynq.FatalLevel,
 	})
