@@ -115,8 +115,14 @@ func (e *acctEnv) options(accts ...worker.Account) worker.Options {
 // puts it on its account's queue when a live worker serves the account.
 func (e *acctEnv) enqueue(sid, agentNo string) string {
 	e.t.Helper()
+	return e.enqueueAt(sid, agentNo, "")
+}
+
+// enqueueAt is enqueue for a job of priority prio.
+func (e *acctEnv) enqueueAt(sid, agentNo string, prio launch.Priority) string {
+	e.t.Helper()
 	j := launchtest.Job(agentNo)
-	j.SID = sid
+	j.SID, j.Priority = sid, prio
 	j.ID = launch.IDFor(testenv.SID, j)
 	p := *e.Producer
 	p.Fleet = queue.NewFleet(e.Store.Redis())
@@ -171,6 +177,61 @@ func TestAccountsUseTheirOwnKeys(t *testing.T) {
 	for _, sid := range []string{sidA, sidB} {
 		if strings.Contains(e.Logs.String(), keyOf(sid)) {
 			t.Errorf("the log holds %s's key", sid)
+		}
+	}
+}
+
+// TestSharedQueueJobsMoveToTheirAccounts: jobs enqueued while no worker
+// served their accounts wait on the shared queue, one line for all
+// accounts. A worker that serves the accounts moves each to its account's
+// own queue, at the priority it was enqueued with, so that one account's
+// backlog there does not hold up another's jobs.
+func TestSharedQueueJobsMoveToTheirAccounts(t *testing.T) {
+	e := newAcctEnv(t, true)
+	var backlog []string
+	for i := range 20 {
+		backlog = append(backlog, e.enqueue(sidA, fmt.Sprint(500+i)))
+	}
+	urgent := e.enqueueAt(sidB, "600", launch.PriorityHigh)
+	queueOf := func(id string) string {
+		t.Helper()
+		r, err := e.Store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Queue
+	}
+	for _, id := range append(slices.Clone(backlog), urgent) {
+		if q := queueOf(id); q != queue.Name {
+			t.Fatalf("job %s enqueued with no worker about is on queue %q, want the shared %q", id, q, queue.Name)
+		}
+	}
+	slow := account(sidA)
+	slow.RateLimit, slow.RateBurst = 2, 1
+	e.RunWorker(e.options(slow, account(sidB)))
+
+	if r := e.WaitFinished(urgent)[urgent]; r.State != store.StateSucceeded {
+		t.Fatalf("job of %s: %s %s", sidB, r.State, r.Code)
+	}
+	if q, want := queueOf(urgent), queue.AccountQueue(sidB, launch.PriorityHigh); q != want {
+		t.Errorf("job of %s ran from queue %q, want %q", sidB, q, want)
+	}
+	// At 2 calls a second, the backlog takes 10 s; the other account's job
+	// must not wait behind it.
+	e.mu.Lock()
+	callsOfA := 0
+	for _, c := range e.calls {
+		if c.path == sidA {
+			callsOfA++
+		}
+	}
+	e.mu.Unlock()
+	if callsOfA >= 5 {
+		t.Errorf("%s's job ran after %d of the backlog's calls, want fewer than 5", sidB, callsOfA)
+	}
+	for _, id := range backlog {
+		if q, want := queueOf(id), queue.AccountQueue(sidA, launch.PriorityDefault); q != want {
+			t.Errorf("backlog job %s is on queue %q, want %q", id, q, want)
 		}
 	}
 }

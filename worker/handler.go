@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -73,6 +74,11 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	qname, _ := asynq.GetQueueName(ctx)
 	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Queue: qname}
 	acct := w.account(p.SID)
+	if qname == queue.Name {
+		if moved, err := w.fromShared(ctx, log, p, acct != nil); moved || err != nil {
+			return err
+		}
+	}
 	if acct == nil {
 		return w.unknownAccount(ctx, log, rec)
 	}
@@ -116,11 +122,43 @@ func (w *Worker) finished(ctx context.Context, log zerolog.Logger, id string, st
 	return nil
 }
 
-// unknownAccount handles a job of an account this worker does not serve,
-// which only the shared queue can hand it. While another live worker serves
-// the account, the job goes back to the queue for that worker to take;
-// otherwise it is dead-lettered as UNKNOWN_ACCOUNT without a call, never
-// sent with another account's key.
+// fromShared moves a job from the shared queue (where producers put a job
+// while no live worker serves its account) to its account's own queue, at
+// the priority it was enqueued with, once a live worker serves the account:
+// the shared queue is one line for all accounts, where one account's
+// backlog would hold up every other's jobs and priorities do not apply. It
+// reports false, without error, when the job stays: no live worker serves
+// its account, or its record says its task is not this one.
+func (w *Worker) fromShared(ctx context.Context, log zerolog.Logger, p queue.Payload, served bool) (bool, error) {
+	if !served {
+		var err error
+		if served, err = w.fleet.ServedNow(ctx, p.SID); err != nil || !served {
+			return false, err
+		}
+	}
+	prio := p.Priority
+	if !slices.Contains(queue.Priorities, prio) {
+		prio = queue.PriorityDefault
+	}
+	to := queue.AccountQueue(p.SID, prio)
+	// The record first: a push that follows it, or a repair by a producer
+	// in between, goes to the queue the record names.
+	moved, err := w.store.MoveFromShared(ctx, p.Job.ID, queue.Name, to)
+	if err != nil || !moved {
+		return false, err
+	}
+	pushed, err := queue.Push(ctx, w.tasks, to, p)
+	if err != nil {
+		return false, fmt.Errorf("move job %s to queue %s: %w", p.Job.ID, to, err)
+	}
+	log.Debug().Str("queue", to).Bool("pushed", pushed).Msg("job moved from the shared queue to its account's")
+	return true, nil
+}
+
+// unknownAccount handles a job of an account this worker does not serve.
+// While another live worker serves the account, the job goes back to the
+// queue for that worker to take; otherwise it is dead-lettered as
+// UNKNOWN_ACCOUNT without a call, never sent with another account's key.
 func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec store.NewJob) error {
 	served, err := w.fleet.ServedNow(ctx, rec.SID)
 	if err != nil {

@@ -249,7 +249,8 @@ type Worker struct {
 	limiter *limits.Limiter
 	policy  backoff.Policy
 	metrics *metrics.Worker
-	// tasks pushes follow-up tasks; nil without FollowLaunch.
+	// tasks pushes follow-up tasks, and launch tasks moved from the shared
+	// queue, over the store's connections.
 	tasks *asynq.Client
 	// http is the HTTP client of every account's Kaleyra client.
 	http *http.Client
@@ -315,9 +316,7 @@ func New(opts Options) (*Worker, error) {
 		metrics.RegisterFleet(reg, st, lim, func() []string { return w.accounts.Load().sids }, asynq.NewInspector(opts.Redis))
 	}
 	w.metrics = metrics.NewWorker(reg)
-	if opts.FollowLaunch {
-		w.tasks = asynq.NewClient(opts.Redis)
-	}
+	w.tasks = asynq.NewClientFromRedisClient(st.Redis())
 	return w, nil
 }
 
@@ -450,9 +449,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	g.shutdown()
 	w.retiring.Wait()
 	w.withdraw(w.accounts.Load().sids)
-	if w.tasks != nil {
-		_ = w.tasks.Close()
-	}
 	w.log.Info().Msg("worker stopped")
 	return nil
 }

@@ -224,10 +224,27 @@ func TestEnqueueWithoutLiveWorkerUsesSharedQueue(t *testing.T) {
 	if st := e.enqueue(j, false); st != queue.Enqueued {
 		t.Fatalf("enqueue: %s", st)
 	}
-	e.wantOneTask(j.ID, queue.Name)
+	if p := e.wantOneTask(j.ID, queue.Name); p.Priority != "" {
+		t.Fatalf("default job's payload priority %q", p.Priority)
+	}
 	res := e.enqueueMany([]launch.Job{testJob("48901")}, "", false)
 	e.wantResults(res, []queue.Status{queue.Enqueued})
 	e.wantOneTask(testJob("48901").ID, queue.Name)
+
+	// The task keeps the priority its job asks for, the job's own, else the
+	// producer's: the worker that moves it to its account's queue needs it.
+	own := testJob("48902")
+	own.Priority = queue.PriorityLow
+	for i, r := range e.Producer.At(queue.PriorityHigh).EnqueueMany(ctxT(t), []launch.Job{testJob("48903"), own}, "", false) {
+		if r.Err != nil || r.Status != queue.Enqueued {
+			t.Fatalf("job %d: %s, %v", i, r.Status, r.Err)
+		}
+	}
+	for id, want := range map[string]queue.Priority{testJob("48903").ID: queue.PriorityHigh, own.ID: queue.PriorityLow} {
+		if p := e.wantOneTask(id, queue.Name); p.Priority != want {
+			t.Errorf("job %s on the shared queue: payload priority %q, want %q", id, p.Priority, want)
+		}
+	}
 }
 
 func TestEnqueueWithLiveWorkerUsesAccountQueue(t *testing.T) {

@@ -119,13 +119,30 @@ type pushFunc func(ctx context.Context, c *asynq.Client, qname string, pl Payloa
 
 // pushTo puts job's task on the queue qname ("" is the shared queue, the
 // queue of records written before records kept theirs). The task names the
-// priority of its queue, which is what the job runs at, not the job's own.
+// priority of its account's queue, which is what the job runs at; on the
+// shared queue, the job's (else p's), which it runs at once a worker moves
+// it to its account's queue.
 func (p *Producer) pushTo(ctx context.Context, pushFn pushFunc, qname, sid string, job launch.Job) (bool, error) {
 	if qname == "" {
 		qname = Name
 	}
+	prio := PriorityOf(sid, qname)
+	if qname == Name {
+		prio = p.priorityOf(job)
+	}
 	job.Priority = ""
-	return pushFn(ctx, p.Client, qname, Payload{SID: sid, Priority: PriorityOf(sid, qname), Job: job})
+	return pushFn(ctx, p.Client, qname, Payload{SID: sid, Priority: prio, Job: job})
+}
+
+// priorityOf is the priority job asks for: its own, else p's.
+func (p *Producer) priorityOf(job launch.Job) Priority {
+	if job.Priority != "" {
+		return job.Priority
+	}
+	if p.Priority != "" {
+		return p.Priority
+	}
+	return PriorityDefault
 }
 
 // pushRecorded pushes job's task to the queue its record names: a job has
@@ -222,11 +239,8 @@ func (p *Producer) EnqueueMany(ctx context.Context, jobs []launch.Job, batch str
 // newJob is job's record, with the queue its account and priority pick for
 // a job created now: the job's own priority, else p's.
 func (p *Producer) newJob(ctx context.Context, job launch.Job, batch string, force bool) (store.NewJob, error) {
-	sid, prio := job.AccountSID(p.SID), p.Priority
-	if job.Priority != "" {
-		prio = job.Priority
-	}
-	qname, err := p.Fleet.QueueFor(ctx, sid, prio)
+	sid := job.AccountSID(p.SID)
+	qname, err := p.Fleet.QueueFor(ctx, sid, p.priorityOf(job))
 	if err != nil {
 		return store.NewJob{}, fmt.Errorf("enqueue %s: %w", job.ID, err)
 	}

@@ -22,6 +22,7 @@ var (
 	unindexDeadLetterScript = load("unindex_dead_letter.lua")
 	restoreDeadLetterScript = load("restore_dead_letter.lua", batchLib)
 	deleteDeadLetterScript  = load("delete_dead_letter.lua", batchLib, agentLib)
+	moveFromSharedScript    = load("move_from_shared.lua")
 )
 
 // NewJob is one job's arguments to CreateJobs.
@@ -233,6 +234,13 @@ func RestoreDeadLetter(ctx context.Context, c redis.Scripter, id string, now tim
 // returns "deleted", "missing", or the state of a job that is no dead letter.
 func DeleteDeadLetter(ctx context.Context, c redis.Scripter, id string) (string, error) {
 	return call(ctx, c, deleteDeadLetterScript, []string{JobKey(id), AttemptsKey(id), DeadLetters}, []any{id}, text)
+}
+
+// MoveFromShared runs move_from_shared.lua: it points job id's record at
+// the queue to when it names the shared queue (or none), and reports
+// whether the record names to now.
+func MoveFromShared(ctx context.Context, c redis.Scripter, id, shared, to string) (bool, error) {
+	return call(ctx, c, moveFromSharedScript, []string{JobKey(id)}, []any{shared, to}, isOne)
 }
 
 // ms is t as the scripts take times: Unix milliseconds.

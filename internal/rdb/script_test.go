@@ -161,6 +161,11 @@ func TestScriptsAfterScriptFlush(t *testing.T) {
 	if !a.OK || st != (StartReply{State: "running", Attempt: 1}) {
 		t.Fatalf("AcquireStart: %+v, %+v", a, st)
 	}
+	moved, err := MoveFromShared(ctx, c, "j5", "launch", "launch:AC5:high")
+	must(t, "MoveFromShared", err)
+	if q := c.HGet(ctx, JobKey("j5"), "queue").Val(); !moved || q != "launch:AC5:high" {
+		t.Fatalf("MoveFromShared of a job with no queue (the shared one): moved %v, queue %q", moved, q)
+	}
 	must(t, "HoldQueues", HoldQueues(ctx, c, []string{"launch:AC1"}, time.Minute, now))
 	if ttl := c.PTTL(ctx, AsynqPausedKey("launch:AC1")).Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("HoldQueues: paused key's TTL %v, want up to a minute", ttl)

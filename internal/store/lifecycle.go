@@ -229,6 +229,18 @@ func (s *Store) JobQueue(ctx context.Context, id string) (string, error) {
 	return q, nil
 }
 
+// MoveFromShared records that a job's task moves from the shared queue
+// (named shared) to the queue to, before it is pushed there, when the record
+// names the shared queue. It reports false when there is no record or it
+// names another queue: the job's task is not the one on the shared queue.
+func (s *Store) MoveFromShared(ctx context.Context, id, shared, to string) (bool, error) {
+	ok, err := rdb.MoveFromShared(ctx, s.rdb, id, shared, to)
+	if err != nil {
+		return false, fmt.Errorf("move job %s to queue %s: %w", id, to, err)
+	}
+	return ok, nil
+}
+
 // SetJobQueue records the queue a job's next task goes on, before it is
 // pushed there: a dead letter retried after its account got a worker moves
 // from the shared queue to its account's.

@@ -602,6 +602,44 @@ func TestStartOnRunningLogsLostAttempt(t *testing.T) {
 	}
 }
 
+// MoveFromShared moves a record off the shared queue only: a record on
+// another queue keeps it (its task is elsewhere), and no record is made.
+func TestMoveFromShared(t *testing.T) {
+	s, c := newStore(t)
+	const shared, to = "launch", "launch:SID1:high"
+	for _, tc := range []struct {
+		name, queue string // the record's queue; "-" for no record, "" for no queue field
+		moved       bool
+		after       string
+	}{
+		{"on the shared queue", shared, true, to},
+		{"written before records kept their queue", "", true, to},
+		{"moved before", to, true, to},
+		{"on its account's queue", "launch:SID1", false, "launch:SID1"},
+		{"no record", "-", false, ""},
+	} {
+		id := "move-" + strings.ReplaceAll(tc.name, " ", "-")
+		if tc.queue != "-" {
+			j := newJob(id)
+			j.Queue = tc.queue
+			mustCreate(t, s, j, t0)
+			if tc.queue == "" {
+				c.HDel(ctx, rdb.JobKey(id), "queue")
+			}
+		}
+		moved, err := s.MoveFromShared(ctx, id, shared, to)
+		if err != nil || moved != tc.moved {
+			t.Errorf("%s: moved %v, %v; want %v", tc.name, moved, err, tc.moved)
+		}
+		if q, err := s.JobQueue(ctx, id); err != nil || q != tc.after {
+			t.Errorf("%s: queue after %q, %v; want %q", tc.name, q, err, tc.after)
+		}
+		if n := c.Exists(ctx, rdb.JobKey(id)).Val(); tc.queue == "-" && n != 0 {
+			t.Errorf("%s: a record was made", tc.name)
+		}
+	}
+}
+
 func TestStartRecreatesMissingRecord(t *testing.T) {
 	s, _ := newStore(t)
 	j := newJob("gone")
