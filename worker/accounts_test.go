@@ -236,6 +236,37 @@ func TestSharedQueueJobsMoveToTheirAccounts(t *testing.T) {
 	}
 }
 
+// TestStaleSharedCopyIsDropped: a task on the shared queue whose job's
+// record names another queue is a stale copy (a move whose acknowledgement
+// was lost): the job's task is on that queue, so the copy is dropped without
+// a call, never run a second time.
+func TestStaleSharedCopyIsDropped(t *testing.T) {
+	e := newAcctEnv(t, true)
+	id := e.enqueue(sidA, "700") // on the shared queue: no worker yet
+	own := queue.AccountQueue(sidA, launch.PriorityDefault)
+	if err := e.Store.SetJobQueue(context.Background(), id, own); err != nil {
+		t.Fatal(err)
+	}
+	e.RunWorker(e.options(account(sidA)))
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Task(id) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale copy is still on the shared queue after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r, err := e.Store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != store.StateQueued || r.Attempts != 0 || r.Queue != own {
+		t.Errorf("record after the stale copy: %s, %d attempts, queue %q; want queued, 0, %q", r.State, r.Attempts, r.Queue, own)
+	}
+	if n := e.callsBySID(); n[sidA] != 0 {
+		t.Errorf("%d calls for the stale copy, want none", n[sidA])
+	}
+}
+
 // TestUnknownAccountIsDeadLettered: a job of an account no worker serves is
 // dead-lettered UNKNOWN_ACCOUNT without a call.
 func TestUnknownAccountIsDeadLettered(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -75,11 +74,10 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 	rec := store.NewJob{ID: job.ID, SID: p.SID, AgentNo: job.Launch.AgentNo, Payload: job.Body(), Queue: qname}
 	acct := w.account(p.SID)
 	if qname == queue.Name {
-		if moved, err := w.fromShared(ctx, log, p, acct != nil); moved || err != nil {
+		if done, err := w.fromShared(ctx, log, p, rec, acct != nil); done || err != nil {
 			return err
 		}
-	}
-	if acct == nil {
+	} else if acct == nil {
 		return w.unknownAccount(ctx, log, rec)
 	}
 
@@ -122,43 +120,58 @@ func (w *Worker) finished(ctx context.Context, log zerolog.Logger, id string, st
 	return nil
 }
 
-// fromShared moves a job from the shared queue (where producers put a job
-// while no live worker serves its account) to its account's own queue, at
-// the priority it was enqueued with, once a live worker serves the account:
-// the shared queue is one line for all accounts, where one account's
-// backlog would hold up every other's jobs and priorities do not apply. It
-// reports false, without error, when the job stays: no live worker serves
-// its account, or its record says its task is not this one.
-func (w *Worker) fromShared(ctx context.Context, log zerolog.Logger, p queue.Payload, served bool) (bool, error) {
+// fromShared handles a task on the shared queue, where producers put a job
+// while no live worker serves its account. Once a live worker serves it,
+// the job moves to its account's own queue, at the priority it was enqueued
+// with: the shared queue is one line for all accounts, where one account's
+// backlog would hold up every other's jobs and priorities do not apply.
+// Without a live worker the job is dead-lettered. It reports false when the
+// task is to run here, as on any queue: its account is served here and its
+// record is missing or finished (served means this worker serves it).
+func (w *Worker) fromShared(ctx context.Context, log zerolog.Logger, p queue.Payload, rec store.NewJob, served bool) (bool, error) {
 	if !served {
-		var err error
-		if served, err = w.fleet.ServedNow(ctx, p.SID); err != nil || !served {
-			return false, err
+		live, err := w.fleet.ServedNow(ctx, p.SID)
+		if err != nil {
+			return true, err
+		}
+		if !live {
+			return true, w.noAccount(ctx, log, rec)
 		}
 	}
-	prio := p.Priority
-	if !slices.Contains(queue.Priorities, prio) {
+	prio, err := queue.ParsePriority(string(p.Priority))
+	if err != nil {
 		prio = queue.PriorityDefault
 	}
+	p.Priority = prio
 	to := queue.AccountQueue(p.SID, prio)
 	// The record first: a push that follows it, or a repair by a producer
 	// in between, goes to the queue the record names.
-	moved, err := w.store.MoveFromShared(ctx, p.Job.ID, queue.Name, to)
-	if err != nil || !moved {
-		return false, err
+	res, err := w.store.MoveFromShared(ctx, p.Job.ID, queue.Name, to)
+	switch {
+	case err != nil:
+		return true, err
+	case res == store.Elsewhere:
+		// The job's task is on its own queue: running this stale copy (a move
+		// whose acknowledgement was lost) could call Kaleyra a second time.
+		log.Warn().Msg("stale copy of a job on the shared queue; its task is on its own queue, so this one is dropped")
+		return true, nil
+	case res == store.NotMoved && !served:
+		return true, &laterError{at: time.Now().Add(time.Second), reason: "account served by another worker"}
+	case res == store.NotMoved:
+		return false, nil
 	}
 	pushed, err := queue.Push(ctx, w.tasks, to, p)
 	if err != nil {
-		return false, fmt.Errorf("move job %s to queue %s: %w", p.Job.ID, to, err)
+		return true, fmt.Errorf("move job %s to queue %s: %w", p.Job.ID, to, err)
 	}
 	log.Debug().Str("queue", to).Bool("pushed", pushed).Msg("job moved from the shared queue to its account's")
 	return true, nil
 }
 
-// unknownAccount handles a job of an account this worker does not serve.
-// While another live worker serves the account, the job goes back to the
-// queue for that worker to take; otherwise it is dead-lettered as
-// UNKNOWN_ACCOUNT without a call, never sent with another account's key.
+// unknownAccount handles a job, on its account's queue, of an account this
+// worker no longer serves. While another live worker serves the account,
+// the job goes back to the queue for that worker to take; otherwise it is
+// dead-lettered.
 func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec store.NewJob) error {
 	served, err := w.fleet.ServedNow(ctx, rec.SID)
 	if err != nil {
@@ -167,6 +180,13 @@ func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec sto
 	if served {
 		return &laterError{at: time.Now().Add(time.Second), reason: "account served by another worker"}
 	}
+	return w.noAccount(ctx, log, rec)
+}
+
+// noAccount dead-letters a job whose account no live worker serves, as
+// UNKNOWN_ACCOUNT, without a call: it is never sent with another account's
+// key.
+func (w *Worker) noAccount(ctx context.Context, log zerolog.Logger, rec store.NewJob) error {
 	state, attempt, err := w.store.Start(ctx, rec, w.opts.RetryMax+1, time.Now())
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start job")

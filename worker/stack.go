@@ -7,10 +7,12 @@ package worker
 const growStackBy = 16 << 10
 
 // growStack grows the calling goroutine's stack while it is still shallow.
-// asynq runs each task on a new goroutine, whose small stack would grow by
-// doubling deep inside the launch, each time copying and adjusting every
-// frame above: 5% of a worker's CPU in rcslaunch bench, 2% (this call
-// included) with one early growth over a few frames.
+// asynq runs each task on a new goroutine, whose stack starts at the
+// process's average (the runtime's adaptive start, which the many shallow
+// goroutines keep small) and grew by doubling deep inside the launch, each
+// time copying and adjusting every frame above: 5% of a worker's CPU in
+// rcslaunch bench, 2% (this call included) with one early growth over a few
+// frames.
 //
 //go:noinline
 func growStack() {

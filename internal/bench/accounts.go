@@ -252,10 +252,11 @@ func (b *bench) accounts(ctx context.Context, rep *Report) error {
 const bareAccountSeconds = 5
 
 // bareAccounts is the accounts phase's baseline: plain asynq with the same
-// concurrency, one queue per account, its handler POSTing each payload, no
-// limits. Its calls per second are what asynq itself reaches on this
-// machine with that many queues; its CPU per call is the floor a pipeline
-// on asynq works above.
+// concurrency over one queue per account (two servers, as the worker runs
+// over that many queues), its handler POSTing each payload to the bench's
+// own simulator, no limits. Its calls per second are what asynq itself
+// reaches on this machine with that many queues; its CPU per call is the
+// floor a pipeline on asynq works above.
 func (b *bench) bareAccounts(ctx context.Context, list []worker.Account) (drainRun, error) {
 	queues := make([]string, len(list))
 	for i, a := range list {

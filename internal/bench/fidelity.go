@@ -25,6 +25,9 @@ func (b *bench) fidelity(ctx context.Context, rep *Report) error {
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
+	if err := b.serve(ctx); err != nil {
+		return err
+	}
 	jobs := b.nextJobs(b.o.RateJobs)
 	if err := b.enqueueAll(ctx, jobs); err != nil {
 		return err
@@ -153,9 +156,10 @@ func (b *bench) bareLatency(ctx context.Context) ([]float64, error) {
 	if err := b.flush(ctx); err != nil {
 		return nil, err
 	}
-	hc := b.httpClient()
+	hc := b.httpClient(b.o.Concurrency)
+	defer hc.CloseIdleConnections()
 	url := b.launchURL()
-	srv := bareServer(b.Redis, b.o.Concurrency, []string{bareQueue})
+	srv := bareServers(b.Redis, b.o.Concurrency, []string{bareQueue})[0]
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		return barePost(ctx, hc, url, t.Payload())
 	})); err != nil {

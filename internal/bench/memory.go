@@ -113,6 +113,9 @@ func (b *bench) memoryConfig(ctx context.Context) string {
 // stream holds total entries and stops it (so that its connections and
 // tasks are gone), and returns the batch's ID.
 func (b *bench) finishBatch(ctx context.Context, jobs []launch.Job, total int) (string, error) {
+	if err := b.serve(ctx); err != nil {
+		return "", err
+	}
 	s, err := b.Ops.EnqueueJobs(ctx, jobs, &ops.BatchOpts{Name: "bench-memory"})
 	if err != nil {
 		return "", err

@@ -132,9 +132,7 @@ func (b *bench) pipelineRun(ctx context.Context) (drainRun, error) {
 	if err := b.flush(ctx); err != nil {
 		return drainRun{}, err
 	}
-	// As in production, where workers run before jobs arrive, the account is
-	// served when the jobs are enqueued: they go to its own queue.
-	if err := queue.Serve(ctx, b.rdb, "bench", []string{SID}, time.Now()); err != nil {
+	if err := b.serve(ctx); err != nil {
 		return drainRun{}, err
 	}
 	jobs := b.nextJobs(b.o.Jobs)
@@ -171,6 +169,14 @@ func (b *bench) pipelineRun(ctx context.Context) (drainRun, error) {
 		return drainRun{}, fmt.Errorf("simulator answered %d successes for %d jobs", c, n)
 	}
 	return run, nil
+}
+
+// serve claims the bench's account for the fleet, as its worker does once
+// running: as in production, where workers run before jobs arrive, jobs
+// enqueued before the worker starts go to the account's own queue, not to
+// the shared one (which a worker would then move them from).
+func (b *bench) serve(ctx context.Context) error {
+	return queue.Serve(ctx, b.rdb, "bench", []string{SID}, time.Now())
 }
 
 // newWorker is a pipeline worker on the bench's Redis and simulator, with
@@ -280,16 +286,20 @@ func (b *bench) bareRun(ctx context.Context, post bool, n int, queues []string, 
 			return drainRun{}, err
 		}
 	}
-	handler, all := b.bareHandler(post, int64(n))
-	srv := bareServer(b.Redis, concurrency, queues)
+	hc := b.httpClient(concurrency)
+	defer hc.CloseIdleConnections()
+	handler, all := b.bareHandler(post, int64(n), hc)
+	srvs := bareServers(b.Redis, concurrency, queues)
 	t, err := b.startDrain(ctx)
 	if err != nil {
 		return drainRun{}, err
 	}
-	if err := srv.Start(handler); err != nil {
-		return drainRun{}, err
+	for _, srv := range srvs {
+		if err := srv.Start(handler); err != nil {
+			return drainRun{}, err
+		}
+		defer srv.Shutdown()
 	}
-	defer srv.Shutdown()
 	select {
 	case <-all:
 	case <-ctx.Done():
@@ -300,12 +310,11 @@ func (b *bench) bareRun(ctx context.Context, post bool, n int, queues []string, 
 	return t.end(ctx, n, 50*time.Millisecond, "info")
 }
 
-// bareHandler POSTs each task's payload to the simulator (post) or does
-// nothing; all is closed once it has handled n tasks.
-func (b *bench) bareHandler(post bool, n int64) (h asynq.Handler, all <-chan struct{}) {
+// bareHandler POSTs each task's payload to the simulator with hc (post) or
+// does nothing; all is closed once it has handled n tasks.
+func (b *bench) bareHandler(post bool, n int64, hc *http.Client) (h asynq.Handler, all <-chan struct{}) {
 	var count atomic.Int64
 	done := make(chan struct{})
-	hc := b.httpClient()
 	url := b.launchURL()
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		if post {
@@ -329,25 +338,41 @@ func bareTask(j launch.Job, qname string) *asynq.Task {
 	return asynq.NewTask("bench:post", j.Body(), asynq.Queue(qname), asynq.MaxRetry(0))
 }
 
-// bareServer serves queues, all of the same weight.
-func bareServer(opt asynq.RedisConnOpt, concurrency int, queues []string) *asynq.Server {
+// bareShardQueues is the number of queues from which the baseline runs two
+// asynq servers side by side, each with half the concurrency, as a worker
+// does (worker.shards): asynq takes tasks in one loop per server.
+const bareShardQueues = 32
+
+// bareServers serve queues, all of the same weight, concurrency tasks at a
+// time: one server, or two over 32 queues or more.
+func bareServers(opt asynq.RedisConnOpt, concurrency int, queues []string) []*asynq.Server {
 	weights := make(map[string]int, len(queues))
 	for _, q := range queues {
 		weights[q] = 1
 	}
-	return asynq.NewServer(opt, asynq.Config{
-		Concurrency:       concurrency,
-		Queues:            weights,
-		TaskCheckInterval: 50 * time.Millisecond, // as the worker's
-		LogLevel:          asynq.FatalLevel,
-	})
+	n := 1
+	if len(queues) >= bareShardQueues && concurrency >= 2 {
+		n = 2
+	}
+	srvs := make([]*asynq.Server, n)
+	for i := range srvs {
+		srvs[i] = asynq.NewServer(opt, asynq.Config{
+			Concurrency:       concurrency / n,
+			Queues:            weights,
+			TaskCheckInterval: 50 * time.Millisecond, // as the worker's with few queues
+			LogLevel:          asynq.FatalLevel,
+		})
+	}
+	return srvs
 }
 
 func (b *bench) launchURL() string { return b.base + "/v1/" + SID + "/rcs/agent/launch" }
 
-func (b *bench) httpClient() *http.Client {
+// httpClient is the baseline's HTTP client, keeping a connection open for
+// each of concurrency handlers, as the worker's does.
+func (b *bench) httpClient(concurrency int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(b.o.Concurrency, 100)
+	t.MaxIdleConnsPerHost = max(concurrency, 100)
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 

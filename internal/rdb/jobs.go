@@ -237,10 +237,11 @@ func DeleteDeadLetter(ctx context.Context, c redis.Scripter, id string) (string,
 }
 
 // MoveFromShared runs move_from_shared.lua: it points job id's record at
-// the queue to when it names the shared queue (or none), and reports
-// whether the record names to now.
-func MoveFromShared(ctx context.Context, c redis.Scripter, id, shared, to string) (bool, error) {
-	return call(ctx, c, moveFromSharedScript, []string{JobKey(id)}, []any{shared, to}, isOne)
+// the queue to when it names the shared queue (or none) and the job has not
+// finished, and returns "moved", "elsewhere" (another queue), "missing" or
+// the finished state.
+func MoveFromShared(ctx context.Context, c redis.Scripter, id, shared, to string) (string, error) {
+	return call(ctx, c, moveFromSharedScript, []string{JobKey(id)}, []any{shared, to}, text)
 }
 
 // ms is t as the scripts take times: Unix milliseconds.

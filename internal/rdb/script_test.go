@@ -163,8 +163,8 @@ func TestScriptsAfterScriptFlush(t *testing.T) {
 	}
 	moved, err := MoveFromShared(ctx, c, "j5", "launch", "launch:AC5:high")
 	must(t, "MoveFromShared", err)
-	if q := c.HGet(ctx, JobKey("j5"), "queue").Val(); !moved || q != "launch:AC5:high" {
-		t.Fatalf("MoveFromShared of a job with no queue (the shared one): moved %v, queue %q", moved, q)
+	if q := c.HGet(ctx, JobKey("j5"), "queue").Val(); moved != "moved" || q != "launch:AC5:high" {
+		t.Fatalf("MoveFromShared of a job with no queue (the shared one): %s, queue %q", moved, q)
 	}
 	must(t, "HoldQueues", HoldQueues(ctx, c, []string{"launch:AC1"}, time.Minute, now))
 	if ttl := c.PTTL(ctx, AsynqPausedKey("launch:AC1")).Val(); ttl <= 0 || ttl > time.Minute {

@@ -229,16 +229,33 @@ func (s *Store) JobQueue(ctx context.Context, id string) (string, error) {
 	return q, nil
 }
 
+// MoveResult is what MoveFromShared found.
+type MoveResult string
+
+// The results of MoveFromShared.
+const (
+	// Moved: the record names the new queue; the task is to be pushed there.
+	Moved MoveResult = "moved"
+	// Elsewhere: the record names another queue, where the job's task is;
+	// the one on the shared queue is a stale copy.
+	Elsewhere MoveResult = "elsewhere"
+	// NotMoved: no record, or a finished job; the record is left as it was.
+	NotMoved MoveResult = "not_moved"
+)
+
 // MoveFromShared records that a job's task moves from the shared queue
 // (named shared) to the queue to, before it is pushed there, when the record
-// names the shared queue. It reports false when there is no record or it
-// names another queue: the job's task is not the one on the shared queue.
-func (s *Store) MoveFromShared(ctx context.Context, id, shared, to string) (bool, error) {
-	ok, err := rdb.MoveFromShared(ctx, s.rdb, id, shared, to)
+// names the shared queue and the job has not finished.
+func (s *Store) MoveFromShared(ctx context.Context, id, shared, to string) (MoveResult, error) {
+	res, err := rdb.MoveFromShared(ctx, s.rdb, id, shared, to)
 	if err != nil {
-		return false, fmt.Errorf("move job %s to queue %s: %w", id, to, err)
+		return "", fmt.Errorf("move job %s to queue %s: %w", id, to, err)
 	}
-	return ok, nil
+	switch MoveResult(res) {
+	case Moved, Elsewhere:
+		return MoveResult(res), nil
+	}
+	return NotMoved, nil
 }
 
 // SetJobQueue records the queue a job's next task goes on, before it is

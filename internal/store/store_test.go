@@ -602,21 +602,24 @@ func TestStartOnRunningLogsLostAttempt(t *testing.T) {
 	}
 }
 
-// MoveFromShared moves a record off the shared queue only: a record on
-// another queue keeps it (its task is elsewhere), and no record is made.
+// MoveFromShared moves the record of an unfinished job off the shared queue
+// only: a record on another queue keeps it (its task is elsewhere), a
+// finished one is left as it was, and no record is made.
 func TestMoveFromShared(t *testing.T) {
 	s, c := newStore(t)
 	const shared, to = "launch", "launch:SID1:high"
 	for _, tc := range []struct {
 		name, queue string // the record's queue; "-" for no record, "" for no queue field
-		moved       bool
+		finished    bool
+		want        MoveResult
 		after       string
 	}{
-		{"on the shared queue", shared, true, to},
-		{"written before records kept their queue", "", true, to},
-		{"moved before", to, true, to},
-		{"on its account's queue", "launch:SID1", false, "launch:SID1"},
-		{"no record", "-", false, ""},
+		{"on the shared queue", shared, false, Moved, to},
+		{"written before records kept their queue", "", false, Moved, to},
+		{"moved before", to, false, Moved, to},
+		{"on its account's queue", "launch:SID1", false, Elsewhere, "launch:SID1"},
+		{"finished", shared, true, NotMoved, shared},
+		{"no record", "-", false, NotMoved, ""},
 	} {
 		id := "move-" + strings.ReplaceAll(tc.name, " ", "-")
 		if tc.queue != "-" {
@@ -626,10 +629,14 @@ func TestMoveFromShared(t *testing.T) {
 			if tc.queue == "" {
 				c.HDel(ctx, rdb.JobKey(id), "queue")
 			}
+			if tc.finished {
+				mustStart(t, s, j, t0)
+				mustFinish(t, s, id, success(1, t0), t0)
+			}
 		}
-		moved, err := s.MoveFromShared(ctx, id, shared, to)
-		if err != nil || moved != tc.moved {
-			t.Errorf("%s: moved %v, %v; want %v", tc.name, moved, err, tc.moved)
+		res, err := s.MoveFromShared(ctx, id, shared, to)
+		if err != nil || res != tc.want {
+			t.Errorf("%s: %s, %v; want %s", tc.name, res, err, tc.want)
 		}
 		if q, err := s.JobQueue(ctx, id); err != nil || q != tc.after {
 			t.Errorf("%s: queue after %q, %v; want %q", tc.name, q, err, tc.after)
