@@ -291,7 +291,7 @@ func New(opts Options) (*Worker, error) {
 		log:    opts.Logger.With().Str("component", "worker").Logger(),
 		store:  st,
 		policy: backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
-		http:   kaleyra.NewHTTPClient(),
+		http:   kaleyra.NewHTTPClient(opts.Concurrency),
 		fleet:  queue.NewFleet(rc),
 		id:     workerID(),
 	}

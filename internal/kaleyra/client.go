@@ -142,9 +142,19 @@ func retrySet(codes []string) (map[string]bool, error) {
 	return set, nil
 }
 
-// NewHTTPClient returns the HTTP client a Client makes when Options gives
-// none: clients of many accounts given the same one share its connections.
-func NewHTTPClient() *http.Client { return httpClient(nil) }
+// NewHTTPClient returns an HTTP client for the Clients of many accounts,
+// which share its connections, keeping up to conns of them open to a host
+// between calls: one for each call that may be in flight at once (a
+// worker's concurrency). Every account of a pod calls the same host, and a
+// connection closed for want of room is redialled for the next call, and
+// with TLS each redial is a handshake, about as costly as the launch itself.
+func NewHTTPClient(conns int) *http.Client {
+	c := httpClient(nil)
+	t := c.Transport.(*http.Transport)
+	t.MaxIdleConnsPerHost = max(conns, maxIdleConnsPerHost)
+	t.MaxIdleConns = max(t.MaxIdleConns, t.MaxIdleConnsPerHost)
+	return c
+}
 
 // httpClient returns the client Launch uses: hc or a pooled default, never
 // following redirects, which would send the api-key header to another URL.
