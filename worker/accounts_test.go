@@ -237,13 +237,14 @@ func TestSharedQueueJobsMoveToTheirAccounts(t *testing.T) {
 }
 
 // TestStaleSharedCopyIsDropped: a task on the shared queue whose job's
-// record names another queue is a stale copy (a move whose acknowledgement
-// was lost): the job's task is on that queue, so the copy is dropped without
+// record names another queue than the one it would move to is a stale copy
+// (a move whose acknowledgement was lost, the job since retried at another
+// priority): the job's task is on that queue, so the copy is dropped without
 // a call, never run a second time.
 func TestStaleSharedCopyIsDropped(t *testing.T) {
 	e := newAcctEnv(t, true)
-	id := e.enqueue(sidA, "700") // on the shared queue: no worker yet
-	own := queue.AccountQueue(sidA, launch.PriorityDefault)
+	id := e.enqueue(sidA, "700") // on the shared queue, at default priority: no worker yet
+	own := queue.AccountQueue(sidA, launch.PriorityLow)
 	if err := e.Store.SetJobQueue(context.Background(), id, own); err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +256,8 @@ func TestStaleSharedCopyIsDropped(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Had the copy been run or moved, its call would come within moments.
+	time.Sleep(500 * time.Millisecond)
 	r, err := e.Store.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
