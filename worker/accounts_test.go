@@ -207,7 +207,7 @@ func TestSharedQueueJobsMoveToTheirAccounts(t *testing.T) {
 		}
 	}
 	slow := account(sidA)
-	slow.RateLimit, slow.RateBurst = 2, 1
+	slow.RateLimit, slow.RateBurst = 1, 1
 	e.RunWorker(e.options(slow, account(sidB)))
 
 	if r := e.WaitFinished(urgent)[urgent]; r.State != store.StateSucceeded {
@@ -216,7 +216,7 @@ func TestSharedQueueJobsMoveToTheirAccounts(t *testing.T) {
 	if q, want := queueOf(urgent), queue.AccountQueue(sidB, launch.PriorityHigh); q != want {
 		t.Errorf("job of %s ran from queue %q, want %q", sidB, q, want)
 	}
-	// At 2 calls a second, the backlog takes 10 s; the other account's job
+	// At a call a second, the backlog takes 20 s; the other account's job
 	// must not wait behind it.
 	e.mu.Lock()
 	callsOfA := 0
