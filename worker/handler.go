@@ -77,7 +77,8 @@ func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
 		if done, err := w.fromShared(ctx, log, p, rec, acct != nil); done || err != nil {
 			return err
 		}
-	} else if acct == nil {
+	}
+	if acct == nil {
 		return w.unknownAccount(ctx, log, rec)
 	}
 
@@ -126,8 +127,8 @@ func (w *Worker) finished(ctx context.Context, log zerolog.Logger, id string, st
 // with: the shared queue is one line for all accounts, where one account's
 // backlog would hold up every other's jobs and priorities do not apply.
 // Without a live worker the job is dead-lettered. It reports false when the
-// task is to run here, as on any queue: its account is served here and its
-// record is missing or finished (served means this worker serves it).
+// task is to be handled as on any other queue: its record is missing or
+// finished (served means this worker serves the account).
 func (w *Worker) fromShared(ctx context.Context, log zerolog.Logger, p queue.Payload, rec store.NewJob, served bool) (bool, error) {
 	if !served {
 		live, err := w.fleet.ServedNow(ctx, p.SID)
@@ -155,8 +156,6 @@ func (w *Worker) fromShared(ctx context.Context, log zerolog.Logger, p queue.Pay
 		// whose acknowledgement was lost) could call Kaleyra a second time.
 		log.Warn().Msg("stale copy of a job on the shared queue; its task is on its own queue, so this one is dropped")
 		return true, nil
-	case res == store.NotMoved && !served:
-		return true, &laterError{at: time.Now().Add(time.Second), reason: "account served by another worker"}
 	case res == store.NotMoved:
 		return false, nil
 	}
@@ -168,10 +167,11 @@ func (w *Worker) fromShared(ctx context.Context, log zerolog.Logger, p queue.Pay
 	return true, nil
 }
 
-// unknownAccount handles a job, on its account's queue, of an account this
-// worker no longer serves. While another live worker serves the account,
-// the job goes back to the queue for that worker to take; otherwise it is
-// dead-lettered.
+// unknownAccount handles a job of an account this worker does not serve:
+// on its account's queue (the worker stopped serving it), or on the shared
+// queue with its record missing or finished. While another live worker
+// serves the account, the job goes back to the queue for that worker to
+// take; otherwise it is dead-lettered.
 func (w *Worker) unknownAccount(ctx context.Context, log zerolog.Logger, rec store.NewJob) error {
 	served, err := w.fleet.ServedNow(ctx, rec.SID)
 	if err != nil {
