@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/worker"
@@ -368,12 +369,12 @@ func bareServers(opt asynq.RedisConnOpt, concurrency int, queues []string) []*as
 
 func (b *bench) launchURL() string { return b.base + "/v1/" + SID + "/rcs/agent/launch" }
 
-// httpClient is the baseline's HTTP client, keeping a connection open for
-// each of concurrency handlers, as the worker's does.
+// httpClient is the baseline's HTTP client: the worker's, which keeps a
+// connection open for each of concurrency handlers, with a timeout.
 func (b *bench) httpClient(concurrency int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(concurrency, 100)
-	return &http.Client{Transport: t, Timeout: 30 * time.Second}
+	hc := kaleyra.NewHTTPClient(concurrency)
+	hc.Timeout = 30 * time.Second
+	return hc
 }
 
 func barePost(ctx context.Context, hc *http.Client, url string, body []byte) error {
