@@ -156,7 +156,7 @@ func (s *Store) getMany(ctx context.Context, ids []string) ([]Record, error) {
 		if len(hs[i].Val()) == 0 {
 			continue
 		}
-		out = append(out, recordWithHistory(hs[i].Val(), ls[i].Val()))
+		out = append(out, recordWithHistory(ids[i], hs[i].Val(), ls[i].Val()))
 	}
 	return out, nil
 }

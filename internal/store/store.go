@@ -128,14 +128,15 @@ func (s *Store) Get(ctx context.Context, id string) (Record, error) {
 	if len(h.Val()) == 0 {
 		return Record{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
-	return recordWithHistory(h.Val(), l.Val()), nil
+	return recordWithHistory(id, h.Val(), l.Val()), nil
 }
 
-// recordWithHistory is the record of hash h with its attempt log raw. A job
-// that succeeded at its first attempt keeps no log (finish_job.lua): its one
-// attempt is read from the record, which has every field of it.
-func recordWithHistory(h map[string]string, raw []string) Record {
-	r := recordFrom(h)
+// recordWithHistory is the record of job id, hash h, with its attempt log
+// raw. A job that succeeded at its first attempt keeps no log
+// (finish_job.lua): its one attempt is read from the record, which has every
+// field of it.
+func recordWithHistory(id string, h map[string]string, raw []string) Record {
+	r := recordFrom(id, h)
 	if len(raw) > 0 || r.State != StateSucceeded {
 		r.History = decodeAttempts(raw)
 		return r
@@ -145,10 +146,13 @@ func recordWithHistory(h map[string]string, raw []string) Record {
 	return r
 }
 
-func recordFrom(h map[string]string) Record {
+// recordFrom is the record of job id, hash h. The hash leaves out what it
+// can to save memory (finish_job.lua): the ID, which its key names; a
+// finished job's updated_at, which is its finished_at; and an uncertain of 0.
+func recordFrom(id string, h map[string]string) Record {
 	atoi := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
 	r := Record{
-		ID:            h["id"],
+		ID:            id,
 		SID:           h["sid"],
 		AgentNo:       h["agent_no"],
 		State:         State(h["state"]),
@@ -168,6 +172,9 @@ func recordFrom(h map[string]string) Record {
 		FinishedAt:    msTime(h["finished_at"]),
 		Launch:        launchFollowFrom(h),
 		Queue:         h["queue"],
+	}
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = r.FinishedAt
 	}
 	if r.Launch != nil {
 		r.LaunchState = r.Launch.State

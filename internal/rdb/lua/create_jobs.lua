@@ -78,9 +78,8 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force, queue)
   end
   local state = redis.call('HGET', jk, 'state')
   if not state then
-    redis.call('HSET', jk, 'id', id, 'sid', sid, 'agent_no', agent_no, 'payload', payload,
-      'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now, 'batch', batch, 'generation', 1,
-      'queue', queue)
+    redis.call('HSET', jk, 'sid', sid, 'agent_no', agent_no, 'payload', payload,
+      'state', 'queued', 'attempts', 0, 'enqueued_at', now, 'updated_at', now, 'batch', batch, 'queue', queue)
     join()
     agent_add(agent_no, id, now)
     return 'created'
@@ -119,7 +118,8 @@ local function create(jk, ak, id, sid, agent_no, payload, batch, force, queue)
       redis.call('HSET', jk, 'restore_launch_state', ls)
       batch_launch(batch_key(prev[4]), ls, nil)
     end
-    redis.call('HINCRBY', jk, 'generation', 1)
+    -- a record without a generation is of the first (memory: it is not written)
+    redis.call('HSET', jk, 'generation', (tonumber(redis.call('HGET', jk, 'generation')) or 1) + 1)
     agent_add(agent_no, id, now)
     redis.call('PERSIST', jk)
     redis.call('PERSIST', ak)

@@ -8,7 +8,8 @@
 --
 -- A success keeps less than a dead letter, since retained successes are
 -- most of Redis's memory (BENCHMARKS.md): its record keeps no 'response'
--- (Kaleyra's answer is on its results stream entry), and a success at the
+-- (Kaleyra's answer is on its results stream entry) and no 'max_attempts'
+-- (it has no attempts left to count), and a success at the
 -- job's first attempt, whose log would hold that one entry, writes no log:
 -- its record's started_at is then the call's start, and the store reads
 -- the attempt from the record (store.recordWithHistory).
@@ -63,16 +64,24 @@ end
 batch_move(bk, state, kind)
 if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
 batch_settle(bk, ARGV[9], ARGV[11])
-local set = {'HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6], 'updated_at', ARGV[9],
-  'state', kind, 'agent_launch_id', ARGV[5], 'uncertain', ARGV[7], 'finished_at', ARGV[9]}
+-- A finished record keeps no updated_at (its finished_at is that time) and
+-- no uncertain of '0', which store.recordFrom reads back as they were: both
+-- are bytes of every retained record.
+local set = {'HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6],
+  'state', kind, 'agent_launch_id', ARGV[5], 'finished_at', ARGV[9]}
 -- A relaunch's outcome replaces the launch state of the success before it.
-local del = {'HDEL', KEYS[1], 'next_run_at', 'restore_launch_state', 'launch_state', 'launch_state_at',
+local del = {'HDEL', KEYS[1], 'updated_at', 'next_run_at', 'restore_launch_state', 'launch_state', 'launch_state_at',
   'launch_followed_at', 'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended',
   'launch_status_code', 'launch_status_message', 'launch_status_response', 'launch_poll_failed'}
+if ARGV[7] == '1' then
+  table.insert(set, 'uncertain'); table.insert(set, '1')
+else
+  table.insert(del, 'uncertain')
+end
 if kind ~= 'succeeded' then
   table.insert(set, 'response'); table.insert(set, ARGV[8])
 else
-  table.insert(del, 'response')
+  table.insert(del, 'response'); table.insert(del, 'max_attempts')
   if not logged and ARGV[16] ~= '0' then
     table.insert(set, 'started_at'); table.insert(set, ARGV[16])
   end

@@ -23,7 +23,8 @@ if state == 'dead_lettered' then
   -- it back exactly.
   redis.call('HSET', KEYS[1], 'state', 'queued', 'restore_attempts', redis.call('HGET', KEYS[1], 'attempts'),
     'attempts', 0, 'updated_at', ARGV[2])
-  redis.call('HINCRBY', KEYS[1], 'generation', 1)
+  -- a record without a generation is of the first (create_jobs.lua)
+  redis.call('HSET', KEYS[1], 'generation', (tonumber(redis.call('HGET', KEYS[1], 'generation')) or 1) + 1)
   -- It stays in its batch, which has work again.
   local bk = batch_key(h[5])
   batch_move(bk, 'dead_lettered', 'queued')

@@ -22,8 +22,8 @@
 local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'attempts')
 local state, batch, attempts = h[1], h[2], h[3]
 if not state then
-  redis.call('HSET', KEYS[1], 'id', ARGV[3], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
-    'attempts', 0, 'enqueued_at', ARGV[1], 'generation', 1, 'queue', ARGV[8])
+  redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
+    'attempts', 0, 'enqueued_at', ARGV[1], 'queue', ARGV[8])
   state, batch, attempts = 'queued', false, '0'
 end
 if state == 'succeeded' or state == 'dead_lettered' then

@@ -19,7 +19,7 @@ local function leave()
   batch_move(bk, 'queued', nil)
   redis.call('LREM', batch_jobs(bk), -1, ARGV[1])
 end
-if h[3] == '1' then
+if (h[3] or '1') == '1' then -- the first generation: a new record
   redis.call('DEL', KEYS[1], KEYS[2])
   agent_drop(h[7], ARGV[1])
   leave()
