@@ -41,7 +41,7 @@
 -- 'succeeded', 'dead_lettered'), or 'missing' when it has no record.
 
 -- one read of the fields the script needs; it writes none of them before use
-local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'agent_no', 'attempts', 'sid')
+local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'agent_no', 'attempts', 'sid', 'generation')
 local state = h[1]
 if not state then return 'missing' end
 if state == 'succeeded' or state == 'dead_lettered' then return state end
@@ -50,7 +50,7 @@ local kind = ARGV[1]
 local logged = kind ~= 'succeeded' or redis.call('EXISTS', KEYS[2]) == 1
 if logged then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 if kind == 'deferred' then
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  redis.call('HINCRBY', KEYS[1], 'attempts', '-1')
   redis.call('HSET', KEYS[1], 'state', 'queued', 'next_run_at', ARGV[10], 'updated_at', ARGV[9])
   batch_move(bk, state, 'queued')
   return 'queued'
@@ -69,19 +69,28 @@ batch_settle(bk, ARGV[9], ARGV[11])
 -- are bytes of every retained record.
 local set = {'HSET', KEYS[1], 'code', ARGV[3], 'message', ARGV[4], 'http_status', ARGV[6],
   'state', kind, 'agent_launch_id', ARGV[5], 'finished_at', ARGV[9]}
--- A relaunch's outcome replaces the launch state of the success before it.
-local del = {'HDEL', KEYS[1], 'updated_at', 'next_run_at', 'restore_launch_state', 'launch_state', 'launch_state_at',
-  'launch_followed_at', 'launch_polls', 'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended',
-  'launch_status_code', 'launch_status_message', 'launch_status_response', 'launch_poll_failed'}
+local del = {'HDEL', KEYS[1], 'updated_at', 'next_run_at'}
 if ARGV[7] == '1' then
   table.insert(set, 'uncertain'); table.insert(set, '1')
-else
-  table.insert(del, 'uncertain')
+end
+-- A relaunch's outcome replaces the launch state of the success before it,
+-- and a requeued dead letter's its uncertain mark and answer. A record of
+-- the first generation (never relaunched or requeued: create_jobs.lua) has
+-- none of these fields, and each field to delete costs Redis a scan of the
+-- record.
+if (h[6] or '1') ~= '1' then
+  for _, f in ipairs({'restore_launch_state', 'launch_state', 'launch_state_at', 'launch_followed_at', 'launch_polls',
+      'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended', 'launch_status_code', 'launch_status_message',
+      'launch_status_response', 'launch_poll_failed'}) do
+    table.insert(del, f)
+  end
+  if ARGV[7] ~= '1' then table.insert(del, 'uncertain') end
+  if kind == 'succeeded' then table.insert(del, 'response') end
 end
 if kind ~= 'succeeded' then
   table.insert(set, 'response'); table.insert(set, ARGV[8])
 else
-  table.insert(del, 'response'); table.insert(del, 'max_attempts')
+  table.insert(del, 'max_attempts')
   if not logged and ARGV[16] ~= '0' then
     table.insert(set, 'started_at'); table.insert(set, ARGV[16])
   end
@@ -106,7 +115,7 @@ for _, v in ipairs({'*', 'job_id', ARGV[14], 'sid', h[4] or '', 'agent_no', h[1]
   table.insert(x, v)
 end
 redis.call(unpack(x))
-redis.call('HINCRBY', KEYS[5], kind .. '|' .. ARGV[3], 1)
+redis.call('HINCRBY', KEYS[5], kind .. '|' .. ARGV[3], '1')
 if kind == 'dead_lettered' then
   redis.call('ZADD', KEYS[4], ARGV[9], ARGV[14])
   redis.call('PERSIST', KEYS[1])
@@ -114,6 +123,6 @@ if kind == 'dead_lettered' then
 elseif tonumber(ARGV[11]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[11])
   if logged then redis.call('EXPIRE', KEYS[2], ARGV[11]) end
-  agent_settle(h[1])
+  agent_settle(h[1], ARGV[14], ARGV[11] * 1000)
 end
 return kind

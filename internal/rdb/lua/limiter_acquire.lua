@@ -15,11 +15,13 @@
 -- Returns {1, 0, 'ok'} with the slot taken, or {0, wait_us, reason} with
 -- reason 'cool_off', 'in_flight' (wait_us 0: unknown) or 'rate'.
 
+-- Numbers go to Redis as strings made with '%d', as in lib/batch.lua.
+local function int(n) return string.format('%d', n) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cool = redis.call('PTTL', KEYS[3])
 if cool > 0 then return {0, cool * 1000, 'cool_off'} end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now))
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {0, 0, 'in_flight'} end
 local rate = tonumber(ARGV[1])
 local eff = tonumber(redis.call('HGET', KEYS[4], 'rate'))
@@ -30,7 +32,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new = tat + interval
 if new - now > tolerance then return {0, new - now - tolerance, 'rate'} end
-redis.call('SET', KEYS[1], new, 'PX', math.floor((new - now) / 1000) + 1000)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
-redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[4]) / 1000) + 1000)
+redis.call('SET', KEYS[1], int(new), 'PX', int(math.floor((new - now) / 1000) + 1000))
+redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[4])), ARGV[5])
+redis.call('PEXPIRE', KEYS[2], int(math.floor(tonumber(ARGV[4]) / 1000) + 1000))
 return {1, 0, 'ok'}

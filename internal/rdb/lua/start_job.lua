@@ -19,7 +19,7 @@
 -- state ('succeeded', 'dead_lettered') and its attempt count.
 
 -- one read of the fields the script needs; it writes none of them before use
-local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'attempts')
+local h = redis.call('HMGET', KEYS[1], 'state', 'batch', 'attempts', 'generation')
 local state, batch, attempts = h[1], h[2], h[3]
 if not state then
   redis.call('HSET', KEYS[1], 'sid', ARGV[4], 'agent_no', ARGV[5], 'payload', ARGV[6],
@@ -38,9 +38,17 @@ else
   batch_move(bk, state, 'running')
 end
 if bk then redis.call('HSETNX', bk, 'started_at', ARGV[1]) end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local n = redis.call('HINCRBY', KEYS[1], 'attempts', '1')
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1], 'max_attempts', ARGV[2])
-redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at', 'restore_batch', 'restore_queue')
--- a dlq retry that stopped before unindexing: the job runs, so it is no dead letter
-redis.call('ZREM', KEYS[3], ARGV[3])
+-- A record of the first generation (never relaunched or requeued:
+-- create_jobs.lua) has no restore_* fields and is no dead letter; each
+-- field to delete costs Redis a scan of the record.
+if (h[4] or '1') == '1' then
+  redis.call('HDEL', KEYS[1], 'next_run_at')
+else
+  redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at',
+    'restore_batch', 'restore_queue')
+  -- a dlq retry that stopped before unindexing: the job runs, so it is no dead letter
+  redis.call('ZREM', KEYS[3], ARGV[3])
+end
 return {'running', n}

@@ -31,15 +31,16 @@ end
 -- agent_settle makes agent number a's index expire with the last of its
 -- jobs' records when every one of them expires, dropping the entries of
 -- records gone. An index of more than 16 jobs is left as it is (its reader
--- prunes it), so that a finish costs a few commands at most.
-local function agent_settle(a)
+-- prunes it), so that a finish costs a few commands at most. The caller may
+-- name a job whose record's TTL it knows (known, in ms), which is not read.
+local function agent_settle(a, known, known_ttl)
   if not a or a == '' then return end
   local k = AGENT .. a
   local ids = redis.call('ZRANGE', k, 0, 16)
   if #ids > 16 then return end
   local last = 0
   for _, id in ipairs(ids) do
-    local ttl = redis.call('PTTL', JOB .. id)
+    local ttl = id == known and known_ttl or redis.call('PTTL', JOB .. id)
     if ttl == -1 then return end
     if ttl == -2 then
       redis.call('ZREM', k, id)
@@ -47,7 +48,7 @@ local function agent_settle(a)
       last = ttl
     end
   end
-  if last > 0 then redis.call('PEXPIRE', k, last) end
+  if last > 0 then redis.call('PEXPIRE', k, string.format('%d', last)) end
 end
 -- agent_drop takes job id out of agent number a's index.
 local function agent_drop(a, id)

@@ -11,6 +11,11 @@
 --
 -- Defines batch_key, batch_jobs, batch_move, batch_code, batch_launch,
 -- batch_settle and batch_reopen; uses no KEYS or ARGV of its own.
+--
+-- The scripts pass redis.call numbers as strings ('1', string.format('%d',
+-- n)): Redis 7.0 turns a Lua number into text with printf's '%.17g', which
+-- costs it more than many a command (BENCHMARKS.md, "Redis instructions per
+-- job").
 local BATCH, BATCH_JOBS = '$BATCH', '$BATCH_JOBS'
 -- batch_key is the key of batch b's record, or nil when b names no batch.
 local function batch_key(b)
@@ -23,8 +28,8 @@ local function batch_jobs(k) return BATCH_JOBS .. string.sub(k, #BATCH + 1) end
 -- batch_move moves one job of batch k from one counter to another (nil: none).
 local function batch_move(k, from, to)
   if not k or from == to then return end
-  if from then redis.call('HINCRBY', k, from, -1) end
-  if to then redis.call('HINCRBY', k, to, 1) end
+  if from then redis.call('HINCRBY', k, from, '-1') end
+  if to then redis.call('HINCRBY', k, to, '1') end
 end
 -- batch_code counts a dead letter by its code.
 local function batch_code(k, code, d)
@@ -36,8 +41,8 @@ end
 -- counter ("launch:<state>") to another (nil: none).
 local function batch_launch(k, from, to)
   if not k or from == to then return end
-  if from then redis.call('HINCRBY', k, 'launch:' .. from, -1) end
-  if to then redis.call('HINCRBY', k, 'launch:' .. to, 1) end
+  if from then redis.call('HINCRBY', k, 'launch:' .. from, '-1') end
+  if to then redis.call('HINCRBY', k, 'launch:' .. to, '1') end
 end
 -- batch_settle marks batch k finished once it is closed and every job has
 -- its outcome; its keys then expire after ttl seconds (0: never).
