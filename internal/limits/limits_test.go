@@ -613,22 +613,35 @@ func TestThrottleHalvesAndRecovers(t *testing.T) {
 		t.Errorf("Unused releases moved the effective rate to %v", got)
 	}
 
-	// Successes raise it a tenth of the limit at most once a second.
-	if ev := release(Answered); ev.Rate != 0 {
-		t.Errorf("Answered right after a 429 raised the rate to %v", ev.Rate)
-	}
+	// Successes raise it a tenth of the limit at most once a second: those
+	// of calls whose slot was taken at the lowered rate. A slot taken before
+	// the 429s only frees itself (a quiet release, which costs Redis far
+	// less), even a second later.
 	time.Sleep(1100 * time.Millisecond) // one step on Redis's own clock
-	if ev := release(Answered); !near(ev.Rate, 3) {
+	if ev := release(Answered); ev.Rate != 0 {
+		t.Errorf("Answered of a slot taken at the full rate raised the lowered rate to %v", ev.Rate)
+	}
+	if got := effective(); !near(got, 1) {
+		t.Errorf("Answered of a slot taken at the full rate moved the effective rate to %v", got)
+	}
+	answered := func() Events { // from a slot taken now, in an idle bucket
+		t.Helper()
+		if err := rdb.Del(ctx, k.TAT()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return mustRelease(t, mustAcquire(t, l, "AC1"), Answered)
+	}
+	if ev := answered(); !near(ev.Rate, 3) {
 		t.Errorf("Answered 1.1s after the last change: Events.Rate = %v, want 3", ev.Rate)
 	}
 	for _, want := range []float64{5, 7, 9, 11, 13, 15, 17, 19, 20} {
-		if ev := release(Answered); ev.Rate != 0 { // within the second
+		if ev := answered(); ev.Rate != 0 { // within the second
 			t.Errorf("second Answered within a second raised the rate to %v", ev.Rate)
 		}
 		if err := rdb.HSet(ctx, k.Rate(), "changed", 0).Err(); err != nil { // a second has passed
 			t.Fatal(err)
 		}
-		ev := release(Answered)
+		ev := answered()
 		if !near(ev.Rate, want) {
 			t.Errorf("Answered: Events.Rate = %v, want %v", ev.Rate, want)
 		}
@@ -639,7 +652,7 @@ func TestThrottleHalvesAndRecovers(t *testing.T) {
 	if n := rdb.Exists(ctx, k.Rate()).Val(); n != 0 {
 		t.Errorf("rate key still there at the full rate: %v", rdb.HGetAll(ctx, k.Rate()).Val())
 	}
-	if ev := release(Answered); ev.Rate != 0 {
+	if ev := answered(); ev.Rate != 0 {
 		t.Errorf("Answered at the full rate: Events.Rate = %v", ev.Rate)
 	}
 	if got := effective(); got != rate {
@@ -1026,5 +1039,53 @@ func TestAcquireStart(t *testing.T) {
 	mustRelease(t, slot, Answered)
 	if _, st, err = l.AcquireStart(ctx, "AC1", start("j2")); err != nil || st.State != "running" {
 		t.Fatalf("AcquireStart(j2) once freed: %+v, %v", st, err)
+	}
+}
+
+// A release that changes neither the cool-off nor the rate (no call was
+// made, or an answered one while the rate was not lowered) only frees its
+// slot, without the release script, inline or on a pipeline; one taken while
+// throttling had lowered the rate runs the script, which raises it.
+func TestQuietReleaseRunsNoScript(t *testing.T) {
+	srv := testredis.Start(t)
+	c := srv.Client()
+	faults := &testredis.Faults{}
+	c.AddHook(faults)
+	l := mustNew(t, c, Config{Rate: 20, Burst: 100, MaxInFlight: 100})
+	ctx := context.Background()
+	inflight := keys("AC1").InFlight()
+	answeredScript := faults.Fail(-1, testredis.Script(inflight, string(rdb.ReleaseAnswered)))
+	unusedScript := faults.Fail(-1, testredis.Script(inflight, string(rdb.ReleaseUnused)))
+	for _, r := range []Result{Answered, Unused} {
+		if _, err := mustAcquire(t, l, "AC1").Release(ctx, r); err != nil {
+			t.Errorf("quiet Release(%v): %v", r, err)
+		}
+		pipe := c.Pipeline()
+		p := mustAcquire(t, l, "AC1").QueueRelease(ctx, pipe, r)
+		_, _ = pipe.Exec(ctx)
+		if _, err := p.Events(ctx); err != nil {
+			t.Errorf("quiet QueueRelease(%v): %v", r, err)
+		}
+	}
+	if n := answeredScript.Hits() + unusedScript.Hits(); n != 0 {
+		t.Fatalf("quiet releases ran the release script %d times", n)
+	}
+	if st := mustState(t, l, "AC1"); st.InFlight != 0 {
+		t.Fatalf("after quiet releases: %d slots held, want 0", st.InFlight)
+	}
+	answeredScript.Off()
+	unusedScript.Off()
+
+	// A 429 lowers the rate to 10, a second ago.
+	mustRelease(t, mustAcquire(t, l, "AC1"), Throttled)
+	if err := c.HSet(ctx, keys("AC1").Rate(), "changed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lowered := mustAcquire(t, l, "AC1")
+	if !lowered.lowered {
+		t.Fatal("a slot taken at a lowered rate is not marked so")
+	}
+	if ev := mustRelease(t, lowered, Answered); ev.Rate != 12 {
+		t.Errorf("Answered of a slot taken at rate 10: Events.Rate %v, want 12", ev.Rate)
 	}
 }

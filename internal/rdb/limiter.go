@@ -28,9 +28,13 @@ type AcquireArgs struct {
 
 // AcquireReply is limiter_acquire.lua's answer.
 type AcquireReply struct {
-	OK     bool          // the slot is taken
-	Wait   time.Duration // otherwise, how long until a call may go (0: unknown)
-	Reason string        // otherwise, why not: "cool_off", "in_flight" or "rate"
+	OK bool // the slot is taken
+	// Lowered is set with OK when throttling has lowered the account's
+	// rate: the slot's release must run LimiterRelease, which raises it
+	// again, where FreeSlot would do otherwise.
+	Lowered bool
+	Wait    time.Duration // otherwise, how long until a call may go (0: unknown)
+	Reason  string        // otherwise, why not: "cool_off", "in_flight" or "rate"
 }
 
 // LimiterAcquire runs limiter_acquire.lua: it takes a rate token and an
@@ -54,7 +58,10 @@ func acquireReply(vals []any) AcquireReply {
 	ok, _ := vals[0].(int64)
 	us, _ := vals[1].(int64)
 	reason, _ := vals[2].(string)
-	return AcquireReply{OK: ok == 1, Wait: time.Duration(us) * time.Microsecond, Reason: reason}
+	if ok == 1 {
+		return AcquireReply{OK: true, Lowered: reason == "lowered"}
+	}
+	return AcquireReply{Wait: time.Duration(us) * time.Microsecond, Reason: reason}
 }
 
 // AcquireStart runs acquire_start.lua: LimiterAcquire on k's account and,
@@ -135,6 +142,14 @@ func LimiterRelease(ctx context.Context, c redis.Scripter, k SIDKeys, a ReleaseA
 // LimiterRelease's.
 func QueueLimiterRelease(ctx context.Context, pipe redis.Pipeliner, k SIDKeys, a ReleaseArgs) *Pending[ReleaseReply] {
 	return queue(ctx, pipe, limiterReleaseScript, k.keys, a.args(), releaseReply)
+}
+
+// FreeSlot frees the in-flight slot of token on k's account: what
+// LimiterRelease does for a call whose result changes neither the cool-off
+// nor the rate, without a script. A script call costs Redis ten times as
+// much as this one command (BENCHMARKS.md, "Redis instructions per job").
+func FreeSlot(ctx context.Context, c redis.Cmdable, k SIDKeys, token string) *redis.IntCmd {
+	return c.ZRem(ctx, k.InFlight(), token)
 }
 
 func releaseReply(cmd *redis.Cmd) (ReleaseReply, error) {

@@ -12,8 +12,10 @@
 -- ARGV[4]  lease           how long a slot is held at most, µs
 -- ARGV[5]  token           the slot's lease token
 --
--- Returns {1, 0, 'ok'} with the slot taken, or {0, wait_us, reason} with
--- reason 'cool_off', 'in_flight' (wait_us 0: unknown) or 'rate'.
+-- Returns {1, 0, 'ok'} with the slot taken, {1, 0, 'lowered'} with the slot
+-- taken while throttling has lowered the account's rate (its release must
+-- then run limiter_release.lua, which raises it again), or {0, wait_us,
+-- reason} with reason 'cool_off', 'in_flight' (wait_us 0: unknown) or 'rate'.
 
 -- Numbers go to Redis as strings made with '%d', as in lib/batch.lua.
 local function int(n) return string.format('%d', n) end
@@ -25,7 +27,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now))
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {0, 0, 'in_flight'} end
 local rate = tonumber(ARGV[1])
 local eff = tonumber(redis.call('HGET', KEYS[4], 'rate'))
-if eff and eff < rate then rate = eff end
+local granted = 'ok'
+if eff and eff < rate then rate, granted = eff, 'lowered' end
 local interval = math.floor(1000000 / rate)
 local tolerance = interval * tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -35,4 +38,4 @@ if new - now > tolerance then return {0, new - now - tolerance, 'rate'} end
 redis.call('SET', KEYS[1], int(new), 'PX', int(math.floor((new - now) / 1000) + 1000))
 redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[4])), ARGV[5])
 redis.call('PEXPIRE', KEYS[2], int(math.floor(tonumber(ARGV[4]) / 1000) + 1000))
-return {1, 0, 'ok'}
+return {1, 0, granted}
