@@ -126,6 +126,12 @@ type account struct {
 	// time: when a token comes, every waiter asking would cost a call for
 	// one grant. The others wait here, first come first served.
 	turn chan struct{}
+	// open is set while Redis's last answer for the account was a grant:
+	// then a new waiter asks at once, without waiting for its turn, since
+	// a grant is likely, and taking turns would let the process's launches
+	// for the account through one round trip at a time (BENCHMARKS.md).
+	// After a refusal they take turns again.
+	open atomic.Bool
 	// reason is why the last refusal was given, for a waiter whose time ran
 	// out before its turn came.
 	reason atomic.Pointer[string]
@@ -217,47 +223,70 @@ func (l *Limiter) AcquireStart(ctx context.Context, sid string, start rdb.StartA
 // acquire is Acquire, which with start also runs rdb.StartJob in the script
 // that grants the slot.
 func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs) (*Slot, rdb.StartReply, error) {
-	token := newToken()
 	a := l.account(sid)
 	c := &a.cfg
+	args := rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst, MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: newToken()}
 	deadline := time.Now().Add(c.MaxWait)
+	var next time.Time // when Redis said to ask again
+	if a.open.Load() {
+		slot, started, wait, err := l.ask(ctx, a, args, start, deadline)
+		if slot != nil || err != nil {
+			return slot, started, err
+		}
+		next = time.Now().Add(wait)
+	}
 	if err := a.waitTurn(ctx, deadline); err != nil {
 		return nil, rdb.StartReply{}, err
 	}
 	defer func() { <-a.turn }()
-	args := rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst, MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: token}
 	for {
-		var r rdb.AcquireReply
-		var started rdb.StartReply
-		var err error
-		if start != nil {
-			start.Now = time.Now()
-			r, started, err = rdb.AcquireStart(ctx, l.rdb, a.keys, args, *start)
-		} else {
-			r, err = rdb.LimiterAcquire(ctx, l.rdb, a.keys, args)
+		if wait := time.Until(next); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, rdb.StartReply{}, ctx.Err()
+			case <-time.After(wait):
+			}
 		}
-		if err != nil {
-			return nil, rdb.StartReply{}, fmt.Errorf("acquire launch slot for %s: %w", sid, err)
+		slot, started, wait, err := l.ask(ctx, a, args, start, deadline)
+		if slot != nil || err != nil {
+			return slot, started, err
 		}
-		if r.OK {
-			return &Slot{l: l, a: a, token: token, lowered: r.Lowered}, started, nil
-		}
-		reason, wait := r.Reason, r.Wait
-		a.reason.Store(&reason)
-		if reason == ReasonInFlight {
-			// No one can say when a call ends: look again soon, at a
-			// jittered interval so that waiters do not move in step.
-			wait = 5*time.Millisecond + rand.N(10*time.Millisecond)
-		}
-		if reason == ReasonCoolOff || time.Until(deadline) < wait || reason == ReasonRate && wait > c.MaxRateWait {
-			return nil, rdb.StartReply{}, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, rdb.StartReply{}, ctx.Err()
-		case <-time.After(wait):
-		}
+		next = time.Now().Add(wait)
 	}
+}
+
+// ask asks Redis once for a slot on a's account, starting the job of start
+// (if any) when it is granted. Refused, it returns how long to wait before
+// asking again, or a *DeferredError when that is longer than the limits let
+// a waiter wait in the process.
+func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, start *rdb.StartArgs, deadline time.Time) (*Slot, rdb.StartReply, time.Duration, error) {
+	var r rdb.AcquireReply
+	var started rdb.StartReply
+	var err error
+	if start != nil {
+		start.Now = time.Now()
+		r, started, err = rdb.AcquireStart(ctx, l.rdb, a.keys, args, *start)
+	} else {
+		r, err = rdb.LimiterAcquire(ctx, l.rdb, a.keys, args)
+	}
+	if err != nil {
+		return nil, rdb.StartReply{}, 0, fmt.Errorf("acquire launch slot for %s: %w", a.sid, err)
+	}
+	a.open.Store(r.OK)
+	if r.OK {
+		return &Slot{l: l, a: a, token: args.Token, lowered: r.Lowered}, started, 0, nil
+	}
+	reason, wait := r.Reason, r.Wait
+	a.reason.Store(&reason)
+	if reason == ReasonInFlight {
+		// No one can say when a call ends: look again soon, at a
+		// jittered interval so that waiters do not move in step.
+		wait = 5*time.Millisecond + rand.N(10*time.Millisecond)
+	}
+	if reason == ReasonCoolOff || time.Until(deadline) < wait || reason == ReasonRate && wait > a.cfg.MaxRateWait {
+		return nil, rdb.StartReply{}, 0, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
+	}
+	return nil, rdb.StartReply{}, wait, nil
 }
 
 // waitTurn waits until this waiter may ask Redis for the account, or until

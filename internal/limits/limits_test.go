@@ -1089,3 +1089,47 @@ func TestQuietReleaseRunsNoScript(t *testing.T) {
 		t.Errorf("Answered of a slot taken at rate 10: Events.Rate %v, want 12", ev.Rate)
 	}
 }
+
+// slowScripts is a go-redis hook that holds every script call for a moment
+// and counts how many were in Redis at once.
+type slowScripts struct{ cur, peak atomic.Int32 }
+
+func (h *slowScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *slowScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !strings.HasPrefix(cmd.Name(), "eval") {
+			return next(ctx, cmd)
+		}
+		n := h.cur.Add(1)
+		for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		defer h.cur.Add(-1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *slowScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestGrantsDoNotTakeTurns: while the account's last answer was a grant,
+// the process's waiters ask Redis at once, not one round trip at a time,
+// which bounded a worker's launches for one account (BENCHMARKS.md).
+func TestGrantsDoNotTakeTurns(t *testing.T) {
+	c := testredis.Start(t).Client()
+	slow := &slowScripts{}
+	c.AddHook(slow)
+	l := mustNew(t, c, Config{Rate: 1e6, Burst: 1000, MaxInFlight: 100})
+	mustRelease(t, mustAcquire(t, l, "AC1"), Answered) // a grant: the account is open
+	slow.peak.Store(0)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { mustRelease(t, mustAcquire(t, l, "AC1"), Answered) })
+	}
+	wg.Wait()
+	if p := slow.peak.Load(); p < 2 {
+		t.Errorf("8 waiters of an account granted each time asked Redis %d at a time, want several", p)
+	}
+}
