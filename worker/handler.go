@@ -46,17 +46,17 @@ func runAt(now time.Time, d time.Duration) time.Time {
 }
 
 // retryDelay is asynq's RetryDelayFunc: our own time when the handler chose
-// one; none for a task whose worker died, which asynq's recoverer finds 30
-// to 90 s late; else a short capped backoff for infrastructure errors (Redis
-// down). n counts every hand-back to the queue, the limiter's too, so it
-// does not say how late a task already is.
+// one; a second for a task whose lease expired (its worker died, and asynq's
+// recoverer found it 30 to 90 s late, or lost Redis); else a short capped
+// backoff for infrastructure errors (Redis down). n counts every hand-back
+// to the queue, the limiter's too, so it does not say how late a task is.
 func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var later *laterError
 	if errors.As(err, &later) {
 		return max(time.Until(later.at), 0)
 	}
 	if errors.Is(err, asynq.ErrLeaseExpired) {
-		return 0
+		n = 0
 	}
 	return min(time.Second<<min(n, 6), time.Minute)
 }
