@@ -1655,3 +1655,27 @@ func TestKeysShareTheResultsStreamSlot(t *testing.T) {
 		}
 	}
 }
+
+// A record with a generation of '1' may come from an earlier version, which
+// wrote it on every record and bumped a missing one to '1' on a relaunch or
+// a requeue: its start and finish still delete every field such a record
+// may have, which a record without a generation skips.
+func TestGenerationOneFromAnEarlierVersion(t *testing.T) {
+	s, c := newStore(t)
+	j := newJob("j")
+	mustCreate(t, s, j, t0)
+	if err := c.HSet(ctx, rdb.JobKey("j"), "generation", "1", "restore_attempts", "3", "uncertain", "1",
+		"launch_state", "launched", "launch_polls", "4").Err(); err != nil {
+		t.Fatal(err)
+	}
+	mustStart(t, s, j, t0)
+	if _, ok := field(t, c, "j", "restore_attempts"); ok {
+		t.Error("start left restore_attempts")
+	}
+	mustFinish(t, s, "j", success(1, t0), t0)
+	for _, f := range []string{"uncertain", "launch_state", "launch_polls"} {
+		if v, ok := field(t, c, "j", f); ok {
+			t.Errorf("finish left %s = %q", f, v)
+		}
+	}
+}

@@ -74,11 +74,11 @@ if ARGV[7] == '1' then
   table.insert(set, 'uncertain'); table.insert(set, '1')
 end
 -- A relaunch's outcome replaces the launch state of the success before it,
--- and a requeued dead letter's its uncertain mark and answer. A record of
--- the first generation (never relaunched or requeued: create_jobs.lua) has
+-- and a requeued dead letter's its uncertain mark and answer. A record
+-- without a generation (never relaunched or requeued: create_jobs.lua) has
 -- none of these fields, and each field to delete costs Redis a scan of the
--- record.
-if (h[6] or '1') ~= '1' then
+-- record; one with any generation, even '1' (start_job.lua), may have them.
+if h[6] then
   for _, f in ipairs({'restore_launch_state', 'launch_state', 'launch_state_at', 'launch_followed_at', 'launch_polls',
       'launch_next_poll_at', 'launch_polled_at', 'launch_follow_ended', 'launch_status_code', 'launch_status_message',
       'launch_status_response', 'launch_poll_failed'}) do

@@ -40,10 +40,12 @@ end
 if bk then redis.call('HSETNX', bk, 'started_at', ARGV[1]) end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', '1')
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1], 'max_attempts', ARGV[2])
--- A record of the first generation (never relaunched or requeued:
+-- A record without a generation (never relaunched or requeued:
 -- create_jobs.lua) has no restore_* fields and is no dead letter; each
--- field to delete costs Redis a scan of the record.
-if (h[4] or '1') == '1' then
+-- field to delete costs Redis a scan of the record. One that says '1' was
+-- written, or bumped from none, by an earlier version, which counted from 0:
+-- it takes the full path.
+if not h[4] then
   redis.call('HDEL', KEYS[1], 'next_run_at')
 else
   redis.call('HDEL', KEYS[1], 'next_run_at', 'restore_ttl', 'restore_attempts', 'restore_enqueued_at', 'restore_updated_at',
