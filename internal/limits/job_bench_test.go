@@ -1,16 +1,14 @@
-package limits_test
+package limits
 
 import (
 	"context"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testredis"
 )
@@ -40,7 +38,7 @@ func BenchmarkJobRedisWork(b *testing.B) {
 	}
 	s := store.New(c)
 	s.Retention = time.Hour
-	l, err := limits.New(c, limits.Config{Rate: 1e6, Burst: 1000, MaxInFlight: 1000, Lease: time.Minute})
+	l, err := New(c, Config{Rate: 1e6, Burst: 1000, MaxInFlight: 1000, Lease: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,7 +73,7 @@ func BenchmarkJobRedisWork(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rel := slot.QueueRelease(ctx, pipe, limits.Answered)
+		rel := slot.QueueRelease(ctx, pipe, Answered)
 		_, _ = pipe.Exec(ctx)
 		if _, err := fin.State(); err != nil {
 			b.Fatal(err)
@@ -84,29 +82,5 @@ func BenchmarkJobRedisWork(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(scriptsUsec(b, c)/float64(b.N), "redis-µs/job")
-}
-
-// scriptsUsec is the time Redis spent running scripts since its stats were
-// reset, in µs. The commands a script calls are counted in its time, and
-// again under their own names, which are left out.
-func scriptsUsec(b *testing.B, c *redis.Client) float64 {
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var us float64
-	for _, line := range strings.Split(info, "\n") {
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || (name != "cmdstat_evalsha" && name != "cmdstat_eval") {
-			continue
-		}
-		for _, kv := range strings.Split(stats, ",") {
-			if v, ok := strings.CutPrefix(kv, "usec="); ok {
-				n, _ := strconv.ParseFloat(v, 64)
-				us += n
-			}
-		}
-	}
-	return us
+	b.ReportMetric(float64(scriptStat(b, c, "usec"))/float64(b.N), "redis-µs/job")
 }
