@@ -21,7 +21,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 local bk = batch_key(h[1])
 if bk then
   batch_move(bk, 'dead_lettered', nil)
-  batch_code(bk, h[2], -1)
+  batch_code(bk, h[2], '-1')
   redis.call('HINCRBY', bk, 'total', -1)
   redis.call('HINCRBY', bk, 'deleted', 1)
 end

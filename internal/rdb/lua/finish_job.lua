@@ -62,7 +62,7 @@ if kind == 'retrying' then
   return 'retrying'
 end
 batch_move(bk, state, kind)
-if kind == 'dead_lettered' then batch_code(bk, ARGV[3], 1) end
+if kind == 'dead_lettered' then batch_code(bk, ARGV[3], '1') end
 batch_settle(bk, ARGV[9], ARGV[11])
 -- A finished record keeps no updated_at (its finished_at is that time) and
 -- no uncertain of '0', which store.recordFrom reads back as they were: both

@@ -28,7 +28,7 @@ if state == 'dead_lettered' then
   -- It stays in its batch, which has work again.
   local bk = batch_key(h[5])
   batch_move(bk, 'dead_lettered', 'queued')
-  batch_code(bk, h[6], -1)
+  batch_code(bk, h[6], '-1')
   batch_reopen(bk)
   return {'requeued', h[1], h[2], h[3]}
 end

@@ -18,7 +18,7 @@ if redis.call('HGET', KEYS[1], 'state') == 'queued' and redis.call('ZSCORE', KEY
   local bk = batch_key(h[1])
   if bk then
     batch_move(bk, 'queued', 'dead_lettered')
-    batch_code(bk, h[2], 1)
+    batch_code(bk, h[2], '1')
     -- finished again when it was before the requeue, as of then
     batch_settle(bk, redis.call('HGET', bk, 'prev_finished_at') or ARGV[2], ARGV[3])
   end

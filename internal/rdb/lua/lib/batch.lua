@@ -12,10 +12,11 @@
 -- Defines batch_key, batch_jobs, batch_move, batch_code, batch_launch,
 -- batch_settle and batch_reopen; uses no KEYS or ARGV of its own.
 --
--- The scripts pass redis.call numbers as strings ('1', string.format('%d',
--- n)): Redis 7.0 turns a Lua number into text with printf's '%.17g', which
--- costs it more than many a command (BENCHMARKS.md, "Redis instructions per
--- job").
+-- On a job's hot path (these helpers, start_job, finish_job and the
+-- limiter's scripts) numbers go to redis.call as strings ('1',
+-- string.format('%d', n)): Redis 7.0 turns a Lua number into text with
+-- printf's '%.17g', which costs it more than many a command (BENCHMARKS.md,
+-- "Redis instructions per job").
 local BATCH, BATCH_JOBS = '$BATCH', '$BATCH_JOBS'
 -- batch_key is the key of batch b's record, or nil when b names no batch.
 local function batch_key(b)
@@ -31,7 +32,7 @@ local function batch_move(k, from, to)
   if from then redis.call('HINCRBY', k, from, '-1') end
   if to then redis.call('HINCRBY', k, to, '1') end
 end
--- batch_code counts a dead letter by its code.
+-- batch_code counts a dead letter by its code, d ('1' or '-1') more.
 local function batch_code(k, code, d)
   if not k then return end
   local f = 'code:' .. (code or '')
