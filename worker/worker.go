@@ -329,13 +329,14 @@ func workerID() string {
 	return fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b)
 }
 
-// newServers are the asynq servers of a generation, shards of them, taking
-// tasks from queues; the worker's concurrency is split between them. Only
-// the first moves due retries and deferrals (asynq's forwarder, two scripts
-// per queue each time it looks): the others look once an hour, a backstop.
+// newServers are the asynq servers of a generation (queue.Servers of them)
+// taking tasks from queues; the worker's concurrency is split between them.
+// Only the first moves due retries and deferrals (asynq's forwarder, two
+// scripts per queue each time it looks): the others look once an hour, a
+// backstop.
 func newServers(opts Options, log zerolog.Logger, queues map[string]int) []*asynq.Server {
 	queues = lowestTerms(queues)
-	n := shards(opts.Concurrency, len(queues))
+	n := queue.Servers(opts.Concurrency, len(queues))
 	srvs := make([]*asynq.Server, n)
 	for i := range srvs {
 		c := opts.Concurrency / n
@@ -371,25 +372,6 @@ func lowestTerms(weights map[string]int) map[string]int {
 		r[q] = w / g
 	}
 	return r
-}
-
-// shardQueues is the number of queues from which a worker runs two asynq
-// servers side by side (shards).
-const shardQueues = 32
-
-// shards is how many asynq servers a worker runs over the same queues.
-// asynq's processor takes one task at a time, a Redis round trip for each
-// queue it tries (and with many accounts, many are held or empty): serving
-// many queues, two servers taking tasks in parallel keep more accounts at
-// their rate for less CPU per call (in rcslaunch bench's accounts phase, 200
-// accounts on 2 cores: the median account at 0.52 of its rate against 0.44,
-// 12% less CPU per call). Four did no better than two; with a few queues,
-// two did no better than one.
-func shards(concurrency, queues int) int {
-	if queues >= shardQueues && concurrency >= 2 {
-		return 2
-	}
-	return 1
 }
 
 // newServer is an asynq server that takes tasks from queues, concurrency at

@@ -640,3 +640,15 @@ func TestParseQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestServers: two asynq servers from ServersFrom queues on, never more
+// servers than the concurrency allows.
+func TestServers(t *testing.T) {
+	for _, c := range []struct{ concurrency, queues, want int }{
+		{10, 1, 1}, {10, queue.ServersFrom - 1, 1}, {10, queue.ServersFrom, 2}, {400, 601, 2}, {1, 601, 1},
+	} {
+		if got := queue.Servers(c.concurrency, c.queues); got != c.want {
+			t.Errorf("Servers(%d, %d) = %d, want %d", c.concurrency, c.queues, got, c.want)
+		}
+	}
+}
