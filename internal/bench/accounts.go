@@ -356,6 +356,14 @@ func (b *bench) accountFigures(rep *Report, st perAccountStats, use windowUse, b
 		Figure{Name: name("CPU per call, process + Redis"), Unit: "µs", Value: proc + rcpu, Baseline: "bare asynq + POST, same queues", Base: bare.cpu, Ratio: (proc + rcpu) / bare.cpu},
 		Figure{Name: name("bare asynq + POST, same queues, no limits"), Unit: "calls/s", Value: bare.rate, Baseline: "accounts × rate", Base: n * r, Ratio: bare.rate / (n * r)},
 		Figure{Name: name("bare asynq + POST, same queues: CPU per call"), Unit: "µs", Value: bare.cpu, Baseline: "the machine's CPU per call at accounts × rate", Base: budget, Ratio: bare.cpu / budget},
+		Figure{Name: name("bare asynq + POST, same queues: Redis CPU per call"), Unit: "µs", Value: bare.redisCPU, Baseline: "the pipeline's Redis CPU per call", Base: rcpu, Ratio: bare.redisCPU / rcpu},
+		// Whether the target can fit this machine at all: bare asynq's CPU
+		// per call plus only the Redis work the pipeline adds to it (the
+		// grant, the job's records, the results stream), as if its process
+		// side cost nothing more than bare asynq's. Above 1, no speed-up of
+		// the worker process alone can reach the target here.
+		Figure{Name: name("bare asynq + POST + the pipeline's added Redis CPU, per call"), Unit: "µs", Value: bare.cpu + rcpu - bare.redisCPU,
+			Baseline: "the machine's CPU per call at accounts × rate", Base: budget, Ratio: (bare.cpu + rcpu - bare.redisCPU) / budget},
 		Figure{Name: name("machine CPU busy, all processes"), Unit: "%", Value: 100 * use.cpu.busy, Baseline: "all cores", Base: 100, Ratio: use.cpu.busy},
 		Figure{Name: name("Redis commands per call"), Unit: "commands", Value: use.total / float64(st.calls), Baseline: "(absolute)", Base: use.total / float64(st.calls), Ratio: 1},
 		Figure{Name: name("mean limiter wait held in a handler"), Unit: "ms", Value: 1000 * wait, Baseline: "the limiter's longest wait in a handler", Base: 2000, Ratio: wait / 2},

@@ -38,6 +38,7 @@ func TestAccountsPhase(t *testing.T) {
 		"3 accounts: largest 1-second window, any account vs limit + burst",
 		"3 accounts: CPU per call, process + Redis vs bare asynq + POST, same queues",
 		"3 accounts: bare asynq + POST, same queues, no limits vs accounts × rate",
+		"3 accounts: bare asynq + POST + the pipeline's added Redis CPU, per call vs the machine's CPU per call at accounts × rate",
 	}
 	for _, name := range want {
 		f, ok := got[name]

@@ -339,22 +339,14 @@ func bareTask(j launch.Job, qname string) *asynq.Task {
 	return asynq.NewTask("bench:post", j.Body(), asynq.Queue(qname), asynq.MaxRetry(0))
 }
 
-// bareShardQueues is the number of queues from which the baseline runs two
-// asynq servers side by side, each with half the concurrency, as a worker
-// does (worker.shards): asynq takes tasks in one loop per server.
-const bareShardQueues = 32
-
 // bareServers serve queues, all of the same weight, concurrency tasks at a
-// time: one server, or two over 32 queues or more.
+// time, over as many asynq servers as a worker runs (queue.Servers).
 func bareServers(opt asynq.RedisConnOpt, concurrency int, queues []string) []*asynq.Server {
 	weights := make(map[string]int, len(queues))
 	for _, q := range queues {
 		weights[q] = 1
 	}
-	n := 1
-	if len(queues) >= bareShardQueues && concurrency >= 2 {
-		n = 2
-	}
+	n := queue.Servers(concurrency, len(queues))
 	srvs := make([]*asynq.Server, n)
 	for i := range srvs {
 		srvs[i] = asynq.NewServer(opt, asynq.Config{
