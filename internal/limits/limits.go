@@ -42,7 +42,9 @@ type Config struct {
 	// call's timeout plus a margin).
 	Lease time.Duration
 	// MaxWait is how long Acquire waits for a slot in the process before it
-	// hands the job back to the queue (ErrDeferred). Default 2s.
+	// hands the job back to the queue (ErrDeferred). A waiter that the
+	// account's rate cannot serve within it, for the waiters ahead of it,
+	// is handed back at once. Default 2s.
 	MaxWait time.Duration
 	// MaxRateWait is the longest wait for the next rate token that Acquire
 	// sleeps through in the process; a longer one (an account throttled to
@@ -135,6 +137,8 @@ type account struct {
 	// reason is why the last refusal was given, for a waiter whose time ran
 	// out before its turn came.
 	reason atomic.Pointer[string]
+	// waiting counts the waiters for a turn.
+	waiting atomic.Int32
 }
 
 func newAccount(sid string, cfg Config) *account {
@@ -298,6 +302,17 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 		return nil
 	default:
 	}
+	// The account grants at most Rate calls a second, so a waiter with n
+	// waiters ahead of it waits n/Rate at least. One that could not be
+	// served before its deadline goes back to the queue at once instead of
+	// holding its worker until then: its worker can take another account's
+	// job meanwhile. It asks to come back a little before the waiters ahead
+	// are all served, so that the account's next jobs are at hand by then.
+	ahead := a.waiting.Add(1) - 1
+	defer a.waiting.Add(-1)
+	if wait := time.Duration(float64(ahead) / a.cfg.Rate * float64(time.Second)); wait > time.Until(deadline) {
+		return &DeferredError{After: max(wait-comeBackEarly, 100*time.Millisecond), Reason: a.lastReason()}
+	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
@@ -306,12 +321,21 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		reason := ReasonRate
-		if r := a.reason.Load(); r != nil {
-			reason = *r
-		}
-		return &DeferredError{After: 100 * time.Millisecond, Reason: reason}
+		return &DeferredError{After: 100 * time.Millisecond, Reason: a.lastReason()}
 	}
+}
+
+// comeBackEarly is how long before the waiters ahead of it are served a
+// job sent back for their number asks to run again: a job handed back
+// takes a moment to reach a worker again.
+const comeBackEarly = 500 * time.Millisecond
+
+// lastReason is the reason of the account's last refusal: rate when none.
+func (a *account) lastReason() string {
+	if r := a.reason.Load(); r != nil {
+		return *r
+	}
+	return ReasonRate
 }
 
 func newToken() string {

@@ -1017,6 +1017,48 @@ func TestWaitersTakeTurns(t *testing.T) {
 	}
 }
 
+// TestWaitersBeyondTheDeadlineLeaveAtOnce: at 10 calls a second, a waiter
+// with more than 10 waiters ahead of it cannot be served within its 1 s,
+// so it goes back to the queue at once, asking to come back about when the
+// waiters ahead are served; only a waiter whose deadline passes in the
+// wait is deferred by 100ms. The others are granted.
+func TestWaitersBeyondTheDeadlineLeaveAtOnce(t *testing.T) {
+	l, _ := newLimiter(t, Config{Rate: 10, Burst: 1, MaxInFlight: 100, MaxWait: time.Second})
+	const waiters = 30
+	var mu sync.Mutex
+	var granted, early, late int
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Go(func() {
+			s, err := l.Acquire(context.Background(), "AC1")
+			var d *DeferredError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				granted++
+				_, _ = s.Release(context.Background(), Answered)
+			case errors.As(err, &d) && d.After > 100*time.Millisecond:
+				early++
+				if d.After > 3*time.Second {
+					t.Errorf("sent back for %v; at most %d waiters were ahead", d.After, waiters)
+				}
+			case errors.As(err, &d):
+				late++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if early == 0 {
+		t.Errorf("granted %d, deferred at their deadline %d, at once %d: no waiter left at once", granted, late, early)
+	}
+	if granted > 12 {
+		t.Errorf("%d grants in about a second at 10/s", granted)
+	}
+}
+
 // TestAcquireStart: the grant starts the job (its record says running,
 // attempt 1); a refusal (here the one in-flight slot held) defers the job
 // without starting it.
