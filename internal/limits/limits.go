@@ -295,7 +295,8 @@ func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, sta
 
 // waitTurn waits until this waiter may ask Redis for the account, or until
 // deadline (a DeferredError, for the reason the last waiter was refused) or
-// ctx's end.
+// ctx's end; it returns a DeferredError at once when the waiters ahead of
+// it leave it no chance before deadline.
 func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 	select {
 	case a.turn <- struct{}{}:
@@ -308,10 +309,14 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 	// holding its worker until then: its worker can take another account's
 	// job meanwhile. It asks to come back a little before the waiters ahead
 	// are all served, so that the account's next jobs are at hand by then.
+	// The reason is the rate whatever the last refusal said (the in-flight
+	// cap, say): it is what the wait was reckoned from, and a long rate
+	// wait is what has the worker hold the account's queues meanwhile,
+	// rather than take its next job only to hand that back too.
 	ahead := a.waiting.Add(1) - 1
 	defer a.waiting.Add(-1)
 	if wait := time.Duration(float64(ahead) / a.cfg.Rate * float64(time.Second)); wait > time.Until(deadline) {
-		return &DeferredError{After: max(wait-comeBackEarly, 100*time.Millisecond), Reason: a.lastReason()}
+		return &DeferredError{After: max(wait-comeBackEarly, 100*time.Millisecond), Reason: ReasonRate}
 	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
@@ -321,7 +326,11 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return &DeferredError{After: 100 * time.Millisecond, Reason: a.lastReason()}
+		reason := ReasonRate
+		if r := a.reason.Load(); r != nil {
+			reason = *r
+		}
+		return &DeferredError{After: 100 * time.Millisecond, Reason: reason}
 	}
 }
 
@@ -329,14 +338,6 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 // job sent back for their number asks to run again: a job handed back
 // takes a moment to reach a worker again.
 const comeBackEarly = 500 * time.Millisecond
-
-// lastReason is the reason of the account's last refusal: rate when none.
-func (a *account) lastReason() string {
-	if r := a.reason.Load(); r != nil {
-		return *r
-	}
-	return ReasonRate
-}
 
 func newToken() string {
 	var b [12]byte

@@ -1059,6 +1059,47 @@ func TestWaitersBeyondTheDeadlineLeaveAtOnce(t *testing.T) {
 	}
 }
 
+// TestEarlyDeferralSaysRate: an account held up by its in-flight cap
+// still sends back at once the waiters its rate cannot serve in time, and
+// says the rate is why (what the worker holds the account's queues for),
+// not the in-flight cap of the last refusal.
+func TestEarlyDeferralSaysRate(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newLimiter(t, Config{Rate: 10, Burst: 1, MaxInFlight: 1, MaxWait: time.Second})
+	if _, err := l.Acquire(ctx, "AC1"); err != nil {
+		t.Fatal(err)
+	}
+	var d *DeferredError
+	if _, err := l.Acquire(ctx, "AC1"); !errors.As(err, &d) || d.Reason != ReasonInFlight {
+		t.Fatalf("with the one slot held: %v, want a deferral for the in-flight cap", err)
+	}
+	var mu sync.Mutex
+	early := 0
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			_, err := l.Acquire(ctx, "AC1")
+			var d *DeferredError
+			if !errors.As(err, &d) {
+				t.Errorf("%v, want a deferral", err)
+				return
+			}
+			if d.After > 100*time.Millisecond {
+				mu.Lock()
+				early++
+				mu.Unlock()
+				if d.Reason != ReasonRate {
+					t.Errorf("sent back at once for %q, want %q", d.Reason, ReasonRate)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if early == 0 {
+		t.Error("no waiter was sent back at once")
+	}
+}
+
 // TestAcquireStart: the grant starts the job (its record says running,
 // attempt 1); a refusal (here the one in-flight slot held) defers the job
 // without starting it.
