@@ -596,7 +596,7 @@ func TestFirstHighPriorityJobIsServed(t *testing.T) {
 }
 
 // TestManyAccountsTwoServers: a worker serving enough queues to run two
-// asynq servers side by side (queue.ServersFrom) runs every job once with its
+// asynq servers side by side (queue.Servers) runs every job once with its
 // account's key, retries included (only one server moves due retries), and
 // stops cleanly.
 func TestManyAccountsTwoServers(t *testing.T) {

@@ -252,8 +252,8 @@ func (b *bench) accounts(ctx context.Context, rep *Report) error {
 const bareAccountSeconds = 5
 
 // bareAccounts is the accounts phase's baseline: plain asynq with the same
-// concurrency over one queue per account (two servers, as the worker runs
-// over that many queues), its handler POSTing each payload to the bench's
+// concurrency over one queue per account (as many servers as the worker
+// runs over that many queues), its handler POSTing each payload to the bench's
 // own simulator, no limits. Its calls per second are what asynq itself
 // reaches on this machine with that many queues; its CPU per call is the
 // floor a pipeline on asynq works above.

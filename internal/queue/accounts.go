@@ -131,22 +131,25 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 	return q
 }
 
-// ServersFrom is the number of queues from which Servers is 2.
-const ServersFrom = 32
+// QueuesPerServer is how many queues take one more asynq server (Servers),
+// up to MaxServers of them.
+const (
+	QueuesPerServer = 16
+	MaxServers      = 8
+)
 
 // Servers is how many asynq servers take tasks side by side from the same
-// queues, sharing concurrency. asynq's processor takes one task at a time, a
-// Redis round trip for each queue it tries (and with many accounts, many
-// are held or empty): serving many queues, two servers taking tasks in
-// parallel keep more accounts at their rate for less CPU per call (in
-// rcslaunch bench's accounts phase, 200 accounts on 2 cores: the median
-// account at 0.52 of its rate against 0.44, 12% less CPU per call). Four
-// did no better than two; with a few queues, two did no better than one.
+// queues, sharing concurrency: one per QueuesPerServer queues, at least one,
+// at most MaxServers and no more than concurrency. asynq's processor takes
+// one task at a time, a Redis round trip for each queue it tries (and with
+// many accounts, many are held or empty), so serving many queues, one
+// server's loop bounds how fast a worker takes tasks. In rcslaunch bench's
+// accounts phase (200 accounts on 2 cores), two servers kept the median
+// account at 0.52 of its rate against one server's 0.44, for 12% less CPU
+// per call; eight, against two, 2-10% more calls a second for 1-7% less CPU
+// per call (BENCHMARKS.md). With a few queues, two did no better than one.
 func Servers(concurrency, queues int) int {
-	if queues >= ServersFrom && concurrency >= 2 {
-		return 2
-	}
-	return 1
+	return max(1, min(queues/QueuesPerServer, MaxServers, concurrency))
 }
 
 // fleetTTL is how long a worker's claim to serve an account lasts unless

@@ -641,11 +641,12 @@ func TestParseQueue(t *testing.T) {
 	}
 }
 
-// TestServers: two asynq servers from ServersFrom queues on, never more
-// servers than the concurrency allows.
+// TestServers: a server per QueuesPerServer queues, at least one, at most
+// MaxServers, never more servers than the concurrency allows.
 func TestServers(t *testing.T) {
 	for _, c := range []struct{ concurrency, queues, want int }{
-		{10, 1, 1}, {10, queue.ServersFrom - 1, 1}, {10, queue.ServersFrom, 2}, {400, 601, 2}, {1, 601, 1},
+		{10, 1, 1}, {10, 2*queue.QueuesPerServer - 1, 1}, {10, 2 * queue.QueuesPerServer, 2},
+		{10, 5*queue.QueuesPerServer + 3, 5}, {400, 601, queue.MaxServers}, {3, 601, 3}, {1, 601, 1}, {0, 601, 1},
 	} {
 		if got := queue.Servers(c.concurrency, c.queues); got != c.want {
 			t.Errorf("Servers(%d, %d) = %d, want %d", c.concurrency, c.queues, got, c.want)
