@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
 	"github.com/rcslaunch/rcslaunch/internal/store"
 	"github.com/rcslaunch/rcslaunch/internal/testenv"
@@ -156,6 +157,16 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-a.done
+	// The killed worker's jobs whose outcome it had not recorded: its calls
+	// cut off, and any answered but not yet recorded, however long before
+	// the kill the answer came on a loaded machine. Nothing touches them
+	// until asynq redelivers them, long after this.
+	unrecorded := map[string]bool{}
+	for id, agent := range jobs {
+		if e.Redis.Client().HGet(context.Background(), rdb.JobKey(id), "state").Val() == string(store.StateRunning) {
+			unrecorded[agent] = true
+		}
+	}
 	c := e.startWorker(mod) // the replacement
 	bAttemptsAtKill := len(logLines(t, "launch attempt", b))
 
@@ -198,10 +209,10 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 		switch {
 		case k > 2:
 			t.Errorf("agent %s called %d times", agent, k)
-		case !atKill[agent]:
-			t.Errorf("agent %s called twice but it had no call in flight at the kill", agent)
+		case !atKill[agent] && !unrecorded[agent]:
+			t.Errorf("agent %s called twice but it had no call in flight at the kill, and its job's outcome was recorded", agent)
 		case !cut[agent]:
-			t.Logf("agent %s called twice: answered just before the kill, not yet recorded", agent)
+			t.Logf("agent %s called twice: answered before the kill, not yet recorded", agent)
 		}
 	}
 	for agent := range cut {
@@ -209,8 +220,8 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 			t.Errorf("agent %s, whose call the kill cut off, was called %d times, want 2 (the lost call and the redelivery)", agent, st.ByAgent[agent])
 		}
 	}
-	if len(twice) > len(atKill) {
-		t.Errorf("%d agents called twice, more than the %d calls in flight at the kill", len(twice), len(atKill))
+	if len(twice) > max(len(atKill), len(unrecorded)) {
+		t.Errorf("%d agents called twice, more than the %d calls in flight at the kill and the %d jobs running then", len(twice), len(atKill), len(unrecorded))
 	}
 	// The redelivered jobs say what happened.
 	var redelivered time.Duration
