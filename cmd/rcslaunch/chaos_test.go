@@ -162,8 +162,13 @@ func TestChaosSIGKILLOneOfTwoWorkers(t *testing.T) {
 	// the kill the answer came on a loaded machine. Nothing touches them
 	// until asynq redelivers them, long after this.
 	unrecorded := map[string]bool{}
+	rc := e.Redis.Client()
 	for id, agent := range jobs {
-		if e.Redis.Client().HGet(context.Background(), rdb.JobKey(id), "state").Val() == string(store.StateRunning) {
+		state, err := rc.HGet(context.Background(), rdb.JobKey(id), "state").Result()
+		if err != nil {
+			t.Fatalf("job %s's state after the kill: %v", id, err)
+		}
+		if state == string(store.StateRunning) {
 			unrecorded[agent] = true
 		}
 	}
