@@ -134,6 +134,13 @@ type account struct {
 	// for the account through one round trip at a time (BENCHMARKS.md).
 	// After a refusal they take turns again.
 	open atomic.Bool
+	// due is when, on this process's clock (Unix ns), Redis's last answer
+	// for the account said its next call may go: after a grant, when the
+	// rate's next token comes; after a refusal, when to ask again. A
+	// waiter does not ask before then: at 20 calls a second, a waiter that
+	// asked at once after a grant was refused nearly every time, a script
+	// call for nothing (BENCHMARKS.md).
+	due atomic.Int64
 	// reason is why the last refusal was given, for a waiter whose time ran
 	// out before its turn came.
 	reason atomic.Pointer[string]
@@ -231,39 +238,44 @@ func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs)
 	c := &a.cfg
 	args := rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst, MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: newToken()}
 	deadline := time.Now().Add(c.MaxWait)
-	var next time.Time // when Redis said to ask again
-	if a.open.Load() {
-		slot, started, wait, err := l.ask(ctx, a, args, start, deadline)
+	if a.open.Load() && a.untilDue() <= 0 {
+		slot, started, err := l.ask(ctx, a, args, start, deadline)
 		if slot != nil || err != nil {
 			return slot, started, err
 		}
-		next = time.Now().Add(wait)
 	}
 	if err := a.waitTurn(ctx, deadline); err != nil {
 		return nil, rdb.StartReply{}, err
 	}
 	defer func() { <-a.turn }()
 	for {
-		if wait := time.Until(next); wait > 0 {
+		// A wait that Redis would not let a waiter sleep through in the
+		// process is asked about at once: its answer is the deferral.
+		if wait := a.untilDue(); wait > 0 && wait <= c.MaxRateWait && wait < time.Until(deadline) {
 			select {
 			case <-ctx.Done():
 				return nil, rdb.StartReply{}, ctx.Err()
 			case <-time.After(wait):
 			}
 		}
-		slot, started, wait, err := l.ask(ctx, a, args, start, deadline)
+		slot, started, err := l.ask(ctx, a, args, start, deadline)
 		if slot != nil || err != nil {
 			return slot, started, err
 		}
-		next = time.Now().Add(wait)
 	}
 }
 
+// untilDue is how long until the account's next call may go, as Redis last
+// said (due).
+func (a *account) untilDue() time.Duration {
+	return time.Duration(a.due.Load() - time.Now().UnixNano())
+}
+
 // ask asks Redis once for a slot on a's account, starting the job of start
-// (if any) when it is granted. Refused, it returns how long to wait before
-// asking again, or a *DeferredError when that is longer than the limits let
-// a waiter wait in the process.
-func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, start *rdb.StartArgs, deadline time.Time) (*Slot, rdb.StartReply, time.Duration, error) {
+// (if any) when it is granted, and sets a.due from the answer. Refused, it
+// returns no slot and no error, or a *DeferredError when the wait is longer
+// than the limits let a waiter wait in the process.
+func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, start *rdb.StartArgs, deadline time.Time) (*Slot, rdb.StartReply, error) {
 	var r rdb.AcquireReply
 	var started rdb.StartReply
 	var err error
@@ -274,23 +286,25 @@ func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, sta
 		r, err = rdb.LimiterAcquire(ctx, l.rdb, a.keys, args)
 	}
 	if err != nil {
-		return nil, rdb.StartReply{}, 0, fmt.Errorf("acquire launch slot for %s: %w", a.sid, err)
+		return nil, rdb.StartReply{}, fmt.Errorf("acquire launch slot for %s: %w", a.sid, err)
 	}
-	a.open.Store(r.OK)
-	if r.OK {
-		return &Slot{l: l, a: a, token: args.Token, lowered: r.Lowered}, started, 0, nil
-	}
-	reason, wait := r.Reason, r.Wait
-	a.reason.Store(&reason)
-	if reason == ReasonInFlight {
+	wait := r.Wait
+	if !r.OK && r.Reason == ReasonInFlight {
 		// No one can say when a call ends: look again soon, at a
 		// jittered interval so that waiters do not move in step.
 		wait = 5*time.Millisecond + rand.N(10*time.Millisecond)
 	}
-	if reason == ReasonCoolOff || time.Until(deadline) < wait || reason == ReasonRate && wait > a.cfg.MaxRateWait {
-		return nil, rdb.StartReply{}, 0, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
+	a.due.Store(time.Now().Add(wait).UnixNano())
+	a.open.Store(r.OK)
+	if r.OK {
+		return &Slot{l: l, a: a, token: args.Token, lowered: r.Lowered}, started, nil
 	}
-	return nil, rdb.StartReply{}, wait, nil
+	reason := r.Reason
+	a.reason.Store(&reason)
+	if reason == ReasonCoolOff || time.Until(deadline) < wait || reason == ReasonRate && wait > a.cfg.MaxRateWait {
+		return nil, rdb.StartReply{}, &DeferredError{After: max(wait, 100*time.Millisecond), Reason: reason}
+	}
+	return nil, rdb.StartReply{}, nil
 }
 
 // waitTurn waits until this waiter may ask Redis for the account, or until

@@ -1017,6 +1017,24 @@ func TestWaitersTakeTurns(t *testing.T) {
 	}
 }
 
+// TestWaitersAskWhenTheTokenComes: a grant's answer says when the rate's
+// next token comes, and the next waiter sleeps until then rather than ask at
+// once and be told so: one call after another cost two acquire calls each
+// before, a refused one and the granting one.
+func TestWaitersAskWhenTheTokenComes(t *testing.T) {
+	l, rdb := newLimiter(t, Config{Rate: 50, Burst: 1, MaxInFlight: 10, MaxWait: 10 * time.Second})
+	const grants = 20
+	before := scriptStat(t, rdb, "calls")
+	for range grants {
+		mustRelease(t, mustAcquire(t, l, "AC1"), Answered)
+	}
+	// A sleep can end a little before Redis's clock says the token is in:
+	// allow a refusal for one grant in four.
+	if calls := scriptStat(t, rdb, "calls") - before; calls > grants+grants/4 {
+		t.Errorf("%d scripts for %d grants one after another: waiters ask before the next token comes", calls, grants)
+	}
+}
+
 // TestWaitersBeyondTheDeadlineLeaveAtOnce: at 10 calls a second, a waiter
 // with more than 10 waiters ahead of it cannot be served within its 1 s,
 // so it goes back to the queue at once, asking to come back about when the

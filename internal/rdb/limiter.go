@@ -33,8 +33,10 @@ type AcquireReply struct {
 	// rate: the slot's release must run LimiterRelease, which raises it
 	// again, where FreeSlot would do otherwise.
 	Lowered bool
-	Wait    time.Duration // otherwise, how long until a call may go (0: unknown)
-	Reason  string        // otherwise, why not: "cool_off", "in_flight" or "rate"
+	// Wait is, refused, how long until a call may go (0: unknown); granted,
+	// how long until the rate lets the account's next call go (0: at once).
+	Wait   time.Duration
+	Reason string // refused, why: "cool_off", "in_flight" or "rate"
 }
 
 // LimiterAcquire runs limiter_acquire.lua: it takes a rate token and an
@@ -58,10 +60,11 @@ func acquireReply(vals []any) AcquireReply {
 	ok, _ := vals[0].(int64)
 	us, _ := vals[1].(int64)
 	reason, _ := vals[2].(string)
+	wait := time.Duration(us) * time.Microsecond
 	if ok == 1 {
-		return AcquireReply{OK: true, Lowered: reason == "lowered"}
+		return AcquireReply{OK: true, Lowered: reason == "lowered", Wait: wait}
 	}
-	return AcquireReply{Wait: time.Duration(us) * time.Microsecond, Reason: reason}
+	return AcquireReply{Wait: wait, Reason: reason}
 }
 
 // AcquireStart runs acquire_start.lua: LimiterAcquire on k's account and,

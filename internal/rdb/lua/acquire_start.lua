@@ -10,7 +10,7 @@
 -- ARGV[6..13]  start_job's ARGV
 --
 -- Returns limiter_acquire's answer; when the slot is taken, followed by
--- start_job's: {1, 0, 'ok' or 'lowered', state, attempt}.
+-- start_job's: {1, next_us, 'ok' or 'lowered', state, attempt}.
 
 local function slice(t, from, to)
   local r = {}
@@ -21,4 +21,4 @@ end
 local a = limiter_acquire(slice(KEYS, 1, 5), slice(ARGV, 1, 5))
 if a[1] ~= 1 then return a end
 local s = start_job(slice(KEYS, 6, 8), slice(ARGV, 6, 13))
-return {1, 0, a[3], s[1], s[2]}
+return {1, a[2], a[3], s[1], s[2]}

@@ -12,10 +12,13 @@
 -- ARGV[4]  lease           how long a slot is held at most, µs
 -- ARGV[5]  token           the slot's lease token
 --
--- Returns {1, 0, 'ok'} with the slot taken, {1, 0, 'lowered'} with the slot
--- taken while throttling has lowered the account's rate (its release must
--- then run limiter_release.lua, which raises it again), or {0, wait_us,
--- reason} with reason 'cool_off', 'in_flight' (wait_us 0: unknown) or 'rate'.
+-- Returns {1, next_us, 'ok'} with the slot taken, {1, next_us, 'lowered'}
+-- with the slot taken while throttling has lowered the account's rate (its
+-- release must then run limiter_release.lua, which raises it again), or
+-- {0, wait_us, reason} with reason 'cool_off', 'in_flight' (wait_us 0:
+-- unknown) or 'rate'. next_us is how long until the rate lets the account's
+-- next call go (0: at once), so that a caller's other waiters need not ask
+-- before then only to be told so.
 
 -- Numbers go to Redis as strings made with '%d', as in lib/batch.lua.
 local function int(n) return string.format('%d', n) end
@@ -38,4 +41,4 @@ if new - now > tolerance then return {0, new - now - tolerance, 'rate'} end
 redis.call('SET', KEYS[1], int(new), 'PX', int(math.floor((new - now) / 1000) + 1000))
 redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[4])), ARGV[5])
 redis.call('PEXPIRE', KEYS[2], int(math.floor(tonumber(ARGV[4]) / 1000) + 1000))
-return {1, 0, granted}
+return {1, math.max(0, new + interval - tolerance - now), granted}
