@@ -385,6 +385,7 @@ func TestInvalidJSON(t *testing.T) {
 	}{
 		"empty":      {nil, "unexpected end of JSON input"},
 		"array":      {[]byte(`[1,2]`), "request body must be a JSON object"},
+		"null":       {[]byte(`null`), "request body must be a JSON object"},
 		"truncated":  {body("1")[:20], "unexpected end of JSON input"},
 		"over 1 MiB": {huge, "request body is larger than 1048576 bytes"},
 	} {
@@ -395,15 +396,15 @@ func TestInvalidJSON(t *testing.T) {
 			t.Errorf("%s: status %d %s, want RCS701 %q", name, r.status, r.body, tc.msg)
 		}
 	}
-	// Only the valid JSON ([1,2]) is recorded.
+	// Only the valid JSON ([1,2] and null) is recorded.
 	var recorded []string
 	for _, c := range s.Calls() {
 		if c.Body != nil {
 			recorded = append(recorded, string(c.Body))
 		}
 	}
-	if fmt.Sprint(recorded) != "[[1,2]]" {
-		t.Errorf("recorded bodies %.100q, want only [1,2]", recorded)
+	if fmt.Sprint(recorded) != "[[1,2] null]" {
+		t.Errorf("recorded bodies %.100q, want only [1,2] and null", recorded)
 	}
 }
 
