@@ -123,7 +123,11 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 	if follow {
 		// Launches matter more than polls, which wait behind them without
 		// being starved: about one dequeue in ten, however many accounts.
-		q[FollowName] = max(1, len(sids))
+		// The weight is one per account rounded up to a multiple of the
+		// default weight, so that the worker's lowestTerms can still divide
+		// the weights by 3 (asynq's work for each task grows with their sum).
+		d := weight(PriorityDefault)
+		q[FollowName] = d * max(1, (len(sids)+d-1)/d)
 	}
 	if len(q) == 0 || used(Name) {
 		q[Name] = weight(PriorityDefault)
