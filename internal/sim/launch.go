@@ -37,6 +37,9 @@ type payload struct {
 	agentNo string
 	// launchID is the agent_launch_id issued to a successful request.
 	launchID string
+	// validJSON is whether the body is valid JSON, which the simulator
+	// records as the call's body even when it is no launch request.
+	validJSON bool
 	// jsonProblem, when not empty, makes the request an RCS701, and
 	// problem an RCS904; both are the error_message answered.
 	jsonProblem string
@@ -55,6 +58,7 @@ func parsePayload(body []byte) payload {
 		p.jsonProblem = json.Unmarshal(body, &v).Error()
 		return p
 	}
+	p.validJSON = true
 	var top map[string]json.RawMessage
 	if json.Unmarshal(body, &top) != nil || top == nil { // top is nil for null
 		p.jsonProblem = "request body must be a JSON object"
@@ -130,7 +134,7 @@ func (s *Server) serveLaunch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	call := &Call{At: start, SID: sid, AgentNo: p.agentNo}
-	if readErr == nil && json.Valid(body) {
+	if p.validJSON {
 		call.Body = json.RawMessage(body)
 	}
 

@@ -22,6 +22,9 @@ func FuzzParsePayload(f *testing.F) {
 		var v any
 		decodeErr := json.Unmarshal(b, &v)
 		_, isObject := v.(map[string]any)
+		if p.validJSON != (decodeErr == nil) {
+			t.Fatalf("%q: validJSON %v, decoding error %v", b, p.validJSON, decodeErr)
+		}
 		switch {
 		case decodeErr != nil:
 			if p.jsonProblem != decodeErr.Error() {
