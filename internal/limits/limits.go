@@ -238,17 +238,21 @@ func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs)
 	c := &a.cfg
 	args := rdb.AcquireArgs{Rate: c.Rate, Burst: c.Burst, MaxInFlight: c.MaxInFlight, Lease: c.Lease, Token: newToken()}
 	deadline := time.Now().Add(c.MaxWait)
-	if a.open.Load() && a.untilDue() <= 0 {
-		slot, started, err := l.ask(ctx, a, args, start, deadline)
-		if slot != nil || err != nil {
-			return slot, started, err
+	// While Redis's last answer for the account was a grant and its next
+	// call may go, a waiter asks at once; otherwise it asks in its turn.
+	inTurn := false
+	defer func() {
+		if inTurn {
+			<-a.turn
 		}
-	}
-	if err := a.waitTurn(ctx, deadline); err != nil {
-		return nil, rdb.StartReply{}, err
-	}
-	defer func() { <-a.turn }()
+	}()
 	for {
+		if !inTurn && (!a.open.Load() || a.untilDue() > 0) {
+			if err := a.waitTurn(ctx, deadline); err != nil {
+				return nil, rdb.StartReply{}, err
+			}
+			inTurn = true
+		}
 		// A wait that Redis would not let a waiter sleep through in the
 		// process is asked about at once: its answer is the deferral.
 		if wait := a.untilDue(); wait > 0 && wait <= c.MaxRateWait && wait < time.Until(deadline) {
