@@ -56,7 +56,10 @@ type Client struct {
 	statusEndpoint string
 	// key is a pointer so that printing a Client with fmt shows an address:
 	// fmt cannot call secret.String's methods on an unexported field.
-	key     *secret.String
+	key *secret.String
+	// match finds the key where a server echoed it, made once for every
+	// answer's scrub (secret.Matcher).
+	match   *secret.Matcher
 	timeout time.Duration
 	retry   map[string]bool
 }
@@ -98,6 +101,7 @@ func New(o Options) (*Client, error) {
 		endpoint:       base + "/v1/" + o.SID + "/rcs/agent/launch",
 		statusEndpoint: base + strings.ReplaceAll(statusPath, "{sid}", o.SID),
 		key:            &key,
+		match:          key.Matcher(),
 		timeout:        timeout,
 		retry:          retry,
 	}, nil
@@ -278,7 +282,7 @@ func isTimeout(err error) bool {
 // redacted in its decoded strings and stays valid JSON, so that the answer
 // can still be read and kept; any other body is redacted as text.
 func (c *Client) scrub(header http.Header, body []byte) (http.Header, []byte) {
-	key := *c.key
+	key := c.match
 	if json.Valid(body) {
 		body = key.RedactJSON(body)
 	} else if key.In(string(body)) {
@@ -300,7 +304,7 @@ func (c *Client) redact(out *Outcome) {
 // redactAll replaces the API key, in any spelling, in each of strs and in
 // raw, and drops raw if it still holds the key.
 func (c *Client) redactAll(raw *json.RawMessage, strs ...*string) {
-	key := *c.key
+	key := c.match
 	for _, s := range strs {
 		*s = key.Redact(*s)
 	}

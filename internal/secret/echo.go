@@ -3,6 +3,7 @@ package secret
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"strconv"
 	"strings"
@@ -27,10 +28,10 @@ import (
 
 // In reports whether text holds s in any spelling. The empty secret is in
 // no text.
-func (s String) In(text string) bool { return newMatcher(s).in(text) }
+func (s String) In(text string) bool { return s.Matcher().In(text) }
 
 // Redact returns text with every spelling of s in it replaced by Redacted.
-func (s String) Redact(text string) string { return newMatcher(s).redact(text) }
+func (s String) Redact(text string) string { return s.Matcher().Redact(text) }
 
 // RedactJSON returns doc, a valid JSON document, with s redacted where a
 // reader of the JSON would find it: in the decoded text of each string,
@@ -38,8 +39,10 @@ func (s String) Redact(text string) string { return newMatcher(s).redact(text) }
 // and in any other value, which becomes the string Redacted. The result is
 // valid JSON, and everything else in it is doc's bytes unchanged; doc itself
 // is returned when s is not in it. For text that is not JSON, use Redact.
-func (s String) RedactJSON(doc []byte) []byte {
-	m := newMatcher(s)
+func (s String) RedactJSON(doc []byte) []byte { return s.Matcher().RedactJSON(doc) }
+
+// RedactJSON is String.RedactJSON for m's secret.
+func (m *Matcher) RedactJSON(doc []byte) []byte {
 	if len(m.key) == 0 {
 		return doc
 	}
@@ -53,8 +56,8 @@ func (s String) RedactJSON(doc []byte) []byte {
 		switch c := doc[i]; {
 		case c == '"':
 			end := jsontext.StringEnd(doc, i)
-			if text, ok := jsontext.String(doc[i:end]); ok && m.in(text) {
-				replace(i, end, quoteJSON(m.redact(text)))
+			if text, ok := jsontext.String(doc[i:end]); ok && m.In(text) {
+				replace(i, end, quoteJSON(m.Redact(text)))
 			}
 			i = end
 		case isScalar(c):
@@ -62,7 +65,7 @@ func (s String) RedactJSON(doc []byte) []byte {
 			for end < len(doc) && isScalar(doc[end]) {
 				end++
 			}
-			if m.in(string(doc[i:end])) {
+			if m.In(string(doc[i:end])) {
 				replace(i, end, quoteJSON(Redacted))
 			}
 			i = end
@@ -91,16 +94,24 @@ func quoteJSON(s string) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// matcher finds the spellings of one secret.
-type matcher struct {
+// A Matcher finds the spellings of one secret, as String's In, Redact and
+// RedactJSON do, each of which makes one for its call: a secret looked for
+// in every answer (a client's API key) is better served by one Matcher made
+// once, since making it is most of the work for a short text.
+type Matcher struct {
 	key []rune
 	// first holds the bytes a spelling can start with, so that most of a
 	// text is passed over at the cost of a lookup.
 	first [256]bool
 }
 
-func newMatcher(s String) *matcher {
-	m := &matcher{key: []rune(string(s))}
+// Format writes "[redacted]" for every verb, as String's does: a Matcher
+// holds its secret.
+func (Matcher) Format(f fmt.State, verb rune) { String("").Format(f, verb) }
+
+// Matcher returns the Matcher of s.
+func (s String) Matcher() *Matcher {
+	m := &Matcher{key: []rune(string(s))}
 	if len(m.key) == 0 {
 		return m
 	}
@@ -117,14 +128,15 @@ func newMatcher(s String) *matcher {
 
 // at returns the end of a spelling of the secret that starts at text[i], or
 // -1; never a match for the empty secret.
-func (m *matcher) at(text string, i int) int {
+func (m *Matcher) at(text string, i int) int {
 	if len(m.key) == 0 || !m.first[text[i]] {
 		return -1
 	}
 	return matchAt(text, i, m.key)
 }
 
-func (m *matcher) in(text string) bool {
+// In is String.In for m's secret.
+func (m *Matcher) In(text string) bool {
 	for i := 0; i < len(text); i++ {
 		if m.at(text, i) >= 0 {
 			return true
@@ -133,7 +145,8 @@ func (m *matcher) in(text string) bool {
 	return false
 }
 
-func (m *matcher) redact(text string) string {
+// Redact is String.Redact for m's secret.
+func (m *Matcher) Redact(text string) string {
 	var b strings.Builder
 	done := 0 // text[:done] is in b, or needs no change when b is empty
 	for i := 0; i < len(text); {

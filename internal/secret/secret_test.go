@@ -26,6 +26,8 @@ func TestNeverPrinted(t *testing.T) {
 			fmt.Sprintf(verb, &h),
 			fmt.Sprintf(verb, []secret.String{s}),
 			fmt.Sprintf(verb, map[string]secret.String{"k": s}),
+			fmt.Sprintf(verb, s.Matcher()),
+			fmt.Sprintf(verb, *s.Matcher()),
 		)
 	}
 	prints = append(prints, fmt.Sprint(s), fmt.Sprintln(h), s.String(), s.GoString())
