@@ -125,11 +125,7 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 		// being starved: the follow-up queue is tried first for one task
 		// in four when the accounts use their default queue only, one in
 		// eleven when they use all three priorities, however many accounts.
-		// The weight is one per account rounded up to a multiple of the
-		// default weight, so that the worker's lowestTerms can still divide
-		// the weights by 3 (asynq's work for each task grows with their sum).
-		d := weight(PriorityDefault)
-		q[FollowName] = d * max(1, (len(sids)+d-1)/d)
+		q[FollowName] = max(1, len(sids))
 	}
 	if len(q) == 0 || used(Name) {
 		q[Name] = weight(PriorityDefault)

@@ -49,12 +49,12 @@ func TestQueues(t *testing.T) {
 	if got := queue.Queues([]string{"AC1", "AC2"}, false, all); !maps.Equal(got, want) {
 		t.Errorf("Queues without follow: %v, want %v", got, want)
 	}
-	want[queue.FollowName] = 3
+	want[queue.FollowName] = 2
 	if got := queue.Queues([]string{"AC1", "AC2"}, true, all); !maps.Equal(got, want) {
 		t.Errorf("Queues with follow: %v, want %v", got, want)
 	}
 	// The follow-up queue keeps a weight with no account at all.
-	if got := queue.Queues(nil, true, all); !maps.Equal(got, map[string]int{queue.Name: 3, queue.FollowName: 3}) {
+	if got := queue.Queues(nil, true, all); !maps.Equal(got, map[string]int{queue.Name: 3, queue.FollowName: 1}) {
 		t.Errorf("Queues(nil, true) = %v", got)
 	}
 	// A high or low queue, and the shared one, are served when used; the
@@ -69,13 +69,8 @@ func TestQueues(t *testing.T) {
 	if got := queue.Queues(nil, false, none); !maps.Equal(got, map[string]int{queue.Name: 3}) {
 		t.Errorf("Queues(nil, false, none) = %v", got)
 	}
-	if got := queue.Queues(nil, true, none); !maps.Equal(got, map[string]int{queue.FollowName: 3}) {
+	if got := queue.Queues(nil, true, none); !maps.Equal(got, map[string]int{queue.FollowName: 1}) {
 		t.Errorf("Queues(nil, true, none) = %v", got)
-	}
-	// One per account, rounded up to a multiple of 3.
-	four := []string{"AC1", "AC2", "AC3", "AC4"}
-	if got := queue.Queues(four, true, none)[queue.FollowName]; got != 6 {
-		t.Errorf("Queues of 4 accounts: follow-up weight %d, want 6", got)
 	}
 }
 
