@@ -129,20 +129,23 @@ type account struct {
 	// one grant. The others wait here, first come first served.
 	turn chan struct{}
 	// open is set while Redis's last answer for the account was a grant:
-	// then a new waiter asks at once, without waiting for its turn, since
-	// a grant is likely, and taking turns would let the process's launches
-	// for the account through one round trip at a time (BENCHMARKS.md).
-	// After a refusal they take turns again.
+	// then a new waiter whose call is due asks at once, without waiting for
+	// its turn, since a grant is likely, and taking turns would let the
+	// process's launches for the account through one round trip at a time
+	// (BENCHMARKS.md). After a refusal, or before the next call is due,
+	// they take turns again.
 	open atomic.Bool
 	// due is when, on this process's clock (Unix ns), Redis's last answer
 	// for the account said its next call may go: after a grant, when the
-	// rate's next token comes; after a refusal, when to ask again. A
-	// waiter does not ask before then: at 20 calls a second, a waiter that
-	// asked at once after a grant was refused nearly every time, a script
-	// call for nothing (BENCHMARKS.md).
+	// rate's next token comes; after a refusal, when to ask again. The
+	// waiter in its turn sleeps until then, unless that is beyond what it
+	// may wait in the process (then it asks at once, for the deferral): at
+	// 20 calls a second, a waiter that asked at once after a grant was
+	// refused nearly every time, a script call for nothing (BENCHMARKS.md).
 	due atomic.Int64
-	// reason is why the last refusal was given, for a waiter whose time ran
-	// out before its turn came.
+	// reason is why waiters wait, from Redis's last answer that made them
+	// (a refusal, or a grant after which the next call is not yet due:
+	// the rate), for a waiter whose time ran out before its turn came.
 	reason atomic.Pointer[string]
 	// waiting counts the waiters for a turn.
 	waiting atomic.Int32
@@ -247,15 +250,18 @@ func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs)
 		}
 	}()
 	for {
-		if !inTurn && (!a.open.Load() || a.untilDue() > 0) {
+		wait := a.untilDue()
+		if !inTurn && (!a.open.Load() || wait > 0) {
 			if err := a.waitTurn(ctx, deadline); err != nil {
 				return nil, rdb.StartReply{}, err
 			}
 			inTurn = true
+			wait = a.untilDue()
 		}
-		// A wait that Redis would not let a waiter sleep through in the
-		// process is asked about at once: its answer is the deferral.
-		if wait := a.untilDue(); wait > 0 && wait <= c.MaxRateWait && wait < time.Until(deadline) {
+		// Only the waiter in its turn sleeps. A wait that Redis would not
+		// let a waiter sleep through in the process is asked about at
+		// once: its answer is the deferral.
+		if inTurn && wait > 0 && wait <= c.MaxRateWait && wait < time.Until(deadline) {
 			select {
 			case <-ctx.Done():
 				return nil, rdb.StartReply{}, ctx.Err()
@@ -301,6 +307,11 @@ func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, sta
 	a.due.Store(time.Now().Add(wait).UnixNano())
 	a.open.Store(r.OK)
 	if r.OK {
+		if wait > 0 {
+			// The waiters behind this grant wait for the rate, not for
+			// whatever an older refusal said.
+			a.reason.Store(&reasonRate)
+		}
 		return &Slot{l: l, a: a, token: args.Token, lowered: r.Lowered}, started, nil
 	}
 	reason := r.Reason
@@ -311,8 +322,11 @@ func (l *Limiter) ask(ctx context.Context, a *account, args rdb.AcquireArgs, sta
 	return nil, rdb.StartReply{}, nil
 }
 
+// reasonRate is ReasonRate, for account.reason.
+var reasonRate = ReasonRate
+
 // waitTurn waits until this waiter may ask Redis for the account, or until
-// deadline (a DeferredError, for the reason the last waiter was refused) or
+// deadline (a DeferredError, for the reason waiters wait: account.reason) or
 // ctx's end; it returns a DeferredError at once when the waiters ahead of
 // it leave it no chance before deadline.
 func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {

@@ -1035,6 +1035,22 @@ func TestWaitersAskWhenTheTokenComes(t *testing.T) {
 	}
 }
 
+// TestTimeoutAfterGrantSaysRate: a waiter whose time runs out in the queue
+// for its turn behind a grant waits for the rate, and says so, not the
+// reason of an older refusal (a cool-off would have its worker hold the
+// account's queues and count a cool-off that is over).
+func TestTimeoutAfterGrantSaysRate(t *testing.T) {
+	l, _ := newLimiter(t, Config{Rate: 10, Burst: 1, MaxInFlight: 10, MaxWait: 100 * time.Millisecond})
+	a := l.account("AC1")
+	old := ReasonCoolOff
+	a.reason.Store(&old)
+	mustRelease(t, mustAcquire(t, l, "AC1"), Answered) // the next token is 100 ms away
+	a.turn <- struct{}{}                               // another waiter holds the turn
+	defer func() { <-a.turn }()
+	_, err := l.Acquire(context.Background(), "AC1")
+	deferred(t, err, ReasonRate)
+}
+
 // TestWaitersBeyondTheDeadlineLeaveAtOnce: at 10 calls a second, a waiter
 // with more than 10 waiters ahead of it cannot be served within its 1 s,
 // so it goes back to the queue at once, asking to come back about when the

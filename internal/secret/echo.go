@@ -97,7 +97,10 @@ func quoteJSON(s string) []byte {
 // A Matcher finds the spellings of one secret, as String's In, Redact and
 // RedactJSON do, each of which makes one for its call: a secret looked for
 // in every answer (a client's API key) is better served by one Matcher made
-// once, since making it is most of the work for a short text.
+// once, since making it is most of the work for a short text. It holds its
+// secret and prints as "[redacted]"; as with String, a struct that holds one
+// must keep it behind a pointer or in an exported field, since fmt cannot
+// call methods on unexported struct fields.
 type Matcher struct {
 	key []rune
 	// first holds the bytes a spelling can start with, so that most of a
