@@ -256,11 +256,11 @@ const queueCheckEvery = time.Second
 // serves yet) does not start and stop a generation for each.
 const sharedLinger = 30 * time.Second
 
-// generation is the asynq servers of the worker (one, or two: see shards)
-// serving the queues of one set of accounts. A reload that changes the set starts a new generation
-// and retires the old.
+// generation is the asynq servers of the worker (queue.Servers of them)
+// serving the queues of one set of accounts. A reload that changes the set
+// starts a new generation and retires the old.
 type generation struct {
-	// srvs serve the same queues: see shards.
+	// srvs serve the same queues: see newServers.
 	srvs []*asynq.Server
 	// queues is what srvs serve, by weight.
 	queues map[string]int

@@ -375,9 +375,9 @@ func lowestTerms(weights map[string]int) map[string]int {
 }
 
 // newServer is an asynq server that takes tasks from queues, concurrency at
-// a time, and moves due delayed tasks every forward; it is one of shards
-// servers over the same queues.
-func newServer(opts Options, log zerolog.Logger, queues map[string]int, concurrency int, forward time.Duration, shards int) *asynq.Server {
+// a time, and moves due delayed tasks every forward; it is one of servers
+// asynq servers over the same queues.
+func newServer(opts Options, log zerolog.Logger, queues map[string]int, concurrency int, forward time.Duration, servers int) *asynq.Server {
 	return asynq.NewServer(opts.Redis, asynq.Config{
 		Concurrency:    concurrency,
 		Queues:         queues,
@@ -391,8 +391,8 @@ func newServer(opts Options, log zerolog.Logger, queues map[string]int, concurre
 		// notices a new job, while 50ms costs an idle process 20 cheap
 		// calls a second per queue. With many accounts (three queues each)
 		// the interval grows, so that an idle worker's polling (all its
-		// shards) stays near 2,000 calls a second at most.
-		TaskCheckInterval: max(50*time.Millisecond, time.Duration(len(queues)*shards)*500*time.Microsecond),
+		// servers) stays near 2,000 calls a second at most.
+		TaskCheckInterval: max(50*time.Millisecond, time.Duration(len(queues)*servers)*500*time.Microsecond),
 		// Retries and deferrals become runnable when asynq's forwarder moves
 		// them; its 5s default would dominate short backoffs.
 		DelayedTaskCheckInterval: forward,
