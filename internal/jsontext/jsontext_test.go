@@ -101,3 +101,74 @@ func TestExact(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanners checks Kind, ValueEnd, Members and Items against
+// encoding/json on valid JSON: the members of an object (the last of a
+// repeated name counting, as Unmarshal into a map takes them) and the items
+// of an array, each value byte for byte.
+func FuzzScanners(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `[]`, ` { "a" : 1 , "b":[1,{"c":"}"}] } `, `{"a":1,"a":2}`, `{"\u0061":"x","A":null}`,
+		`["x", {"y":[]}, 1e5, -0.5, true, false, null, "\"]"]`, `{"s":"\\"}`, `"str"`, `12`, `null`, "\t[\n]\r",
+		`{"deep":[[[[{"k":"v"}]]]]}`, `not json`, `{"a":`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			// Not their input: they must still return, and not panic.
+			for range Members(data) {
+			}
+			for range Items(data) {
+			}
+			return
+		}
+		start := SkipSpace(data, 0)
+		if Kind(data) != data[start] {
+			t.Fatalf("Kind(%q) = %q, want %q", data, Kind(data), data[start])
+		}
+		if end := ValueEnd(data, start); SkipSpace(data, end) != len(data) {
+			t.Fatalf("ValueEnd(%q, %d) = %d: not the end of the value", data, start, end)
+		}
+		switch data[start] {
+		case '{':
+			var want map[string]json.RawMessage
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]json.RawMessage{}
+			for name, value := range Members(data) {
+				text, ok := String(name)
+				if !ok {
+					t.Fatalf("Members(%q) yielded the name %q", data, name)
+				}
+				got[text] = value
+			}
+			if len(got) != len(want) {
+				t.Fatalf("Members(%q): %d names, encoding/json %d", data, len(got), len(want))
+			}
+			for name, w := range want {
+				if g := got[name]; string(g) != string(w) {
+					t.Fatalf("Members(%q)[%q] = %q, encoding/json %q", data, name, g, w)
+				}
+			}
+		case '[':
+			var want []json.RawMessage
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatal(err)
+			}
+			var got []json.RawMessage
+			for item := range Items(data) {
+				got = append(got, item)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("Items(%q): %d items, encoding/json %d", data, len(got), len(want))
+			}
+			for i := range want {
+				if string(got[i]) != string(want[i]) {
+					t.Fatalf("Items(%q)[%d] = %q, encoding/json %q", data, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
