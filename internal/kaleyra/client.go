@@ -245,8 +245,18 @@ func (c *Client) launch(ctx context.Context, body []byte) Outcome {
 		return c.failed(ctx, err, resp.StatusCode, resp.StatusCode/100 == 2,
 			fmt.Sprintf("while reading the body of an HTTP %d answer", resp.StatusCode))
 	}
-	header, data := c.scrub(resp.Header, data)
-	return ParseResponse(resp.StatusCode, header, data, c.retry)
+	return c.answer(resp.StatusCode, resp.Header, data)
+}
+
+// answer is what a launch makes of an answer: scrubbed of the API key, then
+// classified.
+func (c *Client) answer(status int, header http.Header, body []byte) Outcome {
+	header, body, clean := c.scrub(header, body)
+	out := ParseResponse(status, header, body, c.retry)
+	if !clean {
+		out.Raw = c.redactRaw(out.Raw)
+	}
+	return out
 }
 
 // failed builds the outcome of a call that got no usable answer.
@@ -280,38 +290,61 @@ func isTimeout(err error) bool {
 // the Location header, before any of it is quoted in a message or kept. An
 // echo need not be byte for byte (see secret.String.In): a JSON body is
 // redacted in its decoded strings and stays valid JSON, so that the answer
-// can still be read and kept; any other body is redacted as text.
-func (c *Client) scrub(header http.Header, body []byte) (http.Header, []byte) {
+// can still be read and kept; any other body is redacted as text. clean
+// reports that the body holds no spelling of the key, so that a copy of it
+// needs no second look; strings made from its parts still do, as escaping
+// or joining them may spell the key.
+func (c *Client) scrub(header http.Header, body []byte) (_ http.Header, _ []byte, clean bool) {
 	key := c.match
-	if json.Valid(body) {
-		body = key.RedactJSON(body)
-	} else if key.In(string(body)) {
-		body = []byte(key.Redact(string(body)))
+	// Most answers are found clean by scans much cheaper than checking that
+	// they are JSON, which redacting one takes.
+	if clean = key.Clean(body); !clean {
+		body = c.scrubBody(body)
 	}
 	if loc := header.Get("Location"); key.In(loc) {
 		header = header.Clone()
 		header.Set("Location", key.Redact(loc))
 	}
-	return header, body
+	return header, body, clean
+}
+
+// scrubBody is scrub's redaction of a body that may hold the key.
+func (c *Client) scrubBody(body []byte) []byte {
+	key := c.match
+	if json.Valid(body) {
+		return key.RedactJSON(body)
+	}
+	if key.In(string(body)) {
+		return []byte(key.Redact(string(body)))
+	}
+	return body
 }
 
 // redact removes the API key from every string of out, as a last guard for
 // the messages of errors this package does not control.
 func (c *Client) redact(out *Outcome) {
-	c.redactAll(&out.Raw, &out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID)
+	c.redactAll(&out.Code, &out.Message, &out.ErrorCode, &out.AgentLaunchID)
 }
 
-// redactAll replaces the API key, in any spelling, in each of strs and in
-// raw, and drops raw if it still holds the key.
-func (c *Client) redactAll(raw *json.RawMessage, strs ...*string) {
+// redactAll replaces the API key, in any spelling, in each of strs.
+func (c *Client) redactAll(strs ...*string) {
 	key := c.match
 	for _, s := range strs {
 		*s = key.Redact(*s)
 	}
-	if key.In(string(*raw)) {
-		*raw = key.RedactJSON(*raw)
-		if key.In(string(*raw)) {
-			*raw = nil
+}
+
+// redactRaw returns raw, an answer kept in an outcome, with the API key
+// redacted, or nil if it still holds the key: a last guard after scrub,
+// which an answer that scrub found clean does not need, raw being a copy of
+// it.
+func (c *Client) redactRaw(raw json.RawMessage) json.RawMessage {
+	key := c.match
+	if key.In(string(raw)) {
+		raw = key.RedactJSON(raw)
+		if key.In(string(raw)) {
+			return nil
 		}
 	}
+	return raw
 }

@@ -2,10 +2,12 @@ package kaleyra_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +202,100 @@ func FuzzEchoedKey(f *testing.F) {
 		}
 		if st.Raw != nil && !json.Valid(st.Raw) {
 			t.Fatalf("Raw is not JSON: %q", st.Raw)
+		}
+	})
+}
+
+// fixedDate is the Date of fuzzed answers, so that a Retry-After date is
+// measured from it rather than from the clock, which would tell two
+// classifications of one answer apart.
+const fixedDate = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+// FuzzParseResponseMatchesOld checks that ParseResponse, which checks an
+// answer with json.Valid and then reads what it needs from it, classifies
+// any answer as it did when it decoded it with json.Unmarshal, and data and
+// error again. retryAfter is used as both the Retry-After and the Location
+// header.
+func FuzzParseResponseMatchesOld(f *testing.F) {
+	for _, tc := range responseCases {
+		f.Add(tc.status, tc.header["Retry-After"], []byte(tc.body))
+	}
+	for _, body := range envelopeCases {
+		f.Add(200, "", []byte(body))
+	}
+	for _, data := range readerCases {
+		f.Add(200, "", []byte(`{"code":"RCS902","data":`+cmp.Or(data, "null")+`,"error":`+cmp.Or(data, "{}")+`}`))
+		f.Add(429, "1", []byte(`{"error":`+cmp.Or(data, "null")+`}`))
+	}
+	retry := map[string]bool{"RCS502": true}
+	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
+		header := http.Header{"Retry-After": {retryAfter}, "Location": {retryAfter}, "Date": {fixedDate}}
+		got := kaleyra.ParseResponse(status, header, body, retry)
+		want := kaleyra.OldParseResponse(status, header, body, retry)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("HTTP %d %q:\ngot  %+v\nwant %+v", status, body, got, want)
+		}
+	})
+}
+
+// FuzzReadersMatchOld checks launchID and errorDetail, which read valid
+// JSON, against the decoding they replace.
+func FuzzReadersMatchOld(f *testing.F) {
+	for _, raw := range readerCases {
+		f.Add([]byte(raw))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 0 && !json.Valid(raw) {
+			return
+		}
+		checkReaders(t, raw)
+	})
+}
+
+// FuzzAnswerMatchesOld checks that what a Client makes of an answer (scrub,
+// classify, redact) is what it made before scrub passed over the answers
+// it finds clean, for any key and any answer: one that holds the key spelled
+// by secrettest.Spell with mask between prefix and suffix, when spelled is
+// set, or else just prefix and suffix; the Location header is location. It
+// checks too that when scrub finds an answer clean, the redaction it skips
+// would have left the answer as it is.
+func FuzzAnswerMatchesOld(f *testing.F) {
+	f.Add(testKey, 200, sampleSuccess, "", uint64(0), false, "")
+	f.Add(testKey, 200, sampleSuccess[:100], sampleSuccess[100:], uint64(0), true, "")
+	f.Add(testKey, 200, sampleSuccess[:100], sampleSuccess[100:], uint64(0x1111111111111111)|1<<63, true, "")
+	f.Add(testKey, 400, `{"code":"RCS904","message":"bad key `, `","data":[]}`, uint64(0x2222222222222222), true, "")
+	f.Add(testKey, 400, sampleRCS904, "", uint64(0), false, "")
+	f.Add(testKey, 302, "", "", uint64(0xc3c3c3c3c3c3c3c3), true, "https://evil.example/?k="+testKey)
+	f.Add(testKey, 429, "slow down, ", "", uint64(0x5555555555555555), true, "")
+	f.Add(testKey, 200, `{"data":{"launch_status":"PENDING"},"`, `":1}`, uint64(0), true, "")
+	f.Add(testKey, 200, `{"code":"RCS902","n":`, `}`, uint64(0), true, "")
+	f.Add("", 200, sampleSuccess, "", uint64(0), false, "")
+	f.Add("12345", 200, `{"code":"RCS902","n":`, `}`, uint64(0), true, "")
+	f.Add("k\ufffdy", 200, "{\"code\":\"RCS902\",\"m\":\"k\xffy\"}", "", uint64(0), false, "")
+	f.Add(`\n`, 200, "{\"code\":\"RCS902\",\"m\":\"\n\"}", "", uint64(0), false, "")
+	f.Add("50%", 200, `{"code":"RCS902","m":"`, `"}`, uint64(0), true, "")
+	// Clean answers whose outcome spells the key: in the message made of
+	// them, and in an error code escaped for printing.
+	f.Add("RCS904 without", 400, `{"code":"RCS904"}`, "", uint64(0), false, "")
+	f.Add(`\u202e`, 400, "{\"code\":\"RCS904\",\"error\":{\"error_code\":\"\u202e\"}}", "", uint64(0), false, "")
+	f.Fuzz(func(t *testing.T, key string, status int, prefix, suffix string, mask uint64, spelled bool, location string) {
+		status = 200 + int(uint(status)%400)
+		body := prefix + suffix
+		if spelled {
+			body = prefix + secrettest.Spell(key, mask) + suffix
+		}
+		c := kaleyra.KeyClient(key)
+		header := http.Header{"Location": {location}, "Date": {fixedDate}}
+
+		got, clean, slow := c.Scrub([]byte(body))
+		if !bytes.Equal(got, slow) || clean && string(slow) != body {
+			t.Fatalf("key %q, answer %q: scrub = %q (clean %v), without its fast path %q", key, body, got, clean, slow)
+		}
+		if out, want := c.Answer(status, header, []byte(body)), c.OldAnswer(status, header, []byte(body)); !reflect.DeepEqual(out, want) {
+			t.Fatalf("key %q, HTTP %d %q:\ngot  %+v\nwant %+v", key, status, body, out, want)
+		}
+		if out, want := c.StatusAnswer(status, header, []byte(body)), c.OldStatusAnswer(status, header, []byte(body)); !reflect.DeepEqual(out, want) {
+			t.Fatalf("key %q, HTTP %d %q, launch status:\ngot  %+v\nwant %+v", key, status, body, out, want)
 		}
 	})
 }

@@ -104,10 +104,28 @@ const (
 // envelope is Kaleyra's answer. Fields stay raw until needed because their
 // types vary: "data" is an object on success but [] on failure.
 type envelope struct {
-	Code    json.RawMessage `json:"code"`
-	Message json.RawMessage `json:"message"`
-	Data    json.RawMessage `json:"data"`
-	Error   json.RawMessage `json:"error"`
+	Code, Message, Data, Error json.RawMessage
+}
+
+// readEnvelope reads body, a JSON object that json.Valid has accepted, as
+// json.Unmarshal would read it into an envelope tagged "code", "message",
+// "data" and "error": of the members a field's name matches, the last
+// counts. Unmarshal would cost several times the json.Valid pass.
+func readEnvelope(body []byte) envelope {
+	var env envelope
+	for name, v := range jsontext.Members(body) {
+		switch {
+		case named(name, "code"):
+			env.Code = v
+		case named(name, "message"):
+			env.Message = v
+		case named(name, "data"):
+			env.Data = v
+		case named(name, "error"):
+			env.Error = v
+		}
+	}
+	return env
 }
 
 // ParseResponse classifies one HTTP answer to a launch call. retry holds the
@@ -129,15 +147,13 @@ func ParseResponse(status int, header http.Header, body []byte, retry map[string
 	if len(trimmed) == 0 {
 		return badResponse(status, "empty body", nil, nil, false)
 	}
-	// Unmarshal checks the whole body before decoding it, so an object needs
-	// no separate json.Valid pass.
-	var env envelope
-	if trimmed[0] != '{' || json.Unmarshal(body, &env) != nil {
-		if !json.Valid(body) {
-			return badResponse(status, "body is not valid JSON", body, nil, false)
-		}
+	if !json.Valid(body) {
+		return badResponse(status, "body is not valid JSON", body, nil, false)
+	}
+	if trimmed[0] != '{' {
 		return badResponse(status, "body is not a JSON object", body, bytes.Clone(body), false)
 	}
+	env := readEnvelope(body)
 	raw := json.RawMessage(bytes.Clone(body))
 	if env.Code == nil {
 		return badResponse(status, `body has no "code"`, body, raw, false)
@@ -192,13 +208,14 @@ func throttled(header http.Header, body []byte) Outcome {
 		RetryAfter: retryAfter(header),
 	}
 	msg := "throttled by Kaleyra (HTTP 429)"
-	var env envelope
 	out.Raw = validJSON(body)
 	switch {
 	case len(body) > maxBody:
 		msg += ": body larger than 1 MiB"
 	case out.Raw != nil:
-		if json.Unmarshal(body, &env) == nil {
+		// JSON other than an object has no message or error to quote.
+		if jsontext.Kind(body) == '{' {
+			env := readEnvelope(body)
 			var detail string
 			out.ErrorCode, detail = errorDetail(env.Error)
 			if m := describe(env.Message, detail); m != "" {
@@ -269,16 +286,35 @@ func retryAfter(header http.Header) time.Duration {
 }
 
 // launchID extracts data.launch.agent_launch_id, if it is a plausible ID.
+// data, valid JSON, is read as json.Unmarshal would read it into
+//
+//	struct{ Launch struct{ AgentLaunchID json.RawMessage `json:"agent_launch_id"` } `json:"launch"` }
+//
+// without decoding it again: a data or launch that is neither an object nor
+// null makes Unmarshal fail, a null one changes nothing, the members of
+// every launch fill the one struct, and the last agent_launch_id counts.
 func launchID(data json.RawMessage) (string, bool) {
-	var d struct {
-		Launch struct {
-			AgentLaunchID json.RawMessage `json:"agent_launch_id"`
-		} `json:"launch"`
-	}
-	if json.Unmarshal(data, &d) != nil {
+	if jsontext.Kind(data) != '{' {
 		return "", false
 	}
-	id, ok := jsontext.String(d.Launch.AgentLaunchID)
+	var raw []byte
+	for name, launch := range jsontext.Members(data) {
+		if !named(name, "launch") {
+			continue
+		}
+		if jsontext.Kind(launch) != '{' {
+			if jsontext.Kind(launch) == 'n' {
+				continue
+			}
+			return "", false
+		}
+		for name, v := range jsontext.Members(launch) {
+			if named(name, "agent_launch_id") {
+				raw = v
+			}
+		}
+	}
+	id, ok := jsontext.String(raw)
 	if !ok || len(id) == 0 || len(id) > maxIDLen || !printableASCII(id) {
 		return "", false
 	}
@@ -289,16 +325,22 @@ func launchID(data json.RawMessage) (string, bool) {
 // anything that is not an object of strings (such as the success's {}).
 // An error_message that is itself a JSON object with a "message", as in
 // RCS904's {"status":"FAILED","message":"..."}, is reduced to that message.
+// raw, valid JSON, is read as launchID reads data.
 func errorDetail(raw json.RawMessage) (code, message string) {
-	var e struct {
-		Code    json.RawMessage `json:"error_code"`
-		Message json.RawMessage `json:"error_message"`
-	}
-	if json.Unmarshal(raw, &e) != nil {
+	if jsontext.Kind(raw) != '{' {
 		return "", ""
 	}
-	code, _ = jsontext.String(e.Code)
-	message, _ = jsontext.String(e.Message)
+	var rawCode, rawMessage []byte
+	for name, v := range jsontext.Members(raw) {
+		switch {
+		case named(name, "error_code"):
+			rawCode = v
+		case named(name, "error_message"):
+			rawMessage = v
+		}
+	}
+	code, _ = jsontext.String(rawCode)
+	message, _ = jsontext.String(rawMessage)
 	if s := strings.TrimSpace(message); strings.HasPrefix(s, "{") {
 		var inner struct {
 			Message json.RawMessage `json:"message"`
@@ -310,6 +352,22 @@ func errorDetail(raw json.RawMessage) (code, message string) {
 		}
 	}
 	return escape(code, maxCodeLen), message
+}
+
+// named reports whether name, a member name as quoted in JSON, names the
+// struct field called field, as json.Unmarshal matches them: exactly, or
+// else by strings.EqualFold.
+func named(name []byte, field string) bool {
+	if len(name) < 2 {
+		return false
+	}
+	if text := name[1 : len(name)-1]; bytes.IndexByte(text, '\\') < 0 {
+		// Text without escapes decodes to itself; that invalid UTF-8 would
+		// become U+FFFD does not matter, as neither is in a field's name.
+		return bytes.EqualFold(text, []byte(field))
+	}
+	s, _ := jsontext.String(name)
+	return strings.EqualFold(s, field)
 }
 
 // describe joins Kaleyra's message and its error detail, leaving the detail

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -399,26 +400,175 @@ func TestClassString(t *testing.T) {
 	}
 }
 
-func BenchmarkParseResponseSuccess(b *testing.B) {
-	body := []byte(sampleSuccess)
+// TestParseResponseMatchesOld checks that ParseResponse classifies every
+// case as it did when it decoded an answer with json.Unmarshal, and data and
+// error again.
+func TestParseResponseMatchesOld(t *testing.T) {
+	for _, tc := range responseCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := kaleyra.ParseResponse(tc.status, tc.httpHeader(), []byte(tc.body), tc.retrySet())
+			want := kaleyra.OldParseResponse(tc.status, tc.httpHeader(), []byte(tc.body), tc.retrySet())
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestEnvelopesMatchOld checks that ParseResponse, which reads an answer's
+// envelope without json.Unmarshal, classifies as it did answers whose
+// members only Unmarshal's way of matching names reads right.
+func TestEnvelopesMatchOld(t *testing.T) {
 	retry := map[string]bool{"RCS502": true}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if out := kaleyra.ParseResponse(200, nil, body, retry); out.Class != kaleyra.Succeeded {
-			b.Fatal(out.Message)
+	for _, body := range envelopeCases {
+		for _, status := range []int{200, 400, 429} {
+			got := kaleyra.ParseResponse(status, nil, []byte(body), retry)
+			want := kaleyra.OldParseResponse(status, nil, []byte(body), retry)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("HTTP %d %s:\ngot  %+v\nwant %+v", status, body, got, want)
+			}
 		}
 	}
 }
 
+// envelopeCases are answers for TestEnvelopesMatchOld and
+// FuzzParseResponseMatchesOld: members that repeat, names in another case,
+// escaped or matched by case folding alone (the long s is an s), names
+// nested deeper, white space everywhere, and text after the object.
+var envelopeCases = []string{
+	`{"code":"RCS904","CODE":"RCS902","data":{"launch":{"agent_launch_id":"a"}}}`,
+	`{"Code":"RCS902","Data":{"launch":{"agent_launch_id":"a"}},"data":[]}`,
+	`{"c\u006fde":"RCS902","data":{"launch":{"agent_launch_id":"a"}}}`,
+	"{\"code\":\"RCS904\",\"me\u017f\u017fage\":\"long s\",\"error\":{\"error_code\":\"E\"}}",
+	`{"data":{"code":"RCS902"},"code":"RCS904"}`,
+	`{"code":"RCS904","message":"m","error":{"error_message":"{\"message\":\"inner\"}"},"error":{"error_code":"E"}}`,
+	` { "code" : "RCS902" , "data" : { "launch" : { "agent_launch_id" : "a" } } } `,
+	`{"code":"RCS902","data":{"launch":{"agent_launch_id":"a"}},"code":null}`,
+	`{"code":"RCS902","data":{"launch":{"agent_launch_id":"a\u0000"}}}`,
+	"{\"code\":\"RCS902\",\"data\":{\"launch\":{\"agent_launch_id\":\"\xff\"}}}",
+	`{"":"x","code":"RCS902","data":{"launch":{"agent_launch_id":"a"}}}`,
+	`{"code":"RCS902","data":{"launch":{"agent_launch_id":"a"}}}garbage`,
+	`{"code":"RCS902","data":{"launch":{"agent_launch_id":"a"}}`,
+	`[{"code":"RCS902"}]`,
+	`{}`,
+}
+
+// TestReadersMatchOld checks launchID and errorDetail against the decoding
+// they replace on the shapes they must tell apart: any value for data or
+// error, members that repeat, names in another case or escaped, and names
+// that only case folding may match (a long s for an s, a dotless i for an
+// i).
+func TestReadersMatchOld(t *testing.T) {
+	for _, raw := range readerCases {
+		checkReaders(t, []byte(raw))
+	}
+}
+
+// checkReaders compares launchID and errorDetail with the old ones on raw.
+func checkReaders(t *testing.T, raw []byte) {
+	t.Helper()
+	id, ok := kaleyra.LaunchID(raw)
+	if wantID, wantOK := kaleyra.OldLaunchID(raw); id != wantID || ok != wantOK {
+		t.Errorf("launchID(%s) = %q, %v; want %q, %v", raw, id, ok, wantID, wantOK)
+	}
+	code, msg := kaleyra.ErrorDetail(raw)
+	if wantCode, wantMsg := kaleyra.OldErrorDetail(raw); code != wantCode || msg != wantMsg {
+		t.Errorf("errorDetail(%s) = %q, %q; want %q, %q", raw, code, msg, wantCode, wantMsg)
+	}
+}
+
+// readerCases are values of data or error for TestReadersMatchOld and
+// FuzzReadersMatchOld.
+var readerCases = []string{
+	``, `null`, `[]`, `{}`, `"x"`, `12`, `true`, ` {"launch":{"agent_launch_id":"a"}} `,
+	`{"launch":{"agent_launch_id":"a"}}`,
+	`{"launch":{"agent_launch_id":"a"},"launch":{}}`,
+	`{"launch":{"agent_launch_id":"a"},"launch":{"agent_launch_id":"b"}}`,
+	`{"launch":{"agent_launch_id":"a"},"launch":null}`,
+	`{"launch":{"agent_launch_id":"a"},"launch":[]}`,
+	`{"launch":"x","launch":{"agent_launch_id":"a"}}`,
+	`{"launch":{"agent_launch_id":"a","agent_launch_id":null}}`,
+	`{"launch":{"agent_launch_id":"a","Agent_Launch_ID":"b"}}`,
+	`{"LAUNCH":{"AGENT_LAUNCH_ID":"a"}}`,
+	`{"l\u0061unch":{"agent_launch_id":"\u0061"}}`,
+	`{"launch":{"agentlaunchid":"a","agent-launch-id":"b"}}`,
+	"{\"launch\":{\"agent_launch_id\":\"a\",\"\u212aey\":1}}",
+	"{\"launch\":{\"agent_launch_\u0131d\":\"a\"}}",
+	"{\"laun\xffch\":{\"agent_launch_id\":\"a\"}}",
+	`{"data":[1,{"launch":"x"}],"launch":{"x":[{"agent_launch_id":"b"}],"agent_launch_id":"a"}}`,
+	`{"launch":{"agent_launch_id":{"a":1}}}`,
+	`{ "launch" : { "agent_launch_id" : "a" } , "x" : -1.5e3 }`,
+	`{"error_code":"E","error_message":"m"}`,
+	`{"error_code":"E","error_code":7,"ERROR_MESSAGE":"m","error_messaGe":null}`,
+	"{\"error_code\":\"E\",\"error_me\u017f\u017fage\":\"m\"}",
+	`{"error_message":"{\"status\":\"FAILED\",\"message\":\"inner\"}"}`,
+	`{"error_message":" {\"message\":\"\"}"}`,
+	`{"error_code":"E\n1","error_message":"m"}`,
+}
+
+func BenchmarkParseResponseSuccess(b *testing.B) {
+	benchmarkParseResponse(b, 200, sampleSuccess, kaleyra.Succeeded)
+}
+
 func BenchmarkParseResponseFailure(b *testing.B) {
-	body := []byte(sampleRCS904)
+	benchmarkParseResponse(b, 400, sampleRCS904, kaleyra.Terminal)
+}
+
+// benchmarkParseResponse measures ParseResponse as it was and as it is, side
+// by side.
+func benchmarkParseResponse(b *testing.B, status int, answer string, class kaleyra.Class) {
+	body := []byte(answer)
 	retry := map[string]bool{"RCS502": true}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if out := kaleyra.ParseResponse(400, nil, body, retry); out.Class != kaleyra.Terminal {
-			b.Fatal(out.Message)
-		}
+	for _, parse := range []struct {
+		name string
+		f    func(int, http.Header, []byte, map[string]bool) kaleyra.Outcome
+	}{
+		{"old", kaleyra.OldParseResponse},
+		{"new", kaleyra.ParseResponse},
+	} {
+		b.Run(parse.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if out := parse.f(status, nil, body, retry); out.Class != class {
+					b.Fatal(out.Message)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAnswerSuccess measures all that Launch does with a typical
+// answer once read, as it was and as it is: scrub the key, classify, redact.
+func BenchmarkAnswerSuccess(b *testing.B) {
+	benchmarkAnswer(b, 200, sampleSuccess, kaleyra.Succeeded)
+}
+
+// BenchmarkAnswerFailure is BenchmarkAnswerSuccess for an answer with
+// escapes in it, which scrub cannot find clean at a glance.
+func BenchmarkAnswerFailure(b *testing.B) {
+	benchmarkAnswer(b, 400, sampleRCS904, kaleyra.Terminal)
+}
+
+func benchmarkAnswer(b *testing.B, status int, answer string, class kaleyra.Class) {
+	c := kaleyra.KeyClient(testKey)
+	body := []byte(answer)
+	header := http.Header{"Content-Type": {"application/json"}}
+	for _, path := range []struct {
+		name string
+		f    func(int, http.Header, []byte) kaleyra.Outcome
+	}{
+		{"old", c.OldAnswer},
+		{"new", c.Answer},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if out := path.f(status, header, body); out.Class != class {
+					b.Fatal(out.Message)
+				}
+			}
+		})
 	}
 }

@@ -109,7 +109,7 @@ func (c *Client) LaunchStatus(ctx context.Context, agentNo, agentLaunchID string
 	start := time.Now()
 	out := c.launchStatus(ctx, agentNo, agentLaunchID)
 	out.Duration = time.Since(start)
-	c.redactAll(&out.Raw, &out.Code, &out.Message, &out.Reported)
+	c.redactAll(&out.Code, &out.Message, &out.Reported)
 	return out
 }
 
@@ -141,8 +141,18 @@ func (c *Client) launchStatus(ctx context.Context, agentNo, agentLaunchID string
 		return pollFailed(c.failed(ctx, err, resp.StatusCode, false,
 			fmt.Sprintf("while reading the body of an HTTP %d launch status answer", resp.StatusCode)))
 	}
-	header, data := c.scrub(resp.Header, data)
-	return ParseLaunchStatus(resp.StatusCode, header, data)
+	return c.statusAnswer(resp.StatusCode, resp.Header, data)
+}
+
+// statusAnswer is what a poll makes of an answer: scrubbed of the API key,
+// then read.
+func (c *Client) statusAnswer(status int, header http.Header, body []byte) StatusOutcome {
+	header, body, clean := c.scrub(header, body)
+	out := ParseLaunchStatus(status, header, body)
+	if !clean {
+		out.Raw = c.redactRaw(out.Raw)
+	}
+	return out
 }
 
 // pollFailed turns the Outcome describing a failed call into the

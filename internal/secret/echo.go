@@ -106,6 +106,9 @@ type Matcher struct {
 	// first holds the bytes a spelling can start with, so that most of a
 	// text is passed over at the cost of a lookup.
 	first [256]bool
+	// lead holds the first bytes of the secret's first character in each
+	// case: those of first that can start a spelling without escapes.
+	lead []byte
 }
 
 // Format writes "[redacted]" for every verb, as String's does: a Matcher
@@ -121,12 +124,58 @@ func (s String) Matcher() *Matcher {
 	m.first['\\'], m.first['%'] = true, true
 	r := m.key[0]
 	for {
-		m.first[string(r)[0]] = true
+		b := string(r)[0]
+		m.first[b] = true
+		if bytes.IndexByte(m.lead, b) < 0 {
+			m.lead = append(m.lead, b)
+		}
 		if r = unicode.SimpleFold(r); r == m.key[0] {
 			break
 		}
 	}
 	return m
+}
+
+// Clean reports whether doc holds no spelling of m's secret, in its bytes
+// or, if doc is JSON, in the decoded text of any of its values, so that
+// Redact and RedactJSON would return it as it is. It costs a few scans at
+// the speed of bytes.IndexByte, and tells only for the usual answer: a doc
+// with a backslash, a percent sign or invalid UTF-8 in it is never Clean,
+// and is left to them.
+func (m *Matcher) Clean(doc []byte) bool {
+	// Only '\\' and '%' start escapes (see readings). Without them, a
+	// spelling is the secret's characters, each as it is or in another case,
+	// and starts with a byte of lead; and a JSON string decodes to its own
+	// bytes, being valid UTF-8 (invalid UTF-8 would decode to U+FFFD, which a
+	// secret may hold), so that a spelling in a value would be one in doc.
+	if bytes.IndexByte(doc, '\\') >= 0 || bytes.IndexByte(doc, '%') >= 0 || !utf8.Valid(doc) {
+		return false
+	}
+	for _, b := range m.lead {
+		for i := 0; i < len(doc); i++ {
+			j := bytes.IndexByte(doc[i:], b)
+			if j < 0 {
+				break
+			}
+			if i += j; m.plainAt(doc, i) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// plainAt reports whether doc[i:] starts with the secret's characters, each
+// as it is or in another case: the only spelling in text without escapes.
+func (m *Matcher) plainAt(doc []byte, i int) bool {
+	for _, k := range m.key {
+		r, size := utf8.DecodeRune(doc[i:])
+		if r == utf8.RuneError && size <= 1 || !sameLetter(r, k) {
+			return false
+		}
+		i += size
+	}
+	return true
 }
 
 // at returns the end of a spelling of the secret that starts at text[i], or

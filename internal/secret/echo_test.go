@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rcslaunch/rcslaunch/internal/secret"
 	"github.com/rcslaunch/rcslaunch/internal/secret/secrettest"
@@ -185,4 +186,94 @@ func BenchmarkRedactJSON(b *testing.B) {
 			m.RedactJSON(answer)
 		}
 	})
+}
+
+// typicalAnswer is a typical answer, which holds no key.
+const typicalAnswer = `{"code":"RCS902","message":"Agent launch request created successfully","data":{"launch":{"agent_launch_id":"1370ed9d-53ed-47ec-b150-e2a1b2c3d43d"}},"error":{}}`
+
+// TestClean checks that Clean finds the usual answer clean and any other
+// spelling of the key not, and that it leaves what it cannot tell at a
+// glance to Redact and RedactJSON.
+func TestClean(t *testing.T) {
+	for _, tc := range []struct {
+		key, doc string
+		clean    bool
+	}{
+		{testKey, typicalAnswer, true},
+		{testKey, "", true},
+		{testKey, `{"message":"bad key ` + testKey + `"}`, false},
+		{testKey, `{"message":"bad key ` + strings.ToUpper(testKey) + `"}`, false},
+		{testKey, `{"message":"bad key ` + "\u212a" + testKey[1:] + `"}`, false}, // the Kelvin sign
+		{testKey, testKey[:20] + " " + testKey[20:], true},
+		{testKey, `{"message":"bad key \u006b3y5ecret0f7e3b8497f58a94e84b671a"}`, false}, // an escape
+		{testKey, typicalAnswer + "\\", false},
+		{testKey, typicalAnswer + "%", false},
+		{testKey, typicalAnswer + "\xff", false},
+		{"", typicalAnswer, true},
+		{`\n`, typicalAnswer, true}, // every spelling starts with '\' or '%'
+		{"%41", typicalAnswer, true},
+		// Invalid UTF-8 decodes to U+FFFD, so that this JSON string holds the key.
+		{"k\ufffdy", "[\"k\xffy\"]", false},
+	} {
+		m := secret.String(tc.key).Matcher()
+		if got := m.Clean([]byte(tc.doc)); got != tc.clean {
+			t.Errorf("key %q: Clean(%q) = %v, want %v", tc.key, tc.doc, got, tc.clean)
+		}
+	}
+	if got := secret.String("k\ufffdy").RedactJSON([]byte("[\"k\xffy\"]")); string(got) != `["[redacted]"]` {
+		t.Errorf(`RedactJSON of a key with U+FFFD = %s, want ["[redacted]"]`, got)
+	}
+}
+
+// FuzzClean checks that for any key and text, Clean tells no more than
+// Redact and RedactJSON would: a clean text holds no spelling of the key, as
+// text or as JSON, and both return it as it is; and that Clean tells all
+// it can, finding clean any text without escapes or invalid UTF-8 that
+// holds no spelling. The text holds the key spelled by secrettest.Spell
+// with mask between prefix and suffix, when spelled is set, or else just
+// prefix and suffix.
+func FuzzClean(f *testing.F) {
+	f.Add(testKey, typicalAnswer, "", uint64(0), false)
+	f.Add(testKey, typicalAnswer[:40], typicalAnswer[40:], uint64(0), true)
+	f.Add(testKey, typicalAnswer[:40], typicalAnswer[40:], uint64(0x1111111111111111)|1<<63, true)
+	f.Add(testKey, `{"message":"bad key `, `"}`, uint64(0xaaaaaaaaaaaaaaaa), true)
+	f.Add(testKey, `{"n":`, `}`, uint64(0), true)
+	f.Add("12345", `{"n":`, `}`, uint64(0), true)
+	f.Add("k\ufffdy", "[\"k\xffy\"]", "", uint64(0), false)
+	f.Add("ſk", `["SK`, `"]`, uint64(0), false)
+	f.Add(`a\nb`, `["a`, `b"]`, uint64(0), false)
+	f.Add("", typicalAnswer, "", uint64(0), false)
+	f.Fuzz(func(t *testing.T, key, prefix, suffix string, mask uint64, spelled bool) {
+		text := prefix + suffix
+		if spelled {
+			text = prefix + secrettest.Spell(key, mask) + suffix
+		}
+		m := secret.String(key).Matcher()
+		if !m.Clean([]byte(text)) {
+			if !strings.ContainsAny(text, `\%`) && utf8.ValidString(text) && !m.In(text) {
+				t.Fatalf("key %q: Clean(%q) = false, yet it holds no spelling", key, text)
+			}
+			return
+		}
+		if m.In(text) || m.Redact(text) != text {
+			t.Fatalf("key %q: Clean(%q), yet Redact finds the key", key, text)
+		}
+		if json.Valid([]byte(text)) && string(m.RedactJSON([]byte(text))) != text {
+			t.Fatalf("key %q: Clean(%s), yet RedactJSON finds the key", key, text)
+		}
+	})
+}
+
+// BenchmarkClean measures Clean on the answer of BenchmarkRedactJSON, whose
+// cost (and that of checking that the answer is JSON) it saves.
+func BenchmarkClean(b *testing.B) {
+	m := secret.String(testKey).Matcher()
+	doc := []byte(typicalAnswer)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !m.Clean(doc) {
+			b.Fatal("not clean")
+		}
+	}
 }
