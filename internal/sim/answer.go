@@ -3,10 +3,13 @@ package sim
 import (
 	"bytes"
 	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/jsontext"
 )
 
 // dateLayout is how Kaleyra writes create_date and modified_date, e.g.
@@ -29,61 +32,19 @@ type failureDetail struct {
 	ErrorMessage string `json:"error_message"`
 }
 
-// successBody is Kaleyra's RCS902 answer. Code is a string except for
-// StepCodeNotString.
-type successBody struct {
-	Code    any         `json:"code"`
-	Message string      `json:"message"`
-	Data    successData `json:"data"`
-	Error   struct{}    `json:"error"`
-}
-
-type successData struct {
-	Launch   launchEcho   `json:"launch"`
-	Regions  []regionEcho `json:"regions"`
-	Contacts []struct{}   `json:"contacts"`
-}
-
-// launchEcho is the launch object of a success answer, in the order of
-// Kaleyra's sample. Fields are echoed as received; like the sample, it does
-// not echo agent_no.
-type launchEcho struct {
-	ProviderLaunchID        json.RawMessage `json:"provider_launch_id,omitempty"`
-	LaunchName              json.RawMessage `json:"launch_name,omitempty"`
-	LaunchType              int64           `json:"launch_type"`
-	OptinDescription        json.RawMessage `json:"optin_description"`
-	TriggerDescription      json.RawMessage `json:"trigger_description"`
-	InteractionsDescription json.RawMessage `json:"interactions_description"`
-	OptoutDescription       json.RawMessage `json:"optout_description"`
-	AgentAccessInstructions json.RawMessage `json:"agent_access_instructions"`
-	VideoURIs               json.RawMessage `json:"video_uris,omitempty"`
-	ScreenshotURIs          json.RawMessage `json:"screenshot_uris,omitempty"`
-	Status                  string          `json:"status"`
-	CreateDate              string          `json:"create_date"`
-	ModifiedDate            string          `json:"modified_date"`
-	AgentLaunchID           string          `json:"agent_launch_id,omitempty"`
-}
-
-type regionEcho struct {
-	RegionID    json.RawMessage `json:"region_id,omitempty"`
-	Region      json.RawMessage `json:"region"`
-	EntryPoint  int             `json:"entry_point"`
-	LaunchState int             `json:"launch_state"`
-	DirtyFlag   string          `json:"dirty_flag"`
-}
-
 // answer writes the answer for step st. detail overrides the failure's
 // default error_message; p is the request, for the success echo.
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, st Step, detail string, p *payload) {
 	h := w.Header()
 	switch st {
-	case StepSucceed, StepNoLaunchID, StepCodeNotString:
-		writeJSON(w, http.StatusOK, success(p, st))
-	case StepTruncated:
-		b := marshal(success(p, st))
+	case StepSucceed, StepNoLaunchID, StepCodeNotString, StepTruncated:
+		b := success(p, st, time.Now())
+		if st == StepTruncated {
+			b = b[:len(b)/2]
+		}
 		h.Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		w.Write(b[:len(b)/2])
+		w.Write(b)
 	case StepThrottle:
 		h.Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusTooManyRequests)
@@ -131,43 +92,188 @@ func writeFailure(w http.ResponseWriter, st Step, detail string) {
 	})
 }
 
-// success builds the RCS902 answer to p, as modified by st, with the
-// agent_launch_id serveLaunch issued.
-func success(p *payload, st Step) successBody {
-	now := time.Now().UTC().Format(dateLayout)
-	l := p.launch
-	echo := launchEcho{
-		ProviderLaunchID:        given(l["provider_launch_id"]),
-		LaunchName:              given(l["launch_name"]),
-		LaunchType:              p.launchType,
-		OptinDescription:        l["optin_description"],
-		TriggerDescription:      l["trigger_description"],
-		InteractionsDescription: l["interactions_description"],
-		OptoutDescription:       l["optout_description"],
-		AgentAccessInstructions: l["agent_access_instructions"],
-		VideoURIs:               given(l["video_uris"]),
-		ScreenshotURIs:          given(l["screenshot_uris"]),
-		Status:                  "ACTIVE",
-		CreateDate:              now,
-		ModifiedDate:            now,
+// success returns the RCS902 answer to p, as modified by st, with the
+// agent_launch_id serveLaunch issued and dates at now, in the order of
+// Kaleyra's sample. It writes the bytes that marshal wrote for it as a
+// struct, but directly: encoding/json's reflection, and its validation of
+// every echoed json.RawMessage, cost as much as decoding the request
+// (BENCHMARKS.md). Like the sample, the launch echo leaves out agent_no; the
+// other fields are echoed as received, written as appendRaw writes them.
+func success(p *payload, st Step, now time.Time) []byte {
+	// Each field is looked up once, for the size of the answer, for the
+	// depth check and for the answer itself.
+	var optional [len(optionalEchoed)]json.RawMessage
+	var required [len(requiredEchoed)]json.RawMessage
+	size := 512 // all but the echoed values
+	for i, name := range optionalEchoed {
+		optional[i] = given(p.launch[name])
+		if !fitsDepth(optional[i], inLaunch) {
+			return nil
+		}
+		size += len(optional[i])
 	}
-	if st != StepNoLaunchID {
-		echo.AgentLaunchID = p.launchID
+	for i, name := range requiredEchoed {
+		required[i] = p.launch[name]
+		size += len(required[i])
 	}
-	regions := make([]regionEcho, len(p.regions))
-	for i, r := range p.regions {
-		regions[i] = regionEcho{RegionID: given(r["region_id"]), Region: r["region"], DirtyFlag: "NEW"}
+	for _, r := range p.regions {
+		if !fitsDepth(r["region_id"], inRegion) {
+			return nil
+		}
+		size += 96 + len(r["region_id"]) + len(r["region"])
 	}
-	var code any = string(StepSucceed)
+
+	b := make([]byte, 0, size)
 	if st == StepCodeNotString {
-		code = 902
+		b = append(b, `{"code":902`...)
+	} else {
+		b = append(b, `{"code":"RCS902"`...)
 	}
-	return successBody{
-		Code:    code,
-		Message: "Agent launch request created successfully",
-		Data:    successData{Launch: echo, Regions: regions, Contacts: []struct{}{}},
+	b = append(b, `,"message":"Agent launch request created successfully","data":{"launch":{`...)
+	b = appendOptional(b, optionalEchoed[0], optional[0])
+	b = appendOptional(b, optionalEchoed[1], optional[1])
+	b = strconv.AppendInt(appendName(b, "launch_type"), p.launchType, 10)
+	for i, name := range requiredEchoed {
+		b = appendRaw(appendName(b, name), required[i])
+	}
+	b = appendOptional(b, optionalEchoed[2], optional[2])
+	b = appendOptional(b, optionalEchoed[3], optional[3])
+	// The status, the dates and the UUID have nothing to escape.
+	var buf [32]byte
+	date := now.UTC().AppendFormat(buf[:0], dateLayout)
+	b = append(b, `,"status":"ACTIVE","create_date":"`...)
+	b = append(b, date...)
+	b = append(b, `","modified_date":"`...)
+	b = append(b, date...)
+	b = append(b, '"')
+	if st != StepNoLaunchID && p.launchID != "" {
+		b = append(b, `,"agent_launch_id":"`...)
+		b = append(b, p.launchID...)
+		b = append(b, '"')
+	}
+	b = append(b, `},"regions":[`...)
+	for i, r := range p.regions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendOptional(b, "region_id", given(r["region_id"]))
+		b = appendRaw(appendName(b, "region"), r["region"])
+		b = append(b, `,"entry_point":0,"launch_state":0,"dirty_flag":"NEW"}`...)
+	}
+	return append(b, `],"contacts":[]},"error":{}}`...)
+}
+
+// optionalEchoed are the launch fields a success answer echoes when they
+// are given, any JSON value, and requiredEchoed those it always echoes,
+// strings. Both are in the order of Kaleyra's sample, where launch_type and
+// the required ones come after the first two optional ones.
+var (
+	optionalEchoed = [...]string{"provider_launch_id", "launch_name", "video_uris", "screenshot_uris"}
+	requiredEchoed = [...]string{
+		"optin_description", "trigger_description", "interactions_description",
+		"optout_description", "agent_access_instructions",
+	}
+)
+
+// maxDepth is the deepest encoding/json nests arrays and objects, in what
+// it decodes (json.Valid) as in what it encodes.
+const maxDepth = 10000
+
+// An echoed value is one level deeper in the answer than in the request,
+// where it has one parent less: json.Valid allows a request that nests it
+// one level too deep for the answer, which encoding/json then failed to
+// encode, so that marshal wrote nothing at all. Only optional fields can be
+// that deep; the required ones are strings.
+const (
+	inLaunch = 3 // parents in the answer: the answer, data and launch objects
+	inRegion = 4 // the answer, data, regions and a region
+)
+
+// fitsDepth reports whether raw nests its arrays and objects no deeper than
+// maxDepth within parents of them. Each level takes two bytes, so that a
+// short value need not be looked at.
+func fitsDepth(raw []byte, parents int) bool {
+	return parents+len(raw)/2 <= maxDepth || parents+nesting(raw) <= maxDepth
+}
+
+// appendName appends the name of an object member, after a comma unless it
+// is the object's first.
+func appendName(b []byte, name string) []byte {
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, `":`...)
+}
+
+// appendOptional appends the member name: raw unless raw is nil, as
+// omitempty left out a nil RawMessage; given has made an explicit null nil.
+func appendOptional(b []byte, name string, raw json.RawMessage) []byte {
+	if raw == nil {
+		return b
+	}
+	return appendRaw(appendName(b, name), raw)
+}
+
+// appendRaw appends raw, a value from the request and so valid JSON, as
+// encoding/json, built on encoding/json/v2 in this Go, writes a
+// json.RawMessage without HTML escaping: null when nil, else compacted,
+// that is without the white space outside its strings, and with U+2028 and
+// U+2029 escaped in its strings, which it does for JavaScript whatever the
+// HTML escaping. The rest is written as it is: escapes, numbers, even
+// invalid UTF-8.
+func appendRaw(b []byte, raw json.RawMessage) []byte {
+	if raw == nil {
+		return append(b, "null"...)
+	}
+	if raw[0] == '"' { // the usual case, a string and nothing else
+		return appendString(b, raw)
+	}
+	for i := 0; i < len(raw); {
+		switch raw[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		case '"':
+			end := jsontext.StringEnd(raw, i)
+			b = appendString(b, raw[i:end])
+			i = end
+		default: // up to the next string or white space
+			end := len(raw)
+			if n := bytes.IndexAny(raw[i:], " \t\r\n\""); n >= 0 {
+				end = i + n
+			}
+			b = append(b, raw[i:end]...)
+			i = end
+		}
+	}
+	return b
+}
+
+// appendString appends the JSON string s with U+2028 and U+2029 escaped.
+// Both are encoded as E2 80 A8 and E2 80 A9 in UTF-8, where E2 only ever
+// starts a character, so finding those bytes is enough.
+func appendString(b, s []byte) []byte {
+	for {
+		i := bytes.Index(s, lineSep)
+		if i < 0 || i+2 >= len(s) {
+			return append(b, s...)
+		}
+		if c := s[i+2]; c != 0xA8 && c != 0xA9 {
+			b = append(b, s[:i+2]...)
+			s = s[i+2:]
+			continue
+		}
+		b = append(b, s[:i]...)
+		b = append(b, `\u202`...)
+		b = append(b, "89"[s[i+2]-0xA8])
+		s = s[i+3:]
 	}
 }
+
+// lineSep is what U+2028 and U+2029 start with in UTF-8.
+var lineSep = []byte("\xe2\x80")
 
 // given drops an explicit null, so that an optional field sent as null is
 // echoed like one left out.
@@ -184,7 +290,17 @@ func newUUID() string {
 	crand.Read(b[:]) // never fails, by crypto/rand's contract
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], b[10:16])
+	return string(s[:])
 }
 
 // marshal encodes v as JSON without HTML escaping, so that echoed text comes

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/jsontext"
 )
 
 // maxBody is the largest launch request body accepted; a larger one is
@@ -25,6 +27,11 @@ var requiredFields = []string{
 	"optin_description", "trigger_description", "interactions_description",
 	"optout_description", "agent_access_instructions", "agent_no",
 }
+
+// launchFields is how many fields a launch object has when it has all
+// those the simulator reads: the required ones, the optional ones it echoes,
+// and launch_type.
+var launchFields = len(requiredFields) + len(optionalEchoed) + 1
 
 // payload is a launch request body, decoded only as far as the simulator
 // needs: it checks what Kaleyra checks and echoes the rest as received.
@@ -59,19 +66,30 @@ func parsePayload(body []byte) payload {
 		return p
 	}
 	p.validJSON = true
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil || top == nil { // top is nil for null
+	// From here on the body is valid JSON, which the decoders of scan.go
+	// take apart as json.Unmarshal would, and jsontext.String decodes a
+	// string field as Unmarshal into a string does. Unmarshal also takes
+	// null into a string, as "", which the checks below refuse either way.
+	if jsontext.Kind(body) != '{' {
 		p.jsonProblem = "request body must be a JSON object"
 		return p
 	}
-	if json.Unmarshal(top["launch"], &p.launch) != nil || p.launch == nil {
+	var launch, regions json.RawMessage
+	for name, value := range jsontext.Members(body) {
+		switch memberName(name) {
+		case "launch":
+			launch = value
+		case "regions":
+			regions = value
+		}
+	}
+	if p.launch = decodeObject(launch, launchFields); p.launch == nil {
 		p.problem = provError(missingFields)
 		return p
 	}
-	_ = json.Unmarshal(p.launch["agent_no"], &p.agentNo)
+	p.agentNo, _ = jsontext.String(p.launch["agent_no"])
 	for _, name := range requiredFields {
-		var s string
-		if json.Unmarshal(p.launch[name], &s) != nil || strings.TrimSpace(s) == "" {
+		if s, ok := jsontext.String(p.launch[name]); !ok || strings.TrimSpace(s) == "" {
 			p.problem = provError(missingFields)
 			return p
 		}
@@ -82,14 +100,13 @@ func parsePayload(body []byte) payload {
 		return p
 	}
 	p.launchType = lt
-	if raw, ok := top["regions"]; ok && !isNull(raw) {
-		if json.Unmarshal(raw, &p.regions) != nil {
+	if regions != nil && !isNull(regions) {
+		if p.regions, ok = decodeObjects(regions); !ok {
 			p.problem = provError("Invalid regions in launch payload")
 			return p
 		}
 		for _, r := range p.regions {
-			var s string
-			if json.Unmarshal(r["region"], &s) != nil || strings.TrimSpace(s) == "" {
+			if s, ok := jsontext.String(r["region"]); !ok || strings.TrimSpace(s) == "" {
 				p.problem = provError(missingFields)
 				return p
 			}
@@ -105,8 +122,8 @@ func launchType(raw json.RawMessage) (int64, bool) {
 	if raw == nil || isNull(raw) {
 		return 1, true
 	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	s, ok := jsontext.String(raw)
+	if !ok {
 		s = string(raw) // a JSON number
 	}
 	if s == "" {

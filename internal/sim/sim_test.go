@@ -426,6 +426,26 @@ func TestDisabledSID(t *testing.T) {
 
 func TestMissingRequiredFields(t *testing.T) {
 	_, ts := start(t, Config{})
+	for _, b := range missingFieldBodies() {
+		r := call(t, ts, []byte(b))
+		if r.status != 400 {
+			t.Errorf("%s: status %d, want 400", b, r.status)
+		}
+		sameJSON(t, r.body, sampleMissing)
+	}
+	for _, b := range invalidFieldBodies {
+		m := call(t, ts, []byte(b)).kaleyra(t)
+		e := m["error"].(map[string]any)
+		if m["code"] != "RCS904" || e["error_code"] != "PROV_ERROR" || !strings.Contains(e["error_message"].(string), "Invalid") {
+			t.Errorf("%s: %v", b, m)
+		}
+	}
+}
+
+// missingFieldBodies are launch bodies answered with Kaleyra's RCS904
+// sample: each required field absent, empty, blank, null or no string, no
+// launch object, and a region without its region.
+func missingFieldBodies() []string {
 	var bodies []string
 	for _, f := range requiredFields {
 		for _, v := range []string{"<absent>", `""`, `"   "`, `null`, `12`, `["x"]`} {
@@ -443,27 +463,17 @@ func TestMissingRequiredFields(t *testing.T) {
 			bodies = append(bodies, string(b))
 		}
 	}
-	bodies = append(bodies,
+	return append(bodies,
 		`{}`, `{"launch":null}`, `{"launch":"x"}`, `{"launch":[]}`,
 		`{"launch":{"optin_description":"a","trigger_description":"b","interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1"},"regions":[{"region_id":"x"}]}`,
 	)
-	for _, b := range bodies {
-		r := call(t, ts, []byte(b))
-		if r.status != 400 {
-			t.Errorf("%s: status %d, want 400", b, r.status)
-		}
-		sameJSON(t, r.body, sampleMissing)
-	}
-	for _, b := range []string{
-		`{"launch":{"optin_description":"a","trigger_description":"b","interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1","launch_type":"one"}}`,
-		`{"launch":{"optin_description":"a","trigger_description":"b","interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1"},"regions":{"region":"x"}}`,
-	} {
-		m := call(t, ts, []byte(b)).kaleyra(t)
-		e := m["error"].(map[string]any)
-		if m["code"] != "RCS904" || e["error_code"] != "PROV_ERROR" || !strings.Contains(e["error_message"].(string), "Invalid") {
-			t.Errorf("%s: %v", b, m)
-		}
-	}
+}
+
+// invalidFieldBodies are launch bodies answered RCS904 with a message of the
+// simulator's own.
+var invalidFieldBodies = []string{
+	`{"launch":{"optin_description":"a","trigger_description":"b","interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1","launch_type":"one"}}`,
+	`{"launch":{"optin_description":"a","trigger_description":"b","interactions_description":"c","optout_description":"d","agent_access_instructions":"e","agent_no":"1"},"regions":{"region":"x"}}`,
 }
 
 func TestScriptedKaleyraFailures(t *testing.T) {
