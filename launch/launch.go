@@ -7,13 +7,12 @@
 package launch
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // DefaultLaunchType is the launch_type Kaleyra assumes, applied when a job
@@ -102,7 +101,8 @@ func (j Job) AccountSID(def string) string {
 }
 
 // body is the request Kaleyra receives: the job without its ID, SID and
-// priority.
+// priority. Body writes it without encoding/json; the tests hold it to what
+// encoding/json makes of a body.
 type body struct {
 	Launch  Launch   `json:"launch"`
 	Regions []Region `json:"regions,omitempty"`
@@ -119,14 +119,153 @@ func (j *Job) ApplyDefaults() {
 // its ID, SID and priority, as JSON with sorted keys, no insignificant white
 // space and no HTML escaping. It is both what Kaleyra receives and what
 // DeriveID hashes.
+//
+// The worker calls it for every job it runs, so it writes a body by hand,
+// without the reflection of encoding/json that was most of its cost, but as
+// encoding/json would: the keys of the struct tags in their order, the same
+// fields left out (omitempty: an empty string, an empty or nil list) and
+// every string quoted by appendString as an Encoder with SetEscapeHTML(false)
+// quotes it. Not a byte may change, as the bytes define the derived job IDs.
 func (j Job) Body() []byte {
 	j.ApplyDefaults()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	// A struct of strings and slices of strings cannot fail to encode.
-	_ = enc.Encode(body{Launch: j.Launch, Regions: j.Regions})
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	l := &j.Launch
+	// Room for the whole body but its escapes (the text, the quotes and
+	// commas of list items, and at most 267 bytes of other keys and
+	// punctuation) and for some escapes besides: one allocation for nearly
+	// every job.
+	n := 512 + len(l.AgentAccessInstructions) + len(l.AgentNo) + len(l.InteractionsDescription) +
+		len(l.LaunchName) + len(l.LaunchType) + len(l.OptinDescription) + len(l.OptoutDescription) +
+		len(l.ProviderLaunchID) + len(l.TriggerDescription)
+	for _, list := range [][]string{l.ScreenshotURIs, l.VideoURIs} {
+		for _, u := range list {
+			n += len(`"",`) + len(u)
+		}
+	}
+	for _, r := range j.Regions {
+		n += len(`{"region":"","region_id":""},`) + len(r.Region) + len(r.RegionID)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"launch":{"agent_access_instructions":`...)
+	b = appendString(b, l.AgentAccessInstructions)
+	b = append(b, `,"agent_no":`...)
+	b = appendString(b, l.AgentNo)
+	b = append(b, `,"interactions_description":`...)
+	b = appendString(b, l.InteractionsDescription)
+	if l.LaunchName != "" {
+		b = append(b, `,"launch_name":`...)
+		b = appendString(b, l.LaunchName)
+	}
+	b = append(b, `,"launch_type":`...)
+	b = appendString(b, l.LaunchType)
+	b = append(b, `,"optin_description":`...)
+	b = appendString(b, l.OptinDescription)
+	b = append(b, `,"optout_description":`...)
+	b = appendString(b, l.OptoutDescription)
+	if l.ProviderLaunchID != "" {
+		b = append(b, `,"provider_launch_id":`...)
+		b = appendString(b, l.ProviderLaunchID)
+	}
+	if len(l.ScreenshotURIs) > 0 {
+		b = append(b, `,"screenshot_uris":`...)
+		b = appendStrings(b, l.ScreenshotURIs)
+	}
+	b = append(b, `,"trigger_description":`...)
+	b = appendString(b, l.TriggerDescription)
+	if len(l.VideoURIs) > 0 {
+		b = append(b, `,"video_uris":`...)
+		b = appendStrings(b, l.VideoURIs)
+	}
+	b = append(b, '}')
+	if len(j.Regions) > 0 {
+		b = append(b, `,"regions":[`...)
+		for i, r := range j.Regions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"region":`...)
+			b = appendString(b, r.Region)
+			if r.RegionID != "" {
+				b = append(b, `,"region_id":`...)
+				b = appendString(b, r.RegionID)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendStrings appends list to b as a JSON array of strings.
+func appendStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendString appends s to b as a JSON string, quoted byte for byte as
+// encoding/json quotes it without HTML escaping: '"', '\\' and the C0
+// controls escaped (\b, \f, \n, \r, \t in short, the others as \u00XX in
+// lower case), U+2028 and U+2029 escaped as \u2028 and \u2029 (which
+// encoding/json does even without HTML escaping, for JSONP), each byte of
+// invalid UTF-8 replaced with U+FFFD, and everything else, DEL and the C1
+// controls included, as it is. The replacement is the character itself, as
+// encoding/json writes it when built on encoding/json/v2 (GOEXPERIMENT=jsonv2,
+// the default of the toolchain this module builds with); the older encoder
+// (GOEXPERIMENT=nojsonv2) wrote the escape \ufffd instead. Validate refuses
+// invalid UTF-8 anyway.
+func appendString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0 // s[start:i] is yet to be appended, as it is
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = utf8.AppendRune(b, utf8.RuneError)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // DeriveID returns the job ID used when a job has none of its own: the first

@@ -132,6 +132,7 @@ func parseOK(t testing.TB, data []byte) launch.Job {
 	if err != nil {
 		t.Fatalf("Parse(%s): %v", data, err)
 	}
+	launch.CheckSameAsOld(t, j)
 	return j
 }
 

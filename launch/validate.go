@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,11 +70,6 @@ func (p problems) err() error {
 	return &ValidationError{Errors: p}
 }
 
-var (
-	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]*$`)
-	uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-)
-
 // ValidateID checks an idempotency key. IDs become part of Redis keys and
 // command lines, so they are kept to a plain, printable alphabet.
 func ValidateID(id string) error {
@@ -88,9 +82,46 @@ func checkID(p *problems, id string) {
 	switch {
 	case len(id) > MaxIDLen:
 		p.add("id", "must be at most %d characters, got %d", MaxIDLen, len(id))
-	case !idPattern.MatchString(id):
+	case !isID(id):
 		p.add("id", "must start with a letter or digit and contain only letters, digits and . _ : @ -")
 	}
+}
+
+// isID reports whether id matches ^[A-Za-z0-9][A-Za-z0-9._:@-]*$, byte by
+// byte: package regexp takes a microsecond to match a derived ID, and the
+// worker validates every job it runs, each with an ID.
+func isID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '@' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return id != ""
+}
+
+// isUUID reports whether s matches
+// ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$,
+// byte by byte for the same reason as isID.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Validate reports every problem with the job (after defaults are applied)
@@ -107,12 +138,15 @@ func checkID(p *problems, id string) {
 // character.
 func (j Job) Validate() error {
 	var p problems
+	j.ApplyDefaults()
 	j.validate(&p)
 	return p.err()
 }
 
-func (j Job) validate(p *problems) {
-	j.ApplyDefaults()
+// validate adds the problems of j, whose defaults are applied, to p. It
+// takes a pointer so that the job is not copied again: Validate and Parse
+// each lend it a copy of their own.
+func (j *Job) validate(p *problems) {
 	if j.ID != "" {
 		checkID(p, j.ID)
 	}
@@ -124,17 +158,14 @@ func (j Job) validate(p *problems) {
 	if j.Priority != "" && !slices.Contains(Priorities, j.Priority) {
 		p.add("priority", "must be high, default or low (or left out for the producer's), got %q", truncate(string(j.Priority), 20))
 	}
-	l := j.Launch
-	descriptions := []struct{ name, value string }{
-		{"optin_description", l.OptinDescription},
-		{"trigger_description", l.TriggerDescription},
-		{"interactions_description", l.InteractionsDescription},
-		{"optout_description", l.OptoutDescription},
-		{"agent_access_instructions", l.AgentAccessInstructions},
-	}
-	for _, f := range descriptions {
-		checkText(p, "launch."+f.name, f.value, required|multiline)
-	}
+	l := &j.Launch
+	// Field paths are constants, not built, so that a valid job costs no
+	// allocation for them.
+	checkText(p, "launch.optin_description", l.OptinDescription, required|multiline)
+	checkText(p, "launch.trigger_description", l.TriggerDescription, required|multiline)
+	checkText(p, "launch.interactions_description", l.InteractionsDescription, required|multiline)
+	checkText(p, "launch.optout_description", l.OptoutDescription, required|multiline)
+	checkText(p, "launch.agent_access_instructions", l.AgentAccessInstructions, required|multiline)
 	checkText(p, "launch.agent_no", l.AgentNo, required)
 	checkText(p, "launch.provider_launch_id", l.ProviderLaunchID, 0)
 	checkText(p, "launch.launch_name", l.LaunchName, 0)
@@ -147,10 +178,12 @@ func (j Job) validate(p *problems) {
 		p.add("regions", "must have at most %d entries, got %d", MaxRegions, len(j.Regions))
 	}
 	for i, r := range j.Regions {
-		path := fmt.Sprintf("regions[%d]", i)
-		checkText(p, path+".region", r.Region, required)
-		if r.RegionID != "" && !uuidPattern.MatchString(r.RegionID) {
-			p.add(path+".region_id", "must be a UUID such as 8346a250-d7a9-47dc-8202-a8b1c2d3e4e8, got %q", truncate(r.RegionID, 60))
+		// As for the launch fields, a path is only built for a problem.
+		if reason := textProblem(r.Region, required); reason != "" {
+			p.add(fmt.Sprintf("regions[%d].region", i), "%s", reason)
+		}
+		if r.RegionID != "" && !isUUID(r.RegionID) {
+			p.add(fmt.Sprintf("regions[%d].region_id", i), "must be a UUID such as 8346a250-d7a9-47dc-8202-a8b1c2d3e4e8, got %q", truncate(r.RegionID, 60))
 		}
 	}
 	if n, ok := encodedLen(j); !ok {
@@ -165,14 +198,14 @@ func (j Job) validate(p *problems) {
 // longer, and a CSV row has no JSON overhead to count against the limit. The
 // job is only encoded when a cheap upper bound on its length is too big; n is
 // the exact length when ok is false.
-func encodedLen(j Job) (n int, ok bool) {
+func encodedLen(j *Job) (n int, ok bool) {
 	const (
 		fixed     = 1024 // braces, key names, quotes and commas of one job
 		perRegion = 64   // the same for one region
 		perURI    = 4    // quotes and a comma
 		escape    = 6    // the longest JSON escape of one byte, \u00XX
 	)
-	l := j.Launch
+	l := &j.Launch
 	bound := fixed + escape*(len(j.ID)+len(l.AgentAccessInstructions)+len(l.AgentNo)+
 		len(l.InteractionsDescription)+len(l.LaunchName)+len(l.LaunchType)+
 		len(l.OptinDescription)+len(l.OptoutDescription)+len(l.ProviderLaunchID)+
@@ -191,7 +224,8 @@ func encodedLen(j Job) (n int, ok bool) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(j)
+	// A copy, so that j, the caller's, stays off the heap for this rare path.
+	_ = enc.Encode(*j)
 	n = buf.Len() - 1 // the newline Encode adds
 	return n, n <= MaxJobBytes
 }
@@ -209,20 +243,36 @@ const (
 )
 
 func checkText(p *problems, field, value string, rule textRule) {
+	if reason := textProblem(value, rule); reason != "" {
+		p.add(field, "%s", reason)
+	}
+}
+
+// textProblem says what is wrong with value for a field of the rule, or
+// returns "".
+func textProblem(value string, rule textRule) string {
 	switch {
 	case strings.TrimSpace(value) == "":
 		if rule&required != 0 {
-			p.add(field, "is required and must be a non-empty string")
-		} else if value != "" {
-			p.add(field, "must not be blank when given")
+			return "is required and must be a non-empty string"
 		}
+		if value != "" {
+			return "must not be blank when given"
+		}
+		return ""
 	case !utf8.ValidString(value):
-		p.add(field, reasonUTF8)
-	case controlProblem(value, rule&multiline != 0) != "":
-		p.add(field, "%s", controlProblem(value, rule&multiline != 0))
-	case utf8.RuneCountInString(value) > MaxTextLen:
-		p.add(field, "must be at most %d characters, got %d", MaxTextLen, utf8.RuneCountInString(value))
+		return reasonUTF8
 	}
+	if reason := controlProblem(value, rule&multiline != 0); reason != "" {
+		return reason
+	}
+	// Text has no more characters than bytes: only long text is counted.
+	if len(value) > MaxTextLen {
+		if n := utf8.RuneCountInString(value); n > MaxTextLen {
+			return fmt.Sprintf("must be at most %d characters, got %d", MaxTextLen, n)
+		}
+	}
+	return ""
 }
 
 // controlProblem describes the first control character of s (see
