@@ -26,6 +26,13 @@ import (
 // define derived job IDs and Validate's reasons are part of the API, so
 // neither may differ in a single byte.
 
+// body is the request Kaleyra receives, as oldBody encoded it: the job
+// without its ID, SID and priority.
+type body struct {
+	Launch  Launch   `json:"launch"`
+	Regions []Region `json:"regions,omitempty"`
+}
+
 // oldBody is Body as it was.
 func oldBody(j Job) []byte {
 	j.ApplyDefaults()

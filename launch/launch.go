@@ -12,7 +12,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/rcslaunch/rcslaunch/internal/jsontext"
 )
 
 // DefaultLaunchType is the launch_type Kaleyra assumes, applied when a job
@@ -100,14 +101,6 @@ func (j Job) AccountSID(def string) string {
 	return def
 }
 
-// body is the request Kaleyra receives: the job without its ID, SID and
-// priority. Body writes it without encoding/json; the tests hold it to what
-// encoding/json makes of a body.
-type body struct {
-	Launch  Launch   `json:"launch"`
-	Regions []Region `json:"regions,omitempty"`
-}
-
 // ApplyDefaults fills in what Kaleyra would assume for a missing field.
 func (j *Job) ApplyDefaults() {
 	if j.Launch.LaunchType == "" {
@@ -124,8 +117,9 @@ func (j *Job) ApplyDefaults() {
 // without the reflection of encoding/json that was most of its cost, but as
 // encoding/json would: the keys of the struct tags in their order, the same
 // fields left out (omitempty: an empty string, an empty or nil list) and
-// every string quoted by appendString as an Encoder with SetEscapeHTML(false)
-// quotes it. Not a byte may change, as the bytes define the derived job IDs.
+// every string quoted by jsontext.AppendString as an Encoder with
+// SetEscapeHTML(false) quotes it. Not a byte may change, as the bytes
+// define the derived job IDs.
 func (j Job) Body() []byte {
 	j.ApplyDefaults()
 	l := &j.Launch
@@ -146,31 +140,31 @@ func (j Job) Body() []byte {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"launch":{"agent_access_instructions":`...)
-	b = appendString(b, l.AgentAccessInstructions)
+	b = jsontext.AppendString(b, l.AgentAccessInstructions)
 	b = append(b, `,"agent_no":`...)
-	b = appendString(b, l.AgentNo)
+	b = jsontext.AppendString(b, l.AgentNo)
 	b = append(b, `,"interactions_description":`...)
-	b = appendString(b, l.InteractionsDescription)
+	b = jsontext.AppendString(b, l.InteractionsDescription)
 	if l.LaunchName != "" {
 		b = append(b, `,"launch_name":`...)
-		b = appendString(b, l.LaunchName)
+		b = jsontext.AppendString(b, l.LaunchName)
 	}
 	b = append(b, `,"launch_type":`...)
-	b = appendString(b, l.LaunchType)
+	b = jsontext.AppendString(b, l.LaunchType)
 	b = append(b, `,"optin_description":`...)
-	b = appendString(b, l.OptinDescription)
+	b = jsontext.AppendString(b, l.OptinDescription)
 	b = append(b, `,"optout_description":`...)
-	b = appendString(b, l.OptoutDescription)
+	b = jsontext.AppendString(b, l.OptoutDescription)
 	if l.ProviderLaunchID != "" {
 		b = append(b, `,"provider_launch_id":`...)
-		b = appendString(b, l.ProviderLaunchID)
+		b = jsontext.AppendString(b, l.ProviderLaunchID)
 	}
 	if len(l.ScreenshotURIs) > 0 {
 		b = append(b, `,"screenshot_uris":`...)
 		b = appendStrings(b, l.ScreenshotURIs)
 	}
 	b = append(b, `,"trigger_description":`...)
-	b = appendString(b, l.TriggerDescription)
+	b = jsontext.AppendString(b, l.TriggerDescription)
 	if len(l.VideoURIs) > 0 {
 		b = append(b, `,"video_uris":`...)
 		b = appendStrings(b, l.VideoURIs)
@@ -183,10 +177,10 @@ func (j Job) Body() []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"region":`...)
-			b = appendString(b, r.Region)
+			b = jsontext.AppendString(b, r.Region)
 			if r.RegionID != "" {
 				b = append(b, `,"region_id":`...)
-				b = appendString(b, r.RegionID)
+				b = jsontext.AppendString(b, r.RegionID)
 			}
 			b = append(b, '}')
 		}
@@ -202,70 +196,9 @@ func appendStrings(b []byte, list []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = jsontext.AppendString(b, s)
 	}
 	return append(b, ']')
-}
-
-// appendString appends s to b as a JSON string, quoted byte for byte as
-// encoding/json quotes it without HTML escaping: '"', '\\' and the C0
-// controls escaped (\b, \f, \n, \r, \t in short, the others as \u00XX in
-// lower case), U+2028 and U+2029 escaped as \u2028 and \u2029 (which
-// encoding/json does even without HTML escaping, for JSONP), each byte of
-// invalid UTF-8 replaced with U+FFFD, and everything else, DEL and the C1
-// controls included, as it is. The replacement is the character itself, as
-// encoding/json writes it when built on encoding/json/v2 (GOEXPERIMENT=jsonv2,
-// the default of the toolchain this module builds with); the older encoder
-// (GOEXPERIMENT=nojsonv2) wrote the escape \ufffd instead. Validate refuses
-// invalid UTF-8 anyway.
-func appendString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0 // s[start:i] is yet to be appended, as it is
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = utf8.AppendRune(b, utf8.RuneError)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // DeriveID returns the job ID used when a job has none of its own: the first

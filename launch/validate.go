@@ -144,8 +144,8 @@ func (j Job) Validate() error {
 }
 
 // validate adds the problems of j, whose defaults are applied, to p. It
-// takes a pointer so that the job is not copied again: Validate and Parse
-// each lend it a copy of their own.
+// takes a pointer so that the job is not copied again: Validate passes its
+// own copy, Parse the job it returns.
 func (j *Job) validate(p *problems) {
 	if j.ID != "" {
 		checkID(p, j.ID)

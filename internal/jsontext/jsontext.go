@@ -1,7 +1,7 @@
-// Package jsontext reads small pieces of JSON text without encoding/json
-// where that is the costly part of a hot path: strict job parsing in bulk
-// enqueue, reading Kaleyra's answers in the worker, and the simulator's
-// reading of a launch.
+// Package jsontext reads and writes small pieces of JSON text without
+// encoding/json where that is the costly part of a hot path: strict job
+// parsing in bulk enqueue, a launch's body and Kaleyra's answers in the
+// worker, and the simulator's reading of a launch.
 package jsontext
 
 import (
@@ -63,7 +63,8 @@ func StringEnd(data []byte, i int) int {
 			return i + 1
 		}
 	}
-	return i
+	// A backslash at the end has taken i one past it.
+	return min(i, len(data))
 }
 
 // Exact reports whether String decodes the JSON string raw without loss:
@@ -226,4 +227,64 @@ func Items(arr []byte) iter.Seq[[]byte] {
 			}
 		}
 	}
+}
+
+// AppendString appends s to b as a JSON string, quoted byte for byte as
+// encoding/json quotes it without HTML escaping: '"', '\\' and the C0
+// controls escaped (\b, \f, \n, \r, \t in short, the others as \u00XX in
+// lower case), U+2028 and U+2029 escaped as \u2028 and \u2029 (which
+// encoding/json does even without HTML escaping, for JSONP), each byte of
+// invalid UTF-8 replaced with U+FFFD, and everything else, DEL and the C1
+// controls included, as it is. The replacement is the character itself, as
+// encoding/json writes it when built on encoding/json/v2 (GOEXPERIMENT=jsonv2,
+// the default of the toolchain this module builds with); the older encoder
+// (GOEXPERIMENT=nojsonv2) wrote the escape \ufffd instead.
+func AppendString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0 // s[start:i] is yet to be appended, as it is
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = utf8.AppendRune(b, utf8.RuneError)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

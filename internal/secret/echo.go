@@ -2,7 +2,6 @@ package secret
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"strconv"
@@ -57,7 +56,7 @@ func (m *Matcher) RedactJSON(doc []byte) []byte {
 		case c == '"':
 			end := jsontext.StringEnd(doc, i)
 			if text, ok := jsontext.String(doc[i:end]); ok && m.In(text) {
-				replace(i, end, quoteJSON(m.Redact(text)))
+				replace(i, end, jsontext.AppendString(nil, m.Redact(text)))
 			}
 			i = end
 		case isScalar(c):
@@ -66,7 +65,7 @@ func (m *Matcher) RedactJSON(doc []byte) []byte {
 				end++
 			}
 			if m.In(string(doc[i:end])) {
-				replace(i, end, quoteJSON(Redacted))
+				replace(i, end, jsontext.AppendString(nil, Redacted))
 			}
 			i = end
 		default: // structure and white space
@@ -82,16 +81,6 @@ func (m *Matcher) RedactJSON(doc []byte) []byte {
 // isScalar reports whether c belongs to a JSON number, true, false or null.
 func isScalar(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '+' || c == '.'
-}
-
-// quoteJSON writes s as a JSON string, without HTML escaping, as it would
-// appear in an answer.
-func quoteJSON(s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string cannot fail to encode
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // A Matcher finds the spellings of one secret, as String's In, Redact and
@@ -137,11 +126,11 @@ func (s String) Matcher() *Matcher {
 }
 
 // Clean reports whether doc holds no spelling of m's secret, in its bytes
-// or, if doc is JSON, in the decoded text of any of its values, so that
-// Redact and RedactJSON would return it as it is. It costs a few scans at
-// the speed of bytes.IndexByte, and tells only for the usual answer: a doc
-// with a backslash, a percent sign or invalid UTF-8 in it is never Clean,
-// and is left to them.
+// or, if doc is JSON, in the decoded text of any of its names and values,
+// so that Redact and RedactJSON would return it as it is. It costs a few
+// scans at the speed of bytes.IndexByte, and tells only for the usual
+// answer: a doc with a backslash, a percent sign or invalid UTF-8 in it is
+// never Clean, and is left to them.
 func (m *Matcher) Clean(doc []byte) bool {
 	// Only '\\' and '%' start escapes (see readings). Without them, a
 	// spelling is the secret's characters, each as it is or in another case,

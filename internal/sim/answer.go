@@ -229,7 +229,7 @@ func appendRaw(b []byte, raw json.RawMessage) []byte {
 		return append(b, "null"...)
 	}
 	if raw[0] == '"' { // the usual case, a string and nothing else
-		return appendString(b, raw)
+		return appendLineSepsEscaped(b, raw)
 	}
 	for i := 0; i < len(raw); {
 		switch raw[i] {
@@ -237,7 +237,7 @@ func appendRaw(b []byte, raw json.RawMessage) []byte {
 			i++
 		case '"':
 			end := jsontext.StringEnd(raw, i)
-			b = appendString(b, raw[i:end])
+			b = appendLineSepsEscaped(b, raw[i:end])
 			i = end
 		default: // up to the next string or white space
 			end := len(raw)
@@ -251,10 +251,10 @@ func appendRaw(b []byte, raw json.RawMessage) []byte {
 	return b
 }
 
-// appendString appends the JSON string s with U+2028 and U+2029 escaped.
+// appendLineSepsEscaped appends the JSON string s with U+2028 and U+2029 escaped.
 // Both are encoded as E2 80 A8 and E2 80 A9 in UTF-8, where E2 only ever
 // starts a character, so finding those bytes is enough.
-func appendString(b, s []byte) []byte {
+func appendLineSepsEscaped(b, s []byte) []byte {
 	for {
 		i := bytes.Index(s, lineSep)
 		if i < 0 || i+2 >= len(s) {

@@ -698,7 +698,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestInFlight(t *testing.T) {
-	s, ts := start(t, Config{Latency: 150 * time.Millisecond})
+	// Every call must still be in flight when the last one arrives: on a
+	// busy machine 150ms was not always enough to start 20 calls.
+	s, ts := start(t, Config{Latency: 1500 * time.Millisecond})
 	const n = 20
 	var wg sync.WaitGroup
 	for i := range n {
