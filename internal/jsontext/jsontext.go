@@ -1,14 +1,15 @@
 // Package jsontext reads and writes small pieces of JSON text without
 // encoding/json where that is the costly part of a hot path: strict job
-// parsing in bulk enqueue, a launch's body and Kaleyra's answers in the
-// worker, and the simulator's reading of a launch.
+// parsing in bulk enqueue, a launch task's payload, a launch's body and
+// Kaleyra's answers in the worker, the attempt log entries of the store, and
+// the simulator's reading of a launch.
 package jsontext
 
 import (
-	"bytes"
 	"encoding/json"
 	"iter"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -16,15 +17,22 @@ import (
 // String returns the text of raw if raw is a JSON string, as encoding/json
 // would decode it (escapes resolved, invalid UTF-8 replaced); ok is false for
 // any other value. A string with nothing to resolve, the usual case, is
-// taken as it is.
+// taken as it is, and one whose only trouble is escapes (such as the
+// \u0026 of every '&' json.Marshal writes) resolved here.
 func String(raw []byte) (string, bool) {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
+	raw = raw[SkipSpace(raw, 0):]
 	n := len(raw)
 	if n == 0 || raw[0] != '"' {
 		return "", false
 	}
-	if n >= 2 && raw[n-1] == '"' && plain(raw[1:n-1]) {
-		return string(raw[1 : n-1]), true
+	if n >= 2 && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		if Plain(inner) {
+			return string(inner), true
+		}
+		if s, ok := unescape(inner); ok {
+			return s, true
+		}
 	}
 	return unquote(raw)
 }
@@ -39,9 +47,64 @@ func unquote(raw []byte) (string, bool) {
 	return s, true
 }
 
-// plain reports whether the inside of a quoted string needs no decoding:
-// no escape, no quote or control character, valid UTF-8.
-func plain(inner []byte) bool {
+// unescape returns the text of the JSON string whose inside is inner, its
+// escapes resolved. ok is false, and String leaves the string to
+// encoding/json, unless inner is valid UTF-8 without a quote or control
+// character and each of its escapes is valid and a character by itself (not
+// half a UTF-16 surrogate pair): then what encoding/json makes of the text
+// is simply what it says.
+func unescape(inner []byte) (string, bool) {
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(len(inner))
+	start := 0 // inner[start:i] is yet to be written, as it is
+	for i := 0; i < len(inner); i++ {
+		c := inner[i]
+		if c < ' ' || c == '"' {
+			return "", false
+		}
+		if c != '\\' {
+			continue
+		}
+		b.Write(inner[start:i])
+		if i++; i == len(inner) {
+			return "", false
+		}
+		switch c := inner[i]; c {
+		case '"', '\\', '/':
+			b.WriteByte(c)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, ok := hex4(inner[i+1:])
+			if !ok || utf16.IsSurrogate(r) {
+				return "", false
+			}
+			b.WriteRune(r)
+			i += 4
+		default:
+			return "", false
+		}
+		start = i + 1
+	}
+	b.Write(inner[start:])
+	return b.String(), true
+}
+
+// Plain reports whether inner, the inside of a quoted string, needs no
+// decoding: no escape, no quote or control character, valid UTF-8. Such a
+// string is valid JSON, and its text is inner as it is.
+func Plain(inner []byte) bool {
 	for _, c := range inner {
 		if c < ' ' || c == '"' || c == '\\' {
 			return false
@@ -240,12 +303,41 @@ func Items(arr []byte) iter.Seq[[]byte] {
 // the default of the toolchain this module builds with); the older encoder
 // (GOEXPERIMENT=nojsonv2) wrote the escape \ufffd instead.
 func AppendString(b []byte, s string) []byte {
+	return appendString(b, s, &safeASCII)
+}
+
+// AppendStringEscapeHTML is AppendString with HTML escaping, as json.Marshal
+// quotes a string (and an Encoder unless told otherwise): '<', '>' and '&'
+// are escaped too, as \u003c, \u003e and \u0026.
+func AppendStringEscapeHTML(b []byte, s string) []byte {
+	return appendString(b, s, &htmlSafeASCII)
+}
+
+// safeASCII and htmlSafeASCII are the ASCII characters that AppendString
+// and AppendStringEscapeHTML write as they are.
+var (
+	safeASCII     = asciiSafe("")
+	htmlSafeASCII = asciiSafe("<>&")
+)
+
+// asciiSafe is the set of the ASCII characters a JSON string may hold as
+// they are, but for those of escaped.
+func asciiSafe(escaped string) (set [utf8.RuneSelf]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		set[c] = c != '"' && c != '\\' && !strings.ContainsRune(escaped, c)
+	}
+	return set
+}
+
+// appendString is AppendString, writing the ASCII characters of safe as
+// they are and escaping the others.
+func appendString(b []byte, s string, safe *[utf8.RuneSelf]bool) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0 // s[start:i] is yet to be appended, as it is
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' {
+			if safe[c] {
 				i++
 				continue
 			}

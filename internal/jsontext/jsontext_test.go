@@ -1,8 +1,10 @@
 package jsontext
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -172,6 +174,37 @@ func FuzzScanners(f *testing.F) {
 					t.Fatalf("Items(%q)[%d] = %q, encoding/json %q", data, i, got[i], want[i])
 				}
 			}
+		}
+	})
+}
+
+// FuzzAppendString checks AppendString against an Encoder with
+// SetEscapeHTML(false) and AppendStringEscapeHTML against json.Marshal, byte
+// for byte, on any text: valid or not, with every kind of character to
+// escape.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{
+		"", "plain", `"quoted" \ back`, "<script>&amp;</script>", "\x00\x01\x1f\x7f \b\f\n\r\t",
+		"\u2028\u2029\u0085\u00a0", "é 😀", "bad \xff\xfe utf8", "\xed\xa0\x80", "cut \xe2\x80",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := AppendString([]byte("x"), s), "x"+strings.TrimSuffix(buf.String(), "\n"); string(got) != want {
+			t.Fatalf("AppendString(%q) = %q, want %q", s, got[1:], want[1:])
+		}
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendStringEscapeHTML(nil, s); string(got) != string(want) {
+			t.Fatalf("AppendStringEscapeHTML(%q) = %q, want %q", s, got, want)
 		}
 	})
 }

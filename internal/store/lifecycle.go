@@ -208,7 +208,7 @@ func (p *PendingFinish) State() (State, error) {
 
 // finishArgs builds the finish script's arguments.
 func (s *Store) finishArgs(id string, o Outcome, now time.Time) (rdb.FinishArgs, error) {
-	entry, err := json.Marshal(o.Attempt)
+	entry, err := o.Attempt.entry()
 	if err != nil {
 		return rdb.FinishArgs{}, fmt.Errorf("finish job %s: %w", id, err)
 	}
