@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -68,8 +67,8 @@ func isFailure(err error) bool {
 
 // process is the asynq handler for one launch task.
 func (w *Worker) process(ctx context.Context, task *asynq.Task) error {
-	var p queue.Payload
-	if err := json.Unmarshal(task.Payload(), &p); err != nil || p.Job.ID == "" {
+	p, err := queue.DecodePayload(task.Payload())
+	if err != nil || p.Job.ID == "" {
 		// Not a task any producer of ours writes; asynq archives it for a look.
 		w.log.Error().Str("task_type", task.Type()).Msg("undecodable launch task; archived")
 		return fmt.Errorf("decode launch task: %v: %w", err, asynq.SkipRetry)
