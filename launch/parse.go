@@ -118,7 +118,7 @@ func parseLaunch(p *problems, raw json.RawMessage, l *Launch) {
 }
 
 func parseRegions(p *problems, raw json.RawMessage, regions *[]Region) {
-	if isNull(raw) {
+	if jsontext.IsNull(raw) {
 		return
 	}
 	items, ok := scanArray(raw)
@@ -193,11 +193,9 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
 // stringField decodes a JSON string; null counts as absent.
 func stringField(p *problems, path string, raw json.RawMessage, dst *string) {
-	if isNull(raw) {
+	if jsontext.IsNull(raw) {
 		return
 	}
 	if raw[0] != '"' {
@@ -223,7 +221,7 @@ func text(p *problems, path string, raw json.RawMessage) string {
 // item that is not a string is reported and kept as "" so that the indices
 // of the others, and of their validation problems, stay as in the input.
 func stringList(p *problems, path string, raw json.RawMessage, dst *[]string) {
-	if isNull(raw) {
+	if jsontext.IsNull(raw) {
 		return
 	}
 	items, ok := scanArray(raw)

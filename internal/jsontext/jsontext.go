@@ -207,6 +207,9 @@ func Kind(v []byte) byte {
 	return 0
 }
 
+// IsNull reports whether the JSON value v is null.
+func IsNull(v []byte) bool { return Kind(v) == 'n' }
+
 // ValueEnd returns the index just after the JSON value that starts at
 // data[i], or i when none does.
 func ValueEnd(data []byte, i int) int {

@@ -132,6 +132,10 @@ func FuzzScanners(f *testing.F) {
 		if Kind(data) != data[start] {
 			t.Fatalf("Kind(%q) = %q, want %q", data, Kind(data), data[start])
 		}
+		var v any
+		if err := json.Unmarshal(data, &v); err == nil && IsNull(data) != (v == nil) {
+			t.Fatalf("IsNull(%q) = %v, decoded %v", data, IsNull(data), v)
+		}
 		if end := ValueEnd(data, start); SkipSpace(data, end) != len(data) {
 			t.Fatalf("ValueEnd(%q, %d) = %d: not the end of the value", data, start, end)
 		}

@@ -278,7 +278,7 @@ var lineSep = []byte("\xe2\x80")
 // given drops an explicit null, so that an optional field sent as null is
 // echoed like one left out.
 func given(raw json.RawMessage) json.RawMessage {
-	if raw == nil || isNull(raw) {
+	if raw == nil || jsontext.IsNull(raw) {
 		return nil
 	}
 	return raw

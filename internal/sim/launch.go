@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -100,7 +99,7 @@ func parsePayload(body []byte) payload {
 		return p
 	}
 	p.launchType = lt
-	if regions != nil && !isNull(regions) {
+	if regions != nil && !jsontext.IsNull(regions) {
 		if p.regions, ok = decodeObjects(regions); !ok {
 			p.problem = provError("Invalid regions in launch payload")
 			return p
@@ -119,7 +118,7 @@ func parsePayload(body []byte) payload {
 // string and the answer as a number. Absent or empty means Kaleyra's
 // documented default, 1.
 func launchType(raw json.RawMessage) (int64, bool) {
-	if raw == nil || isNull(raw) {
+	if raw == nil || jsontext.IsNull(raw) {
 		return 1, true
 	}
 	s, ok := jsontext.String(raw)
@@ -132,8 +131,6 @@ func launchType(raw json.RawMessage) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 32)
 	return n, err == nil && n >= 0
 }
-
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // serveLaunch answers POST /v1/{sid}/rcs/agent/launch. Checks come in the
 // order a gateway would make them: method, api-key, content type, JSON,

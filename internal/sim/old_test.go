@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rcslaunch/rcslaunch/internal/jsontext"
 )
 
 // The launch handler as it was before parsePayload and success did without
@@ -53,7 +55,7 @@ func oldParsePayload(body []byte) payload {
 		return p
 	}
 	p.launchType = lt
-	if raw, ok := top["regions"]; ok && !isNull(raw) {
+	if raw, ok := top["regions"]; ok && !jsontext.IsNull(raw) {
 		if json.Unmarshal(raw, &p.regions) != nil {
 			p.problem = provError("Invalid regions in launch payload")
 			return p
@@ -73,7 +75,7 @@ func oldParsePayload(body []byte) payload {
 // string and the answer as a number. Absent or empty means Kaleyra's
 // documented default, 1.
 func oldLaunchType(raw json.RawMessage) (int64, bool) {
-	if raw == nil || isNull(raw) {
+	if raw == nil || jsontext.IsNull(raw) {
 		return 1, true
 	}
 	var s string

@@ -65,7 +65,7 @@ func decodeObjects(data []byte) (ms []map[string]json.RawMessage, ok bool) {
 	ms, ok = []map[string]json.RawMessage{}, true
 	for item := range jsontext.Items(data) {
 		m := decodeObject(item, 2) // region_id and region
-		if m == nil && !isNull(item) {
+		if m == nil && !jsontext.IsNull(item) {
 			ok = false
 		}
 		ms = append(ms, m)
