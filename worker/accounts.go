@@ -70,15 +70,6 @@ type accountSet struct {
 	given []Account // as given to New or SetAccounts
 }
 
-// maxInFlight is the largest cap on calls in flight of the set's accounts.
-func (s *accountSet) maxInFlight() int {
-	n := 0
-	for _, a := range s.bySID {
-		n = max(n, a.MaxInFlight)
-	}
-	return n
-}
-
 // errAccounts is wrapped by SetAccounts' and New's errors for an account
 // list that is empty or names an SID twice.
 var errAccounts = errors.New("accounts")
@@ -201,9 +192,7 @@ func (w *Worker) SetAccounts(list []Account) error {
 }
 
 // useAccounts puts set in service: its limits, its claim in the fleet, and
-// its queues when they differ from the running servers', or their shares
-// between the servers may (the accounts' largest cap on calls in flight
-// has changed: newServers).
+// its queues when they differ from the running server's.
 func (w *Worker) useAccounts(set *accountSet) error {
 	for _, sid := range set.sids {
 		if err := w.limiter.SetAccount(sid, w.limitsOf(set.bySID[sid].Account)); err != nil {
@@ -211,7 +200,7 @@ func (w *Worker) useAccounts(set *accountSet) error {
 		}
 	}
 	old := w.accounts.Swap(set)
-	if old == nil || slices.Equal(old.sids, set.sids) && old.maxInFlight() == set.maxInFlight() {
+	if old == nil || slices.Equal(old.sids, set.sids) {
 		return nil
 	}
 	return w.restart(old.sids)
@@ -300,7 +289,7 @@ func (w *Worker) start() (*generation, error) {
 	if err != nil {
 		w.log.Warn().Err(err).Msg("cannot list asynq's queues; serving every priority's queue of each account")
 	}
-	g := &generation{srvs: newServers(w.opts, w.log, queues, w.accounts.Load().maxInFlight()), queues: queues}
+	g := &generation{srvs: newServers(w.opts, w.log, queues), queues: queues}
 	g.stopping, g.stop = context.WithCancel(context.Background())
 	bind := func(h asynq.HandlerFunc) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {

@@ -595,84 +595,33 @@ func TestFirstHighPriorityJobIsServed(t *testing.T) {
 	}
 }
 
-// launchTenEach runs ten jobs of each of sidA, sidB and sidC once the
-// worker serves them; the simulator answers the fifth, sidB's (agent number
-// 904), with two gateway errors before a success. It checks that each ran
-// once with its account's key, that one twice more.
-func (e *acctEnv) launchTenEach() {
-	e.t.Helper()
-	for _, sid := range []string{sidA, sidB, sidC} {
-		e.waitServed(sid)
-	}
-	e.sim.Script("904", sim.StepGateway, sim.StepGateway)
-	var ids []string
-	for i := range 30 {
-		ids = append(ids, e.enqueue([]string{sidA, sidB, sidC}[i%3], fmt.Sprint(900+i)))
-	}
-	for id, r := range e.WaitFinished(ids...) {
-		if r.State != store.StateSucceeded {
-			e.t.Errorf("job %s: %s %s", id, r.State, r.Code)
-		}
-	}
-	if n := e.callsBySID(); n[sidA] != 10 || n[sidB] != 12 || n[sidC] != 10 || len(n) != 3 {
-		e.t.Errorf("calls by account: %v; want %s 10, %s 12 (two retries), %s 10", n, sidA, sidB, sidC)
-	}
-}
-
 // TestManyAccountsTwoServers: a worker serving enough queues to run two
 // asynq servers side by side (queue.Servers) runs every job once with its
 // account's key, retries included (only one server moves due retries), and
 // stops cleanly.
 func TestManyAccountsTwoServers(t *testing.T) {
 	e := newAcctEnv(t, true)
-	e.RunWorker(e.options(manyAccounts(40)...))
-	e.launchTenEach()
-}
-
-// manyAccounts is sidA, sidB (with a retry budget of 3) and sidC, then idle
-// accounts of their own.
-func manyAccounts(idle int) []worker.Account {
 	b := account(sidB)
 	b.RetryMax = 3
 	accts := []worker.Account{account(sidA), b, account(sidC)}
-	for i := range idle {
+	for i := range 40 {
 		accts = append(accts, account(fmt.Sprintf("IDLE%04d", i)))
 	}
-	return accts
-}
-
-// TestManyAccountsServersShareTheQueues: with handlers enough that each
-// account's cap on calls in flight fits twice in one server's, each account
-// is served by one of the worker's asynq servers, not by all of them
-// (queue.ServersPerAccount), and every job still runs once with its
-// account's key, retries included: each server moves its own queues' due
-// retries.
-func TestManyAccountsServersShareTheQueues(t *testing.T) {
-	e := newAcctEnv(t, true)
-	accts := manyAccounts(61)
-	opts := e.options(accts...)
-	opts.Concurrency, opts.MaxInFlight = 40, 5 // 4 servers of 10 handlers: twice 5 fits in one
-	e.RunWorker(opts)
+	e.sim.Script("904", sim.StepGateway, sim.StepGateway) // sidB's: two retries, then a success
+	e.RunWorker(e.options(accts...))
 	for _, sid := range []string{sidA, sidB, sidC} {
 		e.waitServed(sid)
 	}
-	servers, err := e.Inspector.Servers()
-	if err != nil {
-		t.Fatal(err)
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, e.enqueue([]string{sidA, sidB, sidC}[i%3], fmt.Sprint(900+i)))
 	}
-	on := map[string]int{}
-	for _, s := range servers {
-		for q := range s.Queues {
-			on[q]++
+	for id, r := range e.WaitFinished(ids...) {
+		if r.State != store.StateSucceeded {
+			t.Errorf("job %s: %s %s", id, r.State, r.Code)
 		}
 	}
-	if len(servers) != 4 {
-		t.Errorf("%d asynq servers for 64 queues, want 4", len(servers))
+	if n := e.callsBySID(); n[sidA] != 10 || n[sidB] != 12 || n[sidC] != 10 || len(n) != 3 {
+		t.Errorf("calls by account: %v; want %s 10, %s 12 (two retries), %s 10", n, sidA, sidB, sidC)
 	}
-	for _, a := range accts {
-		if q := queue.AccountQueue(a.SID, queue.PriorityDefault); on[q] != 1 {
-			t.Errorf("queue %s is served by %d servers, want 1", q, on[q])
-		}
-	}
-	e.launchTenEach()
 }

@@ -330,26 +330,24 @@ func workerID() string {
 }
 
 // newServers are the asynq servers of a generation (queue.Servers of them)
-// taking tasks from queues, each account's on queue.ServersPerAccount of
-// them for accounts whose largest cap on calls in flight is maxInFlight; the
-// worker's concurrency is split between them. Only the servers that serve
-// each queue once between them (the first row of queue.Shares) move due
-// retries and deferrals often (asynq's forwarder, two scripts per queue each
-// time it looks): the others look once an hour, a backstop.
-func newServers(opts Options, log zerolog.Logger, queues map[string]int, maxInFlight int) []*asynq.Server {
+// taking tasks from queues; the worker's concurrency is split between them.
+// Only the first moves due retries and deferrals (asynq's forwarder, two
+// scripts per queue each time it looks): the others look once an hour, a
+// backstop.
+func newServers(opts Options, log zerolog.Logger, queues map[string]int) []*asynq.Server {
+	queues = lowestTerms(queues)
 	n := queue.Servers(opts.Concurrency, len(queues))
-	perAccount := queue.ServersPerAccount(n, opts.Concurrency, maxInFlight)
 	srvs := make([]*asynq.Server, n)
-	for i, share := range queue.Shares(queues, n, perAccount) {
+	for i := range srvs {
 		c := opts.Concurrency / n
 		if i < opts.Concurrency%n {
 			c++
 		}
 		forward := min(max(opts.RetryBaseDelay/2, 100*time.Millisecond), time.Second)
-		if i >= n/perAccount {
+		if i > 0 {
 			forward = time.Hour
 		}
-		srvs[i] = newServer(opts, log, lowestTerms(share), c, forward, n)
+		srvs[i] = newServer(opts, log, queues, c, forward, n)
 	}
 	return srvs
 }
@@ -378,7 +376,7 @@ func lowestTerms(weights map[string]int) map[string]int {
 
 // newServer is an asynq server that takes tasks from queues, concurrency at
 // a time, and moves due delayed tasks every forward; it is one of servers
-// asynq servers, over the same queues or shares of them.
+// asynq servers over the same queues.
 func newServer(opts Options, log zerolog.Logger, queues map[string]int, concurrency int, forward time.Duration, servers int) *asynq.Server {
 	return asynq.NewServer(opts.Redis, asynq.Config{
 		Concurrency:    concurrency,

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,84 +152,6 @@ const (
 // per call (BENCHMARKS.md). With a few queues, two did no better than one.
 func Servers(concurrency, queues int) int {
 	return max(1, min(queues/QueuesPerServer, MaxServers, concurrency))
-}
-
-// ServersPerAccount is on how many of servers asynq servers, which share
-// concurrency handlers, each account's queues are served: on as few as give
-// an account at least twice maxInFlight handlers (its calls in flight and as
-// many waiting for their turn), rounded up to a divisor of servers (Shares),
-// on all of them when that takes more. asynq's processor lists and shuffles
-// every queue its server serves for each task it takes, 8% of a worker's CPU
-// at 200 accounts (BENCHMARKS.md).
-func ServersPerAccount(servers, concurrency, maxInFlight int) int {
-	perServer := concurrency / max(servers, 1)
-	if perServer == 0 {
-		return servers
-	}
-	for k := max(1, (2*maxInFlight+perServer-1)/perServer); k < servers; k++ {
-		if servers%k == 0 {
-			return k
-		}
-	}
-	return servers
-}
-
-// Shares splits queues, as Queues returns them, between servers asynq
-// servers, each account's queues on perAccount of them together, which must
-// divide servers: the servers fall into perAccount rows of
-// servers/perAccount, and the i-th of the accounts (by SID) is on the
-// (i mod servers/perAccount)-th server of each row. So the first row serves
-// each account once. The shared queue is on every server, as is the
-// follow-up queue, whose weight each server scales to the share of the
-// accounts it serves, as Queues weighs it against all of them.
-func Shares(queues map[string]int, servers, perAccount int) []map[string]int {
-	shares := make([]map[string]int, servers)
-	if perAccount >= servers || servers%perAccount != 0 {
-		for i := range shares {
-			shares[i] = maps.Clone(queues)
-		}
-		return shares
-	}
-	var sids []string
-	for q := range queues {
-		if sid, _, ok := ParseQueue(q); ok && sid != "" {
-			sids = append(sids, sid)
-		}
-	}
-	slices.Sort(sids)
-	sids = slices.Compact(sids)
-	index := make(map[string]int, len(sids))
-	for i, sid := range sids {
-		index[sid] = i
-	}
-	row := servers / perAccount
-	on := func(i, j int) int { return i%row + j*row }
-	accounts := make([]int, servers)
-	for i := range shares {
-		shares[i] = map[string]int{}
-	}
-	for i := range sids {
-		for j := range perAccount {
-			accounts[on(i, j)]++
-		}
-	}
-	for q, w := range queues {
-		sid, _, ok := ParseQueue(q)
-		if i, served := index[sid]; ok && served {
-			for j := range perAccount {
-				shares[on(i, j)][q] = w
-			}
-			continue
-		}
-		for i := range shares {
-			if q == FollowName && len(sids) > 0 {
-				shares[i][q] = max(1, w*accounts[i]/len(sids))
-			} else {
-				shares[i][q] = w
-			}
-		}
-	}
-	return shares
 }
 
 // fleetTTL is how long a worker's claim to serve an account lasts unless

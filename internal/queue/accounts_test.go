@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -651,95 +650,6 @@ func TestServers(t *testing.T) {
 	} {
 		if got := queue.Servers(c.concurrency, c.queues); got != c.want {
 			t.Errorf("Servers(%d, %d) = %d, want %d", c.concurrency, c.queues, got, c.want)
-		}
-	}
-}
-
-// TestServersPerAccount: as few servers as give an account twice its cap on
-// calls in flight in handlers, all of them when that takes more.
-func TestServersPerAccount(t *testing.T) {
-	for _, c := range []struct{ servers, concurrency, maxInFlight, want int }{
-		{8, 400, 50, 2},  // 50 handlers a server: 100 on two
-		{8, 400, 5, 1},   // 10 of 50 on one
-		{8, 400, 25, 1},  // exactly 50
-		{8, 400, 26, 2},  // 52
-		{8, 400, 60, 4},  // 120 would take three, which does not divide 8
-		{6, 300, 60, 3},  // three of six
-		{7, 350, 30, 7},  // two do not divide 7
-		{8, 400, 200, 8}, // 400 would take all of them
-		{8, 400, 500, 8}, // more than all: all
-		{2, 10, 5, 2},    // 5 a server: 10 on two
-		{1, 10, 50, 1},
-		{8, 7, 5, 8}, // fewer handlers than servers
-	} {
-		if got := queue.ServersPerAccount(c.servers, c.concurrency, c.maxInFlight); got != c.want {
-			t.Errorf("ServersPerAccount(%d, %d, %d) = %d, want %d", c.servers, c.concurrency, c.maxInFlight, got, c.want)
-		}
-	}
-}
-
-// TestShares: each account's queues are on perAccount servers, all of an
-// account's priorities on the same ones, the accounts spread evenly; the
-// shared queue is on every server, and the follow-up queue too, weighed
-// against each server's accounts as Queues weighs it against all of them.
-func TestShares(t *testing.T) {
-	var sids []string
-	for i := range 40 {
-		sids = append(sids, fmt.Sprintf("AC%03d", i))
-	}
-	used := func(q string) bool { return q == queue.Name || q == queue.AccountQueue("AC007", queue.PriorityHigh) }
-	queues := queue.Queues(sids, true, used)
-	for _, c := range []struct{ servers, perAccount int }{{8, 2}, {8, 1}, {8, 4}, {6, 3}, {8, 8}, {3, 5}, {8, 3}} {
-		shares := queue.Shares(queues, c.servers, c.perAccount)
-		if len(shares) != c.servers {
-			t.Fatalf("%d servers: %d shares", c.servers, len(shares))
-		}
-		want, row := c.perAccount, c.servers/c.perAccount
-		if c.perAccount >= c.servers || c.servers%c.perAccount != 0 { // on all of them
-			want, row = c.servers, 1
-		}
-		// The first row serves each account once.
-		for q := range queues {
-			n := 0
-			for _, share := range shares[:row] {
-				if _, ok := share[q]; ok {
-					n++
-				}
-			}
-			if sid, _, _ := queue.ParseQueue(q); sid != "" && n != 1 {
-				t.Errorf("%d servers, %d each: queue %s on %d of the first %d servers, want 1", c.servers, c.perAccount, q, n, row)
-			}
-		}
-		count := map[string]int{} // servers each queue is on
-		accounts := make([]int, c.servers)
-		for i, share := range shares {
-			for q, w := range share {
-				count[q]++
-				if q != queue.FollowName && w != queues[q] {
-					t.Errorf("%d servers, %d each: queue %s weighs %d on server %d, want %d", c.servers, c.perAccount, q, w, i, queues[q])
-				}
-				if sid, p, ok := queue.ParseQueue(q); ok && sid != "" && p == queue.PriorityDefault {
-					accounts[i]++
-				}
-			}
-			if w, want := share[queue.FollowName], max(1, len(sids)*accounts[i]/len(sids)); w != want {
-				t.Errorf("%d servers, %d each: follow-up queue weighs %d on server %d of %d accounts, want %d", c.servers, c.perAccount, w, i, accounts[i], want)
-			}
-			high := queue.AccountQueue("AC007", queue.PriorityHigh)
-			if _, ok := share[high]; ok != (share[queue.AccountQueue("AC007", queue.PriorityDefault)] != 0) {
-				t.Errorf("%d servers, %d each: server %d serves one of AC007's queues without the other", c.servers, c.perAccount, i)
-			}
-		}
-		for q := range queues {
-			switch sid, _, _ := queue.ParseQueue(q); {
-			case sid == "" && count[q] != c.servers:
-				t.Errorf("%d servers, %d each: queue %s on %d servers, want all", c.servers, c.perAccount, q, count[q])
-			case sid != "" && count[q] != want:
-				t.Errorf("%d servers, %d each: queue %s on %d servers, want %d", c.servers, c.perAccount, q, count[q], want)
-			}
-		}
-		if lo, hi := slices.Min(accounts), slices.Max(accounts); hi-lo > 1 {
-			t.Errorf("%d servers, %d each: %d to %d accounts a server, want them spread evenly", c.servers, c.perAccount, lo, hi)
 		}
 	}
 }
