@@ -241,25 +241,20 @@ func BenchmarkDecodePayload(b *testing.B) {
 		{"escapes", jobs(p.Job)},
 		{"repeated", [][]byte{taskPayloads(b)["sample"]}},
 	} {
-		b.Run(c.name+"/old", func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := unmarshal(c.payloads[i%len(c.payloads)]); err != nil {
-					b.Fatal(err)
+		for _, f := range []struct {
+			name   string
+			decode func([]byte) (Payload, error)
+		}{{"old", unmarshal}, {"new", DecodePayload}} {
+			b.Run(c.name+"/"+f.name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := f.decode(c.payloads[i%len(c.payloads)]); err != nil {
+						b.Fatal(err)
+					}
+					i++
 				}
-				i++
-			}
-		})
-		b.Run(c.name+"/new", func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := DecodePayload(c.payloads[i%len(c.payloads)]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
+			})
+		}
 	}
 }

@@ -212,11 +212,16 @@ func (s *Store) finishArgs(id string, o Outcome, now time.Time) (rdb.FinishArgs,
 	if err != nil {
 		return rdb.FinishArgs{}, fmt.Errorf("finish job %s: %w", id, err)
 	}
+	return s.finishArgsWith(id, o, now, entry), nil
+}
+
+// finishArgsWith is finishArgs with the attempt's log entry written.
+func (s *Store) finishArgsWith(id string, o Outcome, now time.Time, entry []byte) rdb.FinishArgs {
 	a := o.Attempt
 	return rdb.FinishArgs{ID: id, Kind: string(o.Kind), Entry: entry, Code: a.Code, Message: a.Message,
 		AgentLaunchID: o.AgentLaunchID, HTTPStatus: a.HTTPStatus, Uncertain: a.Uncertain, Response: o.Response,
 		Now: now, NextRunAt: o.NextRunAt, Retention: s.Retention, ResultsMaxLen: s.ResultsMaxLen,
-		FollowAt: o.FollowAt, StartedAt: a.StartedAt}, nil
+		FollowAt: o.FollowAt, StartedAt: a.StartedAt}
 }
 
 // JobQueue returns the asynq queue the job's record says its task is on;
