@@ -172,9 +172,10 @@ func (w *Worker) account(sid string) *served { return w.accounts.Load().bySID[si
 // SetAccounts replaces the accounts the worker serves, as on SIGHUP: new
 // accounts are served at once, changed ones take their new key and limits
 // for their next call, and removed ones are left alone (their queued jobs
-// wait for a worker that serves them). When the set of SIDs changes, the
-// worker starts taking from the new set of queues before it stops taking
-// from the old: calls in flight finish, and jobs waiting for a slot go back
+// wait for a worker that serves them). When the set of SIDs changes, or
+// within a second an account's in-flight cap (the handlers of its asynq
+// server: Options.Concurrency), the worker starts new asynq servers before it
+// stops the old: calls in flight finish, and jobs waiting for a slot go back
 // to the queue. An invalid list changes nothing. Reloads that race each
 // other take turns: the last one's list is served whole.
 func (w *Worker) SetAccounts(list []Account) error {
@@ -192,7 +193,7 @@ func (w *Worker) SetAccounts(list []Account) error {
 }
 
 // useAccounts puts set in service: its limits, its claim in the fleet, and
-// its queues when they differ from the running server's.
+// its queues when they differ from the running generation's.
 func (w *Worker) useAccounts(set *accountSet) error {
 	for _, sid := range set.sids {
 		if err := w.limiter.SetAccount(sid, w.limitsOf(set.bySID[sid].Account)); err != nil {
@@ -201,7 +202,7 @@ func (w *Worker) useAccounts(set *accountSet) error {
 	}
 	old := w.accounts.Swap(set)
 	if old == nil || slices.Equal(old.sids, set.sids) {
-		return nil
+		return nil // a changed in-flight cap resizes its server at the next refreshQueues
 	}
 	return w.restart(old.sids)
 }
@@ -256,14 +257,14 @@ const queueCheckEvery = time.Second
 // serves yet) does not start and stop a generation for each.
 const sharedLinger = 30 * time.Second
 
-// generation is the asynq servers of the worker (queue.Servers of them)
-// serving the queues of one set of accounts. A reload that changes the set
-// starts a new generation and retires the old.
+// generation is the asynq servers of the worker (one per account:
+// queue.Layout) serving the queues of one set of accounts. A reload that
+// changes the set starts a new generation and retires the old.
 type generation struct {
-	// srvs serve the same queues: see newServers.
+	// srvs serve queues between them: see newServers.
 	srvs []*asynq.Server
-	// queues is what srvs serve, by weight.
-	queues map[string]int
+	// shares is how srvs serve the queues, one for each.
+	shares []queue.ServerShare
 	// stopping is cancelled when the generation's shutdown begins, so that
 	// jobs still waiting for a launch slot go back to the queue instead of
 	// holding it up.
@@ -289,7 +290,12 @@ func (w *Worker) start() (*generation, error) {
 	if err != nil {
 		w.log.Warn().Err(err).Msg("cannot list asynq's queues; serving every priority's queue of each account")
 	}
-	g := &generation{srvs: newServers(w.opts, w.log, queues), queues: queues}
+	shares := w.layout(queues)
+	if need := totalNeed(shares); need > w.opts.Concurrency && len(shares) > 1 {
+		w.log.Warn().Int("concurrency", w.opts.Concurrency).Int("accounts", len(w.accounts.Load().sids)).Int("need", need).
+			Msg("WORKER_CONCURRENCY is below the handlers the accounts can use (each account its KALEYRA_MAX_IN_FLIGHT + 1, the shared and follow-up queues as many as the largest): each gets a share in proportion; set it to need to give each all it can use")
+	}
+	g := &generation{srvs: w.newServers(shares), shares: shares}
 	g.stopping, g.stop = context.WithCancel(context.Background())
 	bind := func(h asynq.HandlerFunc) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
@@ -340,22 +346,39 @@ func (w *Worker) sharedInUse() bool {
 	return now.Sub(time.Unix(0, w.sharedSeen.Load())) < sharedLinger
 }
 
-// refreshQueues starts a new generation when the queues to serve have
-// changed, as when an account's first high- or low-priority job arrives.
+// refreshQueues starts a new generation when the queues to serve, or the
+// handlers of their servers, have changed: an account's first high- or
+// low-priority job arrives, or a reload changes an account's in-flight cap.
 func (w *Worker) refreshQueues() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.gen == nil {
 		return
 	}
-	if q, err := w.queues(); err != nil || maps.Equal(w.gen.queues, q) {
+	q, err := w.queues()
+	if err != nil || slices.EqualFunc(w.gen.shares, w.layout(q), sameShare) {
 		return
 	}
 	if err := w.replace(); err != nil {
 		w.log.Error().Err(err).Msg("cannot serve the new queues; serving the old ones")
 		return
 	}
-	w.log.Info().Int("queues", len(w.gen.queues)).Msg("serving a new set of queues")
+	w.log.Info().Int("servers", len(w.gen.shares)).Msg("serving a new set of queues")
+}
+
+// sameShare tells whether a and b serve the same queues with as many
+// handlers.
+func sameShare(a, b queue.ServerShare) bool {
+	return a.Concurrency == b.Concurrency && maps.Equal(a.Queues, b.Queues)
+}
+
+// totalNeed is the handlers that shares could use.
+func totalNeed(shares []queue.ServerShare) int {
+	n := 0
+	for _, s := range shares {
+		n += s.Need
+	}
+	return n
 }
 
 // replace starts a generation on the current queues and retires the

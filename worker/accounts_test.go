@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -595,11 +596,11 @@ func TestFirstHighPriorityJobIsServed(t *testing.T) {
 	}
 }
 
-// TestManyAccountsTwoServers: a worker serving enough queues to run two
-// asynq servers side by side (queue.Servers) runs every job once with its
-// account's key, retries included (only one server moves due retries), and
+// TestManyAccountsServerEach: a worker serving many accounts, an asynq
+// server each (queue.Layout), runs every job once with its account's key,
+// retries included (each server moves its own queues' due retries), and
 // stops cleanly.
-func TestManyAccountsTwoServers(t *testing.T) {
+func TestManyAccountsServerEach(t *testing.T) {
 	e := newAcctEnv(t, true)
 	b := account(sidB)
 	b.RetryMax = 3
@@ -623,5 +624,56 @@ func TestManyAccountsTwoServers(t *testing.T) {
 	}
 	if n := e.callsBySID(); n[sidA] != 10 || n[sidB] != 12 || n[sidC] != 10 || len(n) != 3 {
 		t.Errorf("calls by account: %v; want %s 10, %s 12 (two retries), %s 10", n, sidA, sidB, sidC)
+	}
+}
+
+// TestServersSizedByInFlightCap: each account's asynq server gets its
+// in-flight cap + 1 handlers while the worker's concurrency allows, a share
+// in proportion when it does not (which the worker logs), and a reload that
+// changes only a cap resizes the servers; jobs still run.
+func TestServersSizedByInFlightCap(t *testing.T) {
+	e := newAcctEnv(t, true)
+	opts := e.options(account(sidA), account(sidB)) // caps 5 (default): 6 + 6 > 8
+	e.RunWorker(opts)
+	insp := asynq.NewInspectorFromRedisClient(e.Store.Redis())
+	qa, qb := queue.AccountQueue(sidA, ""), queue.AccountQueue(sidB, "")
+	waitServers := func(want map[string]int) {
+		t.Helper()
+		var got map[string]int
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			srvs, err := insp.Servers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = map[string]int{}
+			for _, s := range srvs {
+				for q := range s.Queues {
+					got[q] += s.Concurrency
+				}
+			}
+			if maps.Equal(got, want) {
+				return
+			}
+		}
+		t.Fatalf("handlers by queue: %v, want %v", got, want)
+	}
+	waitServers(map[string]int{qa: 4, qb: 4})
+	if !strings.Contains(e.Logs.String(), "WORKER_CONCURRENCY is below the handlers the accounts can use") {
+		t.Errorf("the worker did not say that its concurrency is short")
+	}
+
+	a := account(sidA)
+	a.MaxInFlight = 1
+	w, _ := e.RunWorker(opts) // a second worker of the same accounts: the first keeps its servers
+	waitServers(map[string]int{qa: 8, qb: 8})
+	if err := w.SetAccounts([]worker.Account{a, account(sidB)}); err != nil {
+		t.Fatal(err)
+	}
+	waitServers(map[string]int{qa: 4 + 2, qb: 4 + 6})
+	ids := []string{e.enqueue(sidA, "700"), e.enqueue(sidB, "701")}
+	for id, r := range e.WaitFinished(ids...) {
+		if r.State != store.StateSucceeded {
+			t.Errorf("job %s after the reload: %s %s", id, r.State, r.Code)
+		}
 	}
 }

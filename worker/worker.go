@@ -21,6 +21,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/backoff"
@@ -103,8 +104,14 @@ type Options struct {
 	CoolOffThreshold int
 	CoolOffWindow    time.Duration
 	CoolOffDuration  time.Duration
-	// Concurrency is how many jobs this process works on at once. Zero means
-	// DefaultConcurrency (10).
+	// Concurrency is how many jobs this process works on at once. A worker
+	// serving several accounts takes each account's jobs on an asynq
+	// server of its own, so that one account's jobs waiting for its limits
+	// never hold another's handlers; each gets as many handlers as it can
+	// use, its MaxInFlight + 1, and the shared and follow-up queues as many
+	// as the largest, while Concurrency allows. When it is short of their
+	// sum, each gets a share in proportion, at least one, and the worker
+	// says so when it starts. Zero means DefaultConcurrency (10).
 	Concurrency int
 	// RetryMax is how many retries a retryable answer gets after the first
 	// attempt; it applies to jobs already queued. Zero means none (as
@@ -260,6 +267,11 @@ type Worker struct {
 	id string
 	// inspector lists asynq's queues, to serve those used (queues).
 	inspector *asynq.Inspector
+	// serverRedis is the connection pool of the worker's asynq servers:
+	// one for all of them, where asynq would open one per server, and
+	// apart from the handlers', so that their scripts never wait behind
+	// the servers' polling.
+	serverRedis redis.UniversalClient
 	// sharedSeen is when the shared queue last held a task (Unix ns).
 	sharedSeen atomic.Int64
 
@@ -296,6 +308,7 @@ func New(opts Options) (*Worker, error) {
 		id:     workerID(),
 	}
 	w.inspector = asynq.NewInspectorFromRedisClient(rc)
+	w.serverRedis = rdb.NewClient(opts.Redis)
 	lim, err := limits.New(rc, w.limitsOf(Account{RateLimit: opts.RateLimit, RateBurst: opts.RateBurst,
 		MaxInFlight: opts.MaxInFlight}))
 	if err != nil {
@@ -329,27 +342,29 @@ func workerID() string {
 	return fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b)
 }
 
-// newServers are the asynq servers of a generation (queue.Servers of them)
-// taking tasks from queues; the worker's concurrency is split between them.
-// Only the first moves due retries and deferrals (asynq's forwarder, two
-// scripts per queue each time it looks): the others look once an hour, a
-// backstop.
-func newServers(opts Options, log zerolog.Logger, queues map[string]int) []*asynq.Server {
-	queues = lowestTerms(queues)
-	n := queue.Servers(opts.Concurrency, len(queues))
-	srvs := make([]*asynq.Server, n)
-	for i := range srvs {
-		c := opts.Concurrency / n
-		if i < opts.Concurrency%n {
-			c++
-		}
-		forward := min(max(opts.RetryBaseDelay/2, 100*time.Millisecond), time.Second)
-		if i > 0 {
-			forward = time.Hour
-		}
-		srvs[i] = newServer(opts, log, queues, c, forward, n)
+// newServers are the asynq servers of a generation, laid out by shares
+// (layout). Each moves its own queues' due retries and deferrals (asynq's
+// forwarder, two scripts per queue each time it looks).
+func (w *Worker) newServers(shares []queue.ServerShare) []*asynq.Server {
+	srvs := make([]*asynq.Server, len(shares))
+	for i, sh := range shares {
+		srvs[i] = w.newServer(lowestTerms(sh.Queues), sh.Concurrency, len(shares))
 	}
 	return srvs
+}
+
+// layout lays out asynq servers over queues (queue.Layout): with several
+// accounts, a server each, with as many handlers as the account's calls in
+// flight and one job ready for the next slot, while the worker's concurrency
+// allows. More handlers would only hold jobs waiting for a slot.
+func (w *Worker) layout(queues map[string]int) []queue.ServerShare {
+	set := w.accounts.Load()
+	return queue.Layout(queues, w.opts.Concurrency, func(sid string) int {
+		if s := set.bySID[sid]; s != nil {
+			return s.MaxInFlight + 1
+		}
+		return w.opts.MaxInFlight + 1
+	})
 }
 
 // lowestTerms is weights divided by their greatest common divisor: the same
@@ -375,10 +390,10 @@ func lowestTerms(weights map[string]int) map[string]int {
 }
 
 // newServer is an asynq server that takes tasks from queues, concurrency at
-// a time, and moves due delayed tasks every forward; it is one of servers
-// asynq servers over the same queues.
-func newServer(opts Options, log zerolog.Logger, queues map[string]int, concurrency int, forward time.Duration, servers int) *asynq.Server {
-	return asynq.NewServer(opts.Redis, asynq.Config{
+// a time; it is one of servers asynq servers of a generation.
+func (w *Worker) newServer(queues map[string]int, concurrency, servers int) *asynq.Server {
+	opts := &w.opts
+	return asynq.NewServerFromRedisClient(w.serverRedis, asynq.Config{
 		Concurrency:    concurrency,
 		Queues:         queues,
 		RetryDelayFunc: retryDelay,
@@ -389,16 +404,24 @@ func newServer(opts Options, log zerolog.Logger, queues map[string]int, concurre
 		// asynq polls empty queues at this interval, one Redis call per
 		// queue: its 1s default adds up to a second before an idle worker
 		// notices a new job, while 50ms costs an idle process 20 cheap
-		// calls a second per queue. With many accounts (three queues each)
-		// the interval grows, so that an idle worker's polling (all its
-		// servers) stays near 2,000 calls a second at most.
-		TaskCheckInterval: max(50*time.Millisecond, time.Duration(len(queues)*servers)*500*time.Microsecond),
+		// calls a second per queue. With many accounts (a server each) the
+		// interval grows, so that an idle worker's polling (all its
+		// servers) stays near 1,000 calls a second at most: each wakes a
+		// server's goroutine of its own, and at 2,000 an idle worker
+		// serving 200 accounts took a quarter of a core.
+		TaskCheckInterval: checkInterval(len(queues), servers),
 		// Retries and deferrals become runnable when asynq's forwarder moves
 		// them; its 5s default would dominate short backoffs.
-		DelayedTaskCheckInterval: forward,
-		Logger:                   asynqLogger{log},
-		LogLevel:                 asynqLevel(log.GetLevel()),
+		DelayedTaskCheckInterval: min(max(opts.RetryBaseDelay/2, 100*time.Millisecond), time.Second),
+		Logger:                   asynqLogger{w.log},
+		LogLevel:                 asynqLevel(w.log.GetLevel()),
 	})
+}
+
+// checkInterval is how long a server of queues, one of servers asynq servers,
+// sleeps when its queues are empty (asynq's TaskCheckInterval).
+func checkInterval(queues, servers int) time.Duration {
+	return max(50*time.Millisecond, time.Duration(queues*servers)*time.Millisecond)
 }
 
 // Run processes jobs until ctx is done, then shuts down gracefully: calls in
@@ -420,6 +443,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	claimCtx, stopClaims := context.WithCancel(ctx)
 	go w.upkeep(claimCtx)
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("accounts", len(w.accounts.Load().sids)).
+		Int("servers", len(g.srvs)).
 		Float64("rate_limit", w.opts.RateLimit).Int("retry_max", w.opts.RetryMax).
 		Bool("follow_launch", w.opts.FollowLaunch).Msg("worker started")
 	<-ctx.Done()

@@ -260,7 +260,8 @@ const bareAccountSeconds = 5
 func (b *bench) bareAccounts(ctx context.Context, list []worker.Account) (drainRun, error) {
 	queues := make([]string, len(list))
 	for i, a := range list {
-		queues[i] = "bare-" + a.SID
+		// named as accounts' queues, to be laid out as a worker's
+		queues[i] = queue.AccountQueue("bare-"+a.SID, queue.PriorityDefault)
 	}
 	n := int(math.Ceil(float64(len(list)) * b.o.AccountRate * bareAccountSeconds))
 	return b.bareRun(ctx, true, n, queues, b.o.AccountConcurrency)

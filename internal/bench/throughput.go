@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
+	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
@@ -290,7 +292,9 @@ func (b *bench) bareRun(ctx context.Context, post bool, n int, queues []string, 
 	hc := b.httpClient(concurrency)
 	defer hc.CloseIdleConnections()
 	handler, all := b.bareHandler(post, int64(n), hc)
-	srvs := bareServers(b.Redis, concurrency, queues)
+	rc := rdb.NewClient(b.Redis)
+	defer rc.Close() // deferred first: runs after the servers' Shutdown
+	srvs := bareServers(rc, concurrency, queues)
 	t, err := b.startDrain(ctx)
 	if err != nil {
 		return drainRun{}, err
@@ -340,19 +344,22 @@ func bareTask(j launch.Job, qname string) *asynq.Task {
 }
 
 // bareServers serve queues, all of the same weight, concurrency tasks at a
-// time, over as many asynq servers as a worker runs (queue.Servers).
-func bareServers(opt asynq.RedisConnOpt, concurrency int, queues []string) []*asynq.Server {
+// time, laid out over asynq servers as a worker lays out its own
+// (queue.Layout: a server per account's queue), over rc.
+func bareServers(rc redis.UniversalClient, concurrency int, queues []string) []*asynq.Server {
 	weights := make(map[string]int, len(queues))
 	for _, q := range queues {
 		weights[q] = 1
 	}
-	n := queue.Servers(concurrency, len(queues))
-	srvs := make([]*asynq.Server, n)
-	for i := range srvs {
-		srvs[i] = asynq.NewServer(opt, asynq.Config{
-			Concurrency:       concurrency / n,
-			Queues:            weights,
-			TaskCheckInterval: 50 * time.Millisecond, // as the worker's with few queues
+	// without limits, a queue could use every handler: an even split
+	shares := queue.Layout(weights, concurrency, func(string) int { return concurrency })
+	srvs := make([]*asynq.Server, len(shares))
+	for i, sh := range shares {
+		srvs[i] = asynq.NewServerFromRedisClient(rc, asynq.Config{
+			Concurrency: sh.Concurrency,
+			Queues:      sh.Queues,
+			// as the worker's
+			TaskCheckInterval: max(50*time.Millisecond, time.Duration(len(sh.Queues)*len(shares))*500*time.Microsecond),
 			LogLevel:          asynq.FatalLevel,
 		})
 	}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -133,25 +134,98 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 	return q
 }
 
-// QueuesPerServer is how many queues take one more asynq server (Servers),
-// up to MaxServers of them.
-const (
-	QueuesPerServer = 16
-	MaxServers      = 8
-)
+// ServerShare is one asynq server of a worker: the queues it takes tasks
+// from, by weight, how many of their tasks it works on at once, and how many
+// it could use.
+type ServerShare struct {
+	Queues      map[string]int
+	Concurrency int
+	Need        int
+}
 
-// Servers is how many asynq servers take tasks side by side from the same
-// queues, sharing concurrency: one per QueuesPerServer queues, at least one,
-// at most MaxServers and no more than concurrency. asynq's processor takes
-// one task at a time, a Redis round trip for each queue it tries (and with
-// many accounts, many are held or empty), so serving many queues, one
-// server's loop bounds how fast a worker takes tasks. In rcslaunch bench's
-// accounts phase (200 accounts on 2 cores), two servers kept the median
-// account at 0.52 of its rate against one server's 0.44, for 12% less CPU
-// per call; eight, against two, 2-10% more calls a second for 1-7% less CPU
-// per call (BENCHMARKS.md). With a few queues, two did no better than one.
-func Servers(concurrency, queues int) int {
-	return max(1, min(queues/QueuesPerServer, MaxServers, concurrency))
+// Layout lays out a worker's asynq servers over queues: with two accounts or
+// more, one per account over that account's queues (AccountQueue), sorted by
+// SID, and one over the others (the shared and follow-up queues) when there
+// are any; with one account, one over them all, with every handler.
+//
+// Each account's server gets need(sid) handlers, the others' server as many
+// as the neediest account, while concurrency allows; when it falls short of
+// their sum, each gets a share in proportion (largest remainders first), at
+// least one.
+//
+// asynq's processor picks a queue at random by weight for every task, one
+// task at a time, and a handler holds its slot while it waits for the
+// account's next token. With one server over every account's queues, each
+// account was fed 1/accounts of the tasks the server took, and was served no
+// faster than it was fed: of 200 busy accounts on 2 cores, the lowest made
+// 0.80-0.87 of the median account's calls; with a server each, 0.97-0.99
+// (BENCHMARKS.md). A server of its own takes an
+// account's next task as soon as one of its handlers is free, and one
+// account's jobs waiting for its limits never hold another's handlers.
+func Layout(queues map[string]int, concurrency int, need func(sid string) int) []ServerShare {
+	bySID := make(map[string]map[string]int)
+	rest := make(map[string]int)
+	for q, w := range queues {
+		if sid, _, ok := ParseQueue(q); ok && sid != "" {
+			if bySID[sid] == nil {
+				bySID[sid] = make(map[string]int, len(Priorities))
+			}
+			bySID[sid][q] = w
+		} else {
+			rest[q] = w
+		}
+	}
+	concurrency = max(1, concurrency)
+	if len(bySID) < 2 {
+		return []ServerShare{{Queues: queues, Concurrency: concurrency, Need: concurrency}}
+	}
+	shares := make([]ServerShare, 0, len(bySID)+1)
+	neediest := 1
+	for _, sid := range slices.Sorted(maps.Keys(bySID)) {
+		n := max(1, need(sid))
+		neediest = max(neediest, n)
+		shares = append(shares, ServerShare{Queues: bySID[sid], Need: n})
+	}
+	if len(rest) > 0 {
+		shares = append(shares, ServerShare{Queues: rest, Need: neediest})
+	}
+	deal(shares, concurrency)
+	return shares
+}
+
+// deal sets each share's Concurrency: its Need when concurrency covers them
+// all, else its part of concurrency in proportion to its Need, the handlers
+// left by rounding down going to the largest remainders, and at least one.
+func deal(shares []ServerShare, concurrency int) {
+	total := 0
+	for _, s := range shares {
+		total += s.Need
+	}
+	if total <= concurrency {
+		for i := range shares {
+			shares[i].Concurrency = shares[i].Need
+		}
+		return
+	}
+	left := concurrency
+	order := make([]int, len(shares))
+	for i := range shares {
+		shares[i].Concurrency = concurrency * shares[i].Need / total
+		left -= shares[i].Concurrency
+		order[i] = i
+	}
+	remainder := func(i int) int { return concurrency * shares[i].Need % total }
+	slices.SortStableFunc(order, func(a, b int) int { return remainder(b) - remainder(a) })
+	for _, i := range order {
+		if left <= 0 {
+			break
+		}
+		shares[i].Concurrency++
+		left--
+	}
+	for i := range shares {
+		shares[i].Concurrency = max(1, shares[i].Concurrency)
+	}
 }
 
 // fleetTTL is how long a worker's claim to serve an account lasts unless

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -641,15 +643,71 @@ func TestParseQueue(t *testing.T) {
 	}
 }
 
-// TestServers: a server per QueuesPerServer queues, at least one, at most
-// MaxServers, never more servers than the concurrency allows.
-func TestServers(t *testing.T) {
-	for _, c := range []struct{ concurrency, queues, want int }{
-		{10, 1, 1}, {10, 2*queue.QueuesPerServer - 1, 1}, {10, 2 * queue.QueuesPerServer, 2},
-		{10, 5*queue.QueuesPerServer + 3, 5}, {400, 601, queue.MaxServers}, {3, 601, 3}, {1, 601, 1}, {0, 601, 1},
+// TestLayout: with two accounts or more, a server per account over its own
+// queues and one over the rest, each with the handlers it needs while the
+// concurrency allows, else a share in proportion, at least one each; with
+// one account (or none), one server over everything with every handler.
+func TestLayout(t *testing.T) {
+	a, ah, b := queue.AccountQueue("A", queue.PriorityDefault), queue.AccountQueue("A", queue.PriorityHigh), queue.AccountQueue("B", queue.PriorityDefault)
+	six := func(string) int { return 6 }
+	aNeedsMore := func(sid string) int { return map[string]int{"A": 11, "B": 3}[sid] }
+	for _, c := range []struct {
+		name        string
+		queues      map[string]int
+		concurrency int
+		need        func(string) int
+		want        []queue.ServerShare
+	}{
+		{"one account and the rest", map[string]int{a: 3, ah: 6, queue.Name: 3, queue.FollowName: 1}, 10, six,
+			[]queue.ServerShare{{Queues: map[string]int{a: 3, ah: 6, queue.Name: 3, queue.FollowName: 1}, Concurrency: 10, Need: 10}}},
+		{"the shared queue alone", map[string]int{queue.Name: 3}, 0, six,
+			[]queue.ServerShare{{Queues: map[string]int{queue.Name: 3}, Concurrency: 1, Need: 1}}},
+		{"two accounts, enough handlers", map[string]int{b: 3, a: 3, ah: 6}, 20, six, []queue.ServerShare{
+			{Queues: map[string]int{a: 3, ah: 6}, Concurrency: 6, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 6, Need: 6}}},
+		{"two accounts, too few", map[string]int{b: 3, a: 3, ah: 6}, 10, six, []queue.ServerShare{
+			{Queues: map[string]int{a: 3, ah: 6}, Concurrency: 5, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 5, Need: 6}}},
+		{"in proportion, the rest as the neediest", map[string]int{b: 3, a: 3, queue.Name: 3, queue.FollowName: 2}, 10, aNeedsMore, []queue.ServerShare{
+			{Queues: map[string]int{a: 3}, Concurrency: 5, Need: 11}, {Queues: map[string]int{b: 3}, Concurrency: 1, Need: 3},
+			{Queues: map[string]int{queue.Name: 3, queue.FollowName: 2}, Concurrency: 4, Need: 11}}},
+		{"fewer handlers than servers", map[string]int{b: 3, a: 3, queue.Name: 3}, 2, six, []queue.ServerShare{
+			{Queues: map[string]int{a: 3}, Concurrency: 1, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 1, Need: 6},
+			{Queues: map[string]int{queue.Name: 3}, Concurrency: 1, Need: 6}}},
 	} {
-		if got := queue.Servers(c.concurrency, c.queues); got != c.want {
-			t.Errorf("Servers(%d, %d) = %d, want %d", c.concurrency, c.queues, got, c.want)
+		got := queue.Layout(c.queues, c.concurrency, c.need)
+		if !slices.EqualFunc(got, c.want, func(x, y queue.ServerShare) bool {
+			return x.Concurrency == y.Concurrency && x.Need == y.Need && maps.Equal(x.Queues, y.Queues)
+		}) {
+			t.Errorf("%s: Layout(%v, %d) = %v, want %v", c.name, c.queues, c.concurrency, got, c.want)
 		}
+	}
+}
+
+// TestLayoutServesEveryQueueOnce: at scale, every queue is on exactly one
+// server and the handlers add up to the concurrency.
+func TestLayoutServesEveryQueueOnce(t *testing.T) {
+	var sids []string
+	for i := range 200 {
+		sids = append(sids, fmt.Sprintf("SID%03d", i))
+	}
+	queues := queue.Queues(sids, true, func(q string) bool { return q == queue.Name || strings.HasSuffix(q, "7:high") })
+	shares := queue.Layout(queues, 400, func(string) int { return 51 })
+	if len(shares) != 201 {
+		t.Fatalf("%d servers for 200 accounts and the rest; want 201", len(shares))
+	}
+	seen, handlers := map[string]int{}, 0
+	for _, s := range shares {
+		handlers += s.Concurrency
+		for q, w := range s.Queues {
+			if _, dup := seen[q]; dup {
+				t.Errorf("queue %s on two servers", q)
+			}
+			seen[q] = w
+		}
+	}
+	if !maps.Equal(seen, queues) {
+		t.Errorf("the servers serve %d queues, want the %d given, with their weights", len(seen), len(queues))
+	}
+	if handlers != 400 {
+		t.Errorf("%d handlers in all, want 400", handlers)
 	}
 }
