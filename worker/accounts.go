@@ -286,14 +286,13 @@ func stoppingOf(ctx context.Context) context.Context {
 
 // start starts a generation serving the current accounts' queues.
 func (w *Worker) start() (*generation, error) {
-	queues, err := w.queues()
+	shares, err := w.plan()
 	if err != nil {
 		w.log.Warn().Err(err).Msg("cannot list asynq's queues; serving every priority's queue of each account")
 	}
-	shares := w.layout(queues)
 	if need := totalNeed(shares); need > w.opts.Concurrency && len(shares) > 1 {
 		w.log.Warn().Int("concurrency", w.opts.Concurrency).Int("accounts", len(w.accounts.Load().sids)).Int("need", need).
-			Msg("WORKER_CONCURRENCY is below the handlers the accounts can use (each account its KALEYRA_MAX_IN_FLIGHT + 1, the shared and follow-up queues as many as the largest): each gets a share in proportion; set it to need to give each all it can use")
+			Msg("WORKER_CONCURRENCY is below the handlers the accounts can use (each account its KALEYRA_MAX_IN_FLIGHT + 1, the shared and follow-up queues a third of the largest): each gets a share in proportion; set it to need to give each all it can use")
 	}
 	g := &generation{srvs: w.newServers(shares), shares: shares}
 	g.stopping, g.stop = context.WithCancel(context.Background())
@@ -315,11 +314,12 @@ func (w *Worker) start() (*generation, error) {
 	return g, nil
 }
 
-// queues is what a generation serves now: the current accounts' queues,
-// their high and low ones once used, and the shared queue while in use.
-// When asynq's list of queues cannot be read, it serves every priority's
-// queue of each account, and says why.
-func (w *Worker) queues() (map[string]int, error) {
+// plan is the asynq servers a generation runs now (layout): over the current
+// accounts' queues, their high and low ones once used, and the shared queue
+// while in use. When asynq's list of queues cannot be read, they serve every
+// priority's queue of each account, and plan says why.
+func (w *Worker) plan() ([]queue.ServerShare, error) {
+	set := w.accounts.Load()
 	known, err := w.inspector.Queues()
 	shared := w.sharedInUse()
 	used := func(q string) bool {
@@ -328,7 +328,7 @@ func (w *Worker) queues() (map[string]int, error) {
 		}
 		return err != nil || slices.Contains(known, q)
 	}
-	return queue.Queues(w.accounts.Load().sids, w.opts.FollowLaunch, used), err
+	return w.layout(set, queue.Queues(set.sids, w.opts.FollowLaunch, used)), err
 }
 
 // sharedInUse tells whether to serve the shared queue: while it holds tasks
@@ -355,8 +355,7 @@ func (w *Worker) refreshQueues() {
 	if w.gen == nil {
 		return
 	}
-	q, err := w.queues()
-	if err != nil || slices.EqualFunc(w.gen.shares, w.layout(q), sameShare) {
+	if shares, err := w.plan(); err != nil || slices.EqualFunc(w.gen.shares, shares, sameShare) {
 		return
 	}
 	if err := w.replace(); err != nil {

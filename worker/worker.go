@@ -108,10 +108,11 @@ type Options struct {
 	// serving several accounts takes each account's jobs on an asynq
 	// server of its own, so that one account's jobs waiting for its limits
 	// never hold another's handlers; each gets as many handlers as it can
-	// use, its MaxInFlight + 1, and the shared and follow-up queues as many
-	// as the largest, while Concurrency allows. When it is short of their
-	// sum, each gets a share in proportion, at least one, and the worker
-	// says so when it starts. Zero means DefaultConcurrency (10).
+	// use, its MaxInFlight + 1, and the shared and follow-up queues a third
+	// of the largest account's, while Concurrency allows. When it is short
+	// of their sum, each gets one and the rest in proportion (one each even
+	// with fewer), and the worker says so when it starts. Zero means
+	// DefaultConcurrency (10).
 	Concurrency int
 	// RetryMax is how many retries a retryable answer gets after the first
 	// attempt; it applies to jobs already queued. Zero means none (as
@@ -265,12 +266,12 @@ type Worker struct {
 	fleet *queue.Fleet
 	// id names the worker in its claims to serve accounts (queue.Serve).
 	id string
-	// inspector lists asynq's queues, to serve those used (queues).
+	// inspector lists asynq's queues, to serve those used (plan).
 	inspector *asynq.Inspector
-	// serverRedis is the connection pool of the worker's asynq servers:
-	// one for all of them, where asynq would open one per server, and
-	// apart from the handlers', so that their scripts never wait behind
-	// the servers' polling.
+	// serverRedis is the connection pool of the worker's asynq servers while
+	// it runs: one for all of them, where asynq would open one per server,
+	// and apart from the handlers', so that their scripts never wait behind
+	// the servers' polling. Set under mu.
 	serverRedis redis.UniversalClient
 	// sharedSeen is when the shared queue last held a task (Unix ns).
 	sharedSeen atomic.Int64
@@ -303,12 +304,12 @@ func New(opts Options) (*Worker, error) {
 		log:    opts.Logger.With().Str("component", "worker").Logger(),
 		store:  st,
 		policy: backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
-		http:   kaleyra.NewHTTPClient(opts.Concurrency),
-		fleet:  queue.NewFleet(rc),
-		id:     workerID(),
+		// A worker of more accounts than Concurrency gives each one handler.
+		http:  kaleyra.NewHTTPClient(max(opts.Concurrency, len(opts.accountList())+1)),
+		fleet: queue.NewFleet(rc),
+		id:    workerID(),
 	}
 	w.inspector = asynq.NewInspectorFromRedisClient(rc)
-	w.serverRedis = rdb.NewClient(opts.Redis)
 	lim, err := limits.New(rc, w.limitsOf(Account{RateLimit: opts.RateLimit, RateBurst: opts.RateBurst,
 		MaxInFlight: opts.MaxInFlight}))
 	if err != nil {
@@ -355,15 +356,21 @@ func (w *Worker) newServers(shares []queue.ServerShare) []*asynq.Server {
 
 // layout lays out asynq servers over queues (queue.Layout): with several
 // accounts, a server each, with as many handlers as the account's calls in
-// flight and one job ready for the next slot, while the worker's concurrency
-// allows. More handlers would only hold jobs waiting for a slot.
-func (w *Worker) layout(queues map[string]int) []queue.ServerShare {
-	set := w.accounts.Load()
+// flight and one job ready for the next slot (more would only hold jobs
+// waiting for a slot), while the worker's concurrency allows. The server of
+// the shared and follow-up queues gets a third of the largest account's: a
+// status poll waits for its account's slot beside the launches, and at most
+// one poll for every three of the account's launches keeps launches first.
+func (w *Worker) layout(set *accountSet, queues map[string]int) []queue.ServerShare {
+	largest := 1
+	for _, s := range set.bySID {
+		largest = max(largest, s.MaxInFlight+1)
+	}
 	return queue.Layout(queues, w.opts.Concurrency, func(sid string) int {
 		if s := set.bySID[sid]; s != nil {
 			return s.MaxInFlight + 1
 		}
-		return w.opts.MaxInFlight + 1
+		return max(1, largest/3)
 	})
 }
 
@@ -401,15 +408,9 @@ func (w *Worker) newServer(queues map[string]int, concurrency, servers int) *asy
 		// In-flight calls must be able to finish and be recorded before
 		// asynq gives up on them and hands their tasks back.
 		ShutdownTimeout: opts.Timeout + 10*time.Second,
-		// asynq polls empty queues at this interval, one Redis call per
-		// queue: its 1s default adds up to a second before an idle worker
-		// notices a new job, while 50ms costs an idle process 20 cheap
-		// calls a second per queue. With many accounts (a server each) the
-		// interval grows, so that an idle worker's polling (all its
-		// servers) stays near 1,000 calls a second at most: each wakes a
-		// server's goroutine of its own, and at 2,000 an idle worker
-		// serving 200 accounts took a quarter of a core.
-		TaskCheckInterval: checkInterval(len(queues), servers),
+		// asynq's 1s default adds up to a second before an idle worker
+		// notices a new job.
+		TaskCheckInterval: queue.CheckInterval(len(queues), servers),
 		// Retries and deferrals become runnable when asynq's forwarder moves
 		// them; its 5s default would dominate short backoffs.
 		DelayedTaskCheckInterval: min(max(opts.RetryBaseDelay/2, 100*time.Millisecond), time.Second),
@@ -418,14 +419,9 @@ func (w *Worker) newServer(queues map[string]int, concurrency, servers int) *asy
 	})
 }
 
-// checkInterval is how long a server of queues, one of servers asynq servers,
-// sleeps when its queues are empty (asynq's TaskCheckInterval).
-func checkInterval(queues, servers int) time.Duration {
-	return max(50*time.Millisecond, time.Duration(queues*servers)*time.Millisecond)
-}
-
 // Run processes jobs until ctx is done, then shuts down gracefully: calls in
 // flight finish and are recorded, jobs not yet started go back to the queue.
+// A Worker runs once.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := rdb.Check(ctx, w.store.Redis()); err != nil {
 		return err
@@ -434,6 +430,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// goes to their queues, and no other worker dead-letters it as unknown.
 	w.claim(ctx)
 	w.mu.Lock()
+	w.serverRedis = rdb.NewClient(w.opts.Redis)
+	// Deferred before any server starts: closes the pool once the last
+	// generation has stopped.
+	defer w.serverRedis.Close()
 	g, err := w.start()
 	w.gen = g
 	w.mu.Unlock()

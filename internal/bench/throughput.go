@@ -299,11 +299,17 @@ func (b *bench) bareRun(ctx context.Context, post bool, n int, queues []string, 
 	if err != nil {
 		return drainRun{}, err
 	}
+	defer func() { // at once: 200 servers one after another take seconds
+		var wg sync.WaitGroup
+		for _, srv := range srvs {
+			wg.Go(srv.Shutdown)
+		}
+		wg.Wait()
+	}()
 	for _, srv := range srvs {
 		if err := srv.Start(handler); err != nil {
 			return drainRun{}, err
 		}
-		defer srv.Shutdown()
 	}
 	select {
 	case <-all:
@@ -356,10 +362,9 @@ func bareServers(rc redis.UniversalClient, concurrency int, queues []string) []*
 	srvs := make([]*asynq.Server, len(shares))
 	for i, sh := range shares {
 		srvs[i] = asynq.NewServerFromRedisClient(rc, asynq.Config{
-			Concurrency: sh.Concurrency,
-			Queues:      sh.Queues,
-			// as the worker's
-			TaskCheckInterval: max(50*time.Millisecond, time.Duration(len(sh.Queues)*len(shares))*500*time.Microsecond),
+			Concurrency:       sh.Concurrency,
+			Queues:            sh.Queues,
+			TaskCheckInterval: queue.CheckInterval(len(sh.Queues), len(shares)),
 			LogLevel:          asynq.FatalLevel,
 		})
 	}

@@ -123,10 +123,12 @@ func Queues(sids []string, follow bool, used func(qname string) bool) map[string
 	}
 	if follow {
 		// Launches matter more than polls, which wait behind them without
-		// being starved: the follow-up queue is tried first for one task
-		// in four when the accounts use their default queue only, one in
-		// eleven when they use all three priorities, however many accounts.
-		q[FollowName] = max(1, len(sids))
+		// being starved: with one account, the follow-up queue is tried
+		// first for one task in four when the account uses its default
+		// queue only, one in eleven with all three priorities. With more,
+		// it shares a server with the shared queue only (Layout), which
+		// goes first three times in four: moving a job takes no call.
+		q[FollowName] = 1
 	}
 	if len(q) == 0 || used(Name) {
 		q[Name] = weight(PriorityDefault)
@@ -144,14 +146,16 @@ type ServerShare struct {
 }
 
 // Layout lays out a worker's asynq servers over queues: with two accounts or
-// more, one per account over that account's queues (AccountQueue), sorted by
-// SID, and one over the others (the shared and follow-up queues) when there
-// are any; with one account, one over them all, with every handler.
+// more, one over the queues that are no account's (the shared and follow-up
+// queues) when there are any, then one per account over that account's
+// queues (AccountQueue), sorted by SID; with one account, one over them all,
+// with every handler.
 //
-// Each account's server gets need(sid) handlers, the others' server as many
-// as the neediest account, while concurrency allows; when it falls short of
-// their sum, each gets a share in proportion (largest remainders first), at
-// least one.
+// Each account's server gets need(sid) handlers and the other server
+// need(""), while concurrency allows. When it falls short of their sum, each
+// gets one, and what is left is dealt in proportion to what each needs
+// beyond that, largest remainders (then the earliest server) first; with
+// fewer handlers than servers, each still gets one.
 //
 // asynq's processor picks a queue at random by weight for every task, one
 // task at a time, and a handler holds its slot while it waits for the
@@ -159,9 +163,9 @@ type ServerShare struct {
 // account was fed 1/accounts of the tasks the server took, and was served no
 // faster than it was fed: of 200 busy accounts on 2 cores, the lowest made
 // 0.80-0.87 of the median account's calls; with a server each, 0.97-0.99
-// (BENCHMARKS.md). A server of its own takes an
-// account's next task as soon as one of its handlers is free, and one
-// account's jobs waiting for its limits never hold another's handlers.
+// (BENCHMARKS.md). A server of its own takes an account's next task as soon
+// as one of its handlers is free, and one account's jobs waiting for its
+// limits never hold another's handlers.
 func Layout(queues map[string]int, concurrency int, need func(sid string) int) []ServerShare {
 	bySID := make(map[string]map[string]int)
 	rest := make(map[string]int)
@@ -180,51 +184,60 @@ func Layout(queues map[string]int, concurrency int, need func(sid string) int) [
 		return []ServerShare{{Queues: queues, Concurrency: concurrency, Need: concurrency}}
 	}
 	shares := make([]ServerShare, 0, len(bySID)+1)
-	neediest := 1
-	for _, sid := range slices.Sorted(maps.Keys(bySID)) {
-		n := max(1, need(sid))
-		neediest = max(neediest, n)
-		shares = append(shares, ServerShare{Queues: bySID[sid], Need: n})
-	}
 	if len(rest) > 0 {
-		shares = append(shares, ServerShare{Queues: rest, Need: neediest})
+		shares = append(shares, ServerShare{Queues: rest, Need: need("")})
+	}
+	for _, sid := range slices.Sorted(maps.Keys(bySID)) {
+		shares = append(shares, ServerShare{Queues: bySID[sid], Need: need(sid)})
 	}
 	deal(shares, concurrency)
 	return shares
 }
 
-// deal sets each share's Concurrency: its Need when concurrency covers them
-// all, else its part of concurrency in proportion to its Need, the handlers
-// left by rounding down going to the largest remainders, and at least one.
+// CheckInterval is how long an asynq server of queues, one of servers laid
+// out by Layout, sleeps when its queues are empty (asynq's
+// TaskCheckInterval): 50ms, or a millisecond per queue and server when that
+// is longer. Each look is a Redis call per queue, so an idle worker's looks
+// stay near 1,000 a second at most, however many accounts it serves: each
+// wakes a goroutine of its own, and at 2,000 an idle worker serving 200
+// accounts took a quarter of a core.
+func CheckInterval(queues, servers int) time.Duration {
+	return max(50*time.Millisecond, time.Duration(queues*servers)*time.Millisecond)
+}
+
+// deal sets each share's Concurrency from its Need: see Layout.
 func deal(shares []ServerShare, concurrency int) {
+	// beyond is what a share needs beyond its first handler, bounded so
+	// that the products below cannot overflow.
+	beyond := func(i int) int { return min(shares[i].Need, 1<<20) - 1 }
 	total := 0
-	for _, s := range shares {
-		total += s.Need
+	for i := range shares {
+		shares[i].Need = max(1, shares[i].Need)
+		shares[i].Concurrency = 1
+		total += beyond(i)
 	}
-	if total <= concurrency {
+	left := concurrency - len(shares)
+	if left <= 0 {
+		return
+	}
+	if total <= left {
 		for i := range shares {
 			shares[i].Concurrency = shares[i].Need
 		}
 		return
 	}
-	left := concurrency
 	order := make([]int, len(shares))
+	dealt := 0
 	for i := range shares {
-		shares[i].Concurrency = concurrency * shares[i].Need / total
-		left -= shares[i].Concurrency
+		more := left * beyond(i) / total
+		shares[i].Concurrency += more
+		dealt += more
 		order[i] = i
 	}
-	remainder := func(i int) int { return concurrency * shares[i].Need % total }
+	remainder := func(i int) int { return left * beyond(i) % total }
 	slices.SortStableFunc(order, func(a, b int) int { return remainder(b) - remainder(a) })
-	for _, i := range order {
-		if left <= 0 {
-			break
-		}
+	for _, i := range order[:left-dealt] {
 		shares[i].Concurrency++
-		left--
-	}
-	for i := range shares {
-		shares[i].Concurrency = max(1, shares[i].Concurrency)
 	}
 }
 

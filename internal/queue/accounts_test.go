@@ -51,7 +51,7 @@ func TestQueues(t *testing.T) {
 	if got := queue.Queues([]string{"AC1", "AC2"}, false, all); !maps.Equal(got, want) {
 		t.Errorf("Queues without follow: %v, want %v", got, want)
 	}
-	want[queue.FollowName] = 2
+	want[queue.FollowName] = 1
 	if got := queue.Queues([]string{"AC1", "AC2"}, true, all); !maps.Equal(got, want) {
 		t.Errorf("Queues with follow: %v, want %v", got, want)
 	}
@@ -643,14 +643,16 @@ func TestParseQueue(t *testing.T) {
 	}
 }
 
-// TestLayout: with two accounts or more, a server per account over its own
-// queues and one over the rest, each with the handlers it needs while the
-// concurrency allows, else a share in proportion, at least one each; with
-// one account (or none), one server over everything with every handler.
+// TestLayout: with two accounts or more, a server over the queues of no
+// account and one per account over its own, each with the handlers it needs
+// while the concurrency allows, else one each and the rest in proportion to
+// what each needs beyond it; with one account (or none), one server over
+// everything with every handler.
 func TestLayout(t *testing.T) {
 	a, ah, b := queue.AccountQueue("A", queue.PriorityDefault), queue.AccountQueue("A", queue.PriorityHigh), queue.AccountQueue("B", queue.PriorityDefault)
 	six := func(string) int { return 6 }
-	aNeedsMore := func(sid string) int { return map[string]int{"A": 11, "B": 3}[sid] }
+	needs := func(m map[string]int) func(string) int { return func(sid string) int { return m[sid] } }
+	q := func(sid string) string { return queue.AccountQueue(sid, queue.PriorityDefault) }
 	for _, c := range []struct {
 		name        string
 		queues      map[string]int
@@ -666,12 +668,19 @@ func TestLayout(t *testing.T) {
 			{Queues: map[string]int{a: 3, ah: 6}, Concurrency: 6, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 6, Need: 6}}},
 		{"two accounts, too few", map[string]int{b: 3, a: 3, ah: 6}, 10, six, []queue.ServerShare{
 			{Queues: map[string]int{a: 3, ah: 6}, Concurrency: 5, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 5, Need: 6}}},
-		{"in proportion, the rest as the neediest", map[string]int{b: 3, a: 3, queue.Name: 3, queue.FollowName: 2}, 10, aNeedsMore, []queue.ServerShare{
-			{Queues: map[string]int{a: 3}, Concurrency: 5, Need: 11}, {Queues: map[string]int{b: 3}, Concurrency: 1, Need: 3},
-			{Queues: map[string]int{queue.Name: 3, queue.FollowName: 2}, Concurrency: 4, Need: 11}}},
+		// Beyond the first handler each: 7 left for needs of 3, 10 and 2.
+		{"in proportion, the rest first", map[string]int{b: 3, a: 3, queue.Name: 3, queue.FollowName: 1}, 10,
+			needs(map[string]int{"A": 11, "B": 3, "": 4}), []queue.ServerShare{
+				{Queues: map[string]int{queue.Name: 3, queue.FollowName: 1}, Concurrency: 2, Need: 4},
+				{Queues: map[string]int{a: 3}, Concurrency: 6, Need: 11}, {Queues: map[string]int{b: 3}, Concurrency: 2, Need: 3}}},
+		{"never more than the concurrency while it covers one each", map[string]int{q("A"): 3, q("B"): 3, q("C"): 3, q("D"): 3, q("E"): 3}, 10,
+			needs(map[string]int{"A": 51, "B": 2, "C": 2, "D": 2, "E": 51}), []queue.ServerShare{
+				{Queues: map[string]int{q("A"): 3}, Concurrency: 4, Need: 51}, {Queues: map[string]int{q("B"): 3}, Concurrency: 1, Need: 2},
+				{Queues: map[string]int{q("C"): 3}, Concurrency: 1, Need: 2}, {Queues: map[string]int{q("D"): 3}, Concurrency: 1, Need: 2},
+				{Queues: map[string]int{q("E"): 3}, Concurrency: 3, Need: 51}}},
 		{"fewer handlers than servers", map[string]int{b: 3, a: 3, queue.Name: 3}, 2, six, []queue.ServerShare{
-			{Queues: map[string]int{a: 3}, Concurrency: 1, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 1, Need: 6},
-			{Queues: map[string]int{queue.Name: 3}, Concurrency: 1, Need: 6}}},
+			{Queues: map[string]int{queue.Name: 3}, Concurrency: 1, Need: 6},
+			{Queues: map[string]int{a: 3}, Concurrency: 1, Need: 6}, {Queues: map[string]int{b: 3}, Concurrency: 1, Need: 6}}},
 	} {
 		got := queue.Layout(c.queues, c.concurrency, c.need)
 		if !slices.EqualFunc(got, c.want, func(x, y queue.ServerShare) bool {
@@ -683,7 +692,8 @@ func TestLayout(t *testing.T) {
 }
 
 // TestLayoutServesEveryQueueOnce: at scale, every queue is on exactly one
-// server and the handlers add up to the concurrency.
+// server, the handlers add up to the concurrency, and equal needs get
+// shares within one of each other.
 func TestLayoutServesEveryQueueOnce(t *testing.T) {
 	var sids []string
 	for i := range 200 {
@@ -709,5 +719,12 @@ func TestLayoutServesEveryQueueOnce(t *testing.T) {
 	}
 	if handlers != 400 {
 		t.Errorf("%d handlers in all, want 400", handlers)
+	}
+	least, most := shares[0].Concurrency, shares[0].Concurrency
+	for _, s := range shares {
+		least, most = min(least, s.Concurrency), max(most, s.Concurrency)
+	}
+	if least != 1 || most != 2 {
+		t.Errorf("servers of equal needs got %d to %d handlers, want 1 to 2", least, most)
 	}
 }
