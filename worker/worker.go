@@ -295,6 +295,7 @@ func New(opts Options) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	opts.applyDefaults()
+	list := opts.accountList()
 	rc := rdb.NewClient(opts.Redis)
 	st := store.New(rc)
 	st.Retention = opts.JobRetention
@@ -305,7 +306,7 @@ func New(opts Options) (*Worker, error) {
 		store:  st,
 		policy: backoff.Policy{Base: opts.RetryBaseDelay, Max: opts.RetryMaxDelay},
 		// A worker of more accounts than Concurrency gives each one handler.
-		http:  kaleyra.NewHTTPClient(max(opts.Concurrency, len(opts.accountList())+1)),
+		http:  kaleyra.NewHTTPClient(max(opts.Concurrency, len(list)+1)),
 		fleet: queue.NewFleet(rc),
 		id:    workerID(),
 	}
@@ -316,7 +317,7 @@ func New(opts Options) (*Worker, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.limiter = lim
-	set, err := w.buildAccounts(opts.accountList())
+	set, err := w.buildAccounts(list)
 	if err != nil {
 		return nil, fmt.Errorf("worker: Options: %w", err)
 	}
@@ -375,10 +376,10 @@ func (w *Worker) layout(set *accountSet, queues map[string]int) []queue.ServerSh
 }
 
 // lowestTerms is weights divided by their greatest common divisor: the same
-// shares. asynq's processor lists each queue as often as its weight and
-// shuffles that list for every task it takes, so with many accounts that
-// use only their default queue (weight 3 each) the list is three times
-// longer than it needs to be.
+// shares. asynq's processor lists each queue of a server as often as its
+// weight and shuffles that list for every task it takes, so an account's
+// server over its default and high queues (3 and 6) would list 9 names where
+// 3 do.
 func lowestTerms(weights map[string]int) map[string]int {
 	g := 0
 	for _, w := range weights {

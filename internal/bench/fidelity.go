@@ -12,7 +12,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
-	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/launch"
 )
 
@@ -160,9 +159,7 @@ func (b *bench) bareLatency(ctx context.Context) ([]float64, error) {
 	hc := b.httpClient(b.o.Concurrency)
 	defer hc.CloseIdleConnections()
 	url := b.launchURL()
-	rc := rdb.NewClient(b.Redis)
-	defer rc.Close() // deferred first: runs after the server's Shutdown
-	srv := bareServers(rc, b.o.Concurrency, []string{bareQueue})[0]
+	srv := b.bareServers(b.o.Concurrency, []string{bareQueue})[0]
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		return barePost(ctx, hc, url, t.Payload())
 	})); err != nil {

@@ -11,12 +11,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rcslaunch/rcslaunch/internal/kaleyra"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
-	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/launch"
 	"github.com/rcslaunch/rcslaunch/worker"
 )
@@ -292,9 +290,7 @@ func (b *bench) bareRun(ctx context.Context, post bool, n int, queues []string, 
 	hc := b.httpClient(concurrency)
 	defer hc.CloseIdleConnections()
 	handler, all := b.bareHandler(post, int64(n), hc)
-	rc := rdb.NewClient(b.Redis)
-	defer rc.Close() // deferred first: runs after the servers' Shutdown
-	srvs := bareServers(rc, concurrency, queues)
+	srvs := b.bareServers(concurrency, queues)
 	t, err := b.startDrain(ctx)
 	if err != nil {
 		return drainRun{}, err
@@ -351,8 +347,8 @@ func bareTask(j launch.Job, qname string) *asynq.Task {
 
 // bareServers serve queues, all of the same weight, concurrency tasks at a
 // time, laid out over asynq servers as a worker lays out its own
-// (queue.Layout: a server per account's queue), over rc.
-func bareServers(rc redis.UniversalClient, concurrency int, queues []string) []*asynq.Server {
+// (queue.Layout: a server per account's queue), over the bench's pool.
+func (b *bench) bareServers(concurrency int, queues []string) []*asynq.Server {
 	weights := make(map[string]int, len(queues))
 	for _, q := range queues {
 		weights[q] = 1
@@ -361,7 +357,7 @@ func bareServers(rc redis.UniversalClient, concurrency int, queues []string) []*
 	shares := queue.Layout(weights, concurrency, func(string) int { return concurrency })
 	srvs := make([]*asynq.Server, len(shares))
 	for i, sh := range shares {
-		srvs[i] = asynq.NewServerFromRedisClient(rc, asynq.Config{
+		srvs[i] = asynq.NewServerFromRedisClient(b.rdb, asynq.Config{
 			Concurrency:       sh.Concurrency,
 			Queues:            sh.Queues,
 			TaskCheckInterval: queue.CheckInterval(len(sh.Queues), len(shares)),
