@@ -31,13 +31,16 @@ import (
 )
 
 // recordGrants watches Redis (MONITOR) for the rate limiter's grants to
-// the test's account: each call granted sets the limiter's theoretical
-// arrival time, inside limiter_acquire, and MONITOR stamps it on Redis's
-// clock, the one the limiter reads. Unlike the simulator's arrival times,
-// these are not delayed by a loaded machine's scheduling between the grant
-// and the call. The returned function ends the watch, once every command
-// sent before it has been seen, and returns the grants in order.
-func (e *env) recordGrants() func() []time.Time {
+// the test's account, at a rate limit whose tolerance (burst × interval)
+// is given: each call granted sets the limiter's theoretical arrival time,
+// inside limiter_acquire, and MONITOR stamps it on Redis's clock, the one
+// the limiter reads. A call granted ahead of its rate token goes at the
+// token's time, the new arrival time less the tolerance: that time is the
+// grant's here. Unlike the simulator's arrival times, these are not
+// delayed by a loaded machine's scheduling between the grant and the call.
+// The returned function ends the watch, once every command sent before it
+// has been seen, and returns the grants in order.
+func (e *env) recordGrants(tolerance time.Duration) func() []time.Time {
 	e.t.Helper()
 	conn, err := net.Dial("tcp", e.Redis.Addr())
 	if err != nil {
@@ -68,14 +71,24 @@ func (e *env) recordGrants() func() []time.Time {
 			if !strings.Contains(line, set) {
 				continue
 			}
-			sec, usec, _ := strings.Cut(strings.Fields(line)[0], ".")
+			f := strings.Fields(line)
+			sec, usec, _ := strings.Cut(f[0], ".")
 			s, err1 := strconv.ParseInt(sec, 10, 64)
 			us, err2 := strconv.ParseInt(usec, 10, 64)
-			if err1 != nil || err2 != nil {
+			if err1 != nil || err2 != nil || len(f) < 6 {
 				done <- fmt.Errorf("MONITOR line %q: no timestamp", line)
 				return
 			}
-			grants = append(grants, time.Unix(s, us*1000))
+			tat, err := strconv.ParseInt(strings.Trim(f[5], `"`), 10, 64)
+			if err != nil {
+				done <- fmt.Errorf("MONITOR line %q: no arrival time: %v", line, err)
+				return
+			}
+			at, token := time.Unix(s, us*1000), time.UnixMicro(tat).Add(-tolerance)
+			if token.After(at) {
+				at = token
+			}
+			grants = append(grants, at)
 		}
 	}()
 	e.t.Cleanup(func() { conn.Close() })
@@ -297,7 +310,7 @@ func TestFollowLaunchesThroughWorkerKill(t *testing.T) {
 		"KALEYRA_MAX_IN_FLIGHT": "16", "WORKER_CONCURRENCY": "8",
 		"LOG_LEVEL": "debug",
 	}
-	stopGrants := e.recordGrants()
+	stopGrants := e.recordGrants(burst * time.Second / rate)
 	ws := e.startWorkers(3, mod)
 	victim := ws[0]
 

@@ -206,6 +206,16 @@ func TestAccountStats(t *testing.T) {
 	if st.calls != 30 || !slices.Equal(st.rates, []float64{5, 10}) || st.under != 1 || st.maxWindow != 10 {
 		t.Errorf("accountStats = %+v", st)
 	}
+	// limit + burst + 1 = 12 calls: 1.1 s at 10/s, never reached at 5/s.
+	if st.tightest != 1100*time.Millisecond {
+		t.Errorf("accountStats: the shortest time for 12 calls %v, want 1.1s", st.tightest)
+	}
+	if span, ok := shortestSpan([]time.Time{t0, t0.Add(time.Second), t0.Add(1500 * time.Millisecond), t0.Add(1600 * time.Millisecond)}, 3); !ok || span != 600*time.Millisecond {
+		t.Errorf("shortestSpan of 3 = %v, %v, want 600ms", span, ok)
+	}
+	if _, ok := shortestSpan([]time.Time{t0}, 2); ok {
+		t.Error("shortestSpan of 2 among 1 time: ok")
+	}
 }
 
 func TestBreakdownPrint(t *testing.T) {

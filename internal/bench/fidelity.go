@@ -85,6 +85,21 @@ func maxWindow(at []time.Time) (window int) {
 	return window
 }
 
+// shortestSpan is the least time that n consecutive sorted arrival times at
+// take (false when there are fewer than n). With n one more than a second
+// may hold, it says how near the busiest stretch came to a second over the
+// limit: a span under a second would be one.
+func shortestSpan(at []time.Time, n int) (time.Duration, bool) {
+	if n < 1 || len(at) < n {
+		return 0, false
+	}
+	least := at[n-1].Sub(at[0])
+	for i := 1; i+n-1 < len(at); i++ {
+		least = min(least, at[i+n-1].Sub(at[i]))
+	}
+	return least, true
+}
+
 // ---- 4: latency ----
 
 func (b *bench) latency(ctx context.Context, rep *Report) error {

@@ -24,6 +24,9 @@ type AcquireArgs struct {
 	MaxInFlight int
 	Lease       time.Duration // sent in whole µs
 	Token       string        // the slot's lease token
+	// Ahead is how early a call's rate token may be granted, sent in whole
+	// µs: the grant then says how long the call must wait (Delay).
+	Ahead time.Duration
 }
 
 // AcquireReply is limiter_acquire.lua's answer.
@@ -33,9 +36,13 @@ type AcquireReply struct {
 	// rate: the slot's release must run LimiterRelease, which raises it
 	// again, where FreeSlot would do otherwise.
 	Lowered bool
-	// Wait is, refused, how long until a call may go (0: unknown); granted,
-	// how long until the rate lets the account's next call go (0: at once).
-	Wait   time.Duration
+	// Wait is, refused, how long until a call may be asked for (0:
+	// unknown); granted, how long until the account's next call may be
+	// (0: at once).
+	Wait time.Duration
+	// Delay is, granted, how long the call must wait before it goes: its
+	// rate token comes within AcquireArgs.Ahead.
+	Delay  time.Duration
 	Reason string // refused, why: "cool_off", "in_flight" or "rate"
 }
 
@@ -47,24 +54,29 @@ func LimiterAcquire(ctx context.Context, c redis.Scripter, k SIDKeys, a AcquireA
 		if err != nil {
 			return AcquireReply{}, err
 		}
-		return acquireReply(vals), nil
+		return acquireReply(vals)
 	})
 }
 
 func (a AcquireArgs) args() []any {
-	return []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token}
+	return []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token, a.Ahead.Microseconds()}
 }
 
-// acquireReply decodes limiter_acquire.lua's answer, {ok, wait_us, reason}.
-func acquireReply(vals []any) AcquireReply {
+// acquireReply decodes limiter_acquire.lua's answer: {ok, wait_us, reason},
+// and granted, delay_us after it.
+func acquireReply(vals []any) (AcquireReply, error) {
 	ok, _ := vals[0].(int64)
 	us, _ := vals[1].(int64)
 	reason, _ := vals[2].(string)
 	wait := time.Duration(us) * time.Microsecond
-	if ok == 1 {
-		return AcquireReply{OK: true, Lowered: reason == "lowered", Wait: wait}
+	if ok != 1 {
+		return AcquireReply{Wait: wait, Reason: reason}, nil
 	}
-	return AcquireReply{Wait: wait, Reason: reason}
+	if len(vals) < 4 {
+		return AcquireReply{}, fmt.Errorf("%d values in a grant, want 4", len(vals))
+	}
+	delay, _ := vals[3].(int64)
+	return AcquireReply{OK: true, Lowered: reason == "lowered", Wait: wait, Delay: time.Duration(delay) * time.Microsecond}, nil
 }
 
 // AcquireStart runs acquire_start.lua: LimiterAcquire on k's account and,
@@ -82,12 +94,15 @@ func AcquireStart(ctx context.Context, c redis.Scripter, k SIDKeys, a AcquireArg
 			if err != nil {
 				return reply{}, err
 			}
-			r := reply{acquire: acquireReply(vals)}
+			var r reply
+			if r.acquire, err = acquireReply(vals); err != nil {
+				return reply{}, err
+			}
 			if r.acquire.OK {
-				if len(vals) != 5 {
-					return reply{}, fmt.Errorf("%d values in a grant, want 5", len(vals))
+				if len(vals) != 6 {
+					return reply{}, fmt.Errorf("%d values in a grant, want 6", len(vals))
 				}
-				r.start = startReply(vals[3:])
+				r.start = startReply(vals[4:])
 			}
 			return r, nil
 		})

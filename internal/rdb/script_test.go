@@ -2,6 +2,7 @@ package rdb
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,48 @@ func TestAcquireStart(t *testing.T) {
 	}
 	if !CrossSlotScripts(c) {
 		t.Error("CrossSlotScripts of a single server: false")
+	}
+}
+
+// TestAcquireAhead: a call whose rate token comes within Ahead is granted at
+// once with the delay until its token, and its lease runs from then; one
+// further away is refused for the time until it comes within Ahead. The
+// grant's Wait says when the next call's token comes within Ahead.
+func TestAcquireAhead(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Start(t).Client()
+	k := LimiterKeys("AC1")
+	const interval, ahead = 10 * time.Millisecond, 35 * time.Millisecond
+	acq := AcquireArgs{Rate: 100, Burst: 1, MaxInFlight: 10, Lease: time.Minute, Ahead: ahead}
+	start := time.Now()
+	// near reports whether d is want less at most what has passed since
+	// start: Redis's clock and this one both advance by that much.
+	near := func(d, want time.Duration) bool {
+		return d <= want && d >= want-time.Since(start)-time.Millisecond
+	}
+	for i := range 4 {
+		acq.Token = fmt.Sprint("t", i)
+		before := time.Now()
+		a, err := LimiterAcquire(ctx, c, k, acq)
+		must(t, "LimiterAcquire", err)
+		if token := time.Duration(i) * interval; !a.OK || !near(a.Delay, token) {
+			t.Fatalf("call %d: %+v, want granted with a delay of about %v", i, a, token)
+		}
+		if next := max(0, time.Duration(i+1)*interval-ahead); !near(a.Wait, next) {
+			t.Errorf("call %d: the next call may be asked for in %v, want about %v", i, a.Wait, next)
+		}
+		score := c.ZScore(ctx, k.InFlight(), acq.Token).Val()
+		if at := time.UnixMicro(int64(score)).Add(-time.Minute); at.Before(before.Add(a.Delay).Add(-time.Millisecond)) {
+			t.Errorf("call %d: lease from %v, before its token's time %v", i, at, before.Add(a.Delay))
+		}
+	}
+	acq.Token = "t4"
+	a, err := LimiterAcquire(ctx, c, k, acq)
+	must(t, "LimiterAcquire", err)
+	if wait := 4*interval - ahead; a.OK || a.Reason != "rate" || !near(a.Wait, wait) {
+		t.Fatalf("call 4, its token %v away: %+v, want refused for the rate, to ask again in about %v", 4*interval, a, wait)
+	}
+	if n := c.ZCard(ctx, k.InFlight()).Val(); n != 4 {
+		t.Errorf("%d slots held, want 4", n)
 	}
 }
