@@ -22,6 +22,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rcslaunch/rcslaunch/internal/limits"
 	"github.com/rcslaunch/rcslaunch/internal/queue"
 	"github.com/rcslaunch/rcslaunch/internal/rdb"
 	"github.com/rcslaunch/rcslaunch/internal/sim"
@@ -310,7 +311,7 @@ func TestFollowLaunchesThroughWorkerKill(t *testing.T) {
 		"KALEYRA_MAX_IN_FLIGHT": "16", "WORKER_CONCURRENCY": "8",
 		"LOG_LEVEL": "debug",
 	}
-	stopGrants := e.recordGrants(burst * time.Second / rate)
+	stopGrants := e.recordGrants(burst * rdb.Interval(rate, limits.Margin))
 	ws := e.startWorkers(3, mod)
 	victim := ws[0]
 

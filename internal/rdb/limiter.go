@@ -3,6 +3,7 @@ package rdb
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -27,6 +28,15 @@ type AcquireArgs struct {
 	// Ahead is how early a call's rate token may be granted, sent in whole
 	// µs: the grant then says how long the call must wait (Delay).
 	Ahead time.Duration
+	// Margin is the share of the rate's interval added to it (see
+	// Interval).
+	Margin float64
+}
+
+// Interval is the time limiter_acquire.lua keeps between calls at rate
+// calls a second with margin (AcquireArgs.Margin), in whole µs as it does.
+func Interval(rate, margin float64) time.Duration {
+	return time.Duration(math.Floor(1e6/rate*(1+margin))) * time.Microsecond
 }
 
 // AcquireReply is limiter_acquire.lua's answer.
@@ -59,7 +69,7 @@ func LimiterAcquire(ctx context.Context, c redis.Scripter, k SIDKeys, a AcquireA
 }
 
 func (a AcquireArgs) args() []any {
-	return []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token, a.Ahead.Microseconds()}
+	return []any{a.Rate, a.Burst, a.MaxInFlight, a.Lease.Microseconds(), a.Token, a.Ahead.Microseconds(), a.Margin}
 }
 
 // acquireReply decodes limiter_acquire.lua's answer: {ok, wait_us, reason},

@@ -362,3 +362,24 @@ func TestAcquireAhead(t *testing.T) {
 		t.Errorf("%d slots held, want 4", n)
 	}
 }
+
+// TestAcquireMargin: Margin widens the interval between grants by its share,
+// as Interval says.
+func TestAcquireMargin(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Start(t).Client()
+	k := LimiterKeys("AC1")
+	acq := AcquireArgs{Rate: 100, Burst: 1, MaxInFlight: 10, Lease: time.Minute, Ahead: time.Second, Margin: 0.5, Token: "t1"}
+	if got := Interval(acq.Rate, acq.Margin); got != 15*time.Millisecond {
+		t.Fatalf("Interval(100, 0.5) = %v, want 15ms", got)
+	}
+	start := time.Now()
+	a, err := LimiterAcquire(ctx, c, k, acq)
+	must(t, "LimiterAcquire", err)
+	acq.Token = "t2"
+	b, err := LimiterAcquire(ctx, c, k, acq)
+	must(t, "LimiterAcquire", err)
+	if !a.OK || !b.OK || a.Delay != 0 || b.Delay > 15*time.Millisecond || b.Delay < 15*time.Millisecond-time.Since(start)-time.Millisecond {
+		t.Fatalf("two calls at 100/s with a margin of half: %+v, %+v, want the second 15ms after the first", a, b)
+	}
+}

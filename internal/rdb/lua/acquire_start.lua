@@ -6,8 +6,8 @@
 --
 -- KEYS[1..5]   limiter_acquire's KEYS
 -- KEYS[6..8]   start_job's KEYS
--- ARGV[1..6]   limiter_acquire's ARGV
--- ARGV[7..14]  start_job's ARGV
+-- ARGV[1..7]   limiter_acquire's ARGV
+-- ARGV[8..15]  start_job's ARGV
 --
 -- Returns limiter_acquire's answer; when the slot is taken, followed by
 -- start_job's: {1, next_us, 'ok' or 'lowered', delay_us, state, attempt}.
@@ -18,7 +18,7 @@ local function slice(t, from, to)
   return r
 end
 
-local a = limiter_acquire(slice(KEYS, 1, 5), slice(ARGV, 1, 6))
+local a = limiter_acquire(slice(KEYS, 1, 5), slice(ARGV, 1, 7))
 if a[1] ~= 1 then return a end
-local s = start_job(slice(KEYS, 6, 8), slice(ARGV, 7, 14))
+local s = start_job(slice(KEYS, 6, 8), slice(ARGV, 8, 15))
 return {1, a[2], a[3], a[4], s[1], s[2]}

@@ -12,6 +12,8 @@
 -- ARGV[4]  lease           how long a slot is held at most, µs
 -- ARGV[5]  token           the slot's lease token
 -- ARGV[6]  ahead           how early a call's token may be reserved, µs
+-- ARGV[7]  margin          the share of the rate's interval added to it as
+--                          room for the calls' jitter on their way (0.01)
 --
 -- A call whose token comes within ahead is granted at once, with the delay
 -- after which it may go: the rate counts it at its token's time, not at
@@ -41,7 +43,7 @@ local rate = tonumber(ARGV[1])
 local eff = tonumber(redis.call('HGET', KEYS[4], 'rate'))
 local granted = 'ok'
 if eff and eff < rate then rate, granted = eff, 'lowered' end
-local interval = math.floor(1000000 / rate)
+local interval = math.floor(1000000 / rate * (1 + tonumber(ARGV[7])))
 local tolerance = interval * tonumber(ARGV[2])
 local ahead = tonumber(ARGV[6])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
