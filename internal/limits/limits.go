@@ -209,38 +209,55 @@ type Slot struct {
 	at time.Time
 }
 
+// wait returns when the slot's call may go (at).
+func (s *Slot) wait() { time.Sleep(time.Until(s.at)) }
+
 // Acquire waits, up to MaxWait, until a call for sid may go, and returns its
 // slot. When it would have to wait longer (a cool-off, a long rate wait) it
-// returns a *DeferredError instead; on ctx's end, ctx's error.
+// returns a *DeferredError instead; on ctx's end, ctx's error. A slot
+// granted ahead of its token (reserveAhead) is returned at the token's
+// time, even if ctx ends or MaxWait passes meanwhile.
 func (l *Limiter) Acquire(ctx context.Context, sid string) (*Slot, error) {
 	slot, _, err := l.acquire(ctx, sid, nil)
-	return slot, err
+	if err != nil {
+		return nil, err
+	}
+	slot.wait()
+	return slot, nil
 }
 
 // AcquireStart is Acquire, then rdb.StartJob of the job start describes
 // (start.Now is set at each try), in the same round trip as the grant where
 // Redis lets one script do both (rdb.CrossSlotScripts): a launch costs one
 // round trip less. On a Redis Cluster it takes two; when the start fails
-// there, the slot is released.
+// there, the slot is released. It waits for the slot's token only when the
+// job is running: a finished job's slot is released unused at once.
 func (l *Limiter) AcquireStart(ctx context.Context, sid string, start rdb.StartArgs) (*Slot, rdb.StartReply, error) {
-	if rdb.CrossSlotScripts(l.rdb) {
-		return l.acquire(ctx, sid, &start)
-	}
-	slot, _, err := l.acquire(ctx, sid, nil)
-	if err != nil {
-		return nil, rdb.StartReply{}, err
-	}
-	start.Now = time.Now()
+	var slot *Slot
 	var r rdb.StartReply
-	if r.State, r.Attempt, err = rdb.StartJob(ctx, l.rdb, start); err != nil {
-		_, _ = slot.Release(context.WithoutCancel(ctx), Unused)
-		return nil, r, fmt.Errorf("start job %s: %w", start.ID, err)
+	var err error
+	if rdb.CrossSlotScripts(l.rdb) {
+		if slot, r, err = l.acquire(ctx, sid, &start); err != nil {
+			return nil, r, err
+		}
+	} else {
+		if slot, _, err = l.acquire(ctx, sid, nil); err != nil {
+			return nil, r, err
+		}
+		start.Now = time.Now()
+		if r.State, r.Attempt, err = rdb.StartJob(ctx, l.rdb, start); err != nil {
+			_, _ = slot.Release(context.WithoutCancel(ctx), Unused)
+			return nil, r, fmt.Errorf("start job %s: %w", start.ID, err)
+		}
+	}
+	if r.State == rdb.JobRunning {
+		slot.wait()
 	}
 	return slot, r, nil
 }
 
-// acquire is Acquire, which with start also runs rdb.StartJob in the script
-// that grants the slot.
+// acquire is Acquire but for the wait for the slot's token, which with
+// start also runs rdb.StartJob in the script that grants the slot.
 func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs) (*Slot, rdb.StartReply, error) {
 	a := l.account(sid)
 	c := &a.cfg
@@ -283,7 +300,6 @@ func (l *Limiter) acquire(ctx context.Context, sid string, start *rdb.StartArgs)
 				<-a.turn
 				inTurn = false
 			}
-			time.Sleep(time.Until(slot.at))
 			return slot, started, nil
 		}
 	}

@@ -88,9 +88,12 @@ func StartJob(ctx context.Context, c redis.Scripter, a StartArgs) (state string,
 	return r.State, r.Attempt, err
 }
 
+// JobRunning is the state StartJob gives a job it starts.
+const JobRunning = "running"
+
 // StartReply is start_job.lua's answer.
 type StartReply struct {
-	State   string // "running", or the finished state
+	State   string // JobRunning, or the finished state
 	Attempt int    // the attempt starting, or the finished job's attempt count
 }
 

@@ -34,9 +34,10 @@ type AcquireArgs struct {
 }
 
 // Interval is the time limiter_acquire.lua keeps between calls at rate
-// calls a second with margin (AcquireArgs.Margin), in whole µs as it does.
+// calls a second with margin (AcquireArgs.Margin), in whole µs as it does,
+// rounded up so that the rate is never exceeded.
 func Interval(rate, margin float64) time.Duration {
-	return time.Duration(math.Floor(1e6/rate*(1+margin))) * time.Microsecond
+	return time.Duration(math.Ceil(1e6/rate*(1+margin))) * time.Microsecond
 }
 
 // AcquireReply is limiter_acquire.lua's answer.
@@ -48,7 +49,7 @@ type AcquireReply struct {
 	Lowered bool
 	// Wait is, refused, how long until a call may be asked for (0:
 	// unknown); granted, how long until the account's next call may be
-	// (0: at once).
+	// asked for (0: at once).
 	Wait time.Duration
 	// Delay is, granted, how long the call must wait before it goes: its
 	// rate token comes within AcquireArgs.Ahead.

@@ -43,7 +43,8 @@ local rate = tonumber(ARGV[1])
 local eff = tonumber(redis.call('HGET', KEYS[4], 'rate'))
 local granted = 'ok'
 if eff and eff < rate then rate, granted = eff, 'lowered' end
-local interval = math.floor(1000000 / rate * (1 + tonumber(ARGV[7])))
+-- Rounded up, so that whole µs never take the calls above the rate.
+local interval = math.ceil(1000000 / rate * (1 + tonumber(ARGV[7])))
 local tolerance = interval * tonumber(ARGV[2])
 local ahead = tonumber(ARGV[6])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
