@@ -385,8 +385,8 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 		return nil
 	default:
 	}
-	// The account grants at most Rate calls a second, so a waiter with n
-	// waiters ahead of it waits n/Rate at least. One that could not be
+	// The account grants at most one call an interval (rdb.Interval), so a
+	// waiter with n waiters ahead of it waits n intervals at least. One that could not be
 	// served before its deadline goes back to the queue at once instead of
 	// holding its worker until then: its worker can take another account's
 	// job meanwhile. It asks to come back a little before the waiters ahead
@@ -397,7 +397,7 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 	// rather than take its next job only to hand that back too.
 	ahead := a.waiting.Add(1) - 1
 	defer a.waiting.Add(-1)
-	if wait := time.Duration(float64(ahead) / a.cfg.Rate * float64(time.Second)); wait > time.Until(deadline) {
+	if wait := time.Duration(ahead) * rdb.Interval(a.cfg.Rate, Margin); wait > time.Until(deadline) {
 		return &DeferredError{After: max(wait-comeBackEarly, 100*time.Millisecond), Reason: ReasonRate}
 	}
 	t := time.NewTimer(time.Until(deadline))
