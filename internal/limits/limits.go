@@ -386,10 +386,10 @@ func (a *account) waitTurn(ctx context.Context, deadline time.Time) error {
 	default:
 	}
 	// The account grants at most one call an interval (rdb.Interval), so a
-	// waiter with n waiters ahead of it waits n intervals at least. One that could not be
-	// served before its deadline goes back to the queue at once instead of
-	// holding its worker until then: its worker can take another account's
-	// job meanwhile. It asks to come back a little before the waiters ahead
+	// waiter with n waiters ahead of it waits n intervals at least. One
+	// that could not be served before its deadline goes back to the queue
+	// at once instead of holding its worker until then: its worker can
+	// take another account's job meanwhile. It asks to come back a little before the waiters ahead
 	// are all served, so that the account's next jobs are at hand by then.
 	// The reason is the rate whatever the last refusal said (the in-flight
 	// cap, say): it is what the wait was reckoned from, and a long rate

@@ -1273,10 +1273,11 @@ func TestLateWaiterKeepsTheRate(t *testing.T) {
 	var times []int64
 	for range calls {
 		s := mustAcquire(t, l, "AC1")
-		if at := time.UnixMicro(grantTime(t, l, c, s)); time.Now().Before(at) {
-			t.Errorf("Acquire returned %v before its token's time", time.Until(at))
+		at := grantTime(t, l, c, s)
+		if time.Now().Before(time.UnixMicro(at)) {
+			t.Errorf("Acquire returned %v before its token's time", time.Until(time.UnixMicro(at)))
 		}
-		times = append(times, grantTime(t, l, c, s))
+		times = append(times, at)
 		mustRelease(t, s, Answered)
 	}
 	checkGCRA(t, times, rate, 1)

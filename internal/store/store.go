@@ -27,7 +27,7 @@ type State string
 // Job states. Succeeded and dead-lettered are final.
 const (
 	StateQueued       State = "queued"
-	StateRunning      State = "running"
+	StateRunning      State = rdb.JobRunning // as start_job.lua writes it
 	StateRetrying     State = "retrying"
 	StateSucceeded    State = "succeeded"
 	StateDeadLettered State = "dead_lettered"
